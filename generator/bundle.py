@@ -1,0 +1,105 @@
+"""Assemble a host's bundle in memory: rendered files, MANIFEST.json, SHA256SUMS, README.md,
+and the tarball that carries it to an air-gapped host. Pure: returns bytes, writes nothing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+
+from generator import __version__
+from generator.plan import CONFIG_MODE, PlannedFile, datasets_of, plan_host
+from generator.render import environment, render_file
+from generator.validate import Host
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    path: str
+    content: bytes
+    mode: int
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _facts(host: Host) -> dict:
+    """What the shipped bats suites and other tools need to know of the specs (no secrets)."""
+    spec = host.spec
+    return {
+        "pool": spec.pool.name,
+        "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
+                     for d in datasets_of(host)],
+        "clusters": [{"name": c.spec.name, "user": c.spec.user, "dataset": c.dataset,
+                      "mountpoint": c.mountpoint, "port": c.spec.port,
+                      "postgres_version": c.spec.postgres.version}
+                     for c in host.clusters],
+    }
+
+
+def _manifest(host: Host, planned: list[PlannedFile], rendered: dict[str, bytes]) -> bytes:
+    files = [{"path": p.path, "role": p.role, "cluster": p.cluster,
+              "sha256": sha256(rendered[p.path]), "mode": f"{p.mode:04o}",
+              "order": p.order, "destructive": p.destructive, "runs_on": p.runs_on}
+             for p in planned]
+    specs = sorted({(s.name, s.sha256) for p in planned for s in p.sources})
+    document = {
+        "generator": "pitr-bundle",
+        "version": __version__,
+        "host": host.name,
+        "specs": [{"name": name, "sha256": digest} for name, digest in specs],
+        "facts": _facts(host),
+        "files": files,
+    }
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _readme(host: Host, planned: list[PlannedFile]) -> bytes:
+    steps = sorted((p for p in planned if p.order is not None), key=lambda p: (p.order, p.path))
+    text = environment().get_template("bundle-README.md.j2").render(
+        version=__version__, host=host.spec, clusters=host.clusters, steps=steps,
+        files=sorted(planned, key=lambda p: p.path))
+    return text.encode()
+
+
+def build_bundle(host: Host) -> list[BundleFile]:
+    planned = plan_host(host)
+    rendered = {p.path: render_file(host, p) for p in planned}
+    files = [BundleFile(p.path, rendered[p.path], p.mode) for p in planned]
+    files.append(BundleFile("README.md", _readme(host, planned), CONFIG_MODE))
+    files.append(BundleFile("MANIFEST.json", _manifest(host, planned, rendered), CONFIG_MODE))
+    sums = "".join(f"{sha256(f.content)}  {f.path}\n" for f in sorted(files, key=lambda f: f.path))
+    files.append(BundleFile("SHA256SUMS", sums.encode(), CONFIG_MODE))
+    return sorted(files, key=lambda f: f.path)
+
+
+def tarball(host_name: str, files: list[BundleFile]) -> bytes:
+    """A reproducible .tar.gz: fixed order, owner, times; folders included with mode 0750."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        folders = sorted({"/".join(f.path.split("/")[:i])
+                          for f in files for i in range(1, f.path.count("/") + 1)})
+        for folder in [""] + folders:
+            info = tarfile.TarInfo(f"{host_name}/{folder}".rstrip("/"))
+            info.type, info.mode = tarfile.DIRTYPE, 0o750
+            _fix_owner(info)
+            tar.addfile(info)
+        for f in files:
+            info = tarfile.TarInfo(f"{host_name}/{f.path}")
+            info.size, info.mode = len(f.content), f.mode
+            _fix_owner(info)
+            tar.addfile(info, io.BytesIO(f.content))
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=9, filename="") as gz:
+        gz.write(raw.getvalue())
+    return packed.getvalue()
+
+
+def _fix_owner(info: tarfile.TarInfo) -> None:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mtime = 0

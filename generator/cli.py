@@ -1,0 +1,139 @@
+"""The command line: the one place that turns errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from generator import __version__
+from generator.errors import PitrBundleError, SpecError
+
+
+def _build_all(specs_dir: Path):
+    """Validate and render every host before anything is written."""
+    from generator.bundle import build_bundle, tarball
+    from generator.validate import load_and_validate
+
+    hosts = load_and_validate(specs_dir)
+    built = []
+    for host in hosts:
+        files = build_bundle(host)
+        built.append((host, files, tarball(host.name, files)))
+    return built
+
+
+def cmd_validate(args) -> int:
+    from generator.validate import load_and_validate
+
+    hosts = load_and_validate(Path(args.specs))
+    clusters = sum(len(h.clusters) for h in hosts)
+    print(f"ok: {len(hosts)} host spec(s), {clusters} cluster spec(s)")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from generator.write import compare_bundle, write_bundle
+
+    out = Path(args.output)
+    differs = False
+    for host, files, tar_bytes in _build_all(Path(args.specs)):
+        bundle_dir, tar_path = out / host.name, out / f"{host.name}.tar.gz"
+        if args.check:
+            report = compare_bundle(bundle_dir, files, tar_path, tar_bytes)
+        else:
+            report = write_bundle(bundle_dir, files, tar_path, tar_bytes)
+        for status, path in report:
+            differs |= status != "identical"
+            if args.check and status == "identical":
+                continue
+            print(f"{status:<10} {path}")
+    if args.check:
+        print("bundle differs from the specs" if differs else "bundle matches the specs")
+        return 1 if differs else 0
+    return 0
+
+
+def cmd_check(args) -> int:
+    from generator.audit import read_manifest, run_bats, run_shellcheck, verify_sums
+
+    bundle_dir = Path(args.bundle)
+    manifest = read_manifest(bundle_dir)
+    failed = False
+    bad = verify_sums(bundle_dir)
+    if bad:
+        print("SHA256SUMS mismatch: " + ", ".join(bad), file=sys.stderr)
+        failed = True
+    else:
+        print("checksums: ok")
+    shell_files = manifest.shell_files()
+    if run_shellcheck(shell_files) != 0:
+        print("shellcheck: findings above", file=sys.stderr)
+        failed = True
+    else:
+        print(f"shellcheck: {len(shell_files)} file(s) clean")
+    if not args.no_bats:
+        if run_bats(bundle_dir, filter_text=args.filter) != 0:
+            print("bats: failures above", file=sys.stderr)
+            failed = True
+        else:
+            print("bats: ok")
+    return 1 if failed else 0
+
+
+def cmd_schema(args) -> int:
+    from generator.schema import MODELS
+
+    print(json.dumps(MODELS[args.kind].model_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="pitr-bundle",
+        description="Generate audited bash bundles for a central PostgreSQL PITR host on ZFS.")
+    top.add_argument("--version", action="version", version=f"pitr-bundle {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check every spec and report all problems at once")
+    p.add_argument("specs", help="the specs folder (with hosts/ and clusters/)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("build", help="write one bundle per backup-host spec")
+    p.add_argument("specs", help="the specs folder (with hosts/ and clusters/)")
+    p.add_argument("-o", "--output", default="out", help="where bundles go (default: out)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when the bundles on disk differ from the specs")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("check", help="verify, shellcheck and bats-test a written bundle")
+    p.add_argument("bundle", help="a bundle folder, e.g. out/pitr1")
+    p.add_argument("--no-bats", action="store_true", help="only checksums and shellcheck")
+    p.add_argument("--filter", help="run only bats tests whose name matches this regex")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a spec kind")
+    p.add_argument("kind", choices=["host", "cluster"])
+    p.set_defaults(func=cmd_schema)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found; nothing was written", file=sys.stderr)
+        return exc.exit_code
+    except PitrBundleError as exc:
+        print(f"pitr-bundle: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"pitr-bundle: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

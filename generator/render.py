@@ -1,0 +1,68 @@
+"""Render planned files with Jinja2; every value reaches a script quoted or pattern-checked."""
+
+from __future__ import annotations
+
+import shlex
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from generator import __version__
+from generator.plan import PlannedFile
+from generator.validate import Host
+
+
+def templates_dir() -> Path:
+    """The installed templates (pyproject.toml maps templates/ to generator.templates);
+    templates/ beside generator/ when running from a checkout that is not installed."""
+    try:
+        import generator.templates as installed
+    except ImportError:
+        installed = None
+    for folder in getattr(installed, "__path__", []):
+        if (Path(folder) / "lib").is_dir():
+            return Path(folder)
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def shell_quote(value) -> str:
+    return shlex.quote(str(value))
+
+
+def pg_conf_quote(value) -> str:
+    """A postgresql.conf string literal: single quotes doubled, backslashes doubled."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        # bash says ${#array[@]}: keep "{#" for bash, give Jinja comments another marker
+        comment_start_string="{##",
+        comment_end_string="##}",
+    )
+    env.filters["shq"] = shell_quote
+    env.filters["pgq"] = pg_conf_quote
+    return env
+
+
+def render_file(host: Host, planned: PlannedFile) -> bytes:
+    spec = host.spec
+    context = {
+        "version": __version__,
+        "host": spec,
+        "clusters": host.clusters,
+        "pool": spec.pool,
+        "nfs": spec.nfs,
+        "file": planned,
+        **planned.context,
+    }
+    text = environment().get_template(planned.template).render(context)
+    return text.encode("utf-8")

@@ -1,0 +1,261 @@
+"""The spec schema: typed models with unknown keys forbidden.
+
+Every string that reaches a script is either held to a safe pattern here, or is quoted for its
+destination by the templates. Patterns are deliberately narrow: names of pools, datasets,
+users and paths never need shell metacharacters.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      StringConstraints, model_validator)
+
+# --- safe string types -----------------------------------------------------------------------
+
+HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+# cluster and OS user names: what useradd accepts everywhere, and safe in paths and shell
+ClusterName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,30}$")]
+PoolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
+DatasetName = Annotated[str, StringConstraints(
+    pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})+$")]
+ZfsPropertyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")]
+
+
+def _no_dot_segments(path: str) -> str:
+    if any(part in (".", "..") for part in path.split("/")):
+        raise ValueError("must not contain '.' or '..' segments")
+    if len(path) > 1 and path.endswith("/"):
+        raise ValueError("must not end with '/'")
+    return path
+
+
+AbsPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._+@:/-]{0,4000}$"),
+                    AfterValidator(_no_dot_segments)]
+
+
+def _yaml_on_off(value):
+    """YAML 1.1 reads a bare `off` as False: give ZFS back the word the user meant."""
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+ZfsPropertyValue = Annotated[str, BeforeValidator(_yaml_on_off),
+                             StringConstraints(pattern=r"^[A-Za-z0-9_.:,+=/@-]{1,1024}$")]
+ZfsProperties = dict[ZfsPropertyName, ZfsPropertyValue]
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*", value):
+        return value
+    raise ValueError("must be an IP address or a host name")
+
+
+Address = Annotated[str, StringConstraints(max_length=253), AfterValidator(_address)]
+Port = Annotated[int, Field(ge=1024, le=65535)]
+SystemPort = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _version_text(value):
+    """`version: 9.0` in YAML is a float; the user meant the text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+PgVersion = Annotated[str, BeforeValidator(_version_text),
+                      StringConstraints(pattern=r"^(9\.[0-6]|[1-9][0-9])(\.[0-9]{1,3})?$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- host spec -------------------------------------------------------------------------------
+
+DEFAULT_ROOT_PROPERTIES = {"compression": "lz4", "atime": "off", "canmount": "off",
+                           "dedup": "off"}
+
+MIN_DISKS = {"raidz1": 3, "raidz2": 4, "raidz3": 5, "mirror": 2}
+
+
+class Vdev(Strict):
+    type: Literal["raidz1", "raidz2", "raidz3", "mirror"]
+    disks: list[AbsPath]
+
+    @model_validator(mode="after")
+    def _enough_disks(self):
+        needed = MIN_DISKS[self.type]
+        if len(self.disks) < needed:
+            raise ValueError(f"a {self.type} vdev needs at least {needed} disks, "
+                             f"got {len(self.disks)}")
+        return self
+
+
+class LogDevices(Strict):
+    # single: each device is its own log vdev (protected by hardware RAID, as in the runbook);
+    # mirror: the devices form one mirrored log vdev (what a JBOD needs)
+    type: Literal["single", "mirror"] = "mirror"
+    devices: list[AbsPath] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _mirror_needs_two(self):
+        if self.type == "mirror" and len(self.devices) < 2:
+            raise ValueError("a mirrored log needs at least 2 devices")
+        return self
+
+
+class Pool(Strict):
+    name: PoolName
+    ashift: int = Field(default=12, ge=9, le=16)
+    vdevs: list[Vdev] = Field(min_length=1)
+    log: Optional[LogDevices] = None
+    cache: list[AbsPath] = []
+    spares: list[AbsPath] = []
+    # "by-id" refuses anything but /dev/disk/by-id/... (sdX names move between boots);
+    # "any" is for test rigs on files or loop devices and must be asked for explicitly.
+    device_paths: Literal["by-id", "any"] = "by-id"
+    # properties of the pool's root dataset, inherited by every dataset (zpool create -O)
+    properties: ZfsProperties = {}
+    # pool properties other than ashift (zpool create -o), e.g. cachefile=none for test rigs
+    pool_options: ZfsProperties = {}
+    # where the root dataset would mount; with canmount=off it never does
+    mountpoint: Optional[AbsPath] = None
+
+    @property
+    def root_properties(self) -> dict[str, str]:
+        return {**DEFAULT_ROOT_PROPERTIES, **self.properties}
+
+    @property
+    def all_devices(self) -> list[str]:
+        devices = [d for vdev in self.vdevs for d in vdev.disks]
+        devices += self.log.devices if self.log else []
+        return devices + list(self.cache) + list(self.spares)
+
+
+class SharedDataset(Strict):
+    name: DatasetName
+    mountpoint: AbsPath
+    properties: ZfsProperties = {}
+
+
+class SharedDatasets(Strict):
+    pg_home: SharedDataset  # PostgreSQL builds, one folder per cluster
+    pg_arch: SharedDataset  # WAL archives, one folder per cluster, exported over NFS
+    pg_log: SharedDataset  # server logs of the standbys
+
+
+class NfsPorts(Strict):
+    """Fixed NFS helper ports (the runbook's values) so firewalls and remounts keep working."""
+
+    rquotad: SystemPort = 875
+    lockd_tcp: SystemPort = 32803
+    lockd_udp: SystemPort = 32769
+    mountd: SystemPort = 892
+    statd: SystemPort = 662
+    statd_outgoing: SystemPort = 2020
+    rdma: SystemPort = 20049
+
+
+ExportOptions = Annotated[str, StringConstraints(pattern=r"^[a-z_]+(=[A-Za-z0-9_:/.-]+)?"
+                                                         r"(,[a-z_]+(=[A-Za-z0-9_:/.-]+)?)*$")]
+
+
+class Nfs(Strict):
+    exports_file: AbsPath = "/etc/exports"
+    options: ExportOptions = "rw,no_root_squash,sync"
+    ports: NfsPorts = NfsPorts()
+    # nfs.conf: nfs-utils >= 2 reads drop-ins from /etc/nfs.conf.d;
+    # sysconfig: the runbook's /etc/sysconfig/nfs variables (RHEL/CentOS 6 and 7)
+    ports_format: Literal["nfs.conf", "sysconfig"] = "nfs.conf"
+    ports_file: AbsPath = "/etc/nfs.conf.d/pitr-bundle.conf"
+
+
+class HostSpec(Strict):
+    name: HostName
+    # the address primaries see the backup host connect from (pg_hba.conf); a virtual IP,
+    # when set, is used instead so the backup host can move without touching the primaries
+    address: Address
+    virtual_ip: Optional[Address] = None
+    pool: Pool
+    datasets: SharedDatasets
+    nfs: Nfs = Nfs()
+
+    @property
+    def replication_source(self) -> str:
+        return self.virtual_ip or self.address
+
+
+# --- cluster spec ----------------------------------------------------------------------------
+
+
+class Postgres(Strict):
+    version: PgVersion
+
+    @property
+    def major(self) -> int:
+        """10 for 10.x; 90 for 9.0.x (the pre-10 numbering has two-part majors)."""
+        parts = self.version.split(".")
+        return int(parts[0]) * 10 + int(parts[1]) if parts[0] == "9" else int(parts[0])
+
+    @property
+    def major_text(self) -> str:
+        parts = self.version.split(".")
+        return ".".join(parts[:2]) if parts[0] == "9" else parts[0]
+
+
+class Primary(Strict):
+    address: Address
+    port: SystemPort = 5432
+    ha_partner: Optional[Address] = None
+
+    @property
+    def nodes(self) -> list[str]:
+        return [self.address] + ([self.ha_partner] if self.ha_partner else [])
+
+
+class Archive(Strict):
+    # further hosts that may mount the archive export besides the primary and its HA partner
+    extra_clients: list[Address] = []
+
+
+class ClusterSpec(Strict):
+    name: ClusterName
+    host: HostName
+    os_user: Optional[ClusterName] = None  # default: the cluster's name
+    dataset: Optional[DatasetName] = None  # default: <pool>/<name>
+    mountpoint: Optional[AbsPath] = None  # default: /<name>
+    properties: ZfsProperties = {}
+    port: Port
+    postgres: Postgres
+    primary: Primary
+    archive: Archive = Archive()
+
+    @property
+    def user(self) -> str:
+        return self.os_user or self.name
+
+    @property
+    def archive_clients(self) -> list[str]:
+        seen: list[str] = []
+        for address in self.primary.nodes + list(self.archive.extra_clients):
+            if address not in seen:
+                seen.append(address)
+        return seen
+
+
+MODELS: dict[str, type[Strict]] = {"host": HostSpec, "cluster": ClusterSpec}
+
+SpecModel = Union[HostSpec, ClusterSpec]

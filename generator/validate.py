@@ -1,0 +1,182 @@
+"""Validate loaded specs: each against its schema, then the checks that span several specs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from generator.errors import SpecError, SpecProblem
+from generator.load import SpecFile, load_specs
+from generator.schema import MODELS, ClusterSpec, HostSpec
+
+FRIENDLY = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+@dataclass
+class Cluster:
+    spec: ClusterSpec
+    source: SpecFile
+    dataset: str
+    mountpoint: str
+
+
+@dataclass
+class Host:
+    spec: HostSpec
+    source: SpecFile
+    clusters: list[Cluster] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _schema_problems(source: SpecFile, exc: ValidationError) -> list[SpecProblem]:
+    problems = []
+    for error in exc.errors():
+        # pydantic puts the failing tagged-union/validator name into loc; keep only real keys
+        location = tuple(part for part in error["loc"]
+                         if isinstance(part, int) or part in _keys_along(source.data, error["loc"]))
+        message = FRIENDLY.get(error["type"], error["msg"])
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if error["type"] == "string_pattern_mismatch":
+            message = f"{_shown(error.get('input'))} is not allowed here ({message.lower()})"
+        problems.append(source.problem(location, message))
+    return problems
+
+
+def _keys_along(data, loc) -> set:
+    """Every mapping key met while walking loc through data (to drop pydantic's own labels)."""
+    keys, node = set(), data
+    for part in loc:
+        if isinstance(node, dict):
+            keys.update(node.keys())
+            node = node.get(part) if isinstance(part, str) else None
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return keys
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Registry:
+    """Finds values claimed twice (ports, datasets, ...) and reports both places."""
+
+    def __init__(self, problems: list[SpecProblem]):
+        self.problems = problems
+        self.claims: dict[tuple[str, str], tuple[SpecFile, tuple]] = {}
+
+    def claim(self, what: str, value, source: SpecFile, at: tuple) -> None:
+        key = (what, str(value))
+        if key in self.claims:
+            first_source, first_at = self.claims[key]
+            where = f"{first_source.display}:{first_source.line_of(first_at)}"
+            self.problems.append(source.problem(at, f"{what} {value} is already used at {where}"))
+        else:
+            self.claims[key] = (source, at)
+
+
+def _check_host(host: Host, problems: list[SpecProblem]) -> None:
+    spec, src = host.spec, host.source
+    pool = spec.pool
+    taken = _Registry(problems)
+    device_places: list[tuple[str, tuple]] = []
+    for v, vdev in enumerate(pool.vdevs):
+        device_places += [(d, ("pool", "vdevs", v, "disks", i)) for i, d in enumerate(vdev.disks)]
+    if pool.log:
+        device_places += [(d, ("pool", "log", "devices", i)) for i, d in enumerate(pool.log.devices)]
+    device_places += [(d, ("pool", "cache", i)) for i, d in enumerate(pool.cache)]
+    device_places += [(d, ("pool", "spares", i)) for i, d in enumerate(pool.spares)]
+    for device, at in device_places:
+        taken.claim("device", device, src, at)
+        if pool.device_paths == "by-id" and not device.startswith("/dev/disk/by-id/"):
+            problems.append(src.problem(at, f"{device} is not a /dev/disk/by-id/ path (sdX names "
+                                            "change between boots); set pool.device_paths: any "
+                                            "only for test rigs"))
+    for key in ("pg_home", "pg_arch", "pg_log"):
+        dataset = getattr(spec.datasets, key)
+        _check_in_pool(pool.name, dataset.name, src, ("datasets", key, "name"), problems)
+        taken.claim("dataset", dataset.name, src, ("datasets", key, "name"))
+        taken.claim("mountpoint", dataset.mountpoint, src, ("datasets", key, "mountpoint"))
+    for cluster in host.clusters:
+        c, csrc = cluster.spec, cluster.source
+        _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
+        taken.claim("dataset", cluster.dataset, csrc, ("dataset",))
+        taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",))
+        taken.claim("port", c.port, csrc, ("port",))
+        taken.claim("OS user", c.user, csrc, ("os_user",))
+
+
+def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,
+                   problems: list[SpecProblem]) -> None:
+    if not dataset.startswith(pool + "/"):
+        problems.append(src.problem(at, f"dataset {dataset} is not in pool {pool}"))
+
+
+def validate(specs: list[SpecFile]) -> list[Host]:
+    """All problems of all specs at once, as one SpecError; else the hosts with their clusters."""
+    problems: list[SpecProblem] = []
+    hosts: dict[str, Host] = {}
+    clusters: list[Cluster] = []
+    names = _Registry(problems)
+    for source in specs:
+        try:
+            model = MODELS[source.kind].model_validate(source.data)
+        except ValidationError as exc:
+            problems += _schema_problems(source, exc)
+            continue
+        if isinstance(model, HostSpec):
+            names.claim("host name", model.name, source, ("name",))
+            hosts.setdefault(model.name, Host(model, source))
+        else:
+            names.claim("cluster name", model.name, source, ("name",))
+            clusters.append(Cluster(model, source, dataset=model.dataset or "",
+                                    mountpoint=model.mountpoint or f"/{model.name}"))
+    by_host: dict[str, list[Cluster]] = defaultdict(list)
+    for cluster in clusters:
+        host = hosts.get(cluster.spec.host)
+        if host is None:
+            known = ", ".join(sorted(hosts)) or "none"
+            problems.append(cluster.source.problem(
+                ("host",), f"no host spec named {cluster.spec.host} (hosts: {known})"))
+            continue
+        cluster.dataset = cluster.dataset or f"{host.spec.pool.name}/{cluster.spec.name}"
+        by_host[host.name].append(cluster)
+    for host in hosts.values():
+        host.clusters = sorted(by_host[host.name], key=lambda c: c.spec.name)
+        _check_host(host, problems)
+    if problems:
+        raise SpecError(problems)
+    return [hosts[name] for name in sorted(hosts)]
+
+
+def load_and_validate(specs_dir: Path) -> list[Host]:
+    problems: list[SpecProblem] = []
+    if not specs_dir.is_dir():
+        raise SpecError([SpecProblem(str(specs_dir), None, "", "no such folder")])
+    specs = load_specs(specs_dir, problems)
+    if not specs and not problems:
+        problems.append(SpecProblem(str(specs_dir), None, "",
+                                    "no specs found (expected hosts/*.yaml and clusters/*.yaml)"))
+    try:
+        hosts = validate(specs)
+    except SpecError as exc:
+        problems += exc.problems
+        raise SpecError(problems) from None
+    if problems:
+        raise SpecError(problems)
+    if not hosts:
+        raise SpecError([SpecProblem(str(specs_dir), None, "", "no host spec in hosts/")])
+    return hosts
