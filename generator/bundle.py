@@ -11,7 +11,7 @@ import tarfile
 from dataclasses import dataclass
 
 from generator import __version__
-from generator.plan import CONFIG_MODE, PlannedFile, datasets_of, plan_host
+from generator.plan import CONFIG_MODE, PlannedFile, datasets_of, plan_host, pool_layout
 from generator.render import environment, render_file
 from generator.validate import Host
 
@@ -30,8 +30,14 @@ def sha256(content: bytes) -> str:
 def _facts(host: Host) -> dict:
     """What the shipped bats suites and other tools need to know of the specs (no secrets)."""
     spec = host.spec
+    vdev_args, layout_lines = pool_layout(host)
     return {
-        "pool": spec.pool.name,
+        "pool": {"name": spec.pool.name, "ashift": spec.pool.ashift, "vdev_args": vdev_args,
+                 "layout": layout_lines, "devices": spec.pool.all_devices,
+                 "root_properties": spec.pool.root_properties,
+                 "pool_options": spec.pool.pool_options, "mountpoint": spec.pool.mountpoint},
+        "archive_root": spec.datasets.pg_arch.mountpoint,
+        "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
                      for d in datasets_of(host)],
         "clusters": [{"name": c.spec.name, "user": c.spec.user, "dataset": c.dataset,

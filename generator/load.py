@@ -38,6 +38,9 @@ class SpecFile:
         return SpecProblem(self.display, self.line_of(key_path), field_name, message)
 
 
+PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader: no arbitrary Python objects, whatever tags a spec carries."""
 
@@ -45,6 +48,10 @@ class _Loader(yaml.SafeLoader):
 def _to_python(node: yaml.Node, loader: _Loader, at: tuple, spec: SpecFile,
                problems: list[SpecProblem]) -> Any:
     spec.lines.setdefault(at, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in PLAIN_TAGS:
+        # a tag such as !!python/object/apply asks for code to run: never
+        raise yaml.MarkedYAMLError(problem=f"tag {node.tag} is not allowed",
+                                   problem_mark=node.start_mark)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
         result: dict[Any, Any] = {}

@@ -32,7 +32,7 @@ class PlannedFile:
         return bool(self.context.get("takes_force"))
 
 
-def _layout(host: Host) -> tuple[list[str], list[str]]:
+def pool_layout(host: Host) -> tuple[list[str], list[str]]:
     """zpool create vdev arguments, and the layout lines the pool script compares with."""
     pool = host.spec.pool
     args: list[str] = []
@@ -82,9 +82,10 @@ def archive_dir(host: Host, cluster_name: str) -> str:
 
 def plan_host(host: Host) -> list[PlannedFile]:
     all_sources = [host.source] + [c.source for c in host.clusters]
-    vdev_args, layout_lines = _layout(host)
+    vdev_args, layout_lines = pool_layout(host)
     datasets = datasets_of(host)
     exports = [{"path": archive_dir(host, c.spec.name), "group": c.spec.user,
+                "cluster": c.spec.name,
                 "clients": c.spec.archive_clients} for c in host.clusters]
     files = [
         PlannedFile("host/10-pool.sh", "pool", "host/pool.sh.j2",

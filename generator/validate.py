@@ -40,9 +40,7 @@ class Host:
 def _schema_problems(source: SpecFile, exc: ValidationError) -> list[SpecProblem]:
     problems = []
     for error in exc.errors():
-        # pydantic puts the failing tagged-union/validator name into loc; keep only real keys
-        location = tuple(part for part in error["loc"]
-                         if isinstance(part, int) or part in _keys_along(source.data, error["loc"]))
+        location = tuple(error["loc"])
         message = FRIENDLY.get(error["type"], error["msg"])
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
@@ -50,20 +48,6 @@ def _schema_problems(source: SpecFile, exc: ValidationError) -> list[SpecProblem
             message = f"{_shown(error.get('input'))} is not allowed here ({message.lower()})"
         problems.append(source.problem(location, message))
     return problems
-
-
-def _keys_along(data, loc) -> set:
-    """Every mapping key met while walking loc through data (to drop pydantic's own labels)."""
-    keys, node = set(), data
-    for part in loc:
-        if isinstance(node, dict):
-            keys.update(node.keys())
-            node = node.get(part) if isinstance(part, str) else None
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            node = None
-    return keys
 
 
 def _shown(value) -> str:
@@ -131,11 +115,14 @@ def validate(specs: list[SpecFile]) -> list[Host]:
     hosts: dict[str, Host] = {}
     clusters: list[Cluster] = []
     names = _Registry(problems)
+    broken_hosts: set = set()  # hosts whose spec failed: their clusters need no second error
     for source in specs:
         try:
             model = MODELS[source.kind].model_validate(source.data)
         except ValidationError as exc:
             problems += _schema_problems(source, exc)
+            if source.kind == "host":
+                broken_hosts.add(source.data.get("name"))
             continue
         if isinstance(model, HostSpec):
             names.claim("host name", model.name, source, ("name",))
@@ -147,6 +134,8 @@ def validate(specs: list[SpecFile]) -> list[Host]:
     by_host: dict[str, list[Cluster]] = defaultdict(list)
     for cluster in clusters:
         host = hosts.get(cluster.spec.host)
+        if host is None and cluster.spec.host in broken_hosts:
+            continue
         if host is None:
             known = ", ".join(sorted(hosts)) or "none"
             problems.append(cluster.source.problem(

@@ -1,0 +1,62 @@
+#!/usr/bin/env bats
+# The datasets script (role "datasets"), against a stateful fake zpool/zfs.
+
+load test_helper
+
+setup() {
+  setup_stubs
+  DATASETS_SCRIPT=$(script_of datasets)
+  POOL=$(query "facts['pool']['name']")
+  "$STUB_BIN/zpool" create -o ashift=12 "$POOL" mirror /dev/a /dev/b
+  : >"$STUB_LOG"
+}
+
+@test "datasets: creates every shared and cluster dataset with its mountpoint" {
+  run -0 "$DATASETS_SCRIPT"
+  while read -r entry; do
+    name=$(jq_get "$entry" name)
+    mountpoint=$(jq_get "$entry" mountpoint)
+    calls "^zfs create -o mountpoint=$mountpoint( -o [^ ]+)* $name\$" | grep -q . ||
+      { echo "no create for $name at $mountpoint"; cat "$STUB_LOG"; false; }
+  done < <(query "facts['datasets']")
+  [ "$(calls '^zfs create' | wc -l)" -eq "$(query "len(facts['datasets'])")" ]
+}
+
+@test "datasets: a second run changes nothing and reports each as already present" {
+  run -0 "$DATASETS_SCRIPT"
+  : >"$STUB_LOG"
+  run -0 "$DATASETS_SCRIPT"
+  [ -z "$(changing_calls)" ]
+  [[ $output == *"0 created, 0 updated, $(query "len(facts['datasets'])") already present"* ]]
+}
+
+@test "datasets: --dry-run lists the creates and changes nothing" {
+  run -0 "$DATASETS_SCRIPT" --dry-run
+  [ -z "$(changing_calls)" ]
+  [ "$(grep -c 'would run: zfs create' <<<"$output")" -eq "$(query "len(facts['datasets'])")" ]
+}
+
+@test "datasets: a moved mountpoint is put back only with confirmation" {
+  run -0 "$DATASETS_SCRIPT"
+  first=$(query "facts['datasets'][0]['name']")
+  "$STUB_BIN/zfs" set mountpoint=/elsewhere "$first"
+  : >"$STUB_LOG"
+  run -4 "$DATASETS_SCRIPT" </dev/null
+  [ -z "$(changing_calls)" ]
+  run -0 "$DATASETS_SCRIPT" --yes
+  [ "$(changing_calls)" = "zfs set mountpoint=$(query "facts['datasets'][0]['mountpoint']") $first" ]
+}
+
+@test "datasets: refuses when the pool does not exist" {
+  rm -f "$FAKE_ZFS_STATE/ds/$POOL"
+  run -3 "$DATASETS_SCRIPT"
+  [[ $output == *"pool $POOL not found"* ]]
+  [ -z "$(changing_calls)" ]
+}
+
+@test "datasets: a failing zfs create stops the run with the dataset named" {
+  first=$(query "facts['datasets'][0]['name']")
+  FAKE_FAIL="zfs create * $first" run -1 "$DATASETS_SCRIPT"
+  [[ $output == *"step 'dataset $first' failed"* ]]
+  [ "$(calls '^zfs create' | wc -l)" -eq 1 ]
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bats
+# The NFS exports script (role "nfs-exports"), with its target paths moved into a sandbox.
+
+load test_helper
+
+setup() {
+  setup_stubs
+  fake_ownership
+  stub getent 'echo "$2:x:2000:"'
+  stub exportfs
+  mkdir -p "$SANDBOX/arch" "$SANDBOX/etc"
+  NFS_SCRIPT=$(rebase "$(script_of nfs-exports)" \
+    ARCHIVE_ROOT="$SANDBOX/arch" EXPORTS_FILE="$SANDBOX/etc/exports" \
+    PORTS_FILE="$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf")
+  mapfile -t CLUSTERS < <(query "[c['name'] for c in facts['clusters']]")
+}
+
+@test "nfs-exports: creates each cluster's archive folders owned by root and its group, 2750" {
+  run -0 "$NFS_SCRIPT"
+  for cluster in "${CLUSTERS[@]}"; do
+    user=$(query "[c['user'] for c in facts['clusters'] if c['name'] == '$cluster'][0]")
+    [ "$(stat -c '%U %G %a' "$SANDBOX/arch/$cluster")" = "root $user 2750" ]
+    [ "$(stat -c '%U %G %a' "$SANDBOX/arch/$cluster/arch")" = "root $user 2750" ]
+  done
+}
+
+@test "nfs-exports: exports each archive to the primary and its HA partner, rw,no_root_squash,sync" {
+  run -0 "$NFS_SCRIPT"
+  archive_root=$(query "facts['archive_root']")
+  for cluster in "${CLUSTERS[@]}"; do
+    grep -qE "^$archive_root/$cluster( [^ ]+\(rw,no_root_squash,sync\))+\$" "$SANDBOX/etc/exports"
+  done
+  [ "$(grep -c '^# BEGIN pitr-bundle' "$SANDBOX/etc/exports")" -eq 1 ]
+  calls '^exportfs -ra$' | grep -q .
+}
+
+@test "nfs-exports: pins the runbook's NFS ports" {
+  run -0 "$NFS_SCRIPT"
+  grep -q '^port=892$' "$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf" ||
+    grep -q '^MOUNTD_PORT=892$' "$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf"
+}
+
+@test "nfs-exports: keeps the other lines of the exports file and adds no duplicate on re-runs" {
+  printf '/srv/other 10.0.0.9(ro)\n' >"$SANDBOX/etc/exports"
+  run -0 "$NFS_SCRIPT"
+  cp "$SANDBOX/etc/exports" "$BATS_TEST_TMPDIR/first"
+  : >"$STUB_LOG"
+  run -0 "$NFS_SCRIPT"
+  cmp "$SANDBOX/etc/exports" "$BATS_TEST_TMPDIR/first"
+  grep -qx '/srv/other 10.0.0.9(ro)' "$SANDBOX/etc/exports"
+  [ -z "$(changing_calls | grep -v '^stat ')" ]
+  [[ $output == *"already up to date"* ]]
+}
+
+@test "nfs-exports: --dry-run shows the diff and changes nothing" {
+  run -0 "$NFS_SCRIPT" --dry-run
+  [ ! -e "$SANDBOX/etc/exports" ]
+  [ -z "$(ls -A "$SANDBOX/arch")" ]
+  [[ $output == *"would write $SANDBOX/etc/exports"* ]]
+  [ -z "$(calls '^(install|exportfs|cp|mkdir)')" ]
+}
+
+@test "nfs-exports: refuses when a cluster's group does not exist yet" {
+  stub getent 'exit 2'
+  run -3 "$NFS_SCRIPT"
+  [[ $output == *"run the cluster's user script first"* ]]
+  [ -z "$(calls '^(install|exportfs)')" ]
+}

@@ -1,0 +1,126 @@
+# Shared helpers of the bats suites that ship with pitr-bundle. They work on any bundle:
+# everything they need to know of the specs comes from the bundle's MANIFEST.json.
+#
+# Each test gets PATH = a stub bin/ + the system's folders, a call log ($STUB_LOG), a fake
+# zpool/zfs state ($FAKE_ZFS_STATE) and a sandbox folder for files scripts write.
+
+bats_require_minimum_version 1.5.0
+
+BUNDLE=${PITR_BUNDLE_DIR:?run through: pitr-bundle check BUNDLE_DIR}
+SUITES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# query EXPR: evaluate a Python expression on the manifest (bound to m); prints str/list lines
+query() {
+  python3 - "$BUNDLE/MANIFEST.json" "$1" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+value = eval(sys.argv[2], {"m": m, "facts": m["facts"]})
+if isinstance(value, (list, tuple)):
+    for item in value:
+        print(item if not isinstance(item, (dict, list)) else json.dumps(item))
+elif value is not None:
+    print(value)
+PY
+}
+
+# script_of ROLE [CLUSTER]: absolute path of the bundle script with that role
+script_of() {
+  local cluster=${2:-}
+  if [[ -n $cluster ]]; then
+    query "[f['path'] for f in m['files'] if f['role'] == '$1' and f['cluster'] == '$cluster' and f['path'].endswith('.sh')]" |
+      head -n1 | sed "s|^|$BUNDLE/|"
+  else
+    query "[f['path'] for f in m['files'] if f['role'] == '$1' and f['path'].endswith('.sh')]" |
+      head -n1 | sed "s|^|$BUNDLE/|"
+  fi
+}
+
+setup_stubs() {
+  STUB_BIN=$BATS_TEST_TMPDIR/bin
+  STUB_LOG=$BATS_TEST_TMPDIR/calls.log
+  FAKE_ZFS_STATE=$BATS_TEST_TMPDIR/zfs-state
+  SANDBOX=$BATS_TEST_TMPDIR/root
+  export STUB_LOG FAKE_ZFS_STATE SANDBOX
+  mkdir -p "$STUB_BIN" "$FAKE_ZFS_STATE" "$SANDBOX"
+  : >"$STUB_LOG"
+  PATH="$STUB_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  export PATH
+  ln -s "$SUITES_DIR/fake-zfs" "$STUB_BIN/zpool"
+  ln -s "$SUITES_DIR/fake-zfs" "$STUB_BIN/zfs"
+  stub id 'echo 0'
+}
+
+# stub NAME [BODY]: put a command NAME on PATH that logs its arguments, then runs BODY
+# (bash, with "$@" available; default: succeed silently)
+stub() {
+  local name=$1 body=${2:-exit 0}
+  {
+    printf '#!/usr/bin/env bash\n'
+    printf 'line=%q; for a in "$@"; do line+=" $a"; done\n' "$name"
+    printf 'printf "%%s\\n" "$line" >>"$STUB_LOG"\n'
+    printf '%s\n' "$body"
+  } >"$STUB_BIN/$name"
+  chmod +x "$STUB_BIN/$name"
+}
+
+# calls [PATTERN]: the logged calls (of the stubs and the fake zfs) matching an ERE
+calls() {
+  grep -E -- "${1:-.}" "$STUB_LOG" || true
+}
+
+# changing_calls: logged calls that change state (zpool/zfs queries excluded)
+changing_calls() {
+  grep -Ev '^(zpool (list|status|get)|zfs (list|get)|id|blkid|realpath|getent)( |$)' "$STUB_LOG" || true
+}
+
+# rebase SCRIPT VAR=VALUE...: a copy of SCRIPT whose `readonly VAR=...` lines point into the
+# sandbox instead of the host's real paths; fails if a VAR is not found (the script changed)
+rebase() {
+  local script=$1 copy assignment
+  shift
+  copy=$BATS_TEST_TMPDIR/$(basename "$script")
+  cp "$script" "$copy"
+  for assignment in "$@"; do
+    local var=${assignment%%=*} value=${assignment#*=}
+    grep -q "^readonly $var=" "$copy" || {
+      echo "rebase: $var not found in $script" >&2
+      return 1
+    }
+    sed -i "s|^readonly $var=.*|readonly $var=$(printf '%q' "$value")|" "$copy"
+  done
+  printf '%s\n' "$copy"
+}
+
+# fake_ownership: install/stat stubs so that scripts can "chown" inside the sandbox without
+# root or real users: install drops -o/-g but records them, stat reports what was recorded
+fake_ownership() {
+  stub install '
+args=() owner=root group=root mode="" target=""
+while (($#)); do
+  case $1 in
+    -o) owner=$2; shift 2 ;;
+    -g) group=$2; shift 2 ;;
+    -m) mode=$2; args+=(-m "$2"); shift 2 ;;
+    --) shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+target=${args[${#args[@]}-1]}
+case $target in "$SANDBOX"/*) ;; *) echo "install outside the sandbox: $target" >&2; exit 99 ;; esac
+/usr/bin/install "${args[@]}"
+printf "%s\t%s %s %s\n" "$target" "$owner" "$group" "$((8#${mode:-755}))" >>"$SANDBOX/.owners"'
+  stub stat '
+path=${*: -1}
+recorded=$(awk -F "\t" -v p="$path" "\$1 == p { v = \$2 } END { print v }" "$SANDBOX/.owners" 2>/dev/null)
+if [[ -n $recorded ]]; then
+  read -r o g m <<<"$recorded"
+  printf "%s %s %o\n" "$o" "$g" "$m"
+else
+  exec /usr/bin/stat "$@"
+fi'
+}
+
+# jq_get JSON KEY: one field of a JSON object printed by query
+jq_get() {
+  python3 -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print("" if v is None else v)' "$1" "$2"
+}

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_SPECS = REPO / "specs"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from zfs_fuse import ZfsFuse, unavailable_reason  # noqa: E402
+
+
+def pitr_bundle(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would (a subprocess), capturing its output."""
+    result = subprocess.run([sys.executable, "-m", "generator", *args], cwd=REPO,
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"pitr-bundle {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def backend_missing(reason: str) -> None:
+    """CI must run every backend test: there a missing backend fails; elsewhere it skips loudly."""
+    if os.environ.get("CI"):
+        pytest.fail(f"backend missing in CI: {reason}")
+    pytest.skip(f"BACKEND MISSING: {reason}")
+
+
+@pytest.fixture
+def specs_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "specs"
+    shutil.copytree(EXAMPLE_SPECS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def zfs_fuse(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        backend_missing(reason)
+    daemon = ZfsFuse(tmp_path_factory.mktemp("zfs-fuse"))
+    daemon.start()
+    yield daemon
+    daemon.stop()

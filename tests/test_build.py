@@ -1,0 +1,177 @@
+"""Building bundles: what is written, reproducibility, --check, golden files, integrity."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, pitr_bundle
+from test_validate import edit
+
+GOLDEN = REPO / "tests/golden"
+REFRESH = os.environ.get("PITR_REFRESH_GOLDEN") == "1"
+
+
+@pytest.fixture
+def built(specs_copy, tmp_path):
+    out = tmp_path / "out"
+    pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    return out
+
+
+def test_build_reports_new_then_identical(specs_copy, tmp_path):
+    out = tmp_path / "out"
+    first = pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    assert all(line.startswith("new ") for line in first.stdout.splitlines()), first.stdout
+    second = pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    assert all(line.startswith("identical ") for line in second.stdout.splitlines())
+    assert f"new        {out}/pitr1/host/10-pool.sh" in first.stdout
+
+
+def test_build_is_byte_identical_across_builds(specs_copy, tmp_path):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    files_a = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
+
+
+def test_changed_spec_reports_changed_files_only(specs_copy, built):
+    edit(specs_copy / "clusters/pg168121.yaml", "mountpoint: /pg168121", "mountpoint: /pg168122")
+    result = pitr_bundle("build", str(specs_copy), "-o", str(built), check=True)
+    changed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("changed")}
+    assert f"{built}/pitr1/host/20-datasets.sh" in changed
+    assert f"{built}/pitr1/host/10-pool.sh" not in changed
+
+
+def test_check_mode_writes_nothing_and_exits_1_on_difference(specs_copy, built):
+    before = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
+    assert pitr_bundle("build", str(specs_copy), "-o", str(built), "--check").returncode == 0
+    edit(specs_copy / "clusters/pg168104.yaml", "port: 19211", "port: 19311")
+    result = pitr_bundle("build", str(specs_copy), "-o", str(built), "--check")
+    assert result.returncode == 1
+    assert "bundle differs from the specs" in result.stdout
+    assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == before
+
+
+def test_nothing_is_written_when_any_spec_is_bad(specs_copy, tmp_path):
+    edit(specs_copy / "clusters/pg168121.yaml", "port: 19212", "port: 1")
+    out = tmp_path / "out"
+    result = pitr_bundle("build", str(specs_copy), "-o", str(out))
+    assert result.returncode == 2
+    assert "nothing was written" in result.stderr
+    assert not out.exists()
+
+
+def test_manifest_lists_every_file_with_role_cluster_hash_and_mode(built):
+    bundle = built / "pitr1"
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    assert manifest["generator"] == "pitr-bundle" and manifest["host"] == "pitr1"
+    roles = {f["role"] for f in manifest["files"]}
+    assert {"pool", "datasets", "nfs-exports"} <= roles
+    for entry in manifest["files"]:
+        path = bundle / entry["path"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+        assert f"{path.stat().st_mode & 0o7777:04o}" == entry["mode"]
+        assert entry["mode"] == ("0750" if path.suffix == ".sh" else "0640")
+        assert "cluster" in entry
+
+
+def test_sha256sums_verifies_with_sha256sum(built):
+    result = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=built / "pitr1",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "MANIFEST.json: OK" in result.stdout
+
+
+def test_no_file_is_world_accessible(built):
+    for path in (built / "pitr1").rglob("*"):
+        assert path.stat().st_mode & 0o007 == 0, path
+
+
+def test_tarball_holds_the_bundle_with_modes_and_no_timestamps(built):
+    with tarfile.open(built / "pitr1.tar.gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for path in (built / "pitr1").rglob("*"):
+            name = f"pitr1/{path.relative_to(built / 'pitr1')}"
+            member = members[name]
+            assert member.mtime == 0 and member.uid == 0
+            if path.is_file():
+                assert tar.extractfile(member).read() == path.read_bytes()
+                assert member.mode == path.stat().st_mode & 0o7777
+
+
+def test_scripts_carry_provenance_strict_mode_and_end_with_main(built):
+    manifest = json.loads((built / "pitr1/MANIFEST.json").read_text())
+    specs = {s["name"]: s["sha256"] for s in manifest["specs"]}
+    for entry in manifest["files"]:
+        if not entry["path"].endswith(".sh"):
+            continue
+        text = (built / "pitr1" / entry["path"]).read_text()
+        assert text.startswith("#!/usr/bin/env bash\n")
+        assert "Generated by pitr-bundle" in text
+        assert f"hosts/pitr1.yaml sha256:{specs['hosts/pitr1.yaml']}" in text
+        assert "set -Eeuo pipefail" in text
+        assert text.rstrip().endswith('main "$@"')
+
+
+def test_files_from_an_earlier_build_that_are_gone_are_removed(specs_copy, built):
+    stale = built / "pitr1/host/99-old.sh"
+    manifest_path = built / "pitr1/MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"].append({"path": "host/99-old.sh", "role": "pool"})
+    manifest_path.write_text(json.dumps(manifest))
+    stale.write_text("old")
+    unrelated = built / "pitr1/notes.txt"
+    unrelated.write_text("mine")
+    result = pitr_bundle("build", str(specs_copy), "-o", str(built), check=True)
+    assert f"removed    {stale}" in result.stdout
+    assert not stale.exists() and unrelated.exists()
+
+
+def test_golden_bundle(built):
+    """The example bundle, file by file. Refresh with PITR_REFRESH_GOLDEN=1 after a reviewed change."""
+    bundle = built / "pitr1"
+    produced = {str(p.relative_to(bundle)): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    golden = GOLDEN / "pitr1"
+    if REFRESH:
+        import shutil
+        shutil.rmtree(golden, ignore_errors=True)
+        for rel, content in produced.items():
+            (golden / rel).parent.mkdir(parents=True, exist_ok=True)
+            (golden / rel).write_bytes(content)
+    expected = {str(p.relative_to(golden)): p.read_bytes() for p in golden.rglob("*") if p.is_file()}
+    assert sorted(produced) == sorted(expected), "file list differs: PITR_REFRESH_GOLDEN=1 to refresh"
+    for rel in produced:
+        assert produced[rel] == expected[rel], f"{rel} differs from tests/golden (PITR_REFRESH_GOLDEN=1)"
+
+
+@pytest.mark.parametrize("kind", ["host", "cluster"])
+def test_published_schema_is_current(kind):
+    result = pitr_bundle("schema", kind, check=True)
+    published = (REPO / f"schema/{kind}.schema.json").read_text()
+    assert json.loads(result.stdout) == json.loads(published), \
+        f"run: pitr-bundle schema {kind} > schema/{kind}.schema.json"
+    assert result.stdout == published
+
+
+def test_schema_forbids_unknown_keys():
+    schema = json.loads((REPO / "schema/host.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+
+
+def test_cli_usage_errors_exit_2_without_traceback():
+    result = pitr_bundle("build")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    result = pitr_bundle("check", "/nonexistent")
+    assert result.returncode == 2 and "no MANIFEST.json" in result.stderr

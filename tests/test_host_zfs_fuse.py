@@ -1,0 +1,180 @@
+"""The generated pool and datasets scripts against real ZFS (Debian's zfs-fuse, sparse files)."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import pitr_bundle
+from zfs_fuse import destroy_pool, sparse_disks
+
+pytestmark = pytest.mark.zfs
+
+
+def zfs(*args: str) -> str:
+    return subprocess.run(["zfs", *args], check=True, capture_output=True, text=True).stdout
+
+
+def write_specs(root: Path, pool: str, disks: list[Path], spare_disks: list[Path] | None = None) -> Path:
+    specs = root / "specs"
+    (specs / "hosts").mkdir(parents=True, exist_ok=True)
+    (specs / "clusters").mkdir(exist_ok=True)
+    mnt = root / "mnt"
+    data, log, spare = disks[:3], disks[3], disks[4]
+    (specs / "hosts/test.yaml").write_text(textwrap.dedent(f"""\
+        name: test
+        address: 127.0.0.1
+        pool:
+          name: {pool}
+          ashift: 12
+          device_paths: any        # sparse files, not disks
+          pool_options: {{cachefile: none}}
+          mountpoint: {mnt}/{pool}
+          vdevs:
+            - type: raidz1
+              disks: [{", ".join(map(str, data))}]
+          log: {{type: single, devices: [{log}]}}
+          spares: [{spare}]
+          properties: {{compression: lzjb}}   # zfs-fuse has no lz4
+        datasets:
+          pg_home: {{name: {pool}/pg_home, mountpoint: {mnt}/pg_home}}
+          pg_arch: {{name: {pool}/pg_arch, mountpoint: {mnt}/pg_arch}}
+          pg_log: {{name: {pool}/pg_log, mountpoint: {mnt}/pg_log}}
+        """))
+    (specs / "clusters/pgt1.yaml").write_text(textwrap.dedent(f"""\
+        name: pgt1
+        host: test
+        dataset: {pool}/pgt1
+        mountpoint: {mnt}/pgt1
+        properties: {{recordsize: 8K}}
+        port: 25432
+        postgres: {{version: "17.6"}}
+        primary: {{address: 127.0.0.1, port: 5432}}
+        """))
+    return specs
+
+
+def run_script(script: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(script), *args], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == expect, f"{script.name} {args}: exit {result.returncode}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture
+def host_bundle(zfs_fuse, tmp_path):
+    pool = "pbt" + secrets.token_hex(3)
+    disks = sparse_disks(tmp_path / "disks", 5)
+    specs = write_specs(tmp_path, pool, disks)
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    yield pool, tmp_path / "out/test", disks
+    destroy_pool(pool)
+
+
+def layout(pool: str) -> str:
+    return subprocess.run(["zpool", "status", pool], check=True, capture_output=True, text=True).stdout
+
+
+def test_pool_script_builds_the_spec_layout_and_properties(host_bundle):
+    pool, bundle, disks = host_bundle
+    run_script(bundle / "host/10-pool.sh", "--yes")
+    status = layout(pool)
+    config = status[status.index("config:"):]
+    assert "raidz1-0" in config
+    for disk in disks[:3]:
+        assert str(disk) in config.split("logs")[0]
+    assert str(disks[3]) in config.split("logs")[1].split("spares")[0]
+    assert str(disks[4]) in config.split("spares")[1]
+    ashift = subprocess.run(["zpool", "get", "ashift", pool], capture_output=True, text=True).stdout
+    assert ashift.splitlines()[1].split()[2] == "12"
+    for prop, value in {"compression": "lzjb", "atime": "off", "canmount": "off", "dedup": "off"}.items():
+        assert zfs("get", "-H", "-o", "value", prop, pool).strip() == value
+
+
+def test_second_run_changes_nothing(host_bundle):
+    pool, bundle, _ = host_bundle
+    run_script(bundle / "host/10-pool.sh", "--yes")
+    history_before = subprocess.run(["zpool", "history", pool], capture_output=True, text=True).stdout
+    again = run_script(bundle / "host/10-pool.sh", "--yes")
+    assert "already present with the spec's layout" in again.stderr
+    assert "run:" not in again.stderr
+    history_after = subprocess.run(["zpool", "history", pool], capture_output=True, text=True).stdout
+    assert history_after == history_before
+
+
+def test_drifted_property_is_reconciled(host_bundle):
+    pool, bundle, _ = host_bundle
+    run_script(bundle / "host/10-pool.sh", "--yes")
+    zfs("set", "atime=on", pool)
+    result = run_script(bundle / "host/10-pool.sh", "--yes")
+    assert "run: zfs set atime=off" in result.stderr
+    assert zfs("get", "-H", "-o", "value", "atime", pool).strip() == "off"
+
+
+def test_datasets_are_created_mounted_and_idempotent(host_bundle, tmp_path):
+    pool, bundle, _ = host_bundle
+    run_script(bundle / "host/10-pool.sh", "--yes")
+    run_script(bundle / "host/20-datasets.sh")
+    mnt = tmp_path / "mnt"
+    for name, mountpoint in [("pg_home", "pg_home"), ("pg_arch", "pg_arch"), ("pg_log", "pg_log"),
+                             ("pgt1", "pgt1")]:
+        dataset = f"{pool}/{name}"
+        assert zfs("get", "-H", "-o", "value", "mountpoint", dataset).strip() == str(mnt / mountpoint)
+        assert zfs("get", "-H", "-o", "value", "mounted", dataset).strip() == "yes"
+        # inherited from the pool root
+        assert zfs("get", "-H", "-o", "value", "compression", dataset).strip() == "lzjb"
+    assert zfs("get", "-H", "-o", "value", "recordsize", f"{pool}/pgt1").strip() == "8K"
+    again = run_script(bundle / "host/20-datasets.sh")
+    assert "0 created, 0 updated, 4 already present" in again.stderr
+    assert "run:" not in again.stderr
+
+
+def test_dry_run_changes_nothing_on_real_zfs(host_bundle):
+    pool, bundle, _ = host_bundle
+    result = run_script(bundle / "host/10-pool.sh", "--dry-run")
+    assert "would run: zpool create" in result.stderr
+    assert subprocess.run(["zpool", "list", pool], capture_output=True).returncode != 0
+
+
+def test_a_disk_already_in_a_pool_is_refused(host_bundle, tmp_path):
+    pool, bundle, disks = host_bundle
+    other = "pbo" + secrets.token_hex(3)
+    subprocess.run(["zpool", "create", "-o", "cachefile=none", "-m", "none", other, str(disks[1])],
+                   check=True)
+    try:
+        result = run_script(bundle / "host/10-pool.sh", "--yes", "--force", expect=3)
+        assert f"device {disks[1]} belongs to an imported pool" in result.stderr
+        assert subprocess.run(["zpool", "list", pool], capture_output=True).returncode != 0
+    finally:
+        destroy_pool(other)
+
+
+def test_a_disk_with_an_old_pool_label_needs_force(host_bundle):
+    pool, bundle, disks = host_bundle
+    old = "pbl" + secrets.token_hex(3)
+    subprocess.run(["zpool", "create", "-o", "cachefile=none", "-m", "none", old, str(disks[0])],
+                   check=True)
+    destroy_pool(old)  # the label stays on the disk
+    result = run_script(bundle / "host/10-pool.sh", "--yes", expect=3)
+    assert f"{disks[0]} carries TYPE=zfs_member" in result.stderr
+    run_script(bundle / "host/10-pool.sh", "--yes", "--force")
+    assert "raidz1-0" in layout(pool)
+
+
+def test_existing_pool_with_another_layout_is_refused(zfs_fuse, tmp_path):
+    pool = "pbx" + secrets.token_hex(3)
+    disks = sparse_disks(tmp_path / "disks", 5)
+    subprocess.run(["zpool", "create", "-o", "cachefile=none", "-m", "none", pool, "mirror",
+                    str(disks[0]), str(disks[1])], check=True)
+    try:
+        specs = write_specs(tmp_path, pool, disks)
+        pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+        result = run_script(tmp_path / "out/test/host/10-pool.sh", "--yes", expect=3)
+        assert "exists with another layout" in result.stderr
+        assert "data mirror disk00 disk01" in result.stderr
+    finally:
+        destroy_pool(pool)

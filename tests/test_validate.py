@@ -1,0 +1,194 @@
+"""Spec loading and validation: every error names the file, the line and the field; all at once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import pitr_bundle
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def errors_of(specs: Path) -> list[str]:
+    result = pitr_bundle("validate", str(specs))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return [line for line in result.stderr.splitlines() if not line.endswith("nothing was written")]
+
+
+def test_example_specs_are_valid():
+    result = pitr_bundle("validate", "specs")
+    assert result.returncode == 0, result.stderr
+    assert "ok: 1 host spec(s), 2 cluster spec(s)" in result.stdout
+
+
+def test_wrong_type_names_file_line_and_field(specs_copy):
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "port: 19211", "port: nineteen")
+    errors = errors_of(specs_copy)
+    line = line_of(cluster, "port: nineteen")
+    assert errors == [f"{specs_copy}/clusters/pg168104.yaml:{line}: port: "
+                      "Input should be a valid integer, unable to parse string as an integer"]
+
+
+def test_unknown_key_is_an_error(specs_copy):
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "port: 19211", "port: 19211\nprot: 1")
+    (error,) = errors_of(specs_copy)
+    assert error == f"{specs_copy}/clusters/pg168104.yaml:{line_of(cluster, 'prot:')}: prot: unknown key"
+
+
+def test_missing_key_points_at_the_mapping(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "port: 19212\n", "")
+    (error,) = errors_of(specs_copy)
+    first = line_of(cluster, "name:")  # the mapping starts after the comment line
+    assert error == f"{specs_copy}/clusters/pg168121.yaml:{first}: port: required key is missing"
+
+
+def test_all_problems_of_all_files_are_reported_at_once(specs_copy):
+    edit(specs_copy / "clusters/pg168104.yaml", "port: 19211", "port: 80")
+    edit(specs_copy / "clusters/pg168121.yaml", 'version: "17.6"', 'version: "seventeen"')
+    edit(specs_copy / "hosts/pitr1.yaml", "ashift: 12", "ashift: 40")
+    errors = errors_of(specs_copy)
+    assert len(errors) == 3
+    assert any(re.search(r"pg168104.yaml:\d+: port: Input should be greater than or equal to 1024", e)
+               for e in errors)
+    assert any(re.search(r"pg168121.yaml:\d+: postgres.version: 'seventeen' is not allowed", e)
+               for e in errors)
+    assert any(re.search(r"pitr1.yaml:\d+: pool.ashift: Input should be less than or equal to 16", e)
+               for e in errors)
+
+
+def test_invalid_yaml_names_the_line(specs_copy):
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "port: 19211", "port: [19211")
+    (error,) = errors_of(specs_copy)
+    assert re.match(rf"{re.escape(str(specs_copy))}/clusters/pg168104.yaml:\d+: invalid YAML", error)
+
+
+def test_duplicate_key_is_an_error(specs_copy):
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "port: 19211", "port: 19211\nport: 19213")
+    (error,) = errors_of(specs_copy)
+    assert error.endswith(f"pg168104.yaml:{line_of(cluster, 'port: 19213')}: port: duplicate key")
+
+
+def test_python_tags_are_refused_not_executed(specs_copy, tmp_path):
+    marker = tmp_path / "executed"
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "port: 19211", f"port: !!python/object/apply:os.system ['touch {marker}']")
+    (error,) = errors_of(specs_copy)
+    assert "invalid YAML" in error
+    assert not marker.exists()
+
+
+def test_disk_used_twice(specs_copy):
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, "ata-ST4000NM0033-9ZM170_Z1Z3RR12", "ata-ST4000NM0033-9ZM170_Z1Z3RR05")
+    (error,) = errors_of(specs_copy)
+    spare_line = line_of(host, "spares:") + 1
+    first_line = line_of(host, "RR05")
+    assert error == (f"{specs_copy}/hosts/pitr1.yaml:{spare_line}: pool.spares.0: device "
+                     f"/dev/disk/by-id/ata-ST4000NM0033-9ZM170_Z1Z3RR05 is already used at "
+                     f"{specs_copy}/hosts/pitr1.yaml:{first_line}")
+
+
+def test_log_device_also_in_a_vdev(specs_copy):
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, "scsi-3600508b1001c2a5e7d9f3b4c8a1e0f42-part4", "ata-ST4000NM0033-9ZM170_Z1Z3RR01")
+    (error,) = errors_of(specs_copy)
+    assert "pool.log.devices.0: device /dev/disk/by-id/ata-ST4000NM0033-9ZM170_Z1Z3RR01 is already used" in error
+
+
+def test_raidz1_needs_three_disks(specs_copy):
+    host = specs_copy / "hosts/pitr1.yaml"
+    text = host.read_text()
+    lines = [l for l in text.splitlines() if not re.search(r"Z1Z3RR(0[3-9]|1[01])$", l)]
+    host.write_text("\n".join(lines) + "\n")
+    (error,) = errors_of(specs_copy)
+    assert re.search(r"pitr1.yaml:\d+: pool.vdevs.0: a raidz1 vdev needs at least 3 disks, got 2", error)
+
+
+def test_mirrored_log_needs_two_devices(specs_copy):
+    edit(specs_copy / "hosts/pitr1.yaml", "type: single", "type: mirror")
+    (error,) = errors_of(specs_copy)
+    assert re.search(r"pitr1.yaml:\d+: pool.log: a mirrored log needs at least 2 devices", error)
+
+
+def test_sdx_names_are_refused_unless_asked_for(specs_copy):
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, "/dev/disk/by-id/ata-ST4000NM0033-9ZM170_Z1Z3RR12", "/dev/sdm")
+    (error,) = errors_of(specs_copy)
+    assert "pool.spares.0: /dev/sdm is not a /dev/disk/by-id/ path" in error
+    edit(host, "pool:\n", "pool:\n  device_paths: any\n")
+    assert pitr_bundle("validate", str(specs_copy)).returncode == 0
+
+
+@pytest.mark.parametrize("field, old, new, message", [
+    ("dataset", "dataset: zp1/pg168121", "dataset: zp1/pg168104", "dataset zp1/pg168104 is already used"),
+    ("mountpoint", "mountpoint: /pg168121", "mountpoint: /pg168104", "mountpoint /pg168104 is already used"),
+    ("port", "port: 19212", "port: 19211", "port 19211 is already used"),
+    ("os_user", "os_user: pg168121", "os_user: pg168104", "OS user pg168104 is already used"),
+    ("name", "name: pg168121", "name: pg168104", "cluster name pg168104 is already used"),
+])
+def test_two_clusters_cannot_share(specs_copy, field, old, new, message):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, old, new)
+    errors = errors_of(specs_copy)
+    line = line_of(cluster, new)
+    assert f"{specs_copy}/clusters/pg168121.yaml:{line}: {field}: {message} at " \
+           f"{specs_copy}/clusters/pg168104.yaml:" in "\n".join(errors)
+
+
+def test_cluster_mountpoint_may_not_clash_with_a_shared_dataset(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "mountpoint: /pg168121", "mountpoint: /pg_arch")
+    (error,) = errors_of(specs_copy)
+    assert "mountpoint: mountpoint /pg_arch is already used at" in error
+
+
+def test_dataset_outside_the_pool(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "dataset: zp1/pg168121", "dataset: tank/pg168121")
+    (error,) = errors_of(specs_copy)
+    assert "dataset: dataset tank/pg168121 is not in pool zp1" in error
+
+
+def test_unknown_host(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "host: pitr1", "host: pitr9")
+    (error,) = errors_of(specs_copy)
+    assert "host: no host spec named pitr9 (hosts: pitr1)" in error
+
+
+@pytest.mark.parametrize("value", ["zp1/x; reboot", "zp1/$(id)", "zp1/x y", "zp1/`id`", "zp1/../x"])
+def test_hostile_dataset_names_are_refused(specs_copy, value):
+    edit(specs_copy / "clusters/pg168121.yaml", "dataset: zp1/pg168121", f"dataset: '{value}'")
+    (error,) = errors_of(specs_copy)
+    assert "dataset:" in error and "is not allowed here" in error
+
+
+def test_off_unquoted_in_yaml_means_off(specs_copy):
+    """YAML 1.1 reads a bare `off` as false; ZFS must still get the word off."""
+    result = pitr_bundle("build", str(specs_copy), "-o", str(specs_copy.parent / "out"))
+    assert result.returncode == 0, result.stderr
+    script = (specs_copy.parent / "out/pitr1/host/10-pool.sh").read_text()
+    assert "'atime=off'" in script or "atime=off" in script
+
+
+def test_no_specs_found(tmp_path):
+    result = pitr_bundle("validate", str(tmp_path))
+    assert result.returncode == 2
+    assert "no specs found" in result.stderr
