@@ -195,8 +195,10 @@ def spec_section(pg: PgConfig) -> str:
     if pg.version is not None:
         section["version"] = _Quoted(pg.version)
     section["configure"] = list(pg.configure_args)
+    # allow_unicode=False: PyYAML would write U+0085/U+2028 raw, and YAML reads them as line
+    # breaks; escaped, every string comes back exactly.
     text = yaml.dump({"postgres": section}, Dumper=_SpecDumper, sort_keys=False,
-                     default_flow_style=False, allow_unicode=True, width=float("inf"))
+                     default_flow_style=False, allow_unicode=False, width=float("inf"))
     if pg.version is None:
         text = "# the pasted text names no version: add postgres.version\n" + text
     return text

@@ -45,8 +45,18 @@ setup_stubs() {
   : >"$STUB_LOG"
   PATH="$STUB_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
   export PATH
-  ln -s "$SUITES_DIR/fake-zfs" "$STUB_BIN/zpool"
-  ln -s "$SUITES_DIR/fake-zfs" "$STUB_BIN/zfs"
+  # never fall through to a real zpool/zfs: the bundle's device and pool names are real ones
+  [[ -f $SUITES_DIR/fake_zfs.bash ]] || {
+    echo "test_helper: $SUITES_DIR/fake_zfs.bash missing" >&2
+    return 1
+  }
+  local name
+  for name in zpool zfs; do
+    printf '#!/usr/bin/env bash
+FAKE_CMD=%s exec bash %q "$@"
+' "$name" "$SUITES_DIR/fake_zfs.bash" >"$STUB_BIN/$name"
+    chmod +x "$STUB_BIN/$name"
+  done
   stub id 'echo 0'
 }
 
@@ -56,7 +66,9 @@ stub() {
   local name=$1 body=${2:-exit 0}
   {
     printf '#!/usr/bin/env bash\n'
+    # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
     printf 'line=%q; for a in "$@"; do line+=" $a"; done\n' "$name"
+    # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
     printf 'printf "%%s\\n" "$line" >>"$STUB_LOG"\n'
     printf '%s\n' "$body"
   } >"$STUB_BIN/$name"
@@ -94,6 +106,7 @@ rebase() {
 # fake_ownership: install/stat stubs so that scripts can "chown" inside the sandbox without
 # root or real users: install drops -o/-g but records them, stat reports what was recorded
 fake_ownership() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub install '
 args=() owner=root group=root mode="" target=""
 while (($#)); do
@@ -109,6 +122,7 @@ target=${args[${#args[@]}-1]}
 case $target in "$SANDBOX"/*) ;; *) echo "install outside the sandbox: $target" >&2; exit 99 ;; esac
 /usr/bin/install "${args[@]}"
 printf "%s\t%s %s %s\n" "$target" "$owner" "$group" "$((8#${mode:-755}))" >>"$SANDBOX/.owners"'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub stat '
 path=${*: -1}
 recorded=$(awk -F "\t" -v p="$path" "\$1 == p { v = \$2 } END { print v }" "$SANDBOX/.owners" 2>/dev/null)

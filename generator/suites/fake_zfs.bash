@@ -3,7 +3,7 @@
 # and their properties as files under $FAKE_ZFS_STATE, logs every call to $STUB_LOG, and
 # fails a call whose command line matches the glob in $FAKE_FAIL (fault injection).
 set -euo pipefail
-cmd=${0##*/}
+cmd=${FAKE_CMD:?run through the zpool and zfs stubs of test_helper.bash}
 state=${FAKE_ZFS_STATE:?FAKE_ZFS_STATE not set}
 mkdir -p "$state/pools" "$state/ds"
 line="$cmd"
