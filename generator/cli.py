@@ -89,6 +89,17 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_import_pg_config(args) -> int:
+    from generator.pgconfig import parse_pg_config, spec_section
+
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+    sys.stdout.write(spec_section(parse_pg_config(text)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="pitr-bundle",
@@ -112,6 +123,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bats", action="store_true", help="only checksums and shellcheck")
     p.add_argument("--filter", help="run only bats tests whose name matches this regex")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("import-pg-config",
+                       help="turn a primary's pg_config output (or config.log line) into the "
+                            "postgres: section of a cluster spec")
+    p.add_argument("file", help="a file with the text, or - for standard input")
+    p.set_defaults(func=cmd_import_pg_config)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a spec kind")
     p.add_argument("kind", choices=["host", "cluster"])

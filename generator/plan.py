@@ -26,10 +26,12 @@ class PlannedFile:
     destructive: bool = False
     runs_on: str = "backup host"
     context: dict[str, Any] = field(default_factory=dict)
+    context_force: bool = False  # the script takes --force
+    uses_install_block: bool = False  # the preamble's install_block helper is needed
 
     @property
     def takes_force(self) -> bool:
-        return bool(self.context.get("takes_force"))
+        return self.context_force or bool(self.context.get("takes_force"))
 
 
 def pool_layout(host: Host) -> tuple[list[str], list[str]]:
@@ -99,6 +101,90 @@ def plan_host(host: Host) -> list[PlannedFile]:
                              "shared": [d for d in datasets if d.cluster is None]}),
         PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
                     "export the WAL archive folders over NFS and pin the NFS ports",
-                    all_sources, order=40, context={"exports": exports}),
+                    all_sources, order=40, context={"exports": exports}, uses_install_block=True),
     ]
+    for cluster in host.clusters:
+        files += plan_cluster(host, cluster)
     return files
+
+
+def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
+    from generator import cluster_plan as cp
+    from generator import pgversions as pv
+    from generator.pgconfig import render_configure_line
+
+    c = cluster.spec
+    version = c.postgres.version
+    paths = cp.paths_of(host.spec, cluster)
+    sources = [host.source, cluster.source]
+    configure = cp.configure_for_backup_host(list(c.postgres.configure), paths.prefix)
+    if pv.has("pg_basebackup", version):
+        wal = (["-X", "stream"] if pv.has("pg_basebackup tar -X stream", version)
+               else ["-X", "fetch"] if pv.has("pg_basebackup -X stream", version) else ["-x"])
+        basebackup = {"method": "pg_basebackup",
+                      "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", f"pitr-bundle {c.name}"]}
+    else:
+        basebackup = {"method": "pg_start_backup", "options": []}
+    basebackup["wal_dir"] = "pg_wal" if pv.has("pg_wal", version) else "pg_xlog"
+    recovery_file = "recovery.conf" if pv.has("recovery.conf", version) else "standby.signal"
+    context = {
+        "c": c, "cluster": cluster, "paths": paths,
+        "settings": cp.standby_settings(cluster, paths),
+        "recovery": cp.recovery_settings(cluster, paths),
+        "recovery_file": recovery_file,
+        "pg_ctl_waits": pv.has("pg_ctl -w knows standbys", version),
+        "basebackup": basebackup,
+        "configure_args": configure,
+        "configure_display": _wrap(f"./configure {render_configure_line(configure)}"),
+        "expected_configure": cp.autoconf_recorded(configure),
+        "primary_settings": cp.primary_settings(cluster),
+        "hba_source": cp.hba_address(host.spec.replication_source),
+        "hba_auth": cp.replication_auth(version),
+        "archive_export": archive_dir(host, c.name),
+    }
+    base = f"clusters/{c.name}"
+
+    def cluster_file(path, role, template, summary, **kw) -> PlannedFile:
+        return PlannedFile(f"{base}/{path}", role, template, summary, sources, cluster=c.name,
+                           context=context, **kw)
+
+    primary_nodes = " and ".join(c.primary.nodes)
+    return [
+        cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
+                     f"create OS user {c.user}, its folders and .bash_profile", order=30),
+        cluster_file("bash_profile", "bash-profile", "cluster/bash_profile.j2",
+                     f".bash_profile of {c.user} (installed by 30-user.sh)", mode=CONFIG_MODE),
+        cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
+                     f"build PostgreSQL {version} as the primary's build", order=35),
+        cluster_file("primary/45-apply-on-primary.sh", "primary", "cluster/primary.sh.j2",
+                     "archive helper, boot mount of the archive, sudo rule, archive settings and "
+                     "pg_hba lines", order=45, runs_on=f"primary {primary_nodes}",
+                     uses_install_block=True),
+        cluster_file("primary/pitr-archive-wal.sh", "primary", "cluster/archive-wal.sh.j2",
+                     "archive_command helper (installed by 45-apply-on-primary.sh)"),
+        cluster_file("primary/pitr-archive-mount.sh", "primary", "cluster/archive-mount.sh.j2",
+                     "boot-time mount of the archive (installed by 45-apply-on-primary.sh)"),
+        cluster_file("primary/pitr-archive.conf", "primary", "cluster/primary-archive.conf.j2",
+                     "the primary's archive settings", mode=CONFIG_MODE),
+        cluster_file("primary/pg_hba.conf.lines", "primary", "cluster/primary-hba.conf.j2",
+                     "the primary's pg_hba.conf lines for replication", mode=CONFIG_MODE),
+        cluster_file("primary/sudoers", "primary", "cluster/primary-sudoers.j2",
+                     "sudo rule for the archive helper", mode=CONFIG_MODE),
+        cluster_file("50-basebackup.sh", "basebackup", "cluster/basebackup.sh.j2",
+                     f"base backup of the primary into {paths.pgdata} (--force replaces it)",
+                     order=50, destructive=True, context_force=True),
+        cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
+                     f"standby configuration ({recovery_file}) and start", order=60),
+    ]
+
+
+def _wrap(line: str, width: int = 92) -> list[str]:
+    """A long configure line as comment lines ending in a backslash, for the script header."""
+    words, lines, current = line.split(" "), [], ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current + " \\")
+            current = "  " + word
+        else:
+            current = f"{current} {word}" if current else word
+    return lines + [current]

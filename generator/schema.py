@@ -201,8 +201,52 @@ class HostSpec(Strict):
 # --- cluster spec ----------------------------------------------------------------------------
 
 
+FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+SettingName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,62}$")]
+# free text that reaches scripts only through the shell-quoting filter: no NUL, bounded
+FreeText = Annotated[str, StringConstraints(max_length=4096, pattern=r"^[^\x00]*$")]
+
+
+def _setting_text(value):
+    """postgresql.conf values: YAML booleans and numbers become the text PostgreSQL reads."""
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+SettingValue = Annotated[str, BeforeValidator(_setting_text),
+                         StringConstraints(max_length=1024, pattern=r"^[^\x00\n\r]*$")]
+
+
+class Tarball(Strict):
+    """A file the operator puts in /pg_home/<cluster>/soft_bak; checked before use."""
+
+    file: FileName
+    sha256: Sha256
+
+
+class Extension(Strict):
+    name: RoleName
+    file: FileName
+    sha256: Sha256
+    make_args: list[FreeText] = []
+
+
 class Postgres(Strict):
     version: PgVersion
+    # the primary's ./configure options (`pitr-bundle import-pg-config` writes them), kept
+    # exactly; only --prefix is rewritten to /pg_home/<cluster>/pgsql<version>
+    configure: list[FreeText] = []
+    source: Optional[Tarball] = None
+    contrib: bool = True
+    extensions: list[Extension] = []
+    make_jobs: int = Field(default=2, ge=1, le=256)
 
     @property
     def major(self) -> int:
@@ -220,10 +264,41 @@ class Primary(Strict):
     address: Address
     port: SystemPort = 5432
     ha_partner: Optional[Address] = None
+    # the primary's data directory and OS user, for the primary-side script
+    data_dir: Optional[AbsPath] = None
+    os_user: ClusterName = "postgres"
+    # where the primary mounts this cluster's archive export
+    archive_mount: AbsPath = "/pgarch"
+    # the WAL copy helper installed on the primary and run by archive_command
+    archive_script: AbsPath = "/usr/local/sbin/pitr-archive-wal"
+    # run it through sudo (the export belongs to root, no_root_squash): the runbook's way
+    archive_via_sudo: bool = True
+    # the helper refuses to archive unless archive_mount is a mount point (off: test rigs
+    # whose archive is a local folder)
+    archive_requires_mount: bool = True
+    mount_options: Annotated[str, StringConstraints(
+        pattern=r"^[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?(,[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?)*$")] = \
+        "rw,hard,nfsvers=3"
+    # the primary's values of settings a hot standby must not undercut
+    settings: dict[SettingName, SettingValue] = {}
 
     @property
     def nodes(self) -> list[str]:
         return [self.address] + ([self.ha_partner] if self.ha_partner else [])
+
+
+class Replication(Strict):
+    user: RoleName = "replicator"
+    slot: Optional[RoleName] = None
+
+
+class Standby(Strict):
+    # off lets the standby run with smaller memory settings than the primary (the runbook's
+    # choice); on opens it for read-only queries but then max_connections and friends must be
+    # at least the primary's
+    hot_standby: bool = False
+    settings: dict[SettingName, SettingValue] = {
+        "shared_buffers": "128MB", "max_connections": "100"}
 
 
 class Archive(Strict):
@@ -238,14 +313,21 @@ class ClusterSpec(Strict):
     dataset: Optional[DatasetName] = None  # default: <pool>/<name>
     mountpoint: Optional[AbsPath] = None  # default: /<name>
     properties: ZfsProperties = {}
+    home: Optional[AbsPath] = None  # default: /home/<os_user>
     port: Port
     postgres: Postgres
     primary: Primary
+    replication: Replication = Replication()
+    standby: Standby = Standby()
     archive: Archive = Archive()
 
     @property
     def user(self) -> str:
         return self.os_user or self.name
+
+    @property
+    def home_dir(self) -> str:
+        return self.home or f"/home/{self.user}"
 
     @property
     def archive_clients(self) -> list[str]:

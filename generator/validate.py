@@ -101,6 +101,29 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",))
         taken.claim("port", c.port, csrc, ("port",))
         taken.claim("OS user", c.user, csrc, ("os_user",))
+        _check_cluster(cluster, problems)
+
+
+def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
+    from generator import pgversions as pv
+    from generator.cluster_plan import HOT_STANDBY_FLOORS, install_dirs_outside
+
+    c, src = cluster.spec, cluster.source
+    if not pv.known(c.postgres.version):
+        problems.append(src.problem(("postgres", "version"), (
+            f"PostgreSQL {c.postgres.version}: no known recovery rules for this major version "
+            f"(known: 9.0 to 18)")))
+    for word in install_dirs_outside(list(c.postgres.configure)):
+        problems.append(src.problem(("postgres", "configure"), (
+            f"{word} would install outside the prefix (and over the backup host's files): "
+            "use a path under --prefix or ${prefix}/...")))
+    if c.standby.hot_standby:
+        for name in HOT_STANDBY_FLOORS:
+            ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
+            if ours and theirs and ours.isdigit() and theirs.isdigit() and int(ours) < int(theirs):
+                problems.append(src.problem(("standby", "settings", name), (
+                    f"{ours} is below the primary's {theirs}: a hot standby refuses to start "
+                    "(raise it, or set standby.hot_standby: false)")))
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,

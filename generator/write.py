@@ -65,6 +65,12 @@ def write_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
     for status, path in report:
         if status == "removed":
             Path(path).unlink()
+    # mkdir(parents=True) leaves the umask's mode on intermediate folders: no bundle folder
+    # may be readable by others (scripts and configs are 0750/0640)
+    for folder in {bundle_dir, *(bundle_dir / f.path for f in files)}:
+        for parent in [folder, *folder.parents]:
+            if parent.is_dir() and (parent == bundle_dir or bundle_dir in parent.parents):
+                os.chmod(parent, 0o750)
     if _status(tar_path, tar_bytes, 0o640) != "identical":
         _atomic_write(tar_path, tar_bytes, 0o640)
     return report

@@ -303,6 +303,7 @@ class PgServer:
         settings that keep it on loopback with its socket in the test area."""
         ensure_os_user(self.os_user)
         self._check_user_can_run()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         grant_traverse(self.data_dir)
         self._owned_dir(self.run_dir)
         self._owned_dir(self.data_dir)
@@ -370,8 +371,9 @@ class PgServer:
         finally:
             if not self.running:
                 with _LOCK:
-                    _RUNNING.pop(str(self.data_dir), None)
-                _tell_watcher(f"-\t{self.data_dir}")
+                    registered = _RUNNING.pop(str(self.data_dir), None) is not None
+                if registered:
+                    _tell_watcher(f"-\t{self.data_dir}")
                 if self._tmp_socket_dir is not None:
                     shutil.rmtree(self._tmp_socket_dir, ignore_errors=True)
                     self._tmp_socket_dir = None

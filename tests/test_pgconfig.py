@@ -209,7 +209,8 @@ def test_spec_section_without_version_says_so():
 
 def test_spec_section_keeps_awkward_values():
     args = ["--with-extra-version= #1: 'x' \"y\"", "CFLAGS=-g -O2", "--libdir=${prefix}/lib",
-            "- dash", "yes", "", "a\\b", "[x]", "{y: 1}", "&anchor", "*alias", "!tag", "%x", "@x"]
+            "- dash", "yes", "", "a\\b", "[x]", "{y: 1}", "&anchor", "*alias", "!tag", "%x", "@x",
+            "\x85", "a\u2028b", "--with-extra-version=é"]  # NEL and U+2028 are YAML line breaks
     pg = PgConfig(tuple(args), "15.18", "configure-value")
     assert yaml.safe_load(spec_section(pg))["postgres"]["configure"] == args
 

@@ -192,3 +192,27 @@ def test_no_specs_found(tmp_path):
     result = pitr_bundle("validate", str(tmp_path))
     assert result.returncode == 2
     assert "no specs found" in result.stderr
+
+
+def test_unknown_major_version_has_no_recovery_rules(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", 'version: "17.6"', 'version: "19.1"')
+    (error,) = errors_of(specs_copy)
+    assert "postgres.version: PostgreSQL 19.1: no known recovery rules" in error
+
+
+def test_hot_standby_may_not_undercut_the_primary(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "  os_user: postgres\n", "  os_user: postgres\n  settings: {max_connections: 500}\n")
+    (error,) = errors_of(specs_copy)
+    line = line_of(cluster, "max_connections: 200")
+    assert error == (f"{specs_copy}/clusters/pg168121.yaml:{line}: standby.settings.max_connections: "
+                     "200 is below the primary's 500: a hot standby refuses to start (raise it, "
+                     "or set standby.hot_standby: false)")
+    edit(cluster, "hot_standby: true", "hot_standby: false")
+    assert pitr_bundle("validate", str(specs_copy)).returncode == 0
+
+
+def test_install_dirs_outside_the_prefix_are_refused(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "    - --with-icu\n", "    - --with-icu\n    - --bindir=/opt/bin\n")
+    (error,) = errors_of(specs_copy)
+    assert "postgres.configure: --bindir=/opt/bin would install outside the prefix" in error

@@ -112,40 +112,6 @@ parse_common_args() {
     shift
   done
 }
-# install_block FILE TAG CONTENT_FILE [MODE]: keep CONTENT between "# BEGIN TAG" and
-# "# END TAG" in FILE, leaving the rest of FILE alone. Succeeds when it changed FILE (or
-# would, in a dry run), fails when FILE was already up to date: call it as an `if` condition.
-install_block() {
-  local file=$1 tag=$2 content=$3 mode=${4:-0644} wanted
-  make_temp wanted
-  if [[ -f $file ]]; then
-    awk -v begin="# BEGIN $tag" -v end="# END $tag" '
-      $0 == begin { skipping = 1; next }
-      $0 == end { skipping = 0; next }
-      !skipping { print }' "$file" >"$wanted"
-  fi
-  {
-    printf '# BEGIN %s\n' "$tag"
-    cat "$content"
-    printf '# END %s\n' "$tag"
-  } >>"$wanted"
-  if [[ -f $file ]] && cmp -s "$wanted" "$file"; then
-    info "$file: already up to date"
-    return 1
-  fi
-  if ((DRY_RUN)); then
-    info "dry-run: would write $file:"
-    if [[ -f $file ]]; then
-      diff -u "$file" "$wanted" >&2 || true
-    else
-      diff -u /dev/null "$wanted" >&2 || true
-    fi
-    return 0
-  fi
-  run mkdir -p "$(dirname "$file")"
-  [[ -f $file ]] && run cp -p "$file" "$file.pitr-bundle.bak"
-  run install -m "$mode" "$wanted" "$file"
-}
 # ensure_dir PATH OWNER GROUP MODE: create PATH or fix its owner, group and mode
 ensure_dir() {
   local path=$1 owner=$2 group=$3 mode=$4 current
@@ -299,7 +265,7 @@ check_existing_pool() {
 }
 
 check_devices() {
-  local device in_use problems=0 probe
+  local device in_use problems=0 probe rc
   # first column of `zpool status` of every imported pool: pools, vdevs and their devices
   in_use=$(zpool status 2>/dev/null | awk 'NF { print $1 }' || true)
   for device in "${DEVICES[@]}"; do
@@ -319,8 +285,10 @@ check_devices() {
       continue
     fi
     # blkid -p exits 2 when it finds nothing on the device: the one answer we want
-    probe=$(blkid -p -o export -s TYPE -s PTTYPE -- "$device" 2>&1) && true
-    case $? in
+    rc=0
+    probe=$(blkid -p -o export -s TYPE -s PTTYPE -- "$device" 2>&1) || rc=$?
+    probe=$(grep -v '^DEVNAME=' <<<"$probe" || true)
+    case $rc in
       2) ;;
       0)
         if ((FORCE)); then

@@ -1,0 +1,159 @@
+"""What each cluster's scripts need: paths on the backup host, the standby's settings for
+its PostgreSQL version, the primary-side pieces. Pure: values in, values out."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from generator import pgversions as pv
+from generator.schema import HostSpec
+from generator.validate import Cluster
+
+# settings a hot standby must keep at least as high as the primary's (else it refuses to start)
+HOT_STANDBY_FLOORS = ("max_connections", "max_worker_processes", "max_prepared_transactions",
+                      "max_locks_per_transaction", "max_wal_senders")
+
+
+@dataclass(frozen=True)
+class ClusterPaths:
+    home: str  # /pg_home/<cluster>
+    soft_bak: str  # sources and extension tarballs, brought in by hand
+    prefix: str  # /pg_home/<cluster>/pgsql<version>: this build's install
+    pghome: str  # /pg_home/<cluster>/pgsql: the symlink every other file uses
+    pgdata: str  # /<mountpoint>/pg_root, on the cluster's own dataset
+    log_dir: str  # /pg_log/<cluster>
+    archive: str  # /pg_arch/<cluster>/arch: the WAL archive, one folder per UTC day
+    os_home: str  # the OS user's home, for .bash_profile and .pgpass
+
+
+def paths_of(host: HostSpec, cluster: Cluster) -> ClusterPaths:
+    c = cluster.spec
+    home = f"{host.datasets.pg_home.mountpoint}/{c.name}"
+    return ClusterPaths(
+        home=home, soft_bak=f"{home}/soft_bak", prefix=f"{home}/pgsql{c.postgres.version}",
+        pghome=f"{home}/pgsql", pgdata=f"{cluster.mountpoint}/pg_root",
+        log_dir=f"{host.datasets.pg_log.mountpoint}/{c.name}",
+        archive=f"{host.datasets.pg_arch.mountpoint}/{c.name}/arch", os_home=c.home_dir)
+
+
+def primary_conninfo(cluster: Cluster) -> str:
+    c = cluster.spec
+    return (f"host={c.primary.address} port={c.primary.port} user={c.replication.user} "
+            f"application_name={c.name}")
+
+
+def restore_command(paths: ClusterPaths) -> str:
+    # the archive never holds a file twice (the archive helper refuses), so the glob over the
+    # day folders matches at most one file
+    return f'cp --preserve=timestamps {paths.archive}/*/%f "%p"'
+
+
+def recovery_settings(cluster: Cluster, paths: ClusterPaths) -> dict[str, str]:
+    """Settings that make the server a standby: recovery.conf (< 12) or the config (>= 12)."""
+    version = cluster.spec.postgres.version
+    settings: dict[str, str] = {}
+    if pv.has("standby_mode", version):
+        settings["standby_mode"] = "on"
+    settings["primary_conninfo"] = primary_conninfo(cluster)
+    if cluster.spec.replication.slot:
+        settings["primary_slot_name"] = cluster.spec.replication.slot
+    settings["restore_command"] = restore_command(paths)
+    settings["recovery_target_timeline"] = "latest"
+    return settings
+
+
+def standby_settings(cluster: Cluster, paths: ClusterPaths) -> dict[str, str]:
+    """postgresql.conf overrides for a standby sharing the backup host with others."""
+    c = cluster.spec
+    version = c.postgres.version
+    socket_key = ("unix_socket_directories" if pv.has("unix_socket_directories", version)
+                  else "unix_socket_directory")
+    settings = {
+        "port": str(c.port),
+        "listen_addresses": "localhost",
+        socket_key: paths.pgdata,  # .bash_profile sets PGHOST=$PGDATA, as the runbook does
+        "logging_collector": "on",
+        "log_directory": paths.log_dir,
+        "hot_standby": "on" if c.standby.hot_standby else "off",
+        # a standby must never write into an archive: it has none, and a promoted copy of it
+        # would mix its WAL into the primary's
+        "archive_mode": "off",
+    }
+    settings.update(c.standby.settings)
+    if not pv.has("recovery.conf", version):
+        settings.update(recovery_settings(cluster, paths))
+    return settings
+
+
+def replication_auth(version: str) -> str:
+    return "scram-sha-256" if pv.version_num(version) >= 140000 else "md5"
+
+
+def hba_address(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a host name: pg_hba.conf takes it as it is
+    return f"{ip}/{32 if ip.version == 4 else 128}"
+
+
+def primary_settings(cluster: Cluster) -> dict[str, str]:
+    c = cluster.spec
+    version = c.postgres.version
+    archive = f"{c.primary.archive_mount}/arch"
+    helper = f"{'sudo -n ' if c.primary.archive_via_sudo else ''}{c.primary.archive_script}"
+    settings = {
+        "wal_level": "replica" if pv.has("wal_level=replica", version) else "hot_standby",
+        "archive_mode": "on",
+        # %p and %f are PostgreSQL's; the helper copies into <archive>/<UTC day>/ and never
+        # overwrites a file that is already archived
+        "archive_command": f'{helper} "%p" "%f" {archive}',
+    }
+    if not pv.has("max_wal_senders default 10", version):
+        settings["max_wal_senders"] = "5"
+    return settings
+
+
+# install folders `make install` writes into; sysconfdir, localstatedir and runstatedir are
+# only looked up at run time and stay as the primary has them
+RELOCATED_DIRS = ("exec-prefix", "bindir", "sbindir", "libexecdir", "libdir", "includedir",
+                  "oldincludedir", "datarootdir", "datadir", "infodir", "localedir", "mandir",
+                  "docdir", "htmldir", "dvidir", "pdfdir", "psdir")
+
+
+def configure_for_backup_host(args: list[str], new_prefix: str) -> list[str]:
+    """The primary's configure options with --prefix moved to new_prefix, and install folders
+    given as literal paths under the old prefix moved along (Debian's --bindir=/usr/lib/...
+    would otherwise install over the backup host's own PostgreSQL). Everything else is kept
+    byte for byte."""
+    from generator.pgconfig import option_value, rewrite_prefix
+
+    old_prefix = (option_value(args, "--prefix") or "/usr/local/pgsql").rstrip("/") or "/"
+    moved = []
+    for word in rewrite_prefix(args, new_prefix):
+        name, eq, value = word.partition("=")
+        if eq and name[2:] in RELOCATED_DIRS and name.startswith("--") and value.startswith("/"):
+            if value == old_prefix or value.startswith(old_prefix.rstrip("/") + "/"):
+                word = f"{name}={new_prefix}{value[len(old_prefix.rstrip('/')):]}"
+        moved.append(word)
+    return moved
+
+
+def install_dirs_outside(args: list[str]) -> list[str]:
+    """Literal install folders outside the old prefix: a build would write there."""
+    from generator.pgconfig import option_value
+
+    old_prefix = (option_value(args, "--prefix") or "/usr/local/pgsql").rstrip("/")
+    outside = []
+    for word in args:
+        name, eq, value = word.partition("=")
+        if eq and name.startswith("--") and name[2:] in RELOCATED_DIRS and value.startswith("/"):
+            if not (value == old_prefix or value.startswith(old_prefix + "/")):
+                outside.append(word)
+    return outside
+
+
+def autoconf_recorded(args: list[str]) -> str:
+    """What `pg_config --configure` prints for a build configured with args."""
+    return " ".join("'" + arg.replace("'", "'\\''") + "'" for arg in args)

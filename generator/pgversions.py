@@ -1,0 +1,80 @@
+"""PostgreSQL version facts as data (as Patroni keeps them): which setting or file exists in
+which major versions. Versions are integers like 120000 (12) or 90000 (9.0); `from` is
+inclusive, `till` exclusive. Templates never compare versions: they get the results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+OLDEST_KNOWN = 90000  # 9.0, the runbook's version
+NEWEST_KNOWN = 180000  # 18: newer majors have recovery rules nobody has checked yet
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    since: Optional[int]  # inclusive; None: as old as we know
+    till: Optional[int]  # exclusive; None: still there
+
+    def holds(self, version_num: int) -> bool:
+        return (self.since is None or version_num >= self.since) and (
+            self.till is None or version_num < self.till)
+
+
+FACTS = {fact.name: fact for fact in [
+    # where standby settings live
+    Fact("recovery.conf", None, 120000),
+    Fact("standby.signal", 120000, None),
+    Fact("standby_mode", None, 120000),
+    Fact("trigger_file", None, 120000),
+    Fact("promote_trigger_file", 120000, 160000),
+    Fact("recovery_target_action", 90500, None),
+    Fact("pause_at_recovery_target", 90100, 90500),
+    Fact("recovery_target_lsn", 100000, None),
+    Fact("recovery_target_timeline", None, None),
+    # WAL retention on the sending side
+    Fact("wal_keep_segments", None, 130000),
+    Fact("wal_keep_size", 130000, None),
+    # names that changed
+    Fact("pg_xlog", None, 100000),
+    Fact("pg_wal", 100000, None),
+    Fact("unix_socket_directory", None, 90300),
+    Fact("unix_socket_directories", 90300, None),
+    Fact("wal_level=hot_standby", 90000, 90600),
+    Fact("wal_level=replica", 90600, None),
+    # base backups
+    Fact("pg_basebackup", 90100, None),
+    Fact("pg_basebackup -X stream", 90200, None),
+    Fact("pg_basebackup tar -X stream", 100000, None),
+    Fact("max_worker_processes", 90400, None),
+    Fact("max_wal_senders default 10", 100000, None),
+    Fact("log_directory absolute", None, None),
+    Fact("in_place_tablespaces", 150000, None),
+    # pg_ctl -w returns once a standby runs (PM_STATUS_STANDBY); before, it waits for
+    # connections, which a standby with hot_standby=off never accepts
+    Fact("pg_ctl -w knows standbys", 100000, None),
+]}
+
+
+def version_num(version: str) -> int:
+    """'9.0.17' -> 90017, '17.6' -> 170006, '18' -> 180000 (as server_version_num)."""
+    parts = [int(p) for p in version.split(".")]
+    if parts[0] < 10:
+        major, minor, patch = parts[0], parts[1], parts[2] if len(parts) > 2 else 0
+        return major * 10000 + minor * 100 + patch
+    return parts[0] * 10000 + (parts[1] if len(parts) > 1 else 0)
+
+
+def major_num(version: str) -> int:
+    """The major as a version number: 90000 for 9.0.x, 170000 for 17.x."""
+    number = version_num(version)
+    return number - number % 100 if number < 100000 else number - number % 10000
+
+
+def has(fact: str, version: str) -> bool:
+    return FACTS[fact].holds(version_num(version))
+
+
+def known(version: str) -> bool:
+    return OLDEST_KNOWN <= major_num(version) <= NEWEST_KNOWN
