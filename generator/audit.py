@@ -89,10 +89,19 @@ def suites_dir() -> Path:
     return Path(__file__).resolve().parent / "suites"
 
 
-def run_bats(bundle_dir: Path, jobs: int | None = None, filter_text: str | None = None) -> int:
-    suites = sorted(str(p) for p in suites_dir().glob("*.bats"))
-    env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()))
+def run_bats(bundle_dir: Path, filter_text: str | None = None) -> int:
+    """Host suites once; cluster suites (cluster-*.bats) once for each cluster of the bundle."""
+    manifest = read_manifest(bundle_dir)
+    suites = sorted(suites_dir().glob("*.bats"))
+    host_suites = [str(p) for p in suites if not p.name.startswith("cluster-")]
+    cluster_suites = [str(p) for p in suites if p.name.startswith("cluster-")]
     command = [tool("bats"), "--print-output-on-failure"]
     if filter_text:
         command += ["--filter", filter_text]
-    return subprocess.run(command + suites, env=env).returncode
+    env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()))
+    failed = subprocess.run(command + host_suites, env=env).returncode != 0
+    for index, cluster in enumerate(manifest.data["facts"]["clusters"]):
+        print(f"# cluster {cluster['name']} (PostgreSQL {cluster['postgres_version']})", flush=True)
+        env["CLUSTER_INDEX"] = str(index)
+        failed |= subprocess.run(command + cluster_suites, env=env).returncode != 0
+    return 1 if failed else 0

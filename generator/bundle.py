@@ -40,10 +40,30 @@ def _facts(host: Host) -> dict:
         "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
                      for d in datasets_of(host)],
-        "clusters": [{"name": c.spec.name, "user": c.spec.user, "dataset": c.dataset,
-                      "mountpoint": c.mountpoint, "port": c.spec.port,
-                      "postgres_version": c.spec.postgres.version}
-                     for c in host.clusters],
+        "clusters": [_cluster_facts(host, c) for c in host.clusters],
+    }
+
+
+def _cluster_facts(host: Host, cluster) -> dict:
+    from dataclasses import asdict
+
+    from generator import cluster_plan as cp
+    from generator import pgversions as pv
+
+    c = cluster.spec
+    paths = cp.paths_of(host.spec, cluster)
+    return {
+        "name": c.name, "user": c.user, "dataset": cluster.dataset,
+        "mountpoint": cluster.mountpoint, "port": c.port,
+        "postgres_version": c.postgres.version, "postgres_major": c.postgres.major_text,
+        "paths": asdict(paths),
+        "configure_args": cp.configure_for_backup_host(list(c.postgres.configure), paths.prefix),
+        "recovery_file": "recovery.conf" if pv.has("recovery.conf", c.postgres.version)
+        else "standby.signal",
+        "primary": {"address": c.primary.address, "port": c.primary.port,
+                    "nodes": c.primary.nodes, "os_user": c.primary.os_user,
+                    "archive_mount": c.primary.archive_mount},
+        "replication_user": c.replication.user,
     }
 
 

@@ -19,8 +19,10 @@ too).
 Permissions: pytest's ``tmp_path`` lives under ``/tmp/pytest-of-root`` (0700) and the
 ``pytest-N``/test dirs (0700), which the OS user cannot traverse. ``PgServer`` adds the
 search bit for others (``o+x``: traverse, not list) to each ancestor of the data dir that lacks
-it; the data dir and the run dir themselves are owned by the OS user, mode 0700. pytest resets
-``/tmp/pytest-of-root`` to 0700 at the start of the next session. The npm prefixes must be
+it; the data dir and the run dir themselves are owned by the OS user, mode 0700. Caveat: every
+pytest session resets ``/tmp/pytest-of-root`` to 0700 when it starts, so a second session started
+while servers run cuts them off: ``private_basetemp()`` (called from conftest's
+``pytest_configure``) moves the session's base temp dir out of that shared dir. The npm prefixes must be
 readable by the OS user as well (the install script does ``chmod -R go+rX``; the repo's own
 path must be traversable: a clone under a 0700 home needs ``PITR_PG_CACHE`` elsewhere).
 
@@ -161,6 +163,24 @@ def grant_traverse(path: Path) -> list[Path]:
             directory.chmod((mode & 0o7777) | 0o001)
             changed.append(directory)
     return changed
+
+
+def private_basetemp(config) -> Path | None:
+    """For conftest's ``pytest_configure(config)``: give this pytest session a base temp dir of its
+    own (unless ``--basetemp`` was given), removed at the end of the session unless
+    ``PITR_KEEP_TMP=1``.
+
+    Why: every pytest session of a user chmods the shared ``/tmp/pytest-of-<user>`` back to 0700
+    when it starts, which cuts a concurrently running session's servers off their data dirs
+    (PANIC "could not open file .../global/pg_control: Permission denied"). A private base dir
+    is chmodded by nobody else. Not needed when only one session runs at a time (CI)."""
+    if config.option.basetemp:
+        return None
+    base = Path(tempfile.mkdtemp(prefix="pytest-pitr-"))
+    config.option.basetemp = str(base / "t")
+    if os.environ.get("PITR_KEEP_TMP") != "1":
+        config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+    return base
 
 
 def _runuser(user: str, cmd: list[str | os.PathLike], **kwargs) -> subprocess.CompletedProcess:

@@ -63,7 +63,8 @@ FAKE_CMD=%s exec bash %q "$@"
 # stub NAME [BODY]: put a command NAME on PATH that logs its arguments, then runs BODY
 # (bash, with "$@" available; default: succeed silently)
 stub() {
-  local name=$1 body=${2:-exit 0}
+  local name=$1 body=${2:-exit 0} target=${STUB_TARGET:-$STUB_BIN}
+  mkdir -p "$target"
   {
     printf '#!/usr/bin/env bash\n'
     # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
@@ -71,8 +72,8 @@ stub() {
     # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
     printf 'printf "%%s\\n" "$line" >>"$STUB_LOG"\n'
     printf '%s\n' "$body"
-  } >"$STUB_BIN/$name"
-  chmod +x "$STUB_BIN/$name"
+  } >"$target/$name"
+  chmod +x "$target/$name"
 }
 
 # calls [PATTERN]: the logged calls (of the stubs and the fake zfs) matching an ERE
@@ -85,21 +86,30 @@ changing_calls() {
   grep -Ev '^(zpool (list|status|get)|zfs (list|get)|id|blkid|realpath|getent)( |$)' "$STUB_LOG" || true
 }
 
-# rebase SCRIPT VAR=VALUE...: a copy of SCRIPT whose `readonly VAR=...` lines point into the
-# sandbox instead of the host's real paths; fails if a VAR is not found (the script changed)
+# rebase SCRIPT VAR=VALUE...: a copy of SCRIPT whose readonly constants VAR point into the
+# sandbox instead of the host's real paths; fails if a VAR is not found (the script changed),
+# unless written ?VAR=VALUE (a constant only some versions of the script have)
 rebase() {
-  local script=$1 copy assignment
+  local script=$1 copy
   shift
   copy=$BATS_TEST_TMPDIR/$(basename "$script")
-  cp "$script" "$copy"
-  for assignment in "$@"; do
-    local var=${assignment%%=*} value=${assignment#*=}
-    grep -q "^readonly $var=" "$copy" || {
-      echo "rebase: $var not found in $script" >&2
-      return 1
-    }
-    sed -i "s|^readonly $var=.*|readonly $var=$(printf '%q' "$value")|" "$copy"
-  done
+  python3 - "$script" "$copy" "$@" <<'PY'
+import re, shlex, sys
+source, target, *assignments = sys.argv[1:]
+text = open(source).read()
+for assignment in assignments:
+    name, _, value = assignment.partition("=")
+    optional = name.startswith("?")
+    name = name.lstrip("?")
+    # a constant on a `readonly` line (or its continuation), value shell-quoted or plain
+    pattern = re.compile(r"(?m)^((?:readonly |  )(?:[^\n]*? )?)" + re.escape(name) +
+                         r"=(?:'[^']*'|[^\s\\]+)")
+    text, count = pattern.subn(lambda m: m.group(1) + name + "=" + shlex.quote(value), text, 1)
+    if not count and not optional:
+        sys.exit(f"rebase: {name} not found in {source}")
+open(target, "w").write(text)
+PY
+  chmod +x "$copy"
   printf '%s\n' "$copy"
 }
 
@@ -137,4 +147,71 @@ fi'
 # jq_get JSON KEY: one field of a JSON object printed by query
 jq_get() {
   python3 -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print("" if v is None else v)' "$1" "$2"
+}
+
+# fake_users: getent/groupadd/useradd/runuser/chown/id stubs over files in the sandbox, so
+# scripts can create and act as users without touching the machine's accounts
+fake_users() {
+  : >"$SANDBOX/.passwd"
+  : >"$SANDBOX/.group"
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub getent '
+case $1 in
+  passwd) grep -q "^$2:" "$SANDBOX/.passwd" && grep "^$2:" "$SANDBOX/.passwd" ;;
+  group) grep -q "^$2:" "$SANDBOX/.group" && grep "^$2:" "$SANDBOX/.group" ;;
+  *) exit 2 ;;
+esac'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub groupadd 'echo "${*: -1}:x:2000:" >>"$SANDBOX/.group"'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub useradd 'home=""; while (($# > 1)); do [[ $1 == -d ]] && home=$2; shift; done
+echo "$1:x:2000:2000::$home:/bin/bash" >>"$SANDBOX/.passwd"
+[[ -z $home ]] || mkdir -p "$home"'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
+  stub chown
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub id 'case $1 in -u) echo 0 ;; -un) echo root ;; -gn) echo "${2:-root}" ;; *) echo "uid=0(root)" ;; esac'
+}
+
+# cluster_fact NAME EXPR: a fact of the first cluster, e.g. cluster_fact "['paths']['pgdata']"
+cluster_fact() {
+  query "facts['clusters'][${CLUSTER_INDEX:-0}]$1"
+}
+
+# cluster_script ROLE: the first cluster's script with that role
+cluster_script() {
+  script_of "$1" "$(cluster_fact "['name']")"
+}
+
+# fake_pghome DIR: PostgreSQL binaries of a cluster as stubs: pg_ctl keeps "running" in a
+# state file; pg_basebackup writes a tar-format backup (base.tar, pg_wal.tar, one tablespace)
+fake_pghome() {
+  local dir=$1
+  export FAKE_PG_MAJOR
+  FAKE_PG_MAJOR=$(cluster_fact "['postgres_major']")
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$dir/bin stub pg_ctl '
+case " $* " in
+  *" status "*) [[ -f $SANDBOX/.running ]] ;;
+  *" start"*) touch "$SANDBOX/.running" ;;
+  *" stop"*) rm -f "$SANDBOX/.running" ;;
+esac'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$dir/bin stub pg_basebackup '
+target=""
+while (($#)); do [[ $1 == -D ]] && target=$2; shift; done
+src=$(mktemp -d)
+mkdir -p "$src/base/pg_tblspc" "$src/wal" "$src/ts"
+echo "$FAKE_PG_MAJOR" >"$src/base/PG_VERSION"
+echo "# primary config" >"$src/base/postgresql.conf"
+echo "local all all trust" >"$src/base/pg_hba.conf"
+ln -s /primary/tablespace "$src/base/pg_tblspc/16385"
+echo wal >"$src/wal/000000010000000000000002"
+echo data >"$src/ts/PG_DATA"
+tar -cf "$target/base.tar" -C "$src/base" .
+tar -cf "$target/pg_wal.tar" -C "$src/wal" .
+tar -cf "$target/16385.tar" -C "$src/ts" .
+rm -rf "$src"'
+  STUB_TARGET=$dir/bin stub psql
 }

@@ -139,7 +139,7 @@ as_user() {
     "$@"
   else
     runuser -u "$OS_USER" -- env HOME="$OS_HOME" PGHOME="$PGHOME" \
-      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:/usr/bin:/bin" "$@"
+      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:$PATH" "$@"
   fi
 }
 readonly SOFT_BAK=/pg_home/pg168104/soft_bak

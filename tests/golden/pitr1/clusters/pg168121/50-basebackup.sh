@@ -136,7 +136,7 @@ as_user() {
     "$@"
   else
     runuser -u "$OS_USER" -- env HOME="$OS_HOME" PGHOME="$PGHOME" \
-      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:/usr/bin:/bin" "$@"
+      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:$PATH" "$@"
   fi
 }
 readonly PRIMARY_HOST=192.168.1.121
@@ -240,6 +240,7 @@ take_backup() {
   step "unpack into $PGDATA"
   run as_user tar -xf "$STAGING/base.tar" -C "$PGDATA"
   if [[ -f $STAGING/pg_wal.tar ]] || ((DRY_RUN)); then
+    run as_user mkdir -p "$PGDATA/$WAL_DIR"
     run as_user tar -xf "$STAGING/pg_wal.tar" -C "$PGDATA/$WAL_DIR"
   fi
   local tablespace oid

@@ -134,7 +134,7 @@ as_user() {
     "$@"
   else
     runuser -u "$OS_USER" -- env HOME="$OS_HOME" PGHOME="$PGHOME" \
-      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:/usr/bin:/bin" "$@"
+      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:$PATH" "$@"
   fi
 }
 readonly PRIMARY_HOST=192.168.1.121

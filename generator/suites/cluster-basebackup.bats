@@ -1,0 +1,100 @@
+#!/usr/bin/env bats
+# The base backup script (role "basebackup"), with PGDATA in a sandbox and stub binaries.
+
+load test_helper
+
+setup() {
+  setup_stubs
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
+  mkdir -p "$SANDBOX/mnt/pg_root" "$SANDBOX/home"
+  fake_pghome "$SANDBOX/pghome"
+  BACKUP_SCRIPT=$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
+    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$SANDBOX/pghome" ?STAGING="$SANDBOX/mnt/.basebackup")
+  export PITR_REPLICATION_PASSWORD='s3cret:with\colon'
+  stub rsync
+  stub ssh
+}
+
+uses_pg_basebackup() {
+  grep -q '^readonly BASEBACKUP_OPTIONS=' "$BACKUP_SCRIPT"
+}
+
+@test "basebackup: takes a tar backup from the primary and unpacks it into PGDATA" {
+  uses_pg_basebackup || skip "this cluster's version predates pg_basebackup (pg_start_backup method)"
+  run -0 "$BACKUP_SCRIPT"
+  host=$(cluster_fact "['primary']['address']")
+  port=$(cluster_fact "['primary']['port']")
+  calls "^pg_basebackup -h $host -p $port -U $(cluster_fact "['replication_user']") -D $SANDBOX/mnt/.basebackup -F t " | grep -q .
+  [ "$(cat "$SANDBOX/mnt/pg_root/PG_VERSION")" = "$(cluster_fact "['postgres_major']")" ]
+  [ ! -e "$SANDBOX/mnt/.basebackup" ]
+}
+
+@test "basebackup: tablespaces become folders inside pg_tblspc, not symlinks" {
+  uses_pg_basebackup || skip "this cluster's version predates pg_basebackup"
+  run -0 "$BACKUP_SCRIPT"
+  [ -d "$SANDBOX/mnt/pg_root/pg_tblspc/16385" ]
+  [ ! -L "$SANDBOX/mnt/pg_root/pg_tblspc/16385" ]
+  [ "$(cat "$SANDBOX/mnt/pg_root/pg_tblspc/16385/PG_DATA")" = data ]
+}
+
+@test "basebackup: the replication password goes to ~/.pgpass (0600), escaped, never to the log" {
+  run -0 "$BACKUP_SCRIPT"
+  [ "$(stat -c %a "$SANDBOX/home/.pgpass")" = 600 ]
+  grep -qF ":$(cluster_fact "['replication_user']"):s3cret\\:with\\\\colon" "$SANDBOX/home/.pgpass"
+  [[ $output != *s3cret* ]]
+  ! grep -q s3cret "$STUB_LOG"
+}
+
+@test "basebackup: refuses a non-empty PGDATA without --force, replaces it with --force --yes" {
+  echo old >"$SANDBOX/mnt/pg_root/old-file"
+  run -3 "$BACKUP_SCRIPT"
+  [[ $output == *"is not empty: run again with --force"* ]]
+  [ -e "$SANDBOX/mnt/pg_root/old-file" ]
+  [ -z "$(calls '^pg_basebackup')" ]
+  run -4 "$BACKUP_SCRIPT" --force </dev/null
+  [ -e "$SANDBOX/mnt/pg_root/old-file" ]
+  uses_pg_basebackup || skip "the copy itself needs the primary over ssh"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [ ! -e "$SANDBOX/mnt/pg_root/old-file" ]
+}
+
+@test "basebackup: never touches PGDATA while a server runs on it" {
+  echo "$$" >"$SANDBOX/mnt/pg_root/postmaster.pid"
+  run -3 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"a server is running"* ]]
+  [ -e "$SANDBOX/mnt/pg_root/postmaster.pid" ]
+}
+
+@test "basebackup: --dry-run takes no backup and writes nothing" {
+  run -0 "$BACKUP_SCRIPT" --dry-run
+  [ -z "$(calls '^(pg_basebackup|psql|rsync|install|tar)')" ]
+  [ -z "$(ls -A "$SANDBOX/mnt/pg_root")" ]
+  [ ! -e "$SANDBOX/home/.pgpass" ]
+}
+
+@test "basebackup: a failing pg_basebackup stops the run with the step named" {
+  uses_pg_basebackup || skip "this cluster's version predates pg_basebackup"
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_basebackup 'echo "connection refused" >&2; exit 1'
+  run -1 "$BACKUP_SCRIPT"
+  [[ $output == *"step 'base backup from"*"failed"* ]]
+}
+
+@test "basebackup: before pg_basebackup existed: start backup, copy with rsync, stop backup" {
+  ! uses_pg_basebackup || skip "this cluster's version has pg_basebackup"
+  run -0 "$BACKUP_SCRIPT"
+  [ "$(calls '^(psql|rsync)' | cut -c1-60 | sed 's/ .*select/ select/')" != "" ]
+  calls "pg_start_backup" | grep -q .
+  calls "^rsync -a --delete --copy-links " | grep -q .
+  [ "$(calls '^(psql|rsync)' | grep -o 'pg_start_backup\|^rsync\|pg_stop_backup' | tr '\n' ' ')" = "pg_start_backup rsync pg_stop_backup " ]
+}
+
+@test "basebackup: a failed copy still ends backup mode on the primary" {
+  ! uses_pg_basebackup || skip "this cluster's version has pg_basebackup"
+  stub rsync 'exit 12'
+  run -1 "$BACKUP_SCRIPT"
+  calls "pg_stop_backup" | grep -q .
+  [[ $output == *"backup mode ended on the primary"* ]]
+}
