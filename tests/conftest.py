@@ -13,6 +13,13 @@ EXAMPLE_SPECS = REPO / "specs"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zfs_fuse import ZfsFuse, unavailable_reason  # noqa: E402
+import pg_backend  # noqa: E402
+
+
+def pytest_configure(config):
+    # a private temp root per session: another session's cleanup of the shared
+    # /tmp/pytest-of-root must not pull files from under a running PostgreSQL
+    pg_backend.private_basetemp(config)
 
 
 def pitr_bundle(*args: str, check: bool = False) -> subprocess.CompletedProcess:

@@ -96,18 +96,26 @@ rebase() {
   python3 - "$script" "$copy" "$@" <<'PY'
 import re, shlex, sys
 source, target, *assignments = sys.argv[1:]
-text = open(source).read()
+lines = open(source).read().split("\n")
+# only `readonly` statements, with their backslash-continued lines, hold constants
+statement, in_readonly = [], False
+for index, line in enumerate(lines):
+    if line.startswith("readonly ") or in_readonly:
+        statement.append(index)
+    in_readonly = (line.startswith("readonly ") or in_readonly) and line.endswith("\\")
 for assignment in assignments:
     name, _, value = assignment.partition("=")
     optional = name.startswith("?")
     name = name.lstrip("?")
-    # a constant on a `readonly` line (or its continuation), value shell-quoted or plain
-    pattern = re.compile(r"(?m)^((?:readonly |  )(?:[^\n]*? )?)" + re.escape(name) +
-                         r"=(?:'[^']*'|[^\s\\]+)")
-    text, count = pattern.subn(lambda m: m.group(1) + name + "=" + shlex.quote(value), text, 1)
-    if not count and not optional:
-        sys.exit(f"rebase: {name} not found in {source}")
-open(target, "w").write(text)
+    pattern = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"=(?:'[^']*'|[^\s\\]+)")
+    for index in statement:
+        lines[index], count = pattern.subn(name + "=" + shlex.quote(value), lines[index], 1)
+        if count:
+            break
+    else:
+        if not optional:
+            sys.exit(f"rebase: constant {name} not found in {source}")
+open(target, "w").write("\n".join(lines))
 PY
   chmod +x "$copy"
   printf '%s\n' "$copy"
@@ -192,10 +200,13 @@ fake_pghome() {
   FAKE_PG_MAJOR=$(cluster_fact "['postgres_major']")
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$dir/bin stub pg_ctl '
+data=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -D ]] && data=${args[i+1]}; done
 case " $* " in
-  *" status "*) [[ -f $SANDBOX/.running ]] ;;
-  *" start"*) touch "$SANDBOX/.running" ;;
-  *" stop"*) rm -f "$SANDBOX/.running" ;;
+  *" status "*) [[ -f $data/postmaster.pid ]] ;;
+  *" start"*) sleep 0.01; echo 4242 >"$data/postmaster.pid" ;;
+  *" stop"*) rm -f "$data/postmaster.pid" ;;
 esac'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$dir/bin stub pg_basebackup '

@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# The standby script (role "standby"), with PGDATA in a sandbox and a stub pg_ctl.
+
+load test_helper
+
+setup() {
+  setup_stubs
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
+  PGDATA=$SANDBOX/pg_root
+  mkdir -p "$PGDATA" "$SANDBOX/home" "$SANDBOX/log"
+  cluster_fact "['postgres_major']" >"$PGDATA/PG_VERSION"
+  printf '# the primary'"'"'s postgresql.conf\nport = 5432\n' >"$PGDATA/postgresql.conf"
+  echo "local all all trust" >"$PGDATA/pg_hba.conf"
+  fake_pghome "$SANDBOX/pghome"
+  STANDBY_SCRIPT=$(rebase "$(cluster_script standby)" OS_HOME="$SANDBOX/home" PGDATA="$PGDATA" \
+    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log")
+  RECOVERY_FILE=$(cluster_fact "['recovery_file']")
+  export PITR_REPLICATION_PASSWORD=secret
+}
+
+@test "standby: writes the settings, includes them once, and the signal or recovery.conf of its version" {
+  run -0 "$STANDBY_SCRIPT"
+  grep -qxF "port = '$(cluster_fact "['port']")'" "$PGDATA/pitr-bundle.conf"
+  grep -qxF "archive_mode = 'off'" "$PGDATA/pitr-bundle.conf"
+  [ "$(grep -cxF "include 'pitr-bundle.conf'" "$PGDATA/postgresql.conf")" -eq 1 ]
+  if [[ $RECOVERY_FILE == recovery.conf ]]; then
+    grep -qxF "standby_mode = 'on'" "$PGDATA/recovery.conf"
+    grep -q "^primary_conninfo = 'host=$(cluster_fact "['primary']['address']") " "$PGDATA/recovery.conf"
+    grep -q "^restore_command = " "$PGDATA/recovery.conf"
+    grep -qxF "recovery_target_timeline = 'latest'" "$PGDATA/recovery.conf"
+    [ ! -e "$PGDATA/standby.signal" ]
+    ! grep -q "primary_conninfo" "$PGDATA/pitr-bundle.conf"
+  else
+    [ -f "$PGDATA/standby.signal" ]
+    [ ! -e "$PGDATA/recovery.conf" ]
+    grep -q "^primary_conninfo = 'host=$(cluster_fact "['primary']['address']") " "$PGDATA/pitr-bundle.conf"
+    grep -qxF "recovery_target_timeline = 'latest'" "$PGDATA/pitr-bundle.conf"
+    ! grep -q "standby_mode" "$PGDATA/pitr-bundle.conf"
+  fi
+}
+
+@test "standby: restore_command reads the cluster's own archive" {
+  run -0 "$STANDBY_SCRIPT"
+  archive=$(cluster_fact "['paths']['archive']")
+  grep -qF "restore_command = 'cp --preserve=timestamps $archive/*/%f \"%p\"'" "$PGDATA"/{pitr-bundle.conf,recovery.conf} 2>/dev/null
+}
+
+@test "standby: starts the standby, and a second run changes nothing" {
+  run -0 "$STANDBY_SCRIPT"
+  calls "pg_ctl -D $PGDATA -[wW] -t 300 -l $SANDBOX/log/pg_ctl.log start" | grep -q .
+  : >"$STUB_LOG"
+  run -0 "$STANDBY_SCRIPT"
+  [ -z "$(calls '^(install|mv|pg_ctl .* (start|stop))')" ]
+  [[ $output == *"the standby is already running"* ]]
+}
+
+@test "standby: a changed configuration of a running standby is applied only with --restart" {
+  run -0 "$STANDBY_SCRIPT"
+  echo "tampered = 1" >>"$PGDATA/pitr-bundle.conf"
+  : >"$STUB_LOG"
+  run -0 "$STANDBY_SCRIPT"
+  [[ $output == *"run again with --restart"* ]]
+  [ -z "$(calls 'pg_ctl .* (start|stop)')" ]
+  run -0 "$STANDBY_SCRIPT" --restart
+  calls 'pg_ctl .* stop' | grep -q .
+}
+
+@test "standby: never leaves both a recovery.conf and a standby.signal" {
+  touch "$PGDATA/standby.signal" "$PGDATA/recovery.conf"
+  run -0 "$STANDBY_SCRIPT" --no-start
+  if [[ $RECOVERY_FILE == recovery.conf ]]; then
+    [ ! -e "$PGDATA/standby.signal" ] && [ -e "$PGDATA/standby.signal.pitr-bundle-moved" ]
+  else
+    [ ! -e "$PGDATA/recovery.conf" ] && [ -e "$PGDATA/recovery.conf.pitr-bundle-moved" ]
+  fi
+}
+
+@test "standby: refuses a PGDATA of another major version" {
+  echo 8.4 >"$PGDATA/PG_VERSION"
+  run -3 "$STANDBY_SCRIPT"
+  [[ $output == *"is PostgreSQL 8.4, the spec says"* ]]
+  [ ! -e "$PGDATA/pitr-bundle.conf" ]
+}
+
+@test "standby: refuses an empty PGDATA (no base backup yet)" {
+  rm "$PGDATA/PG_VERSION"
+  run -3 "$STANDBY_SCRIPT"
+  [[ $output == *"run the basebackup script first"* ]]
+}
+
+@test "standby: --dry-run writes and starts nothing" {
+  run -0 "$STANDBY_SCRIPT" --dry-run
+  [ ! -e "$PGDATA/pitr-bundle.conf" ]
+  [ -z "$(calls '^(install|mv)|pg_ctl .* start')" ]
+  ! grep -q pitr-bundle "$PGDATA/postgresql.conf"
+}
+
+@test "standby: creates a postgresql.conf when the primary keeps its own outside PGDATA" {
+  rm "$PGDATA/postgresql.conf" "$PGDATA/pg_hba.conf"
+  run -0 "$STANDBY_SCRIPT" --no-start
+  grep -qxF "include 'pitr-bundle.conf'" "$PGDATA/postgresql.conf"
+  [ -f "$PGDATA/pg_hba.conf" ]
+}
