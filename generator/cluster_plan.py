@@ -101,14 +101,13 @@ def hba_address(address: str) -> str:
 def primary_settings(cluster: Cluster) -> dict[str, str]:
     c = cluster.spec
     version = c.postgres.version
-    archive = f"{c.primary.archive_mount}/arch"
     helper = f"{'sudo -n ' if c.primary.archive_via_sudo else ''}{c.primary.archive_script}"
     settings = {
         "wal_level": "replica" if pv.has("wal_level=replica", version) else "hot_standby",
         "archive_mode": "on",
-        # %p and %f are PostgreSQL's; the helper copies into <archive>/<UTC day>/ and never
-        # overwrites a file that is already archived
-        "archive_command": f'{helper} "%p" "%f" {archive}',
+        # %p and %f are PostgreSQL's; the helper copies into <archive_mount>/arch/<UTC day>/
+        # (its only target, fixed inside it: it runs as root) and never overwrites a file
+        "archive_command": f'{helper} "%p" "%f"',
     }
     if not pv.has("max_wal_senders default 10", version):
         settings["max_wal_senders"] = "5"

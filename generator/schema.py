@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 # cluster and OS user names: what useradd accepts everywhere, and safe in paths and shell
 ClusterName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,30}$")]
+OsUserName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,30}$")]
 PoolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
 DatasetName = Annotated[str, StringConstraints(
     pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})+$")]
@@ -266,7 +267,7 @@ class Primary(Strict):
     ha_partner: Optional[Address] = None
     # the primary's data directory and OS user, for the primary-side script
     data_dir: Optional[AbsPath] = None
-    os_user: ClusterName = "postgres"
+    os_user: OsUserName = "postgres"
     # where the primary mounts this cluster's archive export
     archive_mount: AbsPath = "/pgarch"
     # the WAL copy helper installed on the primary and run by archive_command
@@ -309,7 +310,7 @@ class Archive(Strict):
 class ClusterSpec(Strict):
     name: ClusterName
     host: HostName
-    os_user: Optional[ClusterName] = None  # default: the cluster's name
+    os_user: Optional[OsUserName] = None  # default: the cluster's name
     dataset: Optional[DatasetName] = None  # default: <pool>/<name>
     mountpoint: Optional[AbsPath] = None  # default: /<name>
     properties: ZfsProperties = {}

@@ -44,6 +44,9 @@ def write_specs(root: Path, pool: str, disks: list[Path], spare_disks: list[Path
           pg_home: {{name: {pool}/pg_home, mountpoint: {mnt}/pg_home}}
           pg_arch: {{name: {pool}/pg_arch, mountpoint: {mnt}/pg_arch}}
           pg_log: {{name: {pool}/pg_log, mountpoint: {mnt}/pg_log}}
+        nfs:
+          exports_file: {root}/etc/exports
+          ports_file: {root}/etc/nfs.conf.d/pitr-bundle.conf
         """))
     (specs / "clusters/pgt1.yaml").write_text(textwrap.dedent(f"""\
         name: pgt1
@@ -178,3 +181,32 @@ def test_existing_pool_with_another_layout_is_refused(zfs_fuse, tmp_path):
         assert "data mirror disk00 disk01" in result.stderr
     finally:
         destroy_pool(pool)
+
+
+def test_host_scripts_in_run_order_on_real_zfs(host_bundle, tmp_path):
+    """pool -> datasets -> user -> NFS exports, as the bundle README orders them, for real."""
+    pool, bundle, _ = host_bundle
+    mnt = tmp_path / "mnt"
+    subprocess.run(["userdel", "-r", "pgt1"], capture_output=True)
+    subprocess.run(["groupdel", "pgt1"], capture_output=True)
+    try:
+        run_script(bundle / "host/10-pool.sh", "--yes")
+        run_script(bundle / "host/20-datasets.sh")
+        run_script(bundle / "clusters/pgt1/30-user.sh")
+        assert (mnt / "pgt1/pg_root").stat().st_mode & 0o777 == 0o700
+        first = run_script(bundle / "host/40-nfs-exports.sh")
+        exports = (tmp_path / "etc/exports").read_text()
+        assert f"{mnt}/pg_arch/pgt1 127.0.0.1(rw,no_root_squash,sync)" in exports
+        archive = mnt / "pg_arch/pgt1/arch"
+        assert archive.is_dir() and archive.stat().st_mode & 0o7777 == 0o2750
+        assert "port=892" in (tmp_path / "etc/nfs.conf.d/pitr-bundle.conf").read_text()
+        # every script again: nothing changes
+        for script in ("host/10-pool.sh", "host/20-datasets.sh", "clusters/pgt1/30-user.sh",
+                       "host/40-nfs-exports.sh"):
+            again = run_script(bundle / script, "--yes") if "pool" in script else run_script(bundle / script)
+            assert "run:" not in again.stderr, f"{script} changed something on a second run:\n{again.stderr}"
+        assert (tmp_path / "etc/exports").read_text() == exports
+        assert "run: install" in first.stderr
+    finally:
+        subprocess.run(["userdel", "-r", "pgt1"], capture_output=True)
+        subprocess.run(["groupdel", "pgt1"], capture_output=True)

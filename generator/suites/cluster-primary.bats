@@ -79,8 +79,12 @@ archive_helper() {
   helper=$(archive_helper)
   cd "$SANDBOX/pgdata"
   echo wal1 >pg_wal/000000010000000000000001
+  chmod 0600 pg_wal/000000010000000000000001
   run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
-  cmp pg_wal/000000010000000000000001 "$SANDBOX/archive/arch/$(TZ=UTC date +%F)/000000010000000000000001"
+  archived=$SANDBOX/archive/arch/$(TZ=UTC date +%F)/000000010000000000000001
+  cmp pg_wal/000000010000000000000001 "$archived"
+  # readable by the standby's user through the folder's group, whatever pg_wal's mode
+  [ "$(/usr/bin/stat -c %a "$archived")" = 640 ]
   [ -z "$(find "$SANDBOX/archive" -name '*.tmp')" ]
 }
 

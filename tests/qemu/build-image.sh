@@ -9,6 +9,7 @@
 #   initrd.img   its initramfs
 #   root-uuid    the UUID to pass as root=UUID=...
 #   build-info   kernel, OpenZFS and PostgreSQL versions, mirror, timings
+#   logs/        debootstrap, apt and mkfs logs of the build
 #   complete     written last: the image is usable
 # in ${PITR_QEMU_CACHE:-<repo>/.cache/qemu}/<key>/, where <key> hashes this recipe (this
 # script, guest-init.sh and the package list): a changed recipe builds a new image.
@@ -16,6 +17,7 @@
 # Needs root (debootstrap, chroot, mounts). Installs the host packages qemu-system-x86,
 # qemu-utils and debootstrap if they are missing. A fresh build takes ~9-10 minutes on two
 # cores (DKMS compiles the zfs module for the guest kernel); a cache hit takes well under 1 s.
+# The logs of a failed build stay in <cache>/<key>.logs/.
 #
 # Environment:
 #   PITR_QEMU_CACHE     cache root (default: <repo>/.cache/qemu)
@@ -36,7 +38,7 @@ DEBOOTSTRAP_INCLUDE=systemd-sysv,udev,kmod
 # Installed in the chroot with --no-install-recommends. bash, coreutils, util-linux and mawk
 # are already in the minbase variant; they are listed to document what tests rely on.
 GUEST_PACKAGES=(
-    linux-image-amd64 linux-headers-amd64
+    linux-image-amd64 linux-headers-amd64 initramfs-tools
     zfs-dkms zfsutils-linux
     postgresql-15 postgresql-client-15
     bash coreutils util-linux procps gawk mawk kmod iproute2
@@ -91,8 +93,14 @@ ensure_host_packages() {
     ((${#missing[@]} == 0)) && return 0
     step "host packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    local hostlog
+    hostlog=$(mktemp "${TMPDIR:-/tmp}/pitr-host-apt.XXXXXX")
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+        > "$hostlog" 2>&1; then
+        tail -n 30 "$hostlog" >&2
+        die "installing host packages failed (full log: $hostlog)"
+    fi
+    rm -f "$hostlog"
     step
 }
 ensure_host_packages
@@ -182,6 +190,7 @@ log "mirror: $MIRROR; security mirror: ${SECURITY_MIRROR:-(none)}"
 # --- work area and cleanup -------------------------------------------------------------------
 WORK=$CACHE_ROOT/$KEY.build
 ROOTFS=$WORK/rootfs
+LOGS=$CACHE_ROOT/$KEY.logs
 
 # Mount points below <dir>, deepest first.
 mounts_under() {
@@ -229,7 +238,7 @@ on_exit() {
     trap - EXIT INT TERM
     unmount_chroot || true
     if ((rc != 0)); then
-        log "build FAILED (exit $rc); removing $WORK"
+        log "build FAILED (exit $rc); logs in $LOGS; removing $WORK"
         remove_work || true
     fi
     exit "$rc"
@@ -239,7 +248,18 @@ trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
 remove_work || die "cannot clean the stale work area $WORK"
-mkdir -p "$WORK"
+rm -rf "$LOGS"
+mkdir -p "$WORK" "$LOGS"
+
+# logged <name> <command...>: output to $LOGS/<name>.log; on failure show its tail and die.
+logged() {
+    local name=$1
+    shift
+    if ! "$@" > "$LOGS/$name.log" 2>&1; then
+        tail -n 40 "$LOGS/$name.log" >&2
+        die "$name failed (log above; full log $LOGS/$name.log)"
+    fi
+}
 
 in_chroot() {
     chroot "$ROOTFS" /usr/bin/env -i \
@@ -250,12 +270,8 @@ in_chroot() {
 
 # --- debootstrap -----------------------------------------------------------------------------
 step "debootstrap $SUITE (minbase, main+contrib)"
-debootstrap --variant=minbase --components=main,contrib --include="$DEBOOTSTRAP_INCLUDE" \
-    "$SUITE" "$ROOTFS" "$MIRROR" > "$WORK/debootstrap.log" 2>&1 \
-    || {
-        tail -n 30 "$WORK/debootstrap.log" >&2
-        die "debootstrap failed (log above)"
-    }
+logged debootstrap debootstrap --variant=minbase --components=main,contrib \
+    --include="$DEBOOTSTRAP_INCLUDE" "$SUITE" "$ROOTFS" "$MIRROR"
 
 # --- chroot configuration --------------------------------------------------------------------
 step "chroot configuration"
@@ -286,6 +302,9 @@ echo pitr-guest > "$ROOTFS/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tpitr-guest\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
     > "$ROOTFS/etc/hosts"
 printf 'UUID=%s\t/\text4\terrors=remount-ro\t0\t1\n' "$ROOT_UUID" > "$ROOTFS/etc/fstab"
+# Drivers for emulated hardware no test needs: udev loading them costs seconds under TCG.
+printf 'blacklist %s\n' kvm kvm_amd kvm_intel bochs bochs_drm parport_pc ppdev pcspkr \
+    iTCO_wdt iTCO_vendor_support floppy joydev > "$ROOTFS/etc/modprobe.d/pitr-test-blacklist.conf"
 
 mount -t proc proc "$ROOTFS/proc"
 mount -t sysfs sysfs "$ROOTFS/sys"
@@ -294,25 +313,23 @@ mount --make-rslave "$ROOTFS/dev"
 
 # --- packages --------------------------------------------------------------------------------
 step "apt-get update (chroot)"
-in_chroot apt-get update -qq >&2
+logged apt-update in_chroot apt-get update
 
-# No "main" cluster: tests create their own with initdb.
-step "postgresql-common (chroot)"
-in_chroot apt-get install -y -qq postgresql-common > "$WORK/apt-pg-common.log" 2>&1 \
-    || {
-        tail -n 30 "$WORK/apt-pg-common.log" >&2
-        die "installing postgresql-common failed"
-    }
+# Configured before the kernel comes: a small initramfs with just the drivers of the root
+# disk (virtio-blk, ext4) unpacks and boots faster than MODULES=most; and no "main"
+# PostgreSQL cluster (tests create their own with initdb).
+step "initramfs-tools + postgresql-common (chroot)"
+logged apt-install-early in_chroot apt-get install -y initramfs-tools postgresql-common
+printf 'MODULES=list\n' > "$ROOTFS/etc/initramfs-tools/conf.d/pitr-test"
+printf '%s\n' virtio_pci virtio_blk ext4 crc32c_generic crc32c_intel \
+    >> "$ROOTFS/etc/initramfs-tools/modules"
 sed -i 's/^#\{0,1\}[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
     "$ROOTFS/etc/postgresql-common/createcluster.conf"
 grep -q '^create_main_cluster = false' "$ROOTFS/etc/postgresql-common/createcluster.conf" \
     || die "could not disable create_main_cluster"
 
-step "apt-get install ${GUEST_PACKAGES[*]} (chroot; DKMS builds zfs, ~6 min)"
-if ! in_chroot apt-get install -y -qq "${GUEST_PACKAGES[@]}" > "$WORK/apt-install.log" 2>&1; then
-    tail -n 40 "$WORK/apt-install.log" >&2
-    die "apt-get install in the chroot failed (log above)"
-fi
+step "apt-get install ${GUEST_PACKAGES[*]} (chroot; DKMS builds zfs, 6-13 min)"
+logged apt-install in_chroot apt-get install -y "${GUEST_PACKAGES[@]}"
 
 step "check the zfs module"
 mapfile -t KVERS < <(find "$ROOTFS/lib/modules" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V)
@@ -321,7 +338,7 @@ KVER=${KVERS[0]}
 find_zfs_ko() { find "$ROOTFS/lib/modules/$KVER" -name 'zfs.ko*' -print -quit; }
 if [[ -z $(find_zfs_ko) ]]; then
     log "zfs.ko not built for $KVER by the package scripts; running dkms autoinstall"
-    in_chroot dkms autoinstall -k "$KVER" >&2
+    logged dkms-autoinstall in_chroot dkms autoinstall -k "$KVER"
 fi
 [[ -n $(find_zfs_ko) ]] || die "no zfs.ko for the guest kernel $KVER"
 in_chroot depmod -a "$KVER"
@@ -350,7 +367,7 @@ step "mkfs.ext4 -d ($IMAGE_SIZE raw image)"
 STAGE=$WORK/out
 mkdir -p "$STAGE"
 truncate -s "$IMAGE_SIZE" "$STAGE/base.raw"
-mkfs.ext4 -q -F -L pitr-root -U "$ROOT_UUID" -d "$ROOTFS" "$STAGE/base.raw" >&2
+logged mkfs mkfs.ext4 -F -L pitr-root -U "$ROOT_UUID" -d "$ROOTFS" "$STAGE/base.raw"
 cp "$ROOTFS/boot/vmlinuz-$KVER" "$STAGE/vmlinuz"
 cp "$ROOTFS/boot/initrd.img-$KVER" "$STAGE/initrd.img"
 echo "$ROOT_UUID" > "$STAGE/root-uuid"
@@ -370,6 +387,7 @@ step
 } > "$STAGE/build-info"
 
 # Publish: replace any old (incomplete or forced) entry, then write the marker last.
+mv "$LOGS" "$STAGE/logs"
 rm -rf --one-file-system "$OUT"
 mv "$STAGE" "$OUT"
 sync

@@ -11,7 +11,8 @@
 # The guest gets 13 empty sparse 1 GB disks on virtio-scsi, stable inside the guest as
 #   /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_zdisk01 ... _zdisk13
 # (serial zdiskNN; the sdX order is not stable). Root is a throw-away qcow2 overlay on the
-# cached image, so nothing a test does persists.
+# cached image, so nothing a test does persists. A kernel panic reboots (panic=-1), which
+# ends qemu at once (-no-reboot) instead of waiting for the timeout.
 #
 # Exit status: run.sh's exit code; 124 on timeout (qemu killed); 125 if the guest wrote no
 # exit code (boot failure, kernel panic, init failure; see console.log).
@@ -84,10 +85,10 @@ qemu-img create -q -f qcow2 -b "$IMAGE/base.raw" -F raw "$TMP/root.qcow2"
 args=(
     -name pitr-zfs-guest
     -accel "tcg,thread=multi" -cpu max -smp "$SMP" -m "$MEM" -M q35
-    -no-reboot -display none -monitor none -nic none
+    -nodefaults -no-reboot -display none -monitor none -nic none
     -serial "file:$SHARE/console.log"
     -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img"
-    -append "root=UUID=$ROOT_UUID rw console=ttyS0 init=/sbin/pitr-test-init ${PITR_QEMU_APPEND:-}"
+    -append "root=UUID=$ROOT_UUID rw console=ttyS0 init=/sbin/pitr-test-init panic=-1 ${PITR_QEMU_APPEND:-}"
     -drive "file=$TMP/root.qcow2,format=qcow2,if=virtio,cache=unsafe"
     -virtfs "local,path=$SHARE,mount_tag=ci,security_model=none"
     -device "virtio-scsi-pci,id=scsi0"

@@ -281,6 +281,12 @@ server_running() {
 start_standby() {
   local restart=$1
   if server_running; then
+    # a configuration written after the server started (this run or an earlier one) waits
+    # for a restart
+    local file
+    for file in pitr-bundle.conf postgresql.conf recovery.conf standby.signal; do
+      [[ $PGDATA/$file -nt $PGDATA/postmaster.pid ]] && CHANGED=1
+    done
     if ((CHANGED && restart)); then
       run as_user "$PGHOME/bin/pg_ctl" -D "$PGDATA" -m fast -w stop
     elif ((CHANGED)); then

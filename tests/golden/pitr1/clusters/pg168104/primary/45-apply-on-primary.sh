@@ -172,7 +172,8 @@ readonly SUDOERS_FILE=/etc/sudoers.d/pitr-archive-pg168104
 readonly RC_LOCAL=/etc/rc.d/rc.local
 readonly USE_SUDO=1
 readonly BLOCK_TAG='pitr-bundle pg168104'
-DATA_DIR=/pgdata/pg_root
+readonly DEFAULT_DATA_DIR=/pgdata/pg_root
+DATA_DIR=$DEFAULT_DATA_DIR
 
 usage() {
   cat <<USAGE
@@ -230,9 +231,13 @@ main() {
   local day
   day=$(TZ=UTC date +%F)
   mkdir -p -- "$ARCHIVE/$day"
-  local temp="$ARCHIVE/$day/.$name.$$.tmp"
-  trap 'rm -f -- "$temp"' EXIT
+  # global: the EXIT trap runs after main has returned
+  TEMP="$ARCHIVE/$day/.$name.$$.tmp"
+  trap 'rm -f -- "$TEMP"' EXIT
+  local temp=$TEMP
   cp -- "$source" "$temp"
+  # WAL files are 0600 in pg_wal; the standby's user reads them through the folder's group
+  chmod 0640 -- "$temp"
   sync -- "$temp" 2>/dev/null || sync
   # link fails when the name exists: never overwrites, even against a concurrent run
   ln -- "$temp" "$ARCHIVE/$day/$name" || {
@@ -309,7 +314,7 @@ write_archive_conf() {
 # archive_mode needs a restart of the primary; the rest a reload.
 wal_level = 'hot_standby'
 archive_mode = 'on'
-archive_command = 'sudo -n /usr/local/sbin/pitr-archive-wal "%p" "%f" /pgarch/arch'
+archive_command = 'sudo -n /usr/local/sbin/pitr-archive-wal "%p" "%f"'
 max_wal_senders = '5'
 ARCHIVE_CONF
 }

@@ -41,9 +41,13 @@ main() {
   local day
   day=$(TZ=UTC date +%F)
   mkdir -p -- "$ARCHIVE/$day"
-  local temp="$ARCHIVE/$day/.$name.$$.tmp"
-  trap 'rm -f -- "$temp"' EXIT
+  # global: the EXIT trap runs after main has returned
+  TEMP="$ARCHIVE/$day/.$name.$$.tmp"
+  trap 'rm -f -- "$TEMP"' EXIT
+  local temp=$TEMP
   cp -- "$source" "$temp"
+  # WAL files are 0600 in pg_wal; the standby's user reads them through the folder's group
+  chmod 0640 -- "$temp"
   sync -- "$temp" 2>/dev/null || sync
   # link fails when the name exists: never overwrites, even against a concurrent run
   ln -- "$temp" "$ARCHIVE/$day/$name" || {

