@@ -156,3 +156,7 @@ def install_dirs_outside(args: list[str]) -> list[str]:
 def autoconf_recorded(args: list[str]) -> str:
     """What `pg_config --configure` prints for a build configured with args."""
     return " ".join("'" + arg.replace("'", "'\\''") + "'" for arg in args)
+
+
+def wal_dir(version: str) -> str:
+    return "pg_wal" if pv.has("pg_wal", version) else "pg_xlog"

@@ -28,6 +28,7 @@ class PlannedFile:
     context: dict[str, Any] = field(default_factory=dict)
     context_force: bool = False  # the script takes --force
     uses_install_block: bool = False  # the preamble's install_block helper is needed
+    syslog_tag: str = ""  # log to syslog too, with this tag (scripts run from cron)
 
     @property
     def takes_force(self) -> bool:
@@ -105,7 +106,33 @@ def plan_host(host: Host) -> list[PlannedFile]:
     ]
     for cluster in host.clusters:
         files += plan_cluster(host, cluster)
+    files += plan_monitor(host, all_sources)
     return files
+
+
+MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
+
+
+def plan_monitor(host: Host, sources) -> list[PlannedFile]:
+    from generator import cluster_plan as cp
+
+    monitored = []
+    for cluster in host.clusters:
+        c, m = cluster.spec, cluster.spec.monitor
+        paths = cp.paths_of(host.spec, cluster)
+        monitored.append({"name": c.name, "args": [
+            c.name, cluster.dataset, paths.pgdata, str(c.port), cp.wal_dir(c.postgres.version),
+            paths.archive, c.snapshots.prefix, m.archive_warn_minutes, m.archive_crit_minutes,
+            m.restore_warn_minutes, m.restore_crit_minutes, m.snapshot_warn_hours,
+            m.snapshot_crit_hours]})
+    context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
+    check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
+                        "Nagios/NRPE check of the pool and every standby (installed by "
+                        "80-install-monitor.sh)", sources, context=context)
+    install = PlannedFile("host/80-install-monitor.sh", "monitor", "host/monitor-install.sh.j2",
+                          f"install the check as {MONITOR_INSTALLED} with its sudo rule",
+                          sources, order=80, context={**context, "embedded_file": check})
+    return [check, install]
 
 
 def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
@@ -149,6 +176,28 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                            context=context, **kw)
 
     primary_nodes = " and ".join(c.primary.nodes)
+    snapshot_installed = f"/usr/local/sbin/pitr-snapshot-{c.name}"
+    context.update({
+        "keep": c.snapshots.keep.model_dump(),
+        "snapshot_installed": snapshot_installed,
+        "cron_name": f"pitr-bundle-{c.name}",
+        "restore": {
+            "parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
+            "port": c.restore.port or c.port + 1000,
+            "recovery_file": "recovery.conf" if pv.has("recovery.conf", version) else "recovery.signal",
+            "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
+                               else "unix_socket_directory"),
+            "target_action": ("recovery_target_action = 'promote'"
+                              if pv.has("recovery_target_action", version)
+                              else "pause_at_recovery_target = false"
+                              if pv.has("pause_at_recovery_target", version) else ""),
+        },
+    })
+    snapshot = cluster_file("snapshot.sh", "snapshot", "cluster/snapshot.sh.j2",
+                            f"snapshot of {cluster.dataset} and pruning (installed as "
+                            f"{snapshot_installed} by 70-install-snapshot-cron.sh)",
+                            syslog_tag=f"pitr-snapshot-{c.name}")
+    context["embedded_file"] = snapshot
     return [
         cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
@@ -175,6 +224,15 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      order=50, destructive=True, context_force=True),
         cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
                      f"standby configuration ({recovery_file}) and start", order=60),
+        snapshot,
+        cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
+                     f"cron schedule of the snapshots ({c.snapshots.schedule}, "
+                     f"{c.snapshots.time_zone})", mode=CONFIG_MODE),
+        cluster_file("70-install-snapshot-cron.sh", "snapshot-cron", "cluster/snapshot-cron.sh.j2",
+                     "install the snapshot script and its cron schedule", order=70),
+        cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
+                     "point-in-time restore from a snapshot clone (--target-time ..., "
+                     "--cleanup NAME); run when needed", destructive=True),
     ]
 
 

@@ -184,6 +184,12 @@ class Nfs(Strict):
     ports_file: AbsPath = "/etc/nfs.conf.d/pitr-bundle.conf"
 
 
+class HostMonitor(Strict):
+    user: OsUserName = "nagios"  # runs the check through sudo (PGDATA is 0700)
+    pool_capacity_warn: int = Field(default=80, ge=1, le=100)
+    pool_capacity_crit: int = Field(default=90, ge=1, le=100)
+
+
 class HostSpec(Strict):
     name: HostName
     # the address primaries see the backup host connect from (pg_hba.conf); a virtual IP,
@@ -193,6 +199,7 @@ class HostSpec(Strict):
     pool: Pool
     datasets: SharedDatasets
     nfs: Nfs = Nfs()
+    monitor: HostMonitor = HostMonitor()
 
     @property
     def replication_source(self) -> str:
@@ -307,6 +314,91 @@ class Archive(Strict):
     extra_clients: list[Address] = []
 
 
+CRON_FIELDS = [  # (name, low, high, names)
+    ("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                      "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+]
+
+
+def _cron_schedule(value: str) -> str:
+    """The five time fields of a crontab line, checked as cron checks them."""
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(f"a cron schedule has 5 fields (minute hour day month weekday), "
+                         f"got {len(fields)}")
+    for text, (name, low, high, names) in zip(fields, CRON_FIELDS):
+        for item in text.split(","):
+            base, _, step = item.partition("/")
+            if step and not (step.isdigit() and int(step) > 0):
+                raise ValueError(f"{name}: bad step in {item!r}")
+            if base == "*":
+                continue
+            ends = base.split("-")
+            if len(ends) > 2 or not all(ends):
+                raise ValueError(f"{name}: {item!r} is not a number, range or *")
+            numbers = []
+            for end in ends:
+                if end.isdigit():
+                    numbers.append(int(end))
+                elif end.lower() in names and len(ends) == 1:
+                    numbers.append(low)
+                else:
+                    raise ValueError(f"{name}: {end!r} is not allowed")
+            if any(n < low or n > high for n in numbers):
+                raise ValueError(f"{name}: {item!r} is outside {low}-{high}")
+            if len(numbers) == 2 and numbers[0] > numbers[1]:
+                raise ValueError(f"{name}: range {item!r} runs backwards")
+    return " ".join(fields)
+
+
+CronSchedule = Annotated[str, StringConstraints(max_length=200), AfterValidator(_cron_schedule)]
+MailAddress = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._%+@-]{0,254}$")]
+TimeZoneName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]
+SnapshotPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,30}$")]
+
+
+class Keep(Strict):
+    """How many snapshots to keep per period: the newest of each of the last N hours, days,
+    ISO weeks, months, years that have one. The newest snapshot is always kept."""
+
+    hourly: int = Field(default=0, ge=0, le=100000)
+    daily: int = Field(default=7, ge=0, le=100000)
+    weekly: int = Field(default=4, ge=0, le=100000)
+    monthly: int = Field(default=6, ge=0, le=100000)
+    yearly: int = Field(default=0, ge=0, le=100000)
+
+
+class Snapshots(Strict):
+    prefix: SnapshotPrefix = "pitr-"
+    schedule: CronSchedule = "1 8 * * *"  # the runbook's: daily at 08:01
+    keep: Keep = Keep()
+    # run before each snapshot (e.g. a CHECKPOINT); its failure stops the snapshot
+    pre_hook: Optional[FreeText] = None
+    cron_user: OsUserName = "root"
+    mailto: MailAddress = "root"
+    time_zone: TimeZoneName = "UTC"  # of the schedule; snapshot names are always UTC
+
+
+class Restore(Strict):
+    port: Optional[Port] = None  # default: the standby's port + 1000
+    dataset_parent: Optional[DatasetName] = None  # default: <pool>/restore
+    mountpoint_root: AbsPath = "/pg_restore"
+    timeout_seconds: int = Field(default=3600, ge=10)
+
+
+class ClusterMonitor(Strict):
+    """Nagios thresholds; the runbook's: archive 20 min, restore (pg_wal) 10 min."""
+
+    archive_warn_minutes: int = Field(default=20, ge=1)
+    archive_crit_minutes: int = Field(default=60, ge=1)
+    restore_warn_minutes: int = Field(default=10, ge=1)
+    restore_crit_minutes: int = Field(default=30, ge=1)
+    snapshot_warn_hours: int = Field(default=26, ge=1)
+    snapshot_crit_hours: int = Field(default=50, ge=1)
+
+
 class ClusterSpec(Strict):
     name: ClusterName
     host: HostName
@@ -321,6 +413,9 @@ class ClusterSpec(Strict):
     replication: Replication = Replication()
     standby: Standby = Standby()
     archive: Archive = Archive()
+    snapshots: Snapshots = Snapshots()
+    restore: Restore = Restore()
+    monitor: ClusterMonitor = ClusterMonitor()
 
     @property
     def user(self) -> str:

@@ -310,6 +310,12 @@ def test_build_script_builds_postgres_15_with_debians_configure_line(debian_sour
         assert first.returncode == 0, (f"35-build.sh: exit {first.returncode}, log {log}:\n"
                                        f"{first.stderr[-4000:]}")
 
+        # the layout every other script of the bundle relies on: $PGHOME/bin (PATH, pg_ctl,
+        # initdb, pg_basebackup) and $PGHOME/lib (as_user's LD_LIBRARY_PATH: the build has
+        # --disable-rpath, so without it psql & co. would load the host's own libpq)
+        assert (rig.prefix / "bin/pg_config").is_file(), "no <prefix>/bin/pg_config"
+        assert (rig.prefix / "bin/pg_ctl").is_file() and (rig.prefix / "bin/initdb").is_file()
+        assert (rig.prefix / "lib/libpq.so.5").exists(), "no <prefix>/lib/libpq.so.5"
         # the installed build says it is the primary's build: PostgreSQL 15 records autoconf's
         # argument string with its leading space, older majors print it without
         recorded = pg_config(rig, "--configure")

@@ -40,10 +40,10 @@ on_error() {
 }
 trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
 TEMP_FILES=()
-cleanup() {
+remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
-trap cleanup EXIT
+trap remove_temp_files EXIT
 # make_temp VAR: a temporary file, removed when the script exits, its path put in VAR
 make_temp() {
   local path
@@ -123,6 +123,9 @@ ensure_dir() {
   run install -d -o "$owner" -g "$group" -m "$mode" -- "$path"
 }
 # ----------------------------------------------------------------------------------------------
+# zfs creates missing mountpoint folders with our umask: they must let the clusters' users
+# through (the datasets' own root folders are 0755 either way)
+umask 022
 
 readonly POOL=zp1
 

@@ -46,10 +46,10 @@ on_error() {
 }
 trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
 TEMP_FILES=()
-cleanup() {
+remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
-trap cleanup EXIT
+trap remove_temp_files EXIT
 # make_temp VAR: a temporary file, removed when the script exits, its path put in VAR
 make_temp() {
   local path

@@ -1,0 +1,191 @@
+"""The whole point of the host, for real: a standby on a zfs-fuse dataset streams from a real
+primary; the generated snapshot script snapshots it; the generated restore script clones the
+newest snapshot before a target time and replays archived WAL up to it; the generated monitor
+check sees it all. One PostgreSQL major up to 11 (recovery.conf) and one from 12 (signals)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import pg_backend as pg
+from conftest import backend_missing, pitr_bundle
+from test_standby_real_pg import PASSWORD, client_tools, compose_pghome, drop_user, run, wait_for  # noqa: F401
+from zfs_fuse import destroy_pool, sparse_disks
+
+pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
+
+
+def write_specs(root: Path, pool: str, disks: list[Path], major: int) -> Path:
+    specs = root / "specs"
+    (specs / "hosts").mkdir(parents=True)
+    (specs / "clusters").mkdir()
+    mnt = root / "mnt"
+    (specs / "hosts/test.yaml").write_text(textwrap.dedent(f"""\
+        name: test
+        address: 127.0.0.1
+        pool:
+          name: {pool}
+          device_paths: any
+          pool_options: {{cachefile: none}}
+          mountpoint: {mnt}/{pool}
+          vdevs: [{{type: raidz1, disks: [{disks[0]}, {disks[1]}, {disks[2]}]}}]
+          properties: {{compression: lzjb}}
+        datasets:
+          pg_home: {{name: {pool}/pg_home, mountpoint: {mnt}/pg_home}}
+          pg_arch: {{name: {pool}/pg_arch, mountpoint: {mnt}/pg_arch}}
+          pg_log: {{name: {pool}/pg_log, mountpoint: {mnt}/pg_log}}
+        """))
+    (specs / f"clusters/pz{major}.yaml").write_text(textwrap.dedent(f"""\
+        name: pz{major}
+        host: test
+        mountpoint: {mnt}/pz{major}
+        port: {29000 + major}
+        postgres: {{version: "{major}"}}
+        primary:
+          address: 127.0.0.1
+          port: {27100 + major}
+          data_dir: {root}/primary/data
+          os_user: {pg.DEFAULT_OS_USER}
+          archive_mount: {mnt}/pg_arch/pz{major}
+          archive_script: {root}/primary/bin/pitr-archive-wal
+          archive_via_sudo: false
+          archive_requires_mount: false
+        standby:
+          hot_standby: true
+          settings: {{shared_buffers: 32MB, max_connections: 100}}
+        snapshots:
+          keep: {{hourly: 24, daily: 7}}
+        restore:
+          port: {29100 + major}
+          mountpoint_root: {mnt}/restore
+          timeout_seconds: 120
+        """))
+    return specs
+
+
+def utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(epoch))
+
+
+@pytest.mark.parametrize("major", [11, 16])
+def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):  # noqa: F811
+    if major not in pg.available_majors():
+        backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
+    root = tmp_path
+    root.chmod(0o755)
+    pg.grant_traverse(root)
+    cluster = f"pz{major}"
+    drop_user(cluster)
+    pg.ensure_os_user(pg.DEFAULT_OS_USER)
+    pool = "pz" + secrets.token_hex(3)
+    disks = sparse_disks(root / "disks", 3, "256M")
+    specs = write_specs(root, pool, disks, major)
+    pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
+    bundle = root / "out/test"
+    facts = json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"][0]
+    paths = facts["paths"]
+    scripts = bundle / f"clusters/{cluster}"
+    primary = pg.PgServer(major, root / "primary/data", 27100 + major)
+    pghome_bin = Path(paths["pghome"]) / "bin"
+    try:
+        run([bundle / "host/10-pool.sh", "--yes"])
+        run([bundle / "host/20-datasets.sh"])
+        run([scripts / "30-user.sh"])
+        # the archive: the primary's user writes, the cluster's group reads (as over NFS)
+        archive = Path(paths["archive"])
+        primary_user = pwd.getpwnam(pg.DEFAULT_OS_USER)
+        archive.mkdir(parents=True)
+        for folder in (archive.parent, archive):
+            os.chown(folder, primary_user.pw_uid, pwd.getpwnam(cluster).pw_gid)
+            folder.chmod(0o2750)
+        (root / "primary/bin").mkdir(parents=True)
+        shutil.copy(scripts / "primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
+        (root / "primary/bin/pitr-archive-wal").chmod(0o755)
+        primary.initdb()
+        shutil.copy(scripts / "primary/pitr-archive.conf", primary.data_dir)
+        os.chown(primary.data_dir / "pitr-archive.conf", primary_user.pw_uid, primary_user.pw_gid)
+        with open(primary.conf_file, "a") as conf:
+            conf.write("\ninclude 'pitr-archive.conf'\n")
+        lines = (scripts / "primary/pg_hba.conf.lines").read_text().splitlines()
+        primary.hba([line for line in lines if line and not line.startswith("#")])
+        primary.start()
+        primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
+        primary.psql("create table t (id int primary key, note text)")
+
+        Path(paths["pghome"]).symlink_to(compose_pghome(root / "soft", major, client_tools))
+        env = dict(os.environ, PITR_REPLICATION_PASSWORD=PASSWORD)
+        run([scripts / "50-basebackup.sh"], env=env)
+        run([scripts / "60-standby.sh"], env=env)
+        standby = pg.PgServer(major, Path(paths["pgdata"]), 29000 + major)
+        wait_for("streaming", lambda: standby.psql("select status from pg_stat_wal_receiver") == "streaming")
+
+        # a target before any snapshot is refused, with the reason
+        early = run([scripts / "restore.sh", "--target-time", utc(time.time() - 3600), "--yes"], expect=3)
+        assert "no snapshot" in early.stderr
+
+        primary.psql("insert into t values (1, 'A')")
+        wait_for("row A on the standby", lambda: standby.psql("select note from t where id = 1") == "A")
+        snap = run([scripts / "snapshot.sh"])
+        assert "took " in snap.stderr
+        time.sleep(1.5)
+        target = utc(time.time())
+        time.sleep(1.5)
+        primary.psql("insert into t values (2, 'B')")
+        segment = primary.psql("select pg_walfile_name(pg_current_wal_lsn())")
+        primary.psql("select pg_switch_wal()")
+        wait_for("B's WAL segment archived", lambda: any(archive.glob(f"*/{segment}")))
+
+        # a target older than the oldest snapshot is refused
+        older = run([scripts / "restore.sh", "--target-time", utc(time.time() - 3600), "--yes"], expect=3)
+        assert "older than the oldest snapshot" in older.stderr
+
+        # restore to T: A, not B, open on its own port; the standby streams on
+        restored = run([scripts / "restore.sh", "--target-time", target, "--name", "t1", "--yes"])
+        assert "is open" in restored.stderr
+        clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-t1/pg_root", 29100 + major)
+        assert clone.psql("select pg_is_in_recovery()") == "f"
+        assert clone.psql("select string_agg(note, ',' order by id) from t") == "A"
+        wait_for("row B on the live standby", lambda: standby.psql("select note from t where id = 2") == "B")
+        assert standby.psql("select status from pg_stat_wal_receiver") == "streaming"
+        origin = subprocess.run(["zfs", "get", "-H", "-o", "value", "origin", f"{pool}/restore/{cluster}-t1"],
+                                capture_output=True, text=True).stdout.strip()
+        assert origin.startswith(f"{pool}/{cluster}@pitr-")
+
+        # the check is OK on the healthy setup
+        check = bundle / "host/monitor.sh"
+        ok = run([check], expect=0)
+        assert ok.stdout.startswith("PITR OK"), ok.stdout
+
+        # --cleanup removes the clone
+        run([scripts / "restore.sh", "--cleanup", "t1", "--yes"])
+        assert subprocess.run(["zfs", "list", f"{pool}/restore/{cluster}-t1"], capture_output=True).returncode != 0
+
+        # an archive that stalls is CRITICAL
+        for path in archive.rglob("*"):
+            os.utime(path, (time.time() - 7200, time.time() - 7200))
+        stalled = run([check], expect=2)
+        assert stalled.stdout.startswith("PITR CRITICAL") and "archive delay" in stalled.stdout
+
+        # a stopped standby is CRITICAL
+        run(["runuser", "-u", cluster, "--", pghome_bin / "pg_ctl", "-D", paths["pgdata"], "-m", "fast", "-w", "stop"])
+        stopped = run([check], expect=2)
+        assert f"{cluster}: standby not running" in stopped.stdout
+    finally:
+        for data in (root / f"mnt/restore/{cluster}-t1/pg_root", Path(paths["pgdata"])):
+            if (data / "postmaster.pid").exists():
+                subprocess.run(["runuser", "-u", cluster, "--", str(pghome_bin / "pg_ctl"), "-D", str(data),
+                                "-m", "immediate", "stop"], capture_output=True)
+        primary.stop(mode="immediate", check=False)
+        drop_user(cluster)
+        time.sleep(0.5)
+        destroy_pool(pool)
