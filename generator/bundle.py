@@ -64,6 +64,7 @@ def _cluster_facts(host: Host, cluster) -> dict:
                     "nodes": c.primary.nodes, "os_user": c.primary.os_user,
                     "archive_mount": c.primary.archive_mount},
         "replication_user": c.replication.user,
+        "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
     }
 
 

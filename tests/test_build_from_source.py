@@ -3,23 +3,31 @@ from Debian's source of postgresql-15 for bookworm with Debian's own configure l
 with `pitr-bundle import-pg-config` from the real `pg_config` of Debian's package
 (tests/fixtures/pg_config/debian-15.txt).
 
-The line is used whole but for ONE of its 61 options, the other 60 kept byte for byte:
+The line is used whole but for ONE of its 61 options; the other 60 are kept byte for byte:
 `--with-llvm` (LLVM_CONFIG=/usr/bin/llvm-config-14, CLANG=/usr/bin/clang-14), ICU, systemd,
 selinux, gssapi, ldap, tcl, perl, python, dtrace, TAP tests, lz4, zstd, values with spaces
 ('CFLAGS=-g -O2 ...', '--with-extra-version= (Debian 15.18-0+deb12u1)', 'MKDIR_P=/bin/mkdir -p')
-and `${prefix}` values (the literal /usr/... install folders moved under the backup prefix by
-the generator). Dropped: `--runstatedir=/run`. PostgreSQL's release tarballs (Debian's orig
-tarball is one) ship a configure made by Autoconf 2.69, which has no --runstatedir and stops
-with "unrecognized option: `--runstatedir=/run'"; Debian regenerates configure with Autoconf
-2.71 (debian/patches/autoconf2.69 + dh_autoreconf), whose debhelper adds the option. PostgreSQL
-never reads runstatedir, so the build is the same without it: an operator importing a Debian
-or Ubuntu pg_config has to delete that one line from the spec, as this test does.
+and `${prefix}` values.
+
+Dropped: `--runstatedir=/run`. PostgreSQL's release tarballs (Debian's orig tarball is one)
+ship a configure made by Autoconf 2.69, which has no --runstatedir and stops with
+"unrecognized option: `--runstatedir=/run'"; Debian regenerates configure with Autoconf 2.71
+(debian/patches/autoconf2.69 + dh_autoreconf), and its debhelper adds the option. PostgreSQL
+never reads runstatedir, so the build is the same without it: an operator importing a Debian or
+Ubuntu pg_config has to delete that one line from the spec, as this test does.
+
+What becomes of the primary's --prefix and install-folder options (Debian's literal
+/usr/lib/postgresql/15/bin and the like) is configure_for_backup_host's business: the test
+holds the installed `pg_config --configure` to exactly what that function and
+autoconf_recorded say, and checks that everything landed under the backup prefix in the layout
+the bundle's other scripts use ($PGHOME/bin, $PGHOME/lib).
+
 tests/backends/fetch-postgres-source.sh fetches the source (`apt-get source --download-only
 postgresql-15/bookworm`, private apt setup) and installs the Debian packages the line needs
-(about 30 s when all are missing; the build itself takes about 10 to 15 minutes on 2 cores).
-
-The build needs root (the script runs its steps as the cluster's OS user through runuser), but
-no ZFS: the spec's datasets are plain folders under a temporary directory.
+(about 30 s when all are missing). The build takes about 13 to 16 minutes on 2 cores (LLVM
+bitcode doubles the compiling). It needs root (the script runs its steps as the cluster's OS
+user through runuser) but no ZFS: the spec's datasets are plain folders under a temporary
+directory. PITR_KEEP_BUILD=1 keeps that directory and the OS user for a look afterwards.
 
 Tier: the source build is `slow` (tests/run runs it, `tests/run --fast` skips it); the refusals
 (tampered or missing tarball) and the dry run before a build use a tiny tarball and are fast.

@@ -88,7 +88,82 @@ zpool_status() {
   done
 }
 
+snap_file() { printf '%s/snaps/%s' "$state" "${1//\//%}"; }
+mkdir -p "$state/snaps"
+
+# list_snapshots DATASET: name<TAB>userrefs, oldest first (creation, then name)
+list_snapshots() {
+  local prefix
+  prefix=$(snap_file "$1@")
+  for f in "$prefix"*; do
+    [[ -e $f ]] || continue
+    read -r created refs <"$f"
+    printf '%s\t%s\t%s\n' "$created" "$(basename "$f" | tr '%' '/')" "$refs"
+  done | sort -n -k1,1 -s | cut -f2-
+}
+
+destroy_snapshot() {
+  local f
+  f=$(snap_file "$1")
+  [[ -e $f ]] || { echo "could not find any snapshots to destroy; check snapshot names." >&2; exit 1; }
+  if grep -rqxF "origin=$1" "$state/ds"; then
+    echo "cannot destroy '$1': snapshot has dependent clones" >&2
+    exit 1
+  fi
+  rm -f "$f"
+}
+
 case "$cmd $*" in
+  "zfs version"*)
+    [[ -n ${FAKE_OPENZFS:-} ]] || { echo "unrecognized command 'version'" >&2; exit 2; }
+    echo "zfs-2.1.11-1" ;;
+  "zfs snapshot "*)
+    [[ -e $(snap_file "$2") ]] && { echo "cannot create snapshot '$2': dataset already exists" >&2; exit 1; }
+    exists "${2%@*}" || { echo "cannot open '${2%@*}': dataset does not exist" >&2; exit 1; }
+    printf '%s 0\n' "$(date -u +%s)" >"$(snap_file "$2")" ;;
+  "zfs list -H -t snapshot -o name,userrefs -d 1 -s creation "*) list_snapshots "${11}" ;;
+  "zfs list -H -t snapshot -o name -d 1 -s creation "*) list_snapshots "${11}" | cut -f1 ;;
+  "zfs list -H -t filesystem,volume -o origin -r "*)
+    for f in "$state/ds"/*; do
+      o=$(grep -m1 '^origin=' "$f" | cut -d= -f2- || true)
+      echo "${o:--}"
+    done ;;
+  "zfs destroy -d "*)
+    target=$3
+    if [[ $target == *,* ]]; then
+      [[ -n ${FAKE_OPENZFS:-} ]] || { echo "cannot destroy '$target': invalid character ',' in name" >&2; exit 1; }
+      ds=${target%@*}
+      IFS=, read -r -a names <<<"${target#*@}"
+      for n in "${names[@]}"; do destroy_snapshot "$ds@$n"; done
+    else
+      destroy_snapshot "$target"
+    fi ;;
+  "zfs hold "*) read -r c r <"$(snap_file "$3")"; echo "$c $((r + 1))" >"$(snap_file "$3")" ;;
+  "zfs get -H -p -o value creation "*) cut -d' ' -f1 "$(snap_file "$7")" ;;
+  "zfs clone "*)
+    shift
+    props=()
+    while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
+    [[ -e $(snap_file "$1") ]] || { echo "cannot open '$1'" >&2; exit 1; }
+    exists "${2%/*}" || { echo "cannot create '$2': parent does not exist" >&2; exit 1; }
+    : >"$(ds_file "$2")"
+    set_prop "origin=$1" "$2"
+    for p in "${props[@]}"; do set_prop "$p" "$2"; done
+    # a clone holds what the dataset held (the fake keeps no snapshot contents)
+    source_root="$(get_prop mountpoint "${1%@*}")/pg_root"
+    clone_root="$(get_prop mountpoint "$2")/pg_root"
+    mkdir -p "$(dirname "$clone_root")"
+    if [[ -d $source_root ]]; then cp -a "$source_root" "$clone_root"; else mkdir -p "$clone_root"; fi
+    ;;
+  "zfs create -p "*)
+    shift 2
+    props=()
+    while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
+    : >"$(ds_file "$1")"
+    for p in "${props[@]}"; do set_prop "$p" "$1"; done ;;
+  "zfs destroy "*)
+    exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }
+    rm -f "$(ds_file "$2")" ;;
   "zpool list -H -o name "*) [[ -f $state/pools/$5 ]] || { echo "cannot open '$5': no such pool" >&2; exit 1; }; echo "$5" ;;
   "zpool status"*) shift; zpool_status "$@" ;;
   "zpool create "*) shift; zpool_create "$@" ;;

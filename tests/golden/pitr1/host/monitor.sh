@@ -11,8 +11,10 @@
 # archive freshness (newest file in the archive) and the age of the newest snapshot.
 # One summary line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 # Reads PGDATA (mode 0700): run as root, e.g. through the sudo rule of the monitor installer.
-set -uo pipefail
+set -Eeuo pipefail
 export LC_ALL=C
+# whatever goes wrong, Nagios gets a status line: UNKNOWN names the failing line
+trap 'echo "PITR UNKNOWN - check failed at line $LINENO: $BASH_COMMAND"; exit 3' ERR
 
 readonly POOL=zp1
 readonly CAPACITY_WARN=80 CAPACITY_CRIT=90
@@ -42,7 +44,7 @@ age_level() {
 # newest_mtime DIR...: epoch of the newest regular file below DIR (0 when none)
 newest_mtime() {
   local newest
-  newest=$(find "$@" -type f ! -name '.*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n1)
+  newest=$(find "$@" -type f ! -name '.*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n1) || true
   echo "${newest%.*}"
 }
 
@@ -109,7 +111,8 @@ check_cluster() {
 
   # the newest snapshot, from its UTC name (one listing)
   local snapshot stamp taken
-  snapshot=$(zfs list -H -t snapshot -o name -d 1 -s creation "$dataset" 2>/dev/null | grep -F "@$prefix" | tail -n1)
+  snapshot=$(zfs list -H -t snapshot -o name -d 1 -s creation "$dataset" 2>/dev/null |
+    grep -F "@$prefix" | tail -n1) || true
   if [[ -z $snapshot ]]; then
     raise 2 "$name: no snapshot of $dataset"
   else
@@ -138,8 +141,12 @@ main() {
   done
   [[ $(id -u) == 0 ]] || { echo "PITR UNKNOWN - must run as root (sudo): PGDATA is 0700"; exit 3; }
   check_pool
-  [[ -z $only || $only == pg168104 ]] && check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 26 50
-  [[ -z $only || $only == pg168121 ]] && check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 26 50
+  if [[ -z $only || $only == pg168104 ]]; then
+    check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 26 50
+  fi
+  if [[ -z $only || $only == pg168121 ]]; then
+    check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 26 50
+  fi
   local words=(OK WARNING CRITICAL UNKNOWN) summary
   if ((${#MESSAGES[@]})); then
     summary=$(printf '%s; ' "${MESSAGES[@]}")

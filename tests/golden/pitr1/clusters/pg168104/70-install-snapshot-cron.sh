@@ -280,7 +280,7 @@ readonly KEEP_HOURLY=0 KEEP_DAILY=7 KEEP_WEEKLY=4 \
   KEEP_MONTHLY=6 KEEP_YEARLY=0
 readonly PRE_HOOK=''
 readonly LOCK_FILE=/run/lock/pitr-snapshot-pg168104.lock
-readonly DESTROY_BATCH=200
+readonly DESTROY_BATCH=5000
 
 usage() {
   cat <<USAGE
@@ -323,7 +323,8 @@ retention_plan() {
       doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy
       return era * 146097 + doe - 719468
     }
-    FNR == NR { cloned[$1] = 1; next }
+    # (not FNR == NR: with no clones at all that would swallow the snapshot list)
+    FILENAME == ARGV[1] { cloned[$1] = 1; next }
     {
       if (index($1, ours) != 1) next
       stamp = substr($1, length(ours) + 1)

@@ -1,0 +1,164 @@
+#!/usr/bin/env bats
+# The snapshot script (role "snapshot") against the fake zfs, with a fake clock.
+
+load test_helper
+
+setup() {
+  setup_stubs
+  DATASET=$(cluster_fact "['dataset']")
+  PREFIX=$(cluster_fact "['snapshots']['prefix']")
+  POOL=$(query "facts['pool']['name']")
+  "$STUB_BIN/zpool" create "$POOL" mirror /dev/a /dev/b
+  "$STUB_BIN/zfs" create -o mountpoint=/x "$DATASET"
+  : >"$STUB_LOG"
+  stub flock
+  stub logger
+  set_clock "2026-01-01 08:01:00"
+  SNAPSHOT_SCRIPT=$(rebase "$(cluster_script snapshot)" LOCK_FILE="$SANDBOX/snapshot.lock")
+}
+
+# set_clock TIME: what `date` says from now on (UTC)
+set_clock() {
+  /bin/date -u -d "$1" +%s >"$SANDBOX/.now"
+  cat >"$STUB_BIN/date" <<'DATE'
+#!/usr/bin/env bash
+for arg in "$@"; do
+  case $arg in -d* | --date*) exec /bin/date "$@" ;; esac
+done
+exec /bin/date -d "@$(cat "$SANDBOX/.now")" "$@"
+DATE
+  chmod +x "$STUB_BIN/date"
+}
+
+advance() {
+  echo $(($(cat "$SANDBOX/.now") + $1)) >"$SANDBOX/.now"
+}
+
+snapshots() {
+  "$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$DATASET"
+}
+
+@test "snapshot: takes DATASET@PREFIX<UTC time> and logs to syslog too" {
+  run -0 "$SNAPSHOT_SCRIPT"
+  [ "$(snapshots)" = "$DATASET@${PREFIX}20260101T080100Z" ]
+  calls "^logger -t pitr-snapshot-$(cluster_fact "['name']") -- took " | grep -q .
+}
+
+@test "snapshot: over a simulated year of runs the kept set is exactly the policy's" {
+  # a run every 30 hours for 400 days: every period's buckets are hit, some days twice or not
+  for ((run_no = 0; run_no < 320; run_no++)); do
+    run -0 "$SNAPSHOT_SCRIPT"
+    advance 108000
+  done
+  run python3 - "$(cluster_fact "['snapshots']['keep']" | tr "'" '"')" <<'PY'
+import datetime, json, sys
+keep = json.loads(sys.argv[1])
+start = datetime.datetime(2026, 1, 1, 8, 1)
+taken = [start + datetime.timedelta(hours=30 * n) for n in range(320)]
+keys = {"hourly": lambda t: t.strftime("%Y%m%d%H"), "daily": lambda t: t.strftime("%Y%m%d"),
+        "weekly": lambda t: (t.date() - datetime.date(1969, 12, 29)).days // 7,
+        "monthly": lambda t: t.strftime("%Y%m"), "yearly": lambda t: t.strftime("%Y")}
+kept = {taken[-1]}
+for period, count in keep.items():
+    seen = []
+    for t in reversed(taken):
+        k = keys[period](t)
+        if k not in seen and len(seen) < count:
+            seen.append(k)
+            kept.add(t)
+        elif k not in seen:
+            seen.append(k)
+for t in sorted(kept):
+    print(t.strftime("%Y%m%dT%H%M%SZ"))
+PY
+  [ "$status" -eq 0 ]
+  expected=$output
+  actual=$(snapshots | sed "s|^$DATASET@$PREFIX||")
+  [ "$actual" = "$expected" ]
+  [ "$(snapshots | tail -n1)" = "$DATASET@${PREFIX}$(/bin/date -u -d "@$(($(cat "$SANDBOX/.now") - 108000))" +%Y%m%dT%H%M%SZ)" ]
+}
+
+@test "snapshot: keeps a snapshot that has a clone, and one with a hold" {
+  run -0 "$SNAPSHOT_SCRIPT"
+  first=$(snapshots | head -n1)
+  "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/r" "$POOL/restore"
+  "$STUB_BIN/zfs" clone -o mountpoint="$SANDBOX/r/c" "$first" "$POOL/restore/c"
+  advance 3600
+  run -0 "$SNAPSHOT_SCRIPT"
+  second=$(snapshots | tail -n1)
+  "$STUB_BIN/zfs" hold keep "$second"
+  for ((day = 0; day < 60; day++)); do advance 86400; run -0 "$SNAPSHOT_SCRIPT"; done
+  snapshots | grep -qxF "$first"
+  snapshots | grep -qxF "$second"
+  echo "$output" | grep -qF "keep $first (has a clone)"
+  echo "$output" | grep -qF "keep $second (held)"
+}
+
+@test "snapshot: never prunes another tool's snapshots" {
+  "$STUB_BIN/zfs" snapshot "$DATASET@manual-before-upgrade"
+  for ((day = 0; day < 40; day++)); do run -0 "$SNAPSHOT_SCRIPT"; advance 86400; done
+  snapshots | grep -qxF "$DATASET@manual-before-upgrade"
+}
+
+@test "snapshot: zfs calls per run do not grow with the number of snapshots (OpenZFS)" {
+  export FAKE_OPENZFS=1
+  count_zfs_calls() {
+    : >"$STUB_LOG"
+    run -0 "$SNAPSHOT_SCRIPT"
+    calls '^zfs ' | wc -l
+  }
+  for ((i = 0; i < 5; i++)); do
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2019-01-01 + $i hours" +%Y%m%dT%H%M%SZ)"
+  done
+  few=$(count_zfs_calls)
+  advance 86400
+  for ((i = 0; i < 300; i++)); do
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2020-01-01 + $i hours" +%Y%m%dT%H%M%SZ)"
+  done
+  advance 86400
+  many=$(count_zfs_calls)
+  [ "$few" -eq "$many" ]
+  [ "$(calls '^zfs destroy -d ' | wc -l)" -eq 1 ]
+}
+
+@test "snapshot: older ZFS without comma lists gets one destroy per snapshot" {
+  unset FAKE_OPENZFS
+  for ((i = 0; i < 5; i++)); do
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2020-01-01 + $i hours" +%Y%m%dT%H%M%SZ)"
+  done
+  run -0 "$SNAPSHOT_SCRIPT"
+  ! calls '^zfs destroy -d .*,' | grep -q .
+}
+
+@test "snapshot: two overlapping runs do not both run" {
+  stub flock 'exit 1'
+  run -3 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"another run holds"* ]]
+  [ -z "$(snapshots)" ]
+}
+
+@test "snapshot: a failing zfs stops the run with the step named" {
+  FAKE_FAIL='zfs snapshot*' run -1 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"step 'snapshot' failed"* ]]
+  FAKE_FAIL='zfs destroy*' run -0 "$SNAPSHOT_SCRIPT" --no-prune
+}
+
+@test "snapshot: a failing pre-snapshot hook stops the snapshot" {
+  script=$(rebase "$SNAPSHOT_SCRIPT" PRE_HOOK='exit 7')
+  run -1 "$script"
+  [[ $output == *"pre-snapshot hook failed (exit 7): no snapshot taken"* ]]
+  [ -z "$(snapshots)" ]
+}
+
+@test "snapshot: --dry-run lists what it would take and prune, and changes nothing" {
+  for ((i = 0; i < 20; i++)); do
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2020-01-01 + $i days" +%Y%m%dT%H%M%SZ)"
+  done
+  before=$(snapshots)
+  : >"$STUB_LOG"
+  run -0 "$SNAPSHOT_SCRIPT" --dry-run
+  [ "$(snapshots)" = "$before" ]
+  [[ $output == *"would run: zfs snapshot"* ]]
+  echo "$output" | grep -q "prune $DATASET@"
+  ! calls '^zfs (snapshot|destroy)' | grep -q .
+}
