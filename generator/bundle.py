@@ -37,6 +37,7 @@ def _facts(host: Host) -> dict:
                  "root_properties": spec.pool.root_properties,
                  "pool_options": spec.pool.pool_options, "mountpoint": spec.pool.mountpoint},
         "archive_root": spec.datasets.pg_arch.mountpoint,
+        "monitor": spec.monitor.model_dump(),
         "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
                      for d in datasets_of(host)],

@@ -146,7 +146,12 @@ path=${*: -1}
 recorded=$(awk -F "\t" -v p="$path" "\$1 == p { v = \$2 } END { print v }" "$SANDBOX/.owners" 2>/dev/null)
 if [[ -n $recorded ]]; then
   read -r o g m <<<"$recorded"
-  printf "%s %s %o\n" "$o" "$g" "$m"
+  format="%U %G %a"
+  args=("$@")
+  for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -c ]] && format=${args[i+1]}; done
+  format=${format//%U/$o}
+  format=${format//%G/$g}
+  printf "%s\n" "${format//%a/$(printf %o "$m")}"
 else
   exec /usr/bin/stat "$@"
 fi'

@@ -125,6 +125,7 @@ ensure_dir() {
 
 readonly CHECK=/usr/local/sbin/pitr-check
 readonly SUDOERS_FILE=/etc/sudoers.d/pitr-check
+readonly MONITOR_USER=nagios
 
 usage() {
   cat <<USAGE
@@ -327,6 +328,7 @@ main() {
   ((${#REST[@]} == 0)) || usage_error "unknown argument: ${REST[0]}"
   require_root
   need_cmd install cmp visudo
+  getent passwd "$MONITOR_USER" >/dev/null || warn "monitoring user $MONITOR_USER does not exist yet"
   step "check script"
   install_file "$CHECK" 0755 write_check
   step "sudo rule"

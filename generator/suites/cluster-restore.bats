@@ -1,0 +1,120 @@
+#!/usr/bin/env bats
+# The restore script (role "restore") against the fake zfs, with a stub pg_ctl and psql.
+
+load test_helper
+
+setup() {
+  setup_stubs
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
+  DATASET=$(cluster_fact "['dataset']")
+  PREFIX=$(cluster_fact "['snapshots']['prefix']")
+  POOL=$(query "facts['pool']['name']")
+  CLUSTER=$(cluster_fact "['name']")
+  "$STUB_BIN/zpool" create "$POOL" mirror /dev/a /dev/b
+  "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$DATASET"
+  mkdir -p "$SANDBOX/live/pg_root"
+  printf "# standby\ninclude 'pitr-bundle.conf'\n" >"$SANDBOX/live/pg_root/postgresql.conf"
+  touch "$SANDBOX/live/pg_root/standby.signal" "$SANDBOX/live/pg_root/postmaster.pid"
+  fake_pghome "$SANDBOX/pghome"
+  # the restored server answers "not in recovery" once started
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'echo f'
+  RESTORE_SCRIPT=$(rebase "$(cluster_script restore)" PGHOME="$SANDBOX/pghome" \
+    RESTORE_ROOT="$SANDBOX/restore" LOG_ROOT="$SANDBOX/log" OPEN_TIMEOUT=5)
+  : >"$STUB_LOG"
+}
+
+snapshot_at() {
+  local stamp
+  stamp=$(/bin/date -u -d "$1" +%Y%m%dT%H%M%SZ)
+  # the fake zfs stamps creation with `date`: make it the snapshot's own time
+  printf '#!/bin/sh\nexec /bin/date -d "%s" "$@"\n' "$1" >"$STUB_BIN/date"
+  chmod +x "$STUB_BIN/date"
+  "$STUB_BIN/zfs" snapshot "$DATASET@$PREFIX$stamp"
+  rm -f "$STUB_BIN/date"
+}
+
+@test "restore: clones the newest snapshot strictly before the target" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  snapshot_at "2026-11-24 12:00:00Z"
+  snapshot_at "2026-11-24 13:00:00Z"
+  : >"$STUB_LOG"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  calls "^zfs clone -o mountpoint=$SANDBOX/restore/$CLUSTER-t1 $DATASET@${PREFIX}20261124T080100Z " | grep -q .
+  [[ $output == *"is open"* ]]
+}
+
+@test "restore: the clone becomes a recovery target: standby files gone, target with zone, no archiving" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --port 25999 --yes
+  pgdata=$SANDBOX/restore/$CLUSTER-t1/pg_root
+  [ ! -e "$pgdata/standby.signal" ]
+  # the standby's pid file goes before the restored server starts (and writes its own)
+  grep -n "rm -f -- $pgdata/postmaster.pid\|pg_ctl -D $pgdata -W" <<<"$output" | head -n1 | grep -q "rm -f"
+  grep -qxF "port = 25999" "$pgdata/pitr-restore.conf"
+  grep -qxF "archive_mode = 'off'" "$pgdata/pitr-restore.conf"
+  [ "$(grep -cxF "include 'pitr-restore.conf'" "$pgdata/postgresql.conf")" -eq 1 ]
+  if [[ $(cluster_fact "['recovery_file']") == standby.signal ]]; then
+    [ -e "$pgdata/recovery.signal" ] && [ ! -e "$pgdata/recovery.conf" ]
+    grep -qxF "recovery_target_time = '2026-11-24 12:00:00+00'" "$pgdata/pitr-restore.conf"
+    grep -qxF "primary_conninfo = ''" "$pgdata/pitr-restore.conf"
+  else
+    [ ! -e "$pgdata/recovery.signal" ]
+    grep -qxF "recovery_target_time = '2026-11-24 12:00:00+00'" "$pgdata/recovery.conf"
+    ! grep -q standby_mode "$pgdata/recovery.conf"
+  fi
+  # the live standby's dataset is untouched
+  [ -e "$SANDBOX/live/pg_root/standby.signal" ]
+  ! calls "^zfs (set|destroy|rollback) .*$DATASET" | grep -q .
+}
+
+@test "restore: a target without a time zone is refused" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -2 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00' --yes
+  [[ $output == *"with a zone"* ]]
+  ! calls '^zfs clone' | grep -q .
+}
+
+@test "restore: a target older than the oldest snapshot is refused with the reason" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -3 "$RESTORE_SCRIPT" --target-time '2026-11-24 08:00:59Z' --yes
+  [[ $output == *"older than the oldest snapshot ($DATASET@${PREFIX}20261124T080100Z)"* ]]
+  ! calls '^zfs clone' | grep -q .
+}
+
+@test "restore: a snapshot taken in the target's second is not 'before' it" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  snapshot_at "2026-11-24 12:00:00Z"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00Z' --name t2 --yes
+  calls "^zfs clone .* $DATASET@${PREFIX}20261124T080100Z " | grep -q .
+}
+
+@test "restore: --cleanup stops the restore and destroys only a clone of this cluster" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -0 "$RESTORE_SCRIPT" --latest --name t1 --yes
+  "$STUB_BIN/zfs" create -o mountpoint=/elsewhere "$POOL/restore/$CLUSTER-foreign"
+  run -3 "$RESTORE_SCRIPT" --cleanup foreign --yes
+  [[ $output == *"is not a clone of $DATASET"* ]]
+  : >"$STUB_LOG"
+  run -0 "$RESTORE_SCRIPT" --cleanup t1 --yes
+  calls "^zfs destroy $POOL/restore/$CLUSTER-t1\$" | grep -q .
+  ! "$STUB_BIN/zfs" list -H -o name "$POOL/restore/$CLUSTER-t1" 2>/dev/null
+}
+
+@test "restore: --dry-run clones nothing and starts nothing" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -0 "$RESTORE_SCRIPT" --latest --name t1 --dry-run
+  ! calls '^zfs (clone|create)|pg_ctl' | grep -q .
+  [[ $output == *"would run: zfs clone"* ]]
+}
+
+@test "restore: hostile restore names and targets are refused before anything runs" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -2 "$RESTORE_SCRIPT" --latest --name 'x;id' --yes
+  run -2 "$RESTORE_SCRIPT" --target-lsn "0/1'; select 1" --yes
+  run -2 "$RESTORE_SCRIPT" --target-time '$(id)' --yes
+  ! calls '^zfs clone' | grep -q .
+}
