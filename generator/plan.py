@@ -91,6 +91,9 @@ def plan_host(host: Host) -> list[PlannedFile]:
                 "cluster": c.spec.name,
                 "clients": c.spec.archive_clients} for c in host.clusters]
     files = [
+        PlannedFile("verify.sh", "verify", "verify.sh.j2",
+                    "check every file of the bundle against SHA256SUMS (run it first)",
+                    all_sources, order=0),
         PlannedFile("host/10-pool.sh", "pool", "host/pool.sh.j2",
                     f"create ZFS pool {host.spec.pool.name} and set its root properties",
                     [host.source], order=10, destructive=True,

@@ -175,3 +175,38 @@ def test_cli_usage_errors_exit_2_without_traceback():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     result = pitr_bundle("check", "/nonexistent")
     assert result.returncode == 2 and "no MANIFEST.json" in result.stderr
+
+
+def test_verify_sh_and_each_script_refuse_a_changed_byte(built, tmp_path):
+    import shutil
+    bundle = tmp_path / "copy"
+    shutil.copytree(built / "pitr1", bundle)
+    assert subprocess.run(["bash", str(bundle / "verify.sh")], capture_output=True).returncode == 0
+    script = bundle / "host/20-datasets.sh"
+    script.write_bytes(script.read_bytes().replace(b"# Creates the shared", b"# Creates thE shared", 1))
+    verify = subprocess.run(["bash", str(bundle / "verify.sh")], capture_output=True, text=True)
+    assert verify.returncode == 1 and "CHANGED host/20-datasets.sh" in verify.stderr
+    altered = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert altered.returncode == 3
+    assert "does not match the bundle's SHA256SUMS" in altered.stderr
+    intact = subprocess.run([str(bundle / "host/10-pool.sh"), "--help"], capture_output=True, text=True)
+    assert intact.returncode == 0, intact.stderr
+
+
+def test_no_secret_can_enter_a_spec(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "  user: replicator\n", "  user: replicator\n  password: hunter2\n")
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 2 and "replication.password: unknown key" in result.stderr
+
+
+def test_cron_schedules_cron_would_reject_are_refused(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    for bad, message in [("61 8 * * *", "minute: '61' is outside 0-59"),
+                         ("1 8 * *", "a cron schedule has 5 fields"),
+                         ("1 8 * * mon-fri", "day of week: 'mon' is not allowed"),
+                         ("*/0 8 * * *", "minute: bad step")]:
+        text = cluster.read_text()
+        cluster.write_text(text + f"snapshots: {{schedule: '{bad}'}}\n")
+        result = pitr_bundle("validate", str(specs_copy))
+        assert result.returncode == 2 and f"snapshots.schedule: {message}" in result.stderr, result.stderr
+        cluster.write_text(text)

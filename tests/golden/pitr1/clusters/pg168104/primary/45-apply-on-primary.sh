@@ -54,6 +54,19 @@ make_temp() {
   printf -v "$1" '%s' "$path"
 }
 
+# a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
+# byte stops it before it does anything (run verify.sh for the whole bundle)
+check_own_checksum() {
+  local root=${BASH_SOURCE[0]%/*} self=clusters/pg168104/primary/45-apply-on-primary.sh expected actual
+  [[ $root == "${BASH_SOURCE[0]}" ]] && root=.
+  root="$root/../../../"
+  [[ -f $root/SHA256SUMS ]] || return 0
+  expected=$(awk -v p="$self" '$2 == p { print $1 }' "$root/SHA256SUMS")
+  actual=$(sha256sum <"${BASH_SOURCE[0]}")
+  [[ -n $expected && ${actual%% *} == "$expected" ]] ||
+    die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
+}
+check_own_checksum
 # quote ARGS: the arguments as one line a shell would read back the same
 quote() {
   local out="" arg
