@@ -77,12 +77,40 @@ def tool(name: str) -> str:
     return found
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pitr-bundle" / "shellcheck-clean"
+
+
 def run_shellcheck(paths: list[Path]) -> int:
+    """shellcheck at all severities, in parallel over the cores; a file whose exact content
+    (and shellcheck version) already passed is not checked again."""
     if not paths:
         return 0
-    command = [tool("shellcheck"), "--shell=bash", "--severity=style", "--external-sources",
-               *map(str, paths)]
-    return subprocess.run(command).returncode
+    shellcheck = tool("shellcheck")
+    version = subprocess.run([shellcheck, "--version"], capture_output=True, text=True).stdout
+    cache = _cache_dir()
+
+    def key(path: Path) -> Path:
+        digest = hashlib.sha256(version.encode() + b"\0" + path.read_bytes()).hexdigest()
+        return cache / digest
+
+    todo = [p for p in paths if not key(p).exists()]
+    if not todo:
+        return 0
+    jobs = max(1, os.cpu_count() or 1)
+    chunks = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
+    command = [shellcheck, "--shell=bash", "--severity=style", "--external-sources"]
+    procs = [subprocess.Popen(command + [str(p) for p in chunk]) for chunk in chunks]
+    failed = False
+    for proc, chunk in zip(procs, chunks):
+        if proc.wait() != 0:
+            failed = True
+            continue
+        cache.mkdir(parents=True, exist_ok=True)
+        for path in chunk:
+            key(path).touch()
+    return 1 if failed else 0
 
 
 def suites_dir() -> Path:

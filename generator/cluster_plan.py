@@ -122,40 +122,53 @@ RELOCATED_DIRS = ("exec-prefix", "bindir", "sbindir", "libexecdir", "libdir", "i
 
 
 def configure_for_backup_host(args: list[str], new_prefix: str) -> list[str]:
-    """The primary's configure options with --prefix moved to new_prefix, and install folders
-    given as literal paths under the old prefix moved along (Debian's --bindir=/usr/lib/...
-    would otherwise install over the backup host's own PostgreSQL). Everything else is kept
-    byte for byte."""
-    from generator.pgconfig import option_value, rewrite_prefix
+    """The primary's configure options with --prefix moved to new_prefix and every install
+    folder option (RELOCATED_DIRS: --bindir, --libdir, ... as literal paths or ${prefix}/...)
+    dropped, so that configure's default layout under new_prefix is what the bundle's scripts
+    use: $PGHOME/bin, $PGHOME/lib. (Debian's --bindir=/usr/lib/postgresql/15/bin moved along
+    gave <prefix>/lib/postgresql/15/bin, where no script looks.) Everything else is kept byte
+    for byte."""
+    from generator.pgconfig import rewrite_prefix
 
-    old_prefix = (option_value(args, "--prefix") or "/usr/local/pgsql").rstrip("/") or "/"
-    moved = []
-    for word in rewrite_prefix(args, new_prefix):
-        name, eq, value = word.partition("=")
-        if eq and name[2:] in RELOCATED_DIRS and name.startswith("--") and value.startswith("/"):
-            if value == old_prefix or value.startswith(old_prefix.rstrip("/") + "/"):
-                word = f"{name}={new_prefix}{value[len(old_prefix.rstrip('/')):]}"
-        moved.append(word)
-    return moved
+    kept: list[str] = []
+    words = rewrite_prefix(args, new_prefix)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, eq, _ = word.partition("=")
+        if name.startswith("--") and name[2:] in DROPPED_OPTIONS:
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            # the two-word form (--bindir /x) takes the next word along
+            i += 2 if not eq and nxt is not None and not nxt.startswith("-") else 1
+            continue
+        kept.append(word)
+        i += 1
+    return kept
 
 
-def install_dirs_outside(args: list[str]) -> list[str]:
-    """Literal install folders outside the old prefix: a build would write there."""
-    from generator.pgconfig import option_value
+# and one autoconf 2.71 added: every PostgreSQL release's configure (autoconf 2.69) stops on
+# it, and PostgreSQL never uses it (Debian's pg_config has it: its configure is regenerated)
+DROPPED_OPTIONS = RELOCATED_DIRS + ("runstatedir",)
 
-    old_prefix = (option_value(args, "--prefix") or "/usr/local/pgsql").rstrip("/")
-    outside = []
-    for word in args:
-        name, eq, value = word.partition("=")
-        if eq and name.startswith("--") and name[2:] in RELOCATED_DIRS and value.startswith("/"):
-            if not (value == old_prefix or value.startswith(old_prefix + "/")):
-                outside.append(word)
-    return outside
+
+def dropped_options(args: list[str]) -> list[str]:
+    """The primary's options configure_for_backup_host leaves out, for the reviewer."""
+    kept = set(configure_for_backup_host(args, "/x"))
+    return [word for word in args if word not in kept and not word.startswith(("--prefix", "--p"))
+            and word.partition("=")[0][2:] in DROPPED_OPTIONS]
 
 
 def autoconf_recorded(args: list[str]) -> str:
     """What `pg_config --configure` prints for a build configured with args."""
     return " ".join("'" + arg.replace("'", "'\\''") + "'" for arg in args)
+
+
+def version_recorded(version: str, args: list[str]) -> str:
+    """What `pg_config --version` prints for a build of version configured with args:
+    configure appends --with-extra-version's text ("15.18 (Debian 15.18-0+deb12u1)")."""
+    from generator.pgconfig import option_value
+
+    return f"PostgreSQL {version}{option_value(args, '--with-extra-version') or ''}"
 
 
 def wal_dir(version: str) -> str:

@@ -141,7 +141,7 @@ def plan_monitor(host: Host, sources) -> list[PlannedFile]:
 def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
     from generator import cluster_plan as cp
     from generator import pgversions as pv
-    from generator.pgconfig import render_configure_line
+    from generator.render import shell_quote
 
     c = cluster.spec
     version = c.postgres.version
@@ -165,8 +165,11 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "pg_ctl_waits": pv.has("pg_ctl -w knows standbys", version),
         "basebackup": basebackup,
         "configure_args": configure,
-        "configure_display": _wrap(f"./configure {render_configure_line(configure)}"),
+        # shell_quote keeps each word on one line ($'...' for newlines) for the comment
+        "configure_display": _wrap(["./configure", *(shell_quote(a) for a in configure)]),
         "expected_configure": cp.autoconf_recorded(configure),
+        "expected_version": cp.version_recorded(version, configure),
+        "dropped_options": cp.dropped_options(list(c.postgres.configure)),
         "primary_settings": cp.primary_settings(cluster),
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
@@ -239,9 +242,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
     ]
 
 
-def _wrap(line: str, width: int = 92) -> list[str]:
-    """A long configure line as comment lines ending in a backslash, for the script header."""
-    words, lines, current = line.split(" "), [], ""
+def _wrap(words: list[str], width: int = 92) -> list[str]:
+    """Shell words as comment lines ending in a backslash (never inside a word), for the
+    script header."""
+    lines, current = [], ""
     for word in words:
         if current and len(current) + 1 + len(word) > width:
             lines.append(current + " \\")

@@ -106,17 +106,13 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
     from generator import pgversions as pv
-    from generator.cluster_plan import HOT_STANDBY_FLOORS, install_dirs_outside
+    from generator.cluster_plan import HOT_STANDBY_FLOORS
 
     c, src = cluster.spec, cluster.source
     if not pv.known(c.postgres.version):
         problems.append(src.problem(("postgres", "version"), (
             f"PostgreSQL {c.postgres.version}: no known recovery rules for this major version "
             f"(known: 9.0 to 18)")))
-    for word in install_dirs_outside(list(c.postgres.configure)):
-        problems.append(src.problem(("postgres", "configure"), (
-            f"{word} would install outside the prefix (and over the backup host's files): "
-            "use a path under --prefix or ${prefix}/...")))
     if c.standby.hot_standby:
         for name in HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)

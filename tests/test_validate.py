@@ -210,9 +210,3 @@ def test_hot_standby_may_not_undercut_the_primary(specs_copy):
                      "or set standby.hot_standby: false)")
     edit(cluster, "hot_standby: true", "hot_standby: false")
     assert pitr_bundle("validate", str(specs_copy)).returncode == 0
-
-
-def test_install_dirs_outside_the_prefix_are_refused(specs_copy):
-    edit(specs_copy / "clusters/pg168121.yaml", "    - --with-icu\n", "    - --with-icu\n    - --bindir=/opt/bin\n")
-    (error,) = errors_of(specs_copy)
-    assert "postgres.configure: --bindir=/opt/bin would install outside the prefix" in error
