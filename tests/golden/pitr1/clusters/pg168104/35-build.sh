@@ -173,7 +173,9 @@ readonly CONFIGURE_ARGS=(
   --enable-thread-safety
 )
 # what `pg_config --configure` of a finished build prints (autoconf's own quoting)
-readonly EXPECTED_CONFIGURE=''"'"'--prefix=/pg_home/pg168104/pgsql9.0.17'"'"' '"'"'--with-pgport=1921'"'"' '"'"'--with-wal-segsize=64'"'"' '"'"'--with-perl'"'"' '"'"'--with-python'"'"' '"'"'--with-openssl'"'"' '"'"'--with-pam'"'"' '"'"'--with-ldap'"'"' '"'"'--with-libxml'"'"' '"'"'--with-libxslt'"'"' '"'"'--enable-thread-safety'"'"''
+readonly EXPECTED_CONFIGURE=$'\'--prefix=/pg_home/pg168104/pgsql9.0.17\' \'--with-pgport=1921\' \'--with-wal-segsize=64\' \'--with-perl\' \'--with-python\' \'--with-openssl\' \'--with-pam\' \'--with-ldap\' \'--with-libxml\' \'--with-libxslt\' \'--enable-thread-safety\''
+# what `pg_config --version` of a finished build prints (with --with-extra-version's text)
+readonly EXPECTED_VERSION='PostgreSQL 9.0.17'
 readonly SOURCE_FILE=""
 readonly SOURCE_SHA256=""
 usage() {
@@ -191,7 +193,8 @@ installed_matches() {
   local version configure
   version=$(LD_LIBRARY_PATH="$PREFIX/lib" "$PREFIX/bin/pg_config" --version) || return 1
   configure=$(LD_LIBRARY_PATH="$PREFIX/lib" "$PREFIX/bin/pg_config" --configure) || return 1
-  [[ $version == "PostgreSQL $PG_VERSION" && $configure == "$EXPECTED_CONFIGURE" ]]
+  # PostgreSQL >= 15 prints autoconf's argument string as it is, with its leading space
+  [[ $version == "$EXPECTED_VERSION" && ${configure# } == "$EXPECTED_CONFIGURE" ]]
 }
 
 verify_tarball() {
@@ -208,8 +211,11 @@ verify_tarball() {
 # unpack TARBALL DIR: extract as the cluster's user; prints the top folder it made
 unpack() {
   local tarball=$1 into=$2 top
-  top=$(tar -tf "$tarball" | head -n1 | cut -d/ -f1)
-  [[ -n $top && $top != . && $top != .. ]] || die "$tarball: unexpected layout" "$EXIT_REFUSED"
+  # read the whole listing (head -n1 would end tar with SIGPIPE: exit 141 under pipefail);
+  # every entry must be inside one top folder
+  top=$(tar -tf "$tarball" | awk -F/ '{ print $1 }' | sort -u)
+  [[ -n $top && $top != *$'\n'* && $top != . && $top != .. ]] ||
+    die "$tarball: unexpected layout (not one top folder)" "$EXIT_REFUSED"
   run as_user tar -xf "$tarball" -C "$into" >&2
   printf '%s\n' "$into/$top"
 }
@@ -276,6 +282,7 @@ main() {
   done
   require_root
   need_cmd tar sha256sum make runuser
+  [[ $SOURCE_FILE != *.bz2 ]] || need_cmd bzip2
   getent passwd "$OS_USER" >/dev/null || die "user $OS_USER missing: run the user script first" \
     "$EXIT_REFUSED"
 

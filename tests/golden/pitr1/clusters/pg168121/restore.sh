@@ -162,7 +162,7 @@ readonly ARCHIVE=/pg_arch/pg168121/arch
 readonly PG_MAJOR=17
 readonly RECOVERY_FILE=recovery.signal
 readonly SOCKET_SETTING=unix_socket_directories
-readonly TARGET_ACTION='recovery_target_action = '"'"'promote'"'"''
+readonly TARGET_ACTION=$'recovery_target_action = \'promote\''
 readonly DB_USER=postgres
 readonly OPEN_TIMEOUT=3600
 
