@@ -65,6 +65,8 @@ def guest_specs(folder: Path) -> Path:
         standby:
           hot_standby: true
           settings: {shared_buffers: 32MB, max_connections: 100}
+        snapshots:
+          keep: {hourly: 0, daily: 2, weekly: 0, monthly: 0, yearly: 0}
         """))
     return folder
 

@@ -104,9 +104,11 @@ postgres_part() {
   for i in 1 2 3 4 5; do zfs snapshot "$POOL/$CLUSTER@pitr-2020010${i}T000000Z"; done
   zfs snapshot "$POOL/$CLUSTER@keep-me-manual"
   runs "clusters/$CLUSTER/snapshot.sh"
-  check "OpenZFS: one batched destroy for the 5 old snapshots" \
-    grep -qE "run: zfs destroy -d $POOL/$CLUSTER@pitr-20200101T000000Z,pitr-2020010" /ci/last.out
-  check "old snapshots pruned, a manual one kept" test "$(zfs list -H -t snapshot -o name -r "$POOL/$CLUSTER" | tr '\n' ' ')" = "$POOL/$CLUSTER@keep-me-manual $(zfs list -H -t snapshot -o name -s creation -r "$POOL/$CLUSTER" | grep '@pitr-2' | tail -n1) "
+  # keep daily 2: today's new one and the newest old day (01-05); 01-01..01-04 go, in one call
+  check "OpenZFS: one batched destroy for the 4 old snapshots" grep -qF \
+    "run: zfs destroy -d $POOL/$CLUSTER@pitr-20200101T000000Z,pitr-20200102T000000Z,pitr-20200103T000000Z,pitr-20200104T000000Z" /ci/last.out
+  check "the manual snapshot kept" zfs list -H "$POOL/$CLUSTER@keep-me-manual"
+  check "one old snapshot kept (01-05)" test "$(zfs list -H -t snapshot -o name -r "$POOL/$CLUSTER" | grep -c '@pitr-2020')" = 1
   check "zfs list -p gives creation as epoch seconds" bash -c "zfs list -H -p -t snapshot -o creation -r $POOL/$CLUSTER | grep -qE '^[0-9]{10}$'"
   sleep 2
   local target
