@@ -39,7 +39,8 @@ AbsPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._+@:/-]{0,4000
 
 
 def _yaml_on_off(value):
-    """YAML 1.1 reads a bare `off` as False: give ZFS back the word the user meant."""
+    """YAML 1.1 reads a bare `off` as False and `8` as a number: give ZFS and PostgreSQL back
+    the text the user meant (both read on/off)."""
     if value is True:
         return "on"
     if value is False:
@@ -217,18 +218,7 @@ SettingName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,62}$
 FreeText = Annotated[str, StringConstraints(max_length=4096, pattern=r"^[^\x00]*$")]
 
 
-def _setting_text(value):
-    """postgresql.conf values: YAML booleans and numbers become the text PostgreSQL reads."""
-    if value is True:
-        return "on"
-    if value is False:
-        return "off"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
-
-
-SettingValue = Annotated[str, BeforeValidator(_setting_text),
+SettingValue = Annotated[str, BeforeValidator(_yaml_on_off),
                          StringConstraints(max_length=1024, pattern=r"^[^\x00\n\r]*$")]
 
 

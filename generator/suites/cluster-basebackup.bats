@@ -4,11 +4,7 @@
 load test_helper
 
 setup() {
-  setup_stubs
-  fake_ownership
-  fake_users
-  USER_NAME=$(cluster_fact "['user']")
-  echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
+  setup_cluster_user
   mkdir -p "$SANDBOX/mnt/pg_root" "$SANDBOX/home"
   fake_pghome "$SANDBOX/pghome"
   BACKUP_SCRIPT=$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \

@@ -4,11 +4,7 @@
 load test_helper
 
 setup() {
-  setup_stubs
-  fake_ownership
-  fake_users
-  USER_NAME=$(cluster_fact "['user']")
-  echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
+  setup_cluster_user
   PGDATA=$SANDBOX/pg_root
   mkdir -p "$PGDATA" "$SANDBOX/home" "$SANDBOX/log"
   cluster_fact "['postgres_major']" >"$PGDATA/PG_VERSION"

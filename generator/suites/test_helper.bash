@@ -231,3 +231,13 @@ tar -cf "$target/16385.tar" -C "$src/ts" .
 rm -rf "$src"'
   STUB_TARGET=$dir/bin stub psql
 }
+
+# setup_cluster_user: stubs, fake ownership and accounts, and the cluster's user with its home
+# in the sandbox (what the cluster suites start from)
+setup_cluster_user() {
+  setup_stubs
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
+}
