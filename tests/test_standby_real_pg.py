@@ -229,6 +229,11 @@ def test_standby_from_generated_scripts(major, tmp_path, client_tools):
                  lambda: standby.psql("select note from t where id = 2") == "from the archive", timeout=90)
         assert primary.psql(f"select count(*) from pg_stat_replication where application_name = '{cluster}'") == "0"
 
+        # the replication password reached .pgpass from the environment, never the bundle
+        for path in [*bundle.rglob("*"), root / "out/test.tar.gz"]:
+            if path.is_file():
+                assert PASSWORD.encode() not in path.read_bytes(), path
+
         # a second run of the standby script changes nothing
         again = run([bundle / f"clusters/{cluster}/60-standby.sh"], env=env)
         assert "the standby is already running" in again.stderr

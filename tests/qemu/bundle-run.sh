@@ -105,8 +105,10 @@ postgres_part() {
   zfs snapshot "$POOL/$CLUSTER@keep-me-manual"
   runs "clusters/$CLUSTER/snapshot.sh"
   # keep daily 2: today's new one and the newest old day (01-05); 01-01..01-04 go, in one call
+  # (the log shell-quotes the command: printf %q writes the commas as \,)
+  tr -d '\\' </ci/last.out >/ci/last.unquoted
   check "OpenZFS: one batched destroy for the 4 old snapshots" grep -qF \
-    "run: zfs destroy -d $POOL/$CLUSTER@pitr-20200101T000000Z,pitr-20200102T000000Z,pitr-20200103T000000Z,pitr-20200104T000000Z" /ci/last.out
+    "run: zfs destroy -d $POOL/$CLUSTER@pitr-20200101T000000Z,pitr-20200102T000000Z,pitr-20200103T000000Z,pitr-20200104T000000Z" /ci/last.unquoted
   check "the manual snapshot kept" zfs list -H "$POOL/$CLUSTER@keep-me-manual"
   check "one old snapshot kept (01-05)" test "$(zfs list -H -t snapshot -o name -r "$POOL/$CLUSTER" | grep -c '@pitr-2020')" = 1
   check "zfs list -p gives creation as epoch seconds" bash -c "zfs list -H -p -t snapshot -o creation -r $POOL/$CLUSTER | grep -qE '^[0-9]{10}$'"
