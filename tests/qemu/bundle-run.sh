@@ -106,7 +106,7 @@ postgres_part() {
   runs "clusters/$CLUSTER/snapshot.sh"
   # keep daily 2: today's new one and the newest old day (01-05); 01-01..01-04 go, in one call
   # (the log shell-quotes the command: printf %q writes the commas as \,)
-  tr -d '\\' </ci/last.out >/ci/last.unquoted
+  tr -d "\\\\" </ci/last.out >/ci/last.unquoted
   check "OpenZFS: one batched destroy for the 4 old snapshots" grep -qF \
     "run: zfs destroy -d $POOL/$CLUSTER@pitr-20200101T000000Z,pitr-20200102T000000Z,pitr-20200103T000000Z,pitr-20200104T000000Z" /ci/last.unquoted
   check "the manual snapshot kept" zfs list -H "$POOL/$CLUSTER@keep-me-manual"
