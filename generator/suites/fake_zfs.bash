@@ -15,6 +15,16 @@ if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
   exit 1
 fi
 
+# FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
+if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|snapshot|destroy|clone))$ ]]; then
+  changes=$(($(cat "$state/.changes" 2>/dev/null || echo 0) + 1))
+  echo "$changes" >"$state/.changes"
+  if ((changes == FAKE_FAIL_AT)); then
+    echo "$cmd: injected failure at change $changes" >&2
+    exit 1
+  fi
+fi
+
 ds_file() { printf '%s/ds/%s' "$state" "${1//\//%}"; }
 exists() { [[ -f $(ds_file "$1") ]]; }
 default_of() {
