@@ -224,7 +224,8 @@ main() {
 
   step "check the clusters' OS groups"
   local group missing=0
-  for group in pg168104 pg168121; do
+  local -a groups=(pg168104 pg168121)
+  for group in "${groups[@]}"; do
     if ! getent group "$group" >/dev/null; then
       log "ERROR: group $group does not exist: run the cluster's user script first"
       missing=$((missing + 1))
