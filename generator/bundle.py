@@ -122,7 +122,7 @@ def tarball(host_name: str, files: list[BundleFile]) -> bytes:
             _fix_owner(info)
             tar.addfile(info, io.BytesIO(f.content))
     packed = io.BytesIO()
-    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=9, filename="") as gz:
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6, filename="") as gz:
         gz.write(raw.getvalue())
     return packed.getvalue()
 

@@ -59,6 +59,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        auto_reload=False,  # one build never sees a template change: skip the stat per use
         # bash says ${#array[@]}: keep "{#" for bash, give Jinja comments another marker
         comment_start_string="{##",
         comment_end_string="##}",
