@@ -116,9 +116,7 @@ def primary_settings(cluster: Cluster) -> dict[str, str]:
 
 # install folders `make install` writes into; sysconfdir, localstatedir and runstatedir are
 # only looked up at run time and stay as the primary has them
-RELOCATED_DIRS = ("exec-prefix", "bindir", "sbindir", "libexecdir", "libdir", "includedir",
-                  "oldincludedir", "datarootdir", "datadir", "infodir", "localedir", "mandir",
-                  "docdir", "htmldir", "dvidir", "pdfdir", "psdir")
+from generator.pgconfig import BUILD_INSTALL_DIRS as RELOCATED_DIRS  # noqa: E402
 
 
 def configure_for_backup_host(args: list[str], new_prefix: str) -> list[str]:

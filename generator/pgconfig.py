@@ -153,10 +153,12 @@ def rewrite_prefix(args, new_prefix: str) -> list[str]:
 # Installation directories configure lets you set apart from --prefix. Given as literal paths
 # (Debian: --bindir=/usr/lib/postgresql/15/bin) they survive rewrite_prefix and still point
 # at the primary's layout; given as ${prefix}/... they follow the new prefix.
-_INSTALL_DIRS = ("exec-prefix", "bindir", "sbindir", "libexecdir", "sysconfdir", "sharedstatedir",
-                 "localstatedir", "runstatedir", "libdir", "includedir", "oldincludedir",
-                 "datarootdir", "datadir", "infodir", "localedir", "mandir", "docdir", "htmldir",
-                 "dvidir", "pdfdir", "psdir")
+# the folders `make install` writes into ...
+BUILD_INSTALL_DIRS = ("exec-prefix", "bindir", "sbindir", "libexecdir", "libdir", "includedir",
+                      "oldincludedir", "datarootdir", "datadir", "infodir", "localedir", "mandir",
+                      "docdir", "htmldir", "dvidir", "pdfdir", "psdir")
+# ... and the ones only looked up at run time
+_INSTALL_DIRS = BUILD_INSTALL_DIRS + ("sysconfdir", "sharedstatedir", "localstatedir", "runstatedir")
 
 
 def fixed_install_dirs(args) -> list[str]:

@@ -7,7 +7,6 @@ until `zpool list` answers. Pools live on sparse files inside the test's own fol
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -85,7 +84,3 @@ def sparse_disks(folder: Path, count: int, size: str = "128M") -> list[Path]:
         subprocess.run(["truncate", "-s", size, str(disk)], check=True)
         disks.append(disk)
     return disks
-
-
-def have_zpool() -> bool:
-    return shutil.which("zpool") is not None
