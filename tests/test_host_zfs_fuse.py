@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import subprocess
 import textwrap
@@ -210,3 +212,48 @@ def test_host_scripts_in_run_order_on_real_zfs(host_bundle, tmp_path):
     finally:
         subprocess.run(["userdel", "-r", "pgt1"], capture_output=True)
         subprocess.run(["groupdel", "pgt1"], capture_output=True)
+
+
+def snapshot_names(dataset: str) -> list[str]:
+    return zfs("list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", "-s", "name", dataset).split()
+
+
+def test_snapshot_and_restore_act_only_on_their_own_dataset(host_bundle):
+    """Scope on real ZFS: the snapshot script prunes only its dataset's snapshots of its prefix
+    (not a neighbour whose name starts the same, nor an unrelated dataset, nor other prefixes),
+    and the restore script refuses a clone under its restore parent that is not of its dataset."""
+    pool, bundle, _ = host_bundle
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    cluster = manifest["facts"]["clusters"][0]
+    own, prefix = cluster["dataset"], cluster["snapshots"]["prefix"]
+    run_script(bundle / "host/10-pool.sh", "--yes")
+    run_script(bundle / "host/20-datasets.sh")
+    neighbours = [own + "x", f"{pool}/unrelated"]
+    for dataset in neighbours:
+        zfs("create", dataset)
+    # six snapshots within one hour of 2020: the policy keeps one of them
+    stamps = [f"20200101T00{minute:02d}00Z" for minute in range(0, 60, 10)]
+    for dataset in [own, *neighbours]:
+        for stamp in stamps:
+            zfs("snapshot", f"{dataset}@{prefix}{stamp}")
+    zfs("snapshot", f"{own}@manual-{stamps[0]}")
+    before = {dataset: snapshot_names(dataset) for dataset in neighbours}
+
+    result = run_script(bundle / f"clusters/{cluster['name']}/snapshot.sh")
+    assert "pruned 5" in result.stderr, result.stderr
+    kept = snapshot_names(own)
+    assert f"{own}@manual-{stamps[0]}" in kept and f"{own}@{prefix}{stamps[-1]}" in kept
+    assert len(kept) == 3, kept  # the manual one, the newest of 2020 and the one just taken
+    assert {dataset: snapshot_names(dataset) for dataset in neighbours} == before
+
+    restore = bundle / f"clusters/{cluster['name']}/restore.sh"
+    parent = re.search(r"^readonly RESTORE_PARENT='?([^'\n]+)'?$", restore.read_text(), re.M).group(1)
+    zfs("create", "-p", "-o", "canmount=off", parent)
+    foreign = f"{parent}/{cluster['name']}-evil"
+    zfs("clone", f"{neighbours[0]}@{prefix}{stamps[0]}", foreign)
+    refused = run_script(restore, "--cleanup", "evil", "--yes", expect=3)
+    assert "is not a clone of" in refused.stderr
+    refused = run_script(restore, "--latest", "--name", "evil", "--yes", expect=3)
+    assert "for another target" in refused.stderr
+    assert zfs("list", "-H", "-o", "name", foreign).strip() == foreign
+    assert zfs("get", "-H", "-o", "value", "origin", foreign).strip() == f"{neighbours[0]}@{prefix}{stamps[0]}"

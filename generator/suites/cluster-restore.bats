@@ -39,7 +39,7 @@ snapshot_at() {
   snapshot_at "2026-11-24 13:00:00Z"
   : >"$STUB_LOG"
   run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
-  calls "^zfs clone -o mountpoint=$SANDBOX/restore/$CLUSTER-t1 $DATASET@${PREFIX}20261124T080100Z " | grep -q .
+  calls "^zfs clone -o mountpoint=$SANDBOX/restore/$CLUSTER-t1 .*$DATASET@${PREFIX}20261124T080100Z " | grep -q .
   [[ $output == *"is open"* ]]
 }
 

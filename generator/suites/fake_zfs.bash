@@ -4,6 +4,12 @@
 # fails a call whose command line matches the glob in $FAKE_FAIL (fault injection).
 set -euo pipefail
 cmd=${FAKE_CMD:?run through the zpool and zfs stubs of test_helper.bash}
+# the suites may gate these commands on PATH (fault_point): the fake's own file work must not
+# count as a change of the script under test
+mv() { /bin/mv "$@"; }
+cp() { /bin/cp "$@"; }
+rm() { /bin/rm "$@"; }
+mkdir() { /bin/mkdir "$@"; }
 state=${FAKE_ZFS_STATE:?FAKE_ZFS_STATE not set}
 mkdir -p "$state/pools" "$state/ds"
 line="$cmd"
@@ -178,6 +184,7 @@ case "$cmd $*" in
   "zpool status"*) shift; zpool_status "$@" ;;
   "zpool create "*) shift; zpool_create "$@" ;;
   "zpool get ashift "*) printf 'NAME PROPERTY VALUE SOURCE\n%s ashift %s local\n' "$3" "$(cat "$state/pools/$3.ashift")" ;;
+  "zfs list -H -o name "*@*) [[ -e $(snap_file "$5") ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;

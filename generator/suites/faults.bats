@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# Faults: for the pool and datasets scripts, a zfs/zpool change that fails at step k (every k)
-# stops the script with the step named and a non-zero exit; running it again once the fault
-# is gone completes the job, in the same end state as an uninterrupted run.
+# Faults: for each script that changes the host, a change that fails at step k (every k: zpool
+# and zfs changes, and the commands marked with fault_point) stops the script with the step
+# named and a non-zero exit; running it again once the fault is gone completes the job, in the
+# same end state as an uninterrupted run (see each_fault in test_helper.bash).
 
 load test_helper
 
@@ -12,52 +13,46 @@ setup() {
   POOL=$(query "facts['pool']['name']")
 }
 
-# end_state: the fake ZFS state, datasets and their properties, in a comparable form
-end_state() {
-  (cd "$FAKE_ZFS_STATE" && for f in pools/* ds/*; do echo "== $f"; sort "$f"; done)
-}
-
-# each_fault SCRIPT [PREPARE]: the check above for every k up to the clean run's change count
-each_fault() {
-  local script=$1 prepare=${2:-true} clean changes k
-  rm -rf "$FAKE_ZFS_STATE"/*
-  $prepare
-  run -0 "$script" --yes
-  clean=$(end_state)
-  rm -rf "$FAKE_ZFS_STATE"/*
-  $prepare
-  FAKE_FAIL_AT=999 run -0 "$script" --yes
-  changes=$(cat "$FAKE_ZFS_STATE/.changes")
-  ((changes > 0))
-  for ((k = 1; k <= changes; k++)); do
-    rm -rf "$FAKE_ZFS_STATE"/*
-    $prepare
-    rm -f "$FAKE_ZFS_STATE/.changes"
-    FAKE_FAIL_AT=$k run "$script" --yes
-    [ "$status" -ne 0 ] || { echo "fault at change $k: exit 0"; return 1; }
-    [[ $output == *"step '"*"' failed"* ]] || { echo "fault at change $k: no step named: $output"; return 1; }
-    rm -f "$FAKE_ZFS_STATE/.changes"
-    run -0 "$script" --yes
-    [ "$(end_state)" = "$clean" ] || { echo "fault at change $k: end state differs"; return 1; }
+# a pool whose root properties drifted: several changes to fail at
+drifted_pool() {
+  "$STUB_BIN/zpool" create $(query "' '.join(['-o ashift=' + str(facts['pool']['ashift'])] + [f'-o {k}={v}' for k, v in facts['pool']['pool_options'].items()])") "$POOL" $(query "' '.join(facts['pool']['vdev_args'])")
+  for property in $(query "[k for k in facts['pool']['root_properties']]"); do
+    "$STUB_BIN/zfs" set "$property=drifted" "$POOL"
   done
-  echo "# $changes fault positions checked" >&3
-}
-
-make_pool() {
-  "$STUB_BIN/zpool" create -o ashift=12 "$POOL" mirror /dev/a /dev/b
 }
 
 @test "faults: the pool script, failing at each change, stops and then completes on a re-run" {
-  # a pool whose root properties drifted: several changes to fail at
-  drifted_pool() {
-    "$STUB_BIN/zpool" create $(query "' '.join(['-o ashift=' + str(facts['pool']['ashift'])] + [f'-o {k}={v}' for k, v in facts['pool']['pool_options'].items()])") "$POOL" $(query "' '.join(facts['pool']['vdev_args'])")
-    for property in $(query "[k for k in facts['pool']['root_properties']]"); do
-      "$STUB_BIN/zfs" set "$property=drifted" "$POOL"
-    done
-  }
-  each_fault "$(script_of pool)" drifted_pool
+  each_fault drifted_pool "$(script_of pool)" --yes
 }
 
 @test "faults: the datasets script, failing at each change, stops and then completes on a re-run" {
-  each_fault "$(script_of datasets)" make_pool
+  each_fault make_pool "$(script_of datasets)" --yes
+}
+
+@test "faults: the NFS exports script, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  stub getent 'echo "$2:x:2000:"'
+  export EXPORTS_FILE=$SANDBOX/etc/exports
+  fake_exportfs
+  fault_point install
+  fault_point exportfs '-ra'
+  fault_point mkdir
+  fault_point cp
+  nfs_world() {
+    mkdir -p "$SANDBOX/arch" "$SANDBOX/etc"
+    # an exports file of the host's own: kept, and backed up on the first change
+    printf '/srv/other 10.0.0.9(ro)\n' >"$SANDBOX/etc/exports"
+  }
+  each_fault nfs_world "$(rebase "$(script_of nfs-exports)" ARCHIVE_ROOT="$SANDBOX/arch" \
+    EXPORTS_FILE="$EXPORTS_FILE" PORTS_FILE="$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf")"
+}
+
+@test "faults: the monitoring installer, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  stub getent 'echo "$2:x:2000:"'
+  stub visudo 'exit 0'
+  fault_point install
+  monitor_world() { :; }
+  each_fault monitor_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")" \
+    CHECK="$SANDBOX/plugins/check_pitr" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr-check")"
 }

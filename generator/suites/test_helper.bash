@@ -241,3 +241,128 @@ setup_cluster_user() {
   USER_NAME=$(cluster_fact "['user']")
   echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >>"$SANDBOX/.passwd"
 }
+
+# fault_point COMMAND [GLOB]: COMMAND (a name on the stub PATH, or the path of a stub elsewhere)
+# counts as a change when its arguments match GLOB (default: any). With FAKE_FAIL_AT=k the k-th
+# change of a run fails with exit 1 and does nothing; zpool/zfs changes share the same count.
+# An existing stub keeps its behaviour behind the gate; otherwise the real command runs.
+fault_point() {
+  local target=$1 glob=${2:-*} real
+  [[ $target == */* ]] || target=$STUB_BIN/$target
+  if [[ -e $target.ungated ]]; then
+    real=$target.ungated
+  elif [[ -e $target ]]; then
+    real=$target.ungated
+    mv "$target" "$real"
+  else
+    real=$(PATH=${PATH#"$STUB_BIN:"} command -v "${target##*/}") || {
+      echo "fault_point: no command ${target##*/}" >&2
+      return 1
+    }
+  fi
+  {
+    printf '#!/usr/bin/env bash\n'
+    printf 'glob=%q real=%q name=%q\n' "$glob" "$real" "${target##*/}"
+    # shellcheck disable=SC2016 # the quoted text is the gate's own code, expanded when it runs
+    printf '%s\n' '# shellcheck disable=SC2053 # glob is a pattern on purpose
+if [[ -n ${FAKE_FAIL_AT:-} && "$*" == $glob ]]; then
+  changes=$(($(cat "$FAKE_ZFS_STATE/.changes" 2>/dev/null || echo 0) + 1))
+  echo "$changes" >"$FAKE_ZFS_STATE/.changes"
+  if ((changes == FAKE_FAIL_AT)); then
+    echo "$name: injected failure at change $changes" >&2
+    exit 1
+  fi
+fi
+exec "$real" "$@"'
+  } >"$target"
+  chmod +x "$target"
+}
+
+# world_state: what a script leaves behind, in a comparable form: the fake ZFS pools and
+# datasets (creation times aside), the sandbox's files with their type, mode and content, and
+# the owners recorded by fake_ownership (the last one of each path wins)
+world_state() {
+  local f
+  (
+    cd "$FAKE_ZFS_STATE" || exit 1
+    for f in pools/* ds/*; do
+      [[ -e $f ]] || continue
+      echo "== $f"
+      grep -v '^creation=' "$f" | sort
+    done
+    # snapshots: name and hold count (their creation follows the clock)
+    for f in snaps/*; do
+      [[ -e $f ]] && printf '== %s %s\n' "$f" "$(cut -d' ' -f2 "$f")"
+    done
+  )
+  (
+    cd "$SANDBOX" || exit 1
+    find . ! -name .owners -printf '%p %y %m\n' | sort
+    find . -type f ! -name .owners -exec sha256sum {} + | sort -k2
+    [[ ! -f .owners ]] || awk -F '\t' '{ owner[$1] = $2 } END { for (p in owner) print p, owner[p] }' .owners | sort
+  )
+}
+
+# each_fault PREPARE SCRIPT ARGS...: PREPARE builds the world a script starts from (on an empty
+# fake ZFS and sandbox). For every k up to the number of changes of a clean run, a fault at change
+# k stops SCRIPT with a non-zero exit and the failed step named; running SCRIPT again without the
+# fault ends in the same world as the clean run.
+each_fault() {
+  local prepare=$1 script=$2 clean changes k
+  shift 2
+  # bats' `run` sets these
+  status=${status:-} output=${output:-}
+  local saved=$BATS_TEST_TMPDIR/saved-world
+  # PREPARE runs once; later worlds are copies of that one (quicker than building it again)
+  fresh_world() {
+    /bin/rm -rf "${FAKE_ZFS_STATE:?}" "${SANDBOX:?}"
+    if [[ -d $saved ]]; then
+      /bin/cp -a "$saved/zfs" "$FAKE_ZFS_STATE"
+      /bin/cp -a "$saved/sandbox" "$SANDBOX"
+    else
+      /bin/mkdir -p "$FAKE_ZFS_STATE" "$SANDBOX"
+      "$prepare"
+      /bin/rm -f "$FAKE_ZFS_STATE/.changes"
+      /bin/mkdir -p "$saved"
+      /bin/cp -a "$FAKE_ZFS_STATE" "$saved/zfs"
+      /bin/cp -a "$SANDBOX" "$saved/sandbox"
+    fi
+  }
+  fresh_world
+  run -0 "$script" "$@"
+  clean=$(world_state)
+  fresh_world
+  FAKE_FAIL_AT=999999 run -0 "$script" "$@"
+  changes=$(cat "$FAKE_ZFS_STATE/.changes" 2>/dev/null || echo 0)
+  ((changes > 0)) || { echo "no change of $script passes a fault point"; return 1; }
+  [ "$(world_state)" = "$clean" ] || { echo "the counting run ended elsewhere than the clean run"; return 1; }
+  for ((k = 1; k <= changes; k++)); do
+    fresh_world
+    FAKE_FAIL_AT=$k run "$script" "$@"
+    [ "$status" -ne 0 ] || { echo "fault at change $k: exit 0"; return 1; }
+    [[ $output == *"step '"*"' failed"* ]] || { echo "fault at change $k: no step named: $output"; return 1; }
+    run "$script" "$@"
+    [ "$status" -eq 0 ] || { echo "fault at change $k: the re-run failed: $output"; return 1; }
+    [ "$(world_state)" = "$clean" ] || {
+      echo "fault at change $k: the re-run ended elsewhere:"
+      diff <(echo "$clean") <(world_state) || true
+      return 1
+    }
+  done
+  echo "# $changes fault positions checked" >&3
+}
+
+# fake_exportfs: exportfs as a stub with a state: -ra loads the exports file into the "kernel"
+# (a file in the sandbox), -s prints what is loaded. EXPORTS_FILE must be set.
+fake_exportfs() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub exportfs 'case $1 in
+  -ra) cp "$EXPORTS_FILE" "$SANDBOX/.kernel-exports" ;;
+  -s) cat "$SANDBOX/.kernel-exports" 2>/dev/null || true ;;
+esac'
+}
+
+# make_pool: the bundle's pool ($POOL) in the fake ZFS, a small one
+make_pool() {
+  "$STUB_BIN/zpool" create -o ashift=12 "$POOL" mirror /dev/a /dev/b
+}

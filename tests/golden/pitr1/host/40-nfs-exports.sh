@@ -179,6 +179,7 @@ readonly ARCHIVE_ROOT=/pg_arch
 readonly EXPORTS_FILE=/etc/exports
 readonly PORTS_FILE=/etc/nfs.conf.d/pitr-bundle.conf
 readonly BLOCK_TAG='pitr-bundle pitr1'
+readonly -a EXPORT_PATHS=(/pg_arch/pg168104 /pg_arch/pg168121)
 
 usage() {
   cat <<USAGE
@@ -215,6 +216,15 @@ port=875
 PORTS
 }
 
+# exports_loaded: the NFS server's export table holds every archive folder of this host
+exports_loaded() {
+  local loaded path
+  loaded=$(exportfs -s 2>/dev/null | awk '{ print $1 }') || return 1
+  for path in "${EXPORT_PATHS[@]}"; do
+    grep -qxF -- "$path" <<<"$loaded" || return 1
+  done
+}
+
 main() {
   parse_common_args "$@"
   ((${#REST[@]} == 0)) || usage_error "unknown argument: ${REST[0]}"
@@ -247,12 +257,13 @@ main() {
   step "NFS exports in $EXPORTS_FILE"
   write_exports >"$content"
   install_block "$EXPORTS_FILE" "$BLOCK_TAG" "$content" 0644
-  if ((FILE_CHANGED)); then
-    if command -v exportfs >/dev/null 2>&1; then
-      run exportfs -ra
-    else
-      warn "exportfs not found: install the NFS server, then run: exportfs -ra"
-    fi
+  if ! command -v exportfs >/dev/null 2>&1; then
+    warn "exportfs not found: install the NFS server, then run: exportfs -ra"
+  elif ((FILE_CHANGED)) || ! exports_loaded; then
+    # (also when only the loading failed: a run that stopped after writing the file)
+    run exportfs -ra
+  else
+    info "the exports are loaded"
   fi
 
   step "fixed NFS ports in $PORTS_FILE"

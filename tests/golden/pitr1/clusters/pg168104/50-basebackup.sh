@@ -195,6 +195,8 @@ ensure_pgpass() {
   chmod 0600 "$PGPASS_FILE"
 }
 readonly WAL_DIR=pg_xlog
+# present in PGDATA while a base backup is being written into it: its PGDATA is not a cluster
+readonly INCOMPLETE_MARK=.pitr-bundle-basebackup-incomplete
 readonly PRIMARY_SSH=postgres@192.168.1.104
 readonly PRIMARY_DATA_DIR=/pgdata/pg_root
 
@@ -226,6 +228,12 @@ prepare_pgdata() {
     info "$PGDATA is empty"
     return 0
   fi
+  if [[ -e $PGDATA/$INCOMPLETE_MARK ]]; then
+    # our own half-written backup, of no use: cleared without --force
+    info "$PGDATA holds a base backup that stopped half-way: starting over"
+    run find "$PGDATA" -mindepth 1 -delete
+    return 0
+  fi
   ((FORCE)) || die "$PGDATA is not empty: run again with --force to replace it" "$EXIT_REFUSED"
   confirm "Delete everything in $PGDATA and take a new base backup?"
   run find "$PGDATA" -mindepth 1 -delete
@@ -241,7 +249,7 @@ take_backup() {
   need_cmd rsync ssh
   run primary_sql "select pg_start_backup('pitr-bundle $CLUSTER', true)"
   # stop the backup whatever happens to the copy, or the primary stays in backup mode
-  if ! run as_user rsync -a --delete --copy-links --exclude=postmaster.pid \
+  if ! run as_user rsync -a --delete --copy-links --exclude=postmaster.pid --exclude="/$INCOMPLETE_MARK" \
     --exclude="$WAL_DIR/*" "$PRIMARY_SSH:$PRIMARY_DATA_DIR/" "$PGDATA/"; then
     run primary_sql "select pg_stop_backup()" || true
     die "copy from $PRIMARY_SSH:$PRIMARY_DATA_DIR failed (backup mode ended on the primary)"
@@ -262,7 +270,9 @@ main() {
   step "replication password"
   ensure_pgpass
   step "base backup from $PRIMARY_HOST:$PRIMARY_PORT"
+  run as_user touch "$PGDATA/$INCOMPLETE_MARK"
   take_backup
+  run rm -f -- "$PGDATA/$INCOMPLETE_MARK"
   info "done: next, the standby script writes the standby configuration and starts it"
 }
 

@@ -261,8 +261,13 @@ main() {
   step "snapshot"
   local snapshot
   snapshot="$DATASET@$PREFIX$(TZ=UTC date -u +%Y%m%dT%H%M%SZ)"
-  run zfs snapshot "$snapshot"
-  info "took $snapshot"
+  if zfs list -H -o name "$snapshot" >/dev/null 2>&1; then
+    # a run in this same second took it and stopped before pruning: go on with that one
+    info "$snapshot exists already: pruning only"
+  else
+    run zfs snapshot "$snapshot"
+    info "took $snapshot"
+  fi
   ((prune)) || return 0
 
   step "retention"

@@ -172,6 +172,7 @@ readonly CONFIGURE_ARGS=(
   --with-python
   --without-readline
 )
+readonly BUILD_RECORD=.pitr-bundle-build
 # what `pg_config --configure` of a finished build prints (autoconf's own quoting)
 readonly EXPECTED_CONFIGURE=$'\'CFLAGS=-Os -DMAP_HUGETLB=0x40000\' \'PYTHON=/usr/bin/python3\' \'--prefix=/pg_home/pg168121/pgsql17.6\' \'--enable-thread-safety\' \'--with-icu\' \'--with-libxml\' \'--with-libxslt\' \'--with-openssl\' \'--with-perl\' \'--with-python\' \'--without-readline\''
 # what `pg_config --version` of a finished build prints (with --with-extra-version's text)
@@ -188,7 +189,18 @@ Exit: 0 done or nothing to do, 1 a step failed, 2 usage, 3 refused.
 USAGE
 }
 
+# build_record: what a finished build of this spec writes last into $PREFIX/$BUILD_RECORD; a
+# build that stopped half-way (core installed, contrib or an extension not) has none
+build_record() {
+  printf '%s\n' "version $EXPECTED_VERSION" "configure $EXPECTED_CONFIGURE" "contrib $BUILD_CONTRIB"
+}
+
 installed_matches() {
+  [[ -f $PREFIX/$BUILD_RECORD && $(<"$PREFIX/$BUILD_RECORD") == "$(build_record)" ]] || return 1
+  pg_config_matches
+}
+
+pg_config_matches() {
   [[ -x $PREFIX/bin/pg_config ]] || return 1
   local version configure
   version=$(LD_LIBRARY_PATH="$PREFIX/lib" "$PREFIX/bin/pg_config" --version) || return 1
@@ -288,6 +300,10 @@ main() {
 
   if ((!rebuild)) && installed_matches; then
     info "PostgreSQL $PG_VERSION in $PREFIX already built with the primary's configure line"
+    if [[ -d $SOFT_BAK/build ]]; then
+      # left by a run that stopped after installing
+      run rm -rf -- "$SOFT_BAK/build"
+    fi
   else
     [[ -n $SOURCE_FILE ]] ||
       die "the spec gives no postgres.source (tarball and sha256): add it, build the bundle again" \
@@ -296,6 +312,9 @@ main() {
     verify_tarball "$SOURCE_FILE" "$SOURCE_SHA256"
     step "prepare $PREFIX"
     ensure_dir "$PREFIX" "$OS_USER" "$OS_USER" 0755
+    if [[ -e $PREFIX/$BUILD_RECORD ]]; then
+      run rm -f -- "$PREFIX/$BUILD_RECORD"
+    fi
     local work
     work="$SOFT_BAK/build"
     if [[ -d $work ]]; then
@@ -306,8 +325,12 @@ main() {
     build_postgres "$work"
     build_extensions "$work"
     if ((!DRY_RUN)); then
-      installed_matches || die "the installed build does not report the expected version and configure line"
+      pg_config_matches || die "the installed build does not report the expected version and configure line"
     fi
+    local record
+    make_temp record
+    build_record >"$record"
+    run install -o "$OS_USER" -g "$OS_USER" -m 0644 "$record" "$PREFIX/$BUILD_RECORD"
     run rm -rf -- "$work"
   fi
   step "link $PGHOME"

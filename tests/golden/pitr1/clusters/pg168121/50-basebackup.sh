@@ -194,6 +194,8 @@ ensure_pgpass() {
   chmod 0600 "$PGPASS_FILE"
 }
 readonly WAL_DIR=pg_wal
+# present in PGDATA while a base backup is being written into it: its PGDATA is not a cluster
+readonly INCOMPLETE_MARK=.pitr-bundle-basebackup-incomplete
 # on the cluster's own dataset: the tar files never cross file systems
 readonly STAGING=/pg168121/.basebackup
 readonly BASEBACKUP_OPTIONS=(
@@ -234,6 +236,12 @@ prepare_pgdata() {
   fi
   if [[ -z $(ls -A "$PGDATA") ]]; then
     info "$PGDATA is empty"
+    return 0
+  fi
+  if [[ -e $PGDATA/$INCOMPLETE_MARK ]]; then
+    # our own half-written backup, of no use: cleared without --force
+    info "$PGDATA holds a base backup that stopped half-way: starting over"
+    run find "$PGDATA" -mindepth 1 -delete
     return 0
   fi
   ((FORCE)) || die "$PGDATA is not empty: run again with --force to replace it" "$EXIT_REFUSED"
@@ -281,7 +289,9 @@ main() {
   step "replication password"
   ensure_pgpass
   step "base backup from $PRIMARY_HOST:$PRIMARY_PORT"
+  run as_user touch "$PGDATA/$INCOMPLETE_MARK"
   take_backup
+  run rm -f -- "$PGDATA/$INCOMPLETE_MARK"
   info "done: next, the standby script writes the standby configuration and starts it"
 }
 

@@ -165,6 +165,9 @@ readonly SOCKET_SETTING=unix_socket_directories
 readonly TARGET_ACTION=$'recovery_target_action = \'promote\''
 readonly DB_USER=postgres
 readonly OPEN_TIMEOUT=3600
+# user properties on each clone: the restore's request, and how far it got
+readonly REQUEST_PROPERTY=pitr-bundle:request
+readonly STAGE_PROPERTY=pitr-bundle:stage
 
 usage() {
   cat <<USAGE
@@ -242,7 +245,8 @@ configure_clone() {
   [[ -n $TARGET_ACTION && -n $target_setting ]] && recovery+=("$TARGET_ACTION")
   # what the standby left: its pid file and its standby settings go
   run rm -f -- "$pgdata/postmaster.pid" "$pgdata/standby.signal" "$pgdata/recovery.signal"
-  if [[ -e $pgdata/recovery.conf ]]; then
+  # (kept once: on a resumed restore, recovery.conf may already be ours)
+  if [[ -e $pgdata/recovery.conf && ! -e $pgdata/recovery.conf.standby ]]; then
     run mv -- "$pgdata/recovery.conf" "$pgdata/recovery.conf.standby"
   fi
   {
@@ -278,7 +282,8 @@ wait_until_open() {
     if [[ $state == f ]]; then
       return 0
     fi
-    sleep 1
+    # a short poll: a restore is usually open within seconds, and every wait adds to it
+    sleep 0.2
   done
   die "the restored server did not open within ${OPEN_TIMEOUT}s: see its log"
 }
@@ -320,23 +325,42 @@ restore() {
 
   local clone="$RESTORE_PARENT/$CLUSTER-$name" mountpoint="$RESTORE_ROOT/$CLUSTER-$name"
   local pgdata="$mountpoint/pg_root" logdir="$LOG_ROOT/$CLUSTER-restore-$name"
+  # the request is recorded on the clone, so that a run that stopped half-way can be resumed
+  # (same --name, same target) and any other use of the name is refused
+  local request="$mode $value port $port" stage=""
   if zfs list -H -o name "$clone" >/dev/null 2>&1; then
-    die "restore $name exists ($clone): clean it up first with --cleanup $name" "$EXIT_REFUSED"
-  fi
-  step "clone $snapshot"
-  if ! zfs list -H -o name "$RESTORE_PARENT" >/dev/null 2>&1; then
-    run zfs create -p -o canmount=off -o mountpoint="$RESTORE_ROOT" "$RESTORE_PARENT"
-  fi
-  run zfs clone -o mountpoint="$mountpoint" "$snapshot" "$clone"
-  step "configure the clone for recovery"
-  run install -d -o "$OS_USER" -g "$OS_USER" -m 0750 "$logdir"
-  if ((DRY_RUN)); then
-    info "dry-run: would write $pgdata/pitr-restore.conf and $pgdata/$RECOVERY_FILE (target: ${target_setting:-the end of the archive})"
+    if [[ $(zfs get -H -o value origin "$clone") != "$snapshot" ||
+      $(zfs get -H -o value "$REQUEST_PROPERTY" "$clone") != "$request" ]]; then
+      die "restore $name exists ($clone) for another target: clean it up first with --cleanup $name" \
+        "$EXIT_REFUSED"
+    fi
+    stage=$(zfs get -H -o value "$STAGE_PROPERTY" "$clone")
+    info "restore $name exists for this target (stage: ${stage/#-/cloned}): resuming it"
   else
-    configure_clone "$pgdata" "$port" "$logdir" "$target_setting"
+    info "restore $name: if it stops half-way, run the same command again to resume it"
+    step "clone $snapshot"
+    if ! zfs list -H -o name "$RESTORE_PARENT" >/dev/null 2>&1; then
+      run zfs create -p -o canmount=off -o mountpoint="$RESTORE_ROOT" "$RESTORE_PARENT"
+    fi
+    run zfs clone -o mountpoint="$mountpoint" -o "$REQUEST_PROPERTY=$request" "$snapshot" "$clone"
+  fi
+  # once configured (and maybe started, recovered and promoted) a clone is never reconfigured
+  if [[ $stage != configured ]]; then
+    step "configure the clone for recovery"
+    run install -d -o "$OS_USER" -g "$OS_USER" -m 0750 "$logdir"
+    if ((DRY_RUN)); then
+      info "dry-run: would write $pgdata/pitr-restore.conf and $pgdata/$RECOVERY_FILE (target: ${target_setting:-the end of the archive})"
+    else
+      configure_clone "$pgdata" "$port" "$logdir" "$target_setting"
+    fi
+    run zfs set "$STAGE_PROPERTY=configured" "$clone"
   fi
   step "start the restored server on port $port"
-  run as_user "$PGHOME/bin/pg_ctl" -D "$pgdata" -W -l "$logdir/startup.log" start
+  if ! ((DRY_RUN)) && as_user "$PGHOME/bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+    info "the restored server already runs"
+  else
+    run as_user "$PGHOME/bin/pg_ctl" -D "$pgdata" -W -l "$logdir/startup.log" start
+  fi
   if ((DRY_RUN)); then
     return 0
   fi

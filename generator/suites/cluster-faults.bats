@@ -1,0 +1,222 @@
+#!/usr/bin/env bats
+# Faults of the per-cluster scripts (the host's are in faults.bats): for each, a change that
+# fails at step k (every k: zpool and zfs changes, and the commands marked with fault_point)
+# stops the script with the step named and a non-zero exit; running it again once the fault is gone completes the job, in the
+# same end state as an uninterrupted run (see each_fault in test_helper.bash).
+
+load test_helper
+
+setup() {
+  setup_stubs
+  POOL=$(query "facts['pool']['name']")
+}
+
+@test "faults: the user script, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fake_users
+  fault_point groupadd
+  fault_point useradd
+  fault_point install
+  user_world() {
+    mkdir -p "$SANDBOX/mnt"
+    : >"$SANDBOX/.passwd"
+    : >"$SANDBOX/.group"
+  }
+  each_fault user_world "$(rebase "$(cluster_script user)" OS_HOME="$SANDBOX/home" \
+    PGDATA="$SANDBOX/mnt/pg_root" SOFT_BAK="$SANDBOX/pg_home/soft_bak" \
+    PG_HOME_DIR="$SANDBOX/pg_home" LOG_DIR="$SANDBOX/pg_log" MOUNTPOINT="$SANDBOX/mnt")"
+}
+
+@test "faults: the standby script, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  PGHOME=$BATS_TEST_TMPDIR/pghome
+  fake_pghome "$PGHOME"
+  fault_point install
+  fault_point mv
+  fault_point "$PGHOME/bin/pg_ctl" '*start*'
+  export PITR_REPLICATION_PASSWORD=secret
+  standby_world() {
+    echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
+    mkdir -p "$SANDBOX/pg_root" "$SANDBOX/home" "$SANDBOX/log"
+    cluster_fact "['postgres_major']" >"$SANDBOX/pg_root/PG_VERSION"
+    printf 'port = 5432\n' >"$SANDBOX/pg_root/postgresql.conf"
+    echo "local all all trust" >"$SANDBOX/pg_root/pg_hba.conf"
+    # both kinds of standby file, as a base backup of a standby may carry: one must move
+    touch "$SANDBOX/pg_root/standby.signal" "$SANDBOX/pg_root/recovery.conf"
+  }
+  each_fault standby_world "$(rebase "$(cluster_script standby)" OS_HOME="$SANDBOX/home" \
+    PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" LOG_DIR="$SANDBOX/log")"
+}
+
+# the snapshot script's world: the cluster's dataset with 4 days of snapshots, every 8 hours, so
+# that a run prunes several (the clock is stubbed: every run happens in the same second)
+snapshot_world() {
+  local dataset prefix hour
+  dataset=$(cluster_fact "['dataset']")
+  prefix=$(cluster_fact "['snapshots']['prefix']")
+  make_pool
+  "$STUB_BIN/zfs" create -o mountpoint=/x "$dataset"
+  for ((hour = 24 * 4; hour > 0; hour -= 8)); do
+    printf '#!/bin/sh\nexec /bin/date -d "2026-01-08 08:01:00Z -%s hours" "$@"\n' "$hour" >"$STUB_BIN/date"
+    chmod +x "$STUB_BIN/date"
+    "$STUB_BIN/zfs" snapshot "$dataset@$prefix$("$STUB_BIN/date" -u +%Y%m%dT%H%M%SZ)"
+  done
+  printf '#!/bin/sh\nexec /bin/date -d "2026-01-08 08:01:00Z" "$@"\n' >"$STUB_BIN/date"
+  chmod +x "$STUB_BIN/date"
+}
+
+@test "faults: the snapshot script (ZFS without batched destroy), failing at each change, then completes" {
+  stub flock
+  stub logger
+  each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
+}
+
+@test "faults: the snapshot script (OpenZFS, one batched destroy), failing at each change, then completes" {
+  stub flock
+  stub logger
+  export FAKE_OPENZFS=1
+  each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
+}
+
+@test "faults: the restore script, failing at each change, stops and then resumes on a re-run" {
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  PGHOME=$BATS_TEST_TMPDIR/pghome
+  fake_pghome "$PGHOME"
+  # the restored server answers "not in recovery" once started
+  STUB_TARGET=$PGHOME/bin stub psql 'echo f'
+  fault_point install
+  fault_point rm
+  fault_point mv
+  fault_point "$PGHOME/bin/pg_ctl" '*start*'
+  restore_world() {
+    local dataset prefix
+    dataset=$(cluster_fact "['dataset']")
+    prefix=$(cluster_fact "['snapshots']['prefix']")
+    echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
+    make_pool
+    "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$dataset"
+    mkdir -p "$SANDBOX/live/pg_root"
+    printf "# standby\ninclude 'pitr-bundle.conf'\n" >"$SANDBOX/live/pg_root/postgresql.conf"
+    # what a standby of either kind holds: both go, the old recovery.conf is kept aside
+    touch "$SANDBOX/live/pg_root/standby.signal" "$SANDBOX/live/pg_root/postmaster.pid"
+    echo "standby_mode = 'on'" >"$SANDBOX/live/pg_root/recovery.conf"
+    printf '#!/bin/sh\nexec /bin/date -d "2026-11-24 08:01:00Z" "$@"\n' >"$STUB_BIN/date"
+    chmod +x "$STUB_BIN/date"
+    "$STUB_BIN/zfs" snapshot "$dataset@${prefix}20261124T080100Z"
+    rm -f "$STUB_BIN/date"
+  }
+  each_fault restore_world "$(rebase "$(cluster_script restore)" PGHOME="$PGHOME" \
+    RESTORE_ROOT="$SANDBOX/restore" LOG_ROOT="$SANDBOX/log" OPEN_TIMEOUT=5)" \
+    --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+}
+
+@test "faults: the snapshot-cron installer, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fault_point install
+  cron_world() { :; }
+  CLUSTER=$(cluster_fact "['name']")
+  each_fault cron_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")" \
+    SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" CRON_FILE="$SANDBOX/cron.d/pitr")"
+}
+
+@test "faults: the base backup script, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  PGHOME=$BATS_TEST_TMPDIR/pghome
+  fake_pghome "$PGHOME"
+  stub rsync
+  stub ssh
+  fault_point install
+  fault_point mv
+  fault_point rm
+  fault_point tar '-x*'
+  fault_point touch
+  fault_point "$PGHOME/bin/pg_basebackup"
+  fault_point "$PGHOME/bin/psql"
+  export PITR_REPLICATION_PASSWORD=secret
+  basebackup_world() {
+    echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
+    mkdir -p "$SANDBOX/mnt/pg_root" "$SANDBOX/home"
+  }
+  each_fault basebackup_world "$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
+    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup")"
+}
+
+@test "faults: the primary-side script, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fake_users
+  PG_USER=$(cluster_fact "['primary']['os_user']")
+  stub systemctl '[[ $1 == is-enabled ]] && exit 1; exit 0'
+  stub mount
+  stub visudo 'exit 0'
+  fault_point install
+  fault_point systemctl 'enable*'
+  fault_point mount
+  fault_point mv
+  fault_point cp
+  primary_world() {
+    echo "$PG_USER:x:26:26::/var/lib/pgsql:/bin/bash" >"$SANDBOX/.passwd"
+    mkdir -p "$SANDBOX/pgdata" "$SANDBOX/sbin" "$SANDBOX/units" "$SANDBOX/sudoers.d"
+    echo 15 >"$SANDBOX/pgdata/PG_VERSION"
+    printf 'port = 5432\n' >"$SANDBOX/pgdata/postgresql.conf"
+    printf 'local all all peer\n' >"$SANDBOX/pgdata/pg_hba.conf"
+  }
+  each_fault primary_world "$(rebase "$(script_of primary "$(cluster_fact "['name']")")" \
+    HELPER="$SANDBOX/sbin/pitr-archive-wal" MOUNT_SCRIPT="$SANDBOX/sbin/pitr-archive-mount" \
+    UNIT_FILE="$SANDBOX/units/pitr-archive-mount.service" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr" \
+    RC_LOCAL="$SANDBOX/rc.local" DEFAULT_DATA_DIR="$SANDBOX/pgdata")"
+}
+
+# a PostgreSQL source tarball in miniature: configure, make and make install really run (as in
+# the build), and install a pg_config that reports what the build script expects of a finished
+# build; installs go to PREFIX in the sandbox (the configure line keeps the real prefix)
+fake_source_tarball() {
+  local tarball=$1 prefix=$2 script=$3 src expected_version expected_configure
+  eval "$(grep -E '^readonly EXPECTED_(VERSION|CONFIGURE)=' "$script" | sed 's/^readonly //')"
+  src=$BATS_TEST_TMPDIR/src/postgresql-fake
+  mkdir -p "$src/contrib"
+  printf '#!/bin/sh\nprintf "%%s\\n" "$@" >config.args\n' >"$src/configure"
+  chmod +x "$src/configure"
+  {
+    printf '#!/bin/sh\ncase $1 in\n'
+    printf '  --version) printf "%%s\\n" %q ;;\n' "$EXPECTED_VERSION"
+    printf '  --configure) printf "%%s\\n" %q ;;\n' "$EXPECTED_CONFIGURE"
+    printf 'esac\n'
+  } >"$src/pg_config.in"
+  printf 'all:\n\tcp pg_config.in pg_config\ninstall: all\n\tmkdir -p %s/bin\n\tinstall -m 0755 pg_config %s/bin/pg_config\n' \
+    "$prefix" "$prefix" >"$src/Makefile"
+  printf 'all:\n\ttouch built\ninstall: all\n\tmkdir -p %s/share/extension\n\ttouch %s/share/extension/contrib.control\n' \
+    "$prefix" "$prefix" >"$src/contrib/Makefile"
+  tar -czf "$tarball" -C "$BATS_TEST_TMPDIR/src" postgresql-fake
+}
+
+@test "faults: the build script, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fake_users
+  USER_NAME=$(cluster_fact "['user']")
+  script=$(cluster_script build)
+  source_tarball=$BATS_TEST_TMPDIR/postgresql-fake.tar.gz
+  fake_source_tarball "$source_tarball" "$SANDBOX/pgsql" "$script"
+  BUILD_SCRIPT=$(rebase "$script" SOFT_BAK="$SANDBOX/soft_bak" PREFIX="$SANDBOX/pgsql" \
+    PGHOME="$SANDBOX/pghome" OS_HOME="$SANDBOX/home" SOURCE_FILE=postgresql-fake.tar.gz \
+    SOURCE_SHA256="$(sha256sum "$source_tarball" | cut -d' ' -f1)")
+  fault_point install
+  fault_point rm
+  fault_point ln
+  fault_point tar '-x*'
+  # every configure and make runs as `env -i ...` (build_step)
+  fault_point env '*env -i *'
+  build_world() {
+    echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
+    mkdir -p "$SANDBOX/soft_bak" "$SANDBOX/home"
+    cp "$source_tarball" "$SANDBOX/soft_bak/"
+  }
+  each_fault build_world "$BUILD_SCRIPT"
+  # and the finished build is the fake one, configured with the spec's line
+  [[ $("$SANDBOX/pghome/bin/pg_config" --configure) == *"--prefix="* ]]
+}
