@@ -258,7 +258,7 @@ main() {
   write_exports >"$content"
   install_block "$EXPORTS_FILE" "$BLOCK_TAG" "$content" 0644
   if ! command -v exportfs >/dev/null 2>&1; then
-    warn "exportfs not found: install the NFS server, then run: exportfs -ra"
+    warn "exportfs not found: install the NFS server, then load the exports (exportfs -ra)"
   elif ((FILE_CHANGED)) || ! exports_loaded; then
     # (also when only the loading failed: a run that stopped after writing the file)
     run exportfs -ra
