@@ -9,7 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 from generator.errors import UsageError
@@ -82,35 +84,107 @@ def _cache_dir() -> Path:
     return Path(base) / "pitr-bundle" / "shellcheck-clean"
 
 
+SHELLCHECK_OPTIONS = ["--shell=bash", "--severity=style", "--external-sources"]
+BATCH_MAX = 16  # files per shellcheck run: its start costs ~20 ms, a generated script ~200 ms
+
+
+@dataclass
+class BatchResult:
+    clean: list[Path]  # files shellcheck found nothing in
+    report: list[tuple[str, str]]  # (file, finding or error), printable
+
+
+def _batches(todo: list[Path], jobs: int) -> list[list[Path]]:
+    """Biggest files first (shellcheck's time grows with a script's size), in batches small
+    enough that the cores finish together: a few per core at least."""
+    by_size = sorted(todo, key=lambda p: (-p.stat().st_size, str(p)))
+    size = max(1, min(BATCH_MAX, len(by_size) // (4 * jobs)))
+    return [by_size[i:i + size] for i in range(0, len(by_size), size)]
+
+
+def _finding(comment: dict, lines: dict[str, list[str]]) -> str:
+    """file:line:column: level: message [SCcode], then the line it is about."""
+    name = comment.get("file", "?")
+    line = comment.get("line", 0)
+    text = f"{name}:{line}:{comment.get('column', 0)}: {comment.get('level', '?')}: " \
+           f"{comment.get('message', '')} [SC{comment.get('code', '?')}]"
+    if name not in lines:
+        try:
+            lines[name] = Path(name).read_text(errors="replace").splitlines()
+        except OSError:
+            lines[name] = []
+    if isinstance(line, int) and 0 < line <= len(lines[name]):
+        text += "\n    " + lines[name][line - 1].strip()
+    return text
+
+
+def shellcheck_batch(shellcheck: str, batch: list[Path]) -> BatchResult:
+    """One shellcheck run over several files; its JSON output names the file of every
+    finding, so each file of the batch is clean or not on its own."""
+    run = subprocess.run([shellcheck, *SHELLCHECK_OPTIONS, "--format=json1",
+                          *(str(p) for p in batch)], capture_output=True, text=True)
+    try:
+        comments = json.loads(run.stdout)["comments"] if run.returncode in (0, 1) else None
+    except (ValueError, KeyError, TypeError):
+        comments = None
+    if comments is None or (run.returncode == 1) != bool(comments):
+        # shellcheck could not check every file, or its exit and output disagree: trust none
+        names = ", ".join(str(p) for p in batch)
+        return BatchResult([], [(str(batch[0]), f"shellcheck failed (exit {run.returncode}) on "
+                                 f"{names}:\n{run.stderr.strip() or run.stdout.strip()}")])
+    flagged = {c.get("file") for c in comments}
+    if not flagged <= {str(p) for p in batch}:
+        # a finding in a sourced file: whichever file of the batch sourced it is not clean
+        clean = []
+    else:
+        clean = [p for p in batch if str(p) not in flagged]
+    comments.sort(key=lambda c: (str(c.get("file")), c.get("line", 0), c.get("column", 0)))
+    lines: dict[str, list[str]] = {}
+    return BatchResult(clean, [(str(c.get("file")), _finding(c, lines)) for c in comments])
+
+
 def run_shellcheck(paths: list[Path]) -> int:
-    """shellcheck at all severities, in parallel over the cores; a file whose exact content
-    (and shellcheck version) already passed is not checked again."""
+    """shellcheck at all severities over every file, in batches run in parallel over the
+    cores; a file whose exact content already passed (same shellcheck version and options)
+    is not checked again, nor a second file of the same content. Findings name their file;
+    the clean files of a batch that had findings are remembered as clean."""
     if not paths:
         return 0
     shellcheck = tool("shellcheck")
     version = subprocess.run([shellcheck, "--version"], capture_output=True, text=True).stdout
+    salt = (version + "\0" + " ".join(SHELLCHECK_OPTIONS) + "\0").encode()
     cache = _cache_dir()
-
-    def key(path: Path) -> Path:
-        digest = hashlib.sha256(version.encode() + b"\0" + path.read_bytes()).hexdigest()
-        return cache / digest
-
-    todo = [p for p in paths if not key(p).exists()]
-    if not todo:
+    keys: dict[Path, Path] = {}  # one path per distinct content -> its cache entry
+    same: dict[Path, list[str]] = {}  # cache entry -> every path with that content
+    for path in paths:
+        key = cache / hashlib.sha256(salt + path.read_bytes()).hexdigest()
+        if key not in same and not key.exists():
+            keys[path] = key
+        same.setdefault(key, []).append(str(path))
+    if not keys:
         return 0
     jobs = max(1, os.cpu_count() or 1)
-    chunks = [todo[i::jobs] for i in range(jobs) if todo[i::jobs]]
-    command = [shellcheck, "--shell=bash", "--severity=style", "--external-sources"]
-    procs = [subprocess.Popen(command + [str(p) for p in chunk]) for chunk in chunks]
-    failed = False
-    for proc, chunk in zip(procs, chunks):
-        if proc.wait() != 0:
-            failed = True
-            continue
-        cache.mkdir(parents=True, exist_ok=True)
-        for path in chunk:
-            key(path).touch()
-    return 1 if failed else 0
+    batches = _batches(list(keys), jobs)
+    with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
+        results = list(pool.map(lambda batch: shellcheck_batch(shellcheck, batch), batches))
+    report: list[tuple[str, str]] = []
+    for result in results:
+        if result.clean:
+            cache.mkdir(parents=True, exist_ok=True)
+        for path in result.clean:
+            keys[path].touch()
+        report += result.report
+    # in the order the files were given (the bundle's), each failing file named
+    order = {str(p): i for i, p in enumerate(paths)}
+    report.sort(key=lambda item: order.get(item[0], len(order)))
+    for name, items in groupby(report, key=lambda item: item[0]):
+        for _, text in items:
+            print(text)
+        twins = same[keys[Path(name)]][1:] if Path(name) in keys else []
+        if twins:
+            print(f"  (the same content, so the same findings: {', '.join(twins)})")
+    sys.stdout.flush()
+    return 1 if report else 0
 
 
 def suites_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -26,13 +27,27 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"
 
 
+# a value holding one of these needs bash's $'...' form (see shell_quote)
+_NEEDS_ANSI_C = re.compile(r"['$`\x00-\x1f\x7f]")
+_QUOTED: dict[str, str] = {}  # text -> its quoted form: fleets repeat paths, users, ports
+
+
 def shell_quote(value) -> str:
     """One shell word that bash reads back as exactly `value`. Plain single quotes where they
     suffice; bash's $'...' when the value holds a single quote, a control character (a
     newline stays visible as \\x0a) or what looks like an expansion ($, `), so that
     shellcheck has nothing to misread and a reviewer sees at once that nothing expands."""
     text = str(value)
-    if not any(ch in "'$`" or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = _shell_quote(text)
+        if len(_QUOTED) < 100_000:
+            _QUOTED[text] = quoted
+    return quoted
+
+
+def _shell_quote(text: str) -> str:
+    if not _NEEDS_ANSI_C.search(text):
         return shlex.quote(text)
     out = []
     for ch in text:
@@ -60,6 +75,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
         auto_reload=False,  # one build never sees a template change: skip the stat per use
+        cache_size=-1,  # a plain dict of every template: no LRU bookkeeping per include
         # bash says ${#array[@]}: keep "{#" for bash, give Jinja comments another marker
         comment_start_string="{##",
         comment_end_string="##}",

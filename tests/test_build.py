@@ -210,3 +210,200 @@ def test_cron_schedules_cron_would_reject_are_refused(specs_copy):
         result = pitr_bundle("validate", str(specs_copy))
         assert result.returncode == 2 and f"snapshots.schedule: {message}" in result.stderr, result.stderr
         cluster.write_text(text)
+
+
+# --- the fast paths of a build give the bytes of the plain ones ------------------------------
+
+def _plain_tarball(host_name, files):
+    """The tarball as Python's tarfile and gzip write it (what bundle.tarball replaced)."""
+    import gzip
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        folders = sorted({"/".join(f.path.split("/")[:i])
+                          for f in files for i in range(1, f.path.count("/") + 1)})
+        for folder in [""] + folders:
+            info = tarfile.TarInfo(f"{host_name}/{folder}".rstrip("/"))
+            info.type, info.mode = tarfile.DIRTYPE, 0o750
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info)
+        for f in files:
+            info = tarfile.TarInfo(f"{host_name}/{f.path}")
+            info.size, info.mode = len(f.content), f.mode
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(f.content))
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6, filename="") as gz:
+        gz.write(raw.getvalue())
+    return packed.getvalue()
+
+
+def test_tarball_is_byte_for_byte_what_tarfile_writes():
+    from generator.bundle import BundleFile, tarball
+
+    names = ["a.sh", "x" * 94, "x" * 95, "d" * 93 + "/f", "d" * 94 + "/f", "é/non-ascii.sh",
+             "clusters/c1/primary/sudoers", "sp ace/and'quote.sh", "z/" + "n" * 200]
+    sizes = [0, 1, 511, 512, 513, 10240, 3 << 20]  # empty, block edges, more than a slice
+    files = sorted((BundleFile(name, bytes([65 + i % 26]) * sizes[i % len(sizes)],
+                               0o750 if i % 2 else 0o640) for i, name in enumerate(names)),
+                   key=lambda f: f.path)
+    for host_name in ("h", "pitr1"):
+        for count in range(len(files) + 1):  # every padding of the last record
+            assert tarball(host_name, files[:count]) == _plain_tarball(host_name, files[:count])
+
+
+def test_example_bundle_and_its_tarball_are_the_plain_ones():
+    from generator import bundle
+    from generator.validate import load_and_validate
+
+    host = load_and_validate(REPO / "specs")[0]
+    files = bundle.build_bundle(host)
+    assert bundle.tarball(host.name, files) == _plain_tarball(host.name, files)
+    sums = {line.split("  ")[1]: line.split("  ")[0]
+            for line in next(f for f in files if f.path == "SHA256SUMS").content.decode().splitlines()}
+    assert sums == {f.path: hashlib.sha256(f.content).hexdigest()
+                    for f in files if f.path != "SHA256SUMS"}
+
+
+def test_rendering_in_forked_children_gives_the_same_bundle(monkeypatch):
+    from generator import bundle
+    from generator.validate import load_and_validate
+
+    host = load_and_validate(REPO / "specs")[0]
+    monkeypatch.setattr(bundle, "PARALLEL_RENDER_MIN", 10 ** 9)
+    alone = bundle.build_bundle(host)
+    parent, rendered_here = os.getpid(), []
+    real_render = bundle.render_file
+
+    def counting(host, planned):
+        if os.getpid() == parent:
+            rendered_here.append(planned.path)
+        return real_render(host, planned)
+
+    monkeypatch.setattr(bundle, "render_file", counting)
+    monkeypatch.setattr(bundle, "PARALLEL_RENDER_MIN", 1)
+    monkeypatch.setattr(bundle.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(bundle.os, "cpu_count", lambda: 2)
+    assert bundle.build_bundle(host) == alone
+    planned = len(alone) - 3  # README.md, MANIFEST.json, SHA256SUMS are not rendered files
+    assert 0 < len(rendered_here) < planned, "no child rendered a share"
+
+    def failing_in_children(host, planned):
+        if os.getpid() != parent:
+            raise RuntimeError("a child fails")
+        rendered_here.append(planned.path)
+        return real_render(host, planned)
+
+    rendered_here.clear()
+    monkeypatch.setattr(bundle, "render_file", failing_in_children)
+    assert bundle.build_bundle(host) == alone
+    assert len(rendered_here) == planned  # the failed child's share rendered here instead
+
+    forked, real_fork = [], os.fork
+
+    def recording_fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    def failing_here(host, planned):
+        if os.getpid() == parent:
+            raise RuntimeError("a template error")
+        return real_render(host, planned)
+
+    monkeypatch.setattr(bundle.os, "fork", recording_fork)
+    monkeypatch.setattr(bundle, "render_file", failing_here)
+    with pytest.raises(RuntimeError, match="a template error"):
+        bundle.build_bundle(host)
+    assert forked
+    for pid in forked:  # reaped: no child left behind, blocked on its pipe
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _old_shell_quote(value) -> str:
+    import shlex
+
+    text = str(value)
+    if not any(ch in "'$`" or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
+
+
+def test_shell_quote_is_unchanged_and_its_cache_returns_the_same():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from generator.render import shell_quote
+
+    fixed = ["", "plain", "it's", "$HOME", "`id`", "a\nb", "\x7f", "tab\there", "é ü", 5432,
+             "back\\slash", "semi;colon", "--opt=a b"]
+    for value in fixed + fixed:  # the second round comes from the cache
+        assert shell_quote(value) == _old_shell_quote(value), value
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text())
+    def same(text):
+        assert shell_quote(text) == _old_shell_quote(text)
+        assert shell_quote(text) == _old_shell_quote(text)
+
+    same()
+
+
+def test_write_bundle_in_threads_reports_writes_and_fixes_modes(tmp_path):
+    from concurrent.futures import Future
+
+    from generator import write
+    from generator.bundle import BundleFile
+
+    files = [BundleFile(f"clusters/c{i // 10:02d}/{'primary/' if i % 3 else ''}f{i}.sh",
+                        f"content {i}\n".encode() * (i % 7), 0o750 if i % 2 else 0o640)
+             for i in range(300)]
+    files.sort(key=lambda f: f.path)
+    bundle_dir, tar_path = tmp_path / "out/h", tmp_path / "out/h.tar.gz"
+    tar = Future()
+    tar.set_result(b"tarball")
+    report = write.write_bundle(bundle_dir, files, tar_path, tar)
+    assert {status for status, _ in report} == {"new"} and len(report) == 301
+    for f in files:
+        target = bundle_dir / f.path
+        assert target.read_bytes() == f.content and target.stat().st_mode & 0o7777 == f.mode
+    assert tar_path.read_bytes() == b"tarball" and tar_path.stat().st_mode & 0o7777 == 0o640
+    for folder in [bundle_dir, *(p for p in bundle_dir.rglob("*") if p.is_dir())]:
+        assert folder.stat().st_mode & 0o7777 == 0o750, folder
+    assert not [p for p in bundle_dir.rglob(".*")], "a temporary file was left behind"
+
+    (bundle_dir / files[0].path).chmod(0o644)  # same bytes, another mode
+    (bundle_dir / files[1].path).write_bytes(b"edited")
+    stale_temp = bundle_dir / Path(files[2].path).parent / f".{Path(files[2].path).name}.{os.getpid()}.tmp"
+    stale_temp.write_bytes(b"left by a killed run")
+    (bundle_dir / files[2].path).unlink()
+    report = write.write_bundle(bundle_dir, files, tar_path, b"tarball")
+    changed = {path for status, path in report if status != "identical"}
+    assert changed == {str(bundle_dir / f.path) for f in files[:3]}
+    assert dict(report)["new"] == str(bundle_dir / files[2].path)
+    for f in files[:3]:
+        target = bundle_dir / f.path
+        assert target.read_bytes() == f.content and target.stat().st_mode & 0o7777 == f.mode
+
+
+def test_a_failed_write_is_raised(tmp_path):
+    from generator import write
+    from generator.bundle import BundleFile
+
+    files = [BundleFile(f"d/f{i:03d}", b"x", 0o640) for i in range(200)]
+    (tmp_path / "h/d/f150").mkdir(parents=True)  # a folder where a file goes
+    with pytest.raises(OSError):
+        write.write_bundle(tmp_path / "h", files, tmp_path / "h.tar.gz", b"t")
+    assert not (tmp_path / "h.tar.gz").exists()

@@ -75,3 +75,81 @@ def test_every_script_role_has_a_fault_test(example_bundle):
     assert not missing, f"script roles without a fault test: {missing}"
     for role in roles - CHANGES_NOTHING:
         assert f'@test "faults: {FAULT_TESTS[role]}' in suites, role
+
+
+# --- shellcheck in batches: each failing file named, the cache per file content ----------------
+
+def _break(path: Path, line: str) -> None:
+    path.write_text(path.read_text().replace('main "$@"', f'{line}\nmain "$@"'))
+
+
+def test_a_batch_names_each_failing_file_and_keeps_the_others_clean(example_bundle, tmp_path):
+    from generator.audit import shellcheck_batch, tool
+
+    copy = tmp_path / "pitr1"
+    shutil.copytree(example_bundle, copy)
+    primary = copy / "clusters/pg168121/primary"
+    batch = [copy / "verify.sh", primary / "pitr-archive-wal.sh", primary / "pitr-archive-mount.sh",
+             copy / "clusters/pg168104/primary/pitr-archive-mount.sh"]
+    _break(batch[0], "echo $UNQUOTED")
+    _break(batch[2], "if then")
+    result = shellcheck_batch(tool("shellcheck"), batch)
+    assert result.clean == [batch[1], batch[3]]
+    named = {name for name, _ in result.report}
+    assert named == {str(batch[0]), str(batch[2])}
+    text = "\n".join(t for _, t in result.report)
+    assert f"{batch[0]}:" in text and "[SC2086]" in text and "echo $UNQUOTED" in text
+    assert f"{batch[2]}:" in text and "[SC1073]" in text
+
+
+def test_shellcheck_caches_per_file_content_and_rechecks_only_what_changed(
+        example_bundle, tmp_path, monkeypatch, capsys):
+    from generator import audit
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(audit, "BATCH_MAX", 3)
+    monkeypatch.setattr(audit, "_batches",  # several files per run, however few the files
+                        lambda todo, jobs: [todo[i:i + 3] for i in range(0, len(todo), 3)])
+    copy = tmp_path / "pitr1"
+    shutil.copytree(example_bundle, copy)
+    small = sorted((p for p in audit.read_manifest(copy).shell_files()
+                    if p.stat().st_size < 6000 and 'main "$@"' in p.read_text()), key=str)
+    assert len(small) >= 4, small
+    twin = copy / "twin.sh"  # the same content twice: checked once, both named
+    paths = small + [twin]
+    _break(small[0], "echo $UNQUOTED")
+    shutil.copyfile(small[0], twin)
+    checked = []
+    real_batch = audit.shellcheck_batch
+    monkeypatch.setattr(audit, "shellcheck_batch",
+                        lambda sc, batch: checked.extend(batch) or real_batch(sc, batch))
+
+    assert audit.run_shellcheck(paths) == 1
+    out = capsys.readouterr().out
+    assert f"{small[0]}:" in out and "[SC2086]" in out
+    assert f"the same content, so the same findings: {twin}" in out
+    assert len(checked) == len(paths) - 1  # the twin was not checked a second time
+    clean = list((tmp_path / "cache/pitr-bundle/shellcheck-clean").iterdir())
+    assert len(clean) == len(small) - 1  # every clean file of the batch remembered
+
+    checked.clear()
+    assert audit.run_shellcheck(paths) == 1  # still broken: checked again, still named
+    assert checked == [small[0]] and f"{small[0]}:" in capsys.readouterr().out
+
+    shutil.copyfile(example_bundle / small[0].relative_to(copy), small[0])
+    shutil.copyfile(small[0], twin)
+    checked.clear()
+    assert audit.run_shellcheck(paths) == 0
+    assert checked == [small[0]]
+    checked.clear()
+    assert audit.run_shellcheck(paths) == 0 and checked == []  # all clean and remembered
+
+
+def test_shellcheck_that_cannot_run_on_a_batch_caches_none_of_it(tmp_path, monkeypatch, capsys):
+    from generator import audit
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    good = tmp_path / "good.sh"
+    good.write_text("#!/usr/bin/env bash\necho ok\n")
+    result = audit.shellcheck_batch(audit.tool("shellcheck"), [good, tmp_path / "missing.sh"])
+    assert result.clean == [] and "missing.sh" in result.report[0][1]
