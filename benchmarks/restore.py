@@ -729,9 +729,8 @@ def interpretation(results: list[dict], wall: float) -> str:
                     f"{large['copy']['total'] / large['clone']['total']:.1f}x as long as the clone restore, "
                     f"whose time is the replay of the same WAL at both sizes.")
     snapshots = ", ".join(f"{r['snapshot_s']:.2f} s" for r in results)
-    text.append(f"snapshot.sh took {snapshots}. `restore.sh` polls for the open server once a second "
-                f"(`sleep 1`), so it exits up to 1 s after the server is open (last column of the first "
-                f"table). zfs-fuse runs ZFS in user space: absolute times are not kernel ZFS figures; the "
+    text.append(f"snapshot.sh took {snapshots}. `restore.sh` polls for the open server every 0.2 s, "
+                f"so it exits up to 0.2 s after the server is open (last column of the first table). zfs-fuse runs ZFS in user space: absolute times are not kernel ZFS figures; the "
                 f"ratio and the flat clone time are the point. Whole benchmark: {wall / 60:.1f} min.")
     return "\n".join(text)
 
