@@ -7,10 +7,7 @@ import gzip
 import hashlib
 import io
 import json
-import os
-import pickle
 import tarfile
-import threading
 from dataclasses import dataclass
 
 from generator import __version__
@@ -97,64 +94,9 @@ def _readme(host: Host, planned: list[PlannedFile]) -> bytes:
     return text.encode()
 
 
-PARALLEL_RENDER_MIN = 1500  # files (100 clusters); below, a second process saves < 0.1 s
-
-
-def _render_all(host: Host, planned: list[PlannedFile]) -> list[bytes]:
-    """Every planned file rendered, in order. A big fleet's share is rendered by forked
-    children, one per further core: rendering is pure Python, one core per process. A
-    child that fails in any way has its share rendered here instead (so a template error
-    is raised here, with its traceback)."""
-    jobs = min(os.cpu_count() or 1, 4)
-    if (jobs < 2 or len(planned) < PARALLEL_RENDER_MIN or not hasattr(os, "fork")
-            or threading.active_count() > 1):  # never fork beside other threads
-        return [render_file(host, p) for p in planned]
-    env = environment()
-    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2")):
-        env.get_template(name)  # compiled once, here: the children inherit them
-    bounds = [len(planned) * i // jobs for i in range(jobs + 1)]
-    shares = [planned[a:b] for a, b in zip(bounds, bounds[1:])]
-    children: list[tuple[int, int, list[PlannedFile]]] = []  # (pid, read end, share)
-    try:
-        for share in shares[1:]:
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: render, send, leave without running the parent's code
-                status = 1
-                try:
-                    os.close(read_end)
-                    with os.fdopen(write_end, "wb") as out:
-                        out.write(pickle.dumps([render_file(host, p) for p in share], protocol=5))
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write_end)
-            children.append((pid, read_end, share))
-        rendered = [render_file(host, p) for p in shares[0]]
-        while children:
-            pid, read_end, share = children.pop(0)
-            try:
-                with os.fdopen(read_end, "rb") as data:
-                    received = data.read()
-            finally:
-                _, status = os.waitpid(pid, 0)
-            try:
-                part = pickle.loads(received) if status == 0 else None
-            except (pickle.UnpicklingError, EOFError, ValueError):
-                part = None
-            if not isinstance(part, list) or len(part) != len(share):
-                part = [render_file(host, p) for p in share]
-            rendered += part
-        return rendered
-    finally:  # after an error here: no child is left waiting to send, nor unreaped
-        for pid, read_end, _ in children:
-            os.close(read_end)
-            os.waitpid(pid, 0)
-
-
 def build_bundle(host: Host) -> list[BundleFile]:
     planned = plan_host(host)
-    rendered = dict(zip((p.path for p in planned), _render_all(host, planned)))
+    rendered = {p.path: render_file(host, p) for p in planned}
     digests = {path: sha256(content) for path, content in rendered.items()}
     files = [BundleFile(p.path, rendered[p.path], p.mode) for p in planned]
     files.append(BundleFile("README.md", _readme(host, planned), CONFIG_MODE))
@@ -197,13 +139,17 @@ def tar_header(name: str, mode: int, size: int, directory: bool = False) -> byte
     return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
 
 
+def bundle_folders(files: list[BundleFile]) -> list[str]:
+    """Every folder that holds a file of the bundle (relative, parents first)."""
+    return sorted({"/".join(f.path.split("/")[:i])
+                   for f in files for i in range(1, f.path.count("/") + 1)})
+
+
 def _tar_members(host_name: str, files: list[BundleFile]):
     """The uncompressed tar stream, in pieces: folders (0750), then the files in order, then
     the end-of-archive blocks and the padding to a whole record."""
-    folders = sorted({"/".join(f.path.split("/")[:i])
-                      for f in files for i in range(1, f.path.count("/") + 1)})
     offset = 0
-    for folder in [""] + folders:
+    for folder in [""] + bundle_folders(files):
         header = tar_header(f"{host_name}/{folder}".rstrip("/"), 0o750, 0, directory=True)
         offset += len(header)
         yield header

@@ -29,7 +29,6 @@ def templates_dir() -> Path:
 
 # a value holding one of these needs bash's $'...' form (see shell_quote)
 _NEEDS_ANSI_C = re.compile(r"['$`\x00-\x1f\x7f]")
-_QUOTED: dict[str, str] = {}  # text -> its quoted form: fleets repeat paths, users, ports
 
 
 def shell_quote(value) -> str:
@@ -38,15 +37,6 @@ def shell_quote(value) -> str:
     newline stays visible as \\x0a) or what looks like an expansion ($, `), so that
     shellcheck has nothing to misread and a reviewer sees at once that nothing expands."""
     text = str(value)
-    quoted = _QUOTED.get(text)
-    if quoted is None:
-        quoted = _shell_quote(text)
-        if len(_QUOTED) < 100_000:
-            _QUOTED[text] = quoted
-    return quoted
-
-
-def _shell_quote(text: str) -> str:
     if not _NEEDS_ANSI_C.search(text):
         return shlex.quote(text)
     out = []

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Union
 
-from generator.bundle import BundleFile
+from generator.bundle import BundleFile, bundle_folders
 
 WRITE_THREADS = max(2, min(4, os.cpu_count() or 1))
 TarBytes = Union[bytes, "Future[bytes]"]  # the tarball, or its packing still under way
@@ -70,11 +70,7 @@ def compare_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
 def _atomic_write(target: Path, content: bytes, mode: int) -> None:
     """A temporary file beside the target, then rename: a reader sees the old or the new
     file, never a part. The parent folder must exist."""
-    temp = str(target.with_name(f".{target.name}.{os.getpid()}.tmp"))
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:  # left by a killed run that had our process id
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         try:
             view = memoryview(content)
@@ -119,12 +115,6 @@ def _write_all(writes: list[tuple[Path, bytes, int]]) -> None:
         future.result()  # raises the first failure, in a fixed order
 
 
-def _folders(bundle_dir: Path, files: list[BundleFile]) -> list[Path]:
-    """The bundle folder and every folder under it that holds a file, parents first."""
-    names = {"/".join(f.path.split("/")[:i]) for f in files for i in range(1, f.path.count("/") + 1)}
-    return [bundle_dir] + [bundle_dir / name for name in sorted(names)]
-
-
 def write_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
                  tar_bytes: TarBytes) -> list[tuple[str, str]]:
     """Write what differs and report every file. tar_bytes may be a Future (the CLI packs
@@ -132,7 +122,7 @@ def write_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
     statuses = _statuses(bundle_dir, files)
     report = [(status, str(bundle_dir / f.path)) for status, f in zip(statuses, files)]
     report += _removed(bundle_dir, files)
-    folders = _folders(bundle_dir, files)
+    folders = [bundle_dir] + [bundle_dir / name for name in bundle_folders(files)]
     bundle_dir.parent.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         # mkdir leaves the umask's mode: no bundle folder may be readable by others

@@ -307,11 +307,10 @@ world_state() {
 # fake ZFS and sandbox). For every k up to the number of changes of a clean run, a fault at change
 # k stops SCRIPT with a non-zero exit and the failed step named; running SCRIPT again without the
 # fault ends in the same world as the clean run.
+# shellcheck disable=SC2154 # status and output are set by bats' run
 each_fault() {
   local prepare=$1 script=$2 clean changes k
   shift 2
-  # bats' `run` sets these
-  status=${status:-} output=${output:-}
   local saved=$BATS_TEST_TMPDIR/saved-world
   # PREPARE runs once; later worlds are copies of that one (quicker than building it again)
   fresh_world() {
