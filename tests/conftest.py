@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -50,7 +51,11 @@ def zfs_fuse(tmp_path_factory):
     reason = unavailable_reason()
     if reason:
         backend_missing(reason)
-    daemon = ZfsFuse(tmp_path_factory.mktemp("zfs-fuse"))
-    daemon.start()
-    yield daemon
-    daemon.stop()
+    # one zfs-fuse daemon per machine: a second test session (another clone, a benchmark)
+    # waits here instead of sharing the daemon and having it stopped under its pools
+    with open("/run/pitr-bundle-zfs-fuse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        daemon = ZfsFuse(tmp_path_factory.mktemp("zfs-fuse"))
+        daemon.start()
+        yield daemon
+        daemon.stop()
