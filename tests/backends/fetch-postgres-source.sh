@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch Debian's postgresql-15 source package for bookworm into a cache, and install the Debian
 # packages that tests/test_build_from_source.py needs to build it with Debian's own configure
-# line (tests/fixtures/pg_config/debian-15.txt). See shared/docs/test-backends.md.
+# line (tests/fixtures/pg_config/debian-15.txt). See docs/testing.md.
 #
 #   bash tests/backends/fetch-postgres-source.sh          # fetch (if needed) + build deps
 #   bash tests/backends/fetch-postgres-source.sh --no-deps  # fetch only

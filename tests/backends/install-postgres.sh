@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the real PostgreSQL servers (majors 10..18) and the PostgreSQL 18 client tools that the
-# pytest suite's postgres backend (tests/pg_backend.py) runs. See shared/docs/test-backends.md.
+# pytest suite's postgres backend (tests/pg_backend.py) runs. See docs/testing.md.
 #
 #   bash tests/backends/install-postgres.sh            # all majors
 #   bash tests/backends/install-postgres.sh 10 18      # only these
