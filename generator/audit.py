@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+from generator.contents import foreign_files, listed_names
 from generator.errors import UsageError
 
 SHELL_ROLES_EXCLUDED = {"snapshot-cron"}  # cron.d files are not shell scripts
@@ -50,12 +51,15 @@ def read_manifest(bundle_dir: Path) -> Manifest:
 
 
 def verify_sums(bundle_dir: Path) -> list[str]:
-    """Files whose content differs from SHA256SUMS (or are missing)."""
+    """Files whose content differs from SHA256SUMS (or are missing), and files in the
+    folder that SHA256SUMS does not list (foreign)."""
     bad = []
     try:
-        lines = (bundle_dir / "SHA256SUMS").read_text().splitlines()
+        text = (bundle_dir / "SHA256SUMS").read_text()
     except FileNotFoundError:
         return ["SHA256SUMS (missing)"]
+    lines = text.splitlines()
+    bad += [f"{name} (not in SHA256SUMS)" for name in foreign_files(bundle_dir, listed_names(text))]
     for line in lines:
         digest, _, name = line.partition("  ")
         try:
@@ -66,6 +70,19 @@ def verify_sums(bundle_dir: Path) -> list[str]:
         if actual != digest:
             bad.append(name)
     return bad
+
+
+def manifest_disagreements(manifest: Manifest) -> list[str]:
+    """Files whose sha256 in MANIFEST.json is not the one in SHA256SUMS: a script edited
+    together with SHA256SUMS still shows here unless MANIFEST.json was forged as well (only
+    a signature over SHA256SUMS stops that: pitr-bundle sign)."""
+    try:
+        text = (manifest.bundle_dir / "SHA256SUMS").read_text()
+    except FileNotFoundError:
+        return []
+    sums = {name: digest for digest, _, name in (line.partition("  ") for line in text.splitlines())}
+    return [f"{entry['path']} (MANIFEST.json and SHA256SUMS disagree)" for entry in manifest.files
+            if sums.get(entry["path"]) != entry.get("sha256")]
 
 
 def tool(name: str) -> str:

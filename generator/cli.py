@@ -66,12 +66,19 @@ def cmd_build(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from generator.audit import read_manifest, run_bats, run_shellcheck, verify_sums
+    from generator.contents import bundle_at
 
-    bundle_dir = Path(args.bundle)
+    with bundle_at(Path(args.bundle)) as bundle_dir:
+        return _check_folder(bundle_dir, args)
+
+
+def _check_folder(bundle_dir: Path, args) -> int:
+    from generator.audit import (manifest_disagreements, read_manifest, run_bats,
+                                 run_shellcheck, verify_sums)
+
     manifest = read_manifest(bundle_dir)
     failed = False
-    bad = verify_sums(bundle_dir)
+    bad = verify_sums(bundle_dir) + manifest_disagreements(manifest)
     if bad:
         print("SHA256SUMS mismatch: " + ", ".join(bad), file=sys.stderr)
         failed = True
@@ -129,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("check", help="verify, shellcheck and bats-test a written bundle")
-    p.add_argument("bundle", help="a bundle folder, e.g. out/pitr1")
+    p.add_argument("bundle", help="a bundle folder or its tarball, e.g. out/pitr1 or out/pitr1.tar.gz")
     p.add_argument("--no-bats", action="store_true", help="only checksums and shellcheck")
     p.add_argument("--filter", help="run only bats tests whose name matches this regex")
     p.set_defaults(func=cmd_check)

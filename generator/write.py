@@ -4,7 +4,6 @@ calls this after every host rendered)."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import tempfile
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Union
 
 from generator.bundle import BundleFile, bundle_folders
+from generator.contents import SIGNATURES_DIR, SUMS, entries, is_signature
+from generator.errors import UsageError
 
 WRITE_THREADS = max(2, min(4, os.cpu_count() or 1))
 TarBytes = Union[bytes, "Future[bytes]"]  # the tarball, or its packing still under way
@@ -38,19 +39,38 @@ def _statuses(bundle_dir: Path, files: list[BundleFile]) -> list[str]:
     return [_status(bundle_dir / f.path, f.content, f.mode) for f in files]
 
 
-def _previous_paths(bundle_dir: Path) -> set[str]:
-    """Files the last build wrote (from its MANIFEST): the only ones we may remove."""
-    try:
-        manifest = json.loads((bundle_dir / "MANIFEST.json").read_text())
-        return {f["path"] for f in manifest.get("files", [])}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return set()
+def _owned(bundle_dir: Path) -> None:
+    """build owns out/<host>/ and removes what is not part of the bundle: only where an
+    earlier build left its MANIFEST.json (or the folder is empty), never in a folder that
+    someone else's files happen to share a name with."""
+    if (bundle_dir.exists() and not (bundle_dir / "MANIFEST.json").is_file()
+            and any(bundle_dir.iterdir())):
+        raise UsageError(f"{bundle_dir} exists and is not a pitr-bundle bundle folder (no "
+                         "MANIFEST.json): move it away or choose another -o folder")
 
 
 def _removed(bundle_dir: Path, files: list[BundleFile]) -> list[tuple[str, str]]:
+    """Everything in the folder that the bundle does not hold: files of an earlier build,
+    files dropped in by hand, and the reviewers' signatures once SHA256SUMS changes (they
+    signed other bytes). Folders that hold nothing of the bundle go too, deepest first."""
+    if not bundle_dir.is_dir():
+        return []
+    _owned(bundle_dir)
     wanted = {f.path for f in files}
-    return [("removed", str(bundle_dir / p)) for p in sorted(_previous_paths(bundle_dir) - wanted)
-            if (bundle_dir / p).exists()]
+    sums = next((f.content for f in files if f.path == SUMS), None)
+    try:
+        signatures_valid = (bundle_dir / SUMS).read_bytes() == sums
+    except OSError:
+        signatures_valid = False
+    found, found_folders = entries(bundle_dir)
+    keep_folders = set(bundle_folders(files))
+    if signatures_valid:
+        keep_folders.add(SIGNATURES_DIR)
+    gone = [name for name in found if name not in wanted
+            and not (signatures_valid and is_signature(name) and not (bundle_dir / name).is_symlink())]
+    gone += sorted((name for name in found_folders if name not in keep_folders),
+                   key=lambda name: -name.count("/"))
+    return [("removed", str(bundle_dir / name)) for name in gone]
 
 
 def _tar_bytes(tar_bytes: TarBytes) -> bytes:
@@ -133,7 +153,11 @@ def write_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
                 for status, f in zip(statuses, files) if status != "identical"])
     for status, path in report:
         if status == "removed":
-            Path(path).unlink()
+            target = Path(path)
+            if target.is_dir() and not target.is_symlink():
+                target.rmdir()  # its files came before it in the report
+            else:
+                target.unlink()
     tar = _tar_bytes(tar_bytes)
     tar_status = _status(tar_path, tar, 0o640)
     if tar_status != "identical":

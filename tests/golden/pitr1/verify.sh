@@ -6,8 +6,9 @@
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
 #   clusters/pg168121.yaml sha256:fb620c2b68e93d2eb0f448be2c388e743a4b80656f56c7eb6ce3d556859a4b9b
 #
-# Checks every file of this bundle against SHA256SUMS before anything runs. Run it first,
-# from anywhere: bash verify.sh. Exit 0: intact; 1: a file differs or is missing.
+# Checks every file of this bundle against SHA256SUMS before anything runs, and that the folder
+# holds nothing else (a script dropped beside the others must not pass). Run it first, from
+# anywhere: bash verify.sh. Exit 0: intact; 1: a file differs, is missing or is foreign.
 set -Eeuo pipefail
 ROOT=${BASH_SOURCE[0]%/*}
 [[ $ROOT == "${BASH_SOURCE[0]}" ]] && ROOT=.
@@ -16,6 +17,20 @@ readonly ROOT
 main() {
   cd "$ROOT"
   local line digest name bad=0 actual
+  local -A listed=()
+  while IFS= read -r line; do
+    listed[${line#*  }]=1
+  done <SHA256SUMS
+  # anything but SHA256SUMS, the files it lists and signatures/<reviewer>.sig is foreign
+  while IFS= read -r -d '' name; do
+    name=${name#./}
+    [[ $name == SHA256SUMS || -n ${listed[$name]:-} ]] && continue
+    if [[ $name == signatures/*.sig && $name != signatures/*/* && -f $name && ! -L $name ]]; then
+      continue
+    fi
+    echo "verify.sh: FOREIGN $name (not in SHA256SUMS)" >&2
+    bad=$((bad + 1))
+  done < <(find . -mindepth 1 ! -type d -print0)
   while IFS= read -r line; do
     digest=${line%%  *}
     name=${line#*  }
@@ -31,7 +46,7 @@ main() {
     fi
   done <SHA256SUMS
   if ((bad)); then
-    echo "verify.sh: $bad file(s) differ from SHA256SUMS: do not run this bundle" >&2
+    echo "verify.sh: $bad problem(s) against SHA256SUMS: do not run this bundle" >&2
     exit 1
   fi
   echo "verify.sh: all $(wc -l <SHA256SUMS) files match SHA256SUMS" >&2
