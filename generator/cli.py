@@ -38,6 +38,7 @@ def cmd_validate(args) -> int:
 def cmd_build(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
+    from generator.diff import Side, built_side, diff_lines, read_side
     from generator.write import compare_bundle, write_bundle
 
     out = Path(args.output)
@@ -50,6 +51,9 @@ def cmd_build(args) -> int:
             raise
         for host, files, tar_bytes in built:
             bundle_dir, tar_path = out / host.name, out / f"{host.name}.tar.gz"
+            if args.diff:
+                old = read_side(bundle_dir) if bundle_dir.is_dir() else Side({}, {})
+                sys.stdout.writelines(diff_lines(old, built_side(files), "a", "b"))
             if args.check:
                 report = compare_bundle(bundle_dir, files, tar_path, tar_bytes)
             else:
@@ -63,6 +67,16 @@ def cmd_build(args) -> int:
         print("bundle differs from the specs" if differs else "bundle matches the specs")
         return 1 if differs else 0
     return 0
+
+
+def cmd_diff(args) -> int:
+    from generator.contents import bundle_at
+    from generator.diff import diff_lines, read_side
+
+    with bundle_at(Path(args.old)) as old, bundle_at(Path(args.new)) as new:
+        lines = diff_lines(read_side(old), read_side(new), args.old, args.new)
+    sys.stdout.writelines(lines)
+    return 1 if lines else 0
 
 
 def cmd_check(args) -> int:
@@ -133,7 +147,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="out", help="where bundles go (default: out)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 when the bundles on disk differ from the specs")
+    p.add_argument("--diff", action="store_true",
+                   help="also show what changes, file by file, as a unified diff")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("diff", help="what differs between two bundles (folders or tarballs)")
+    p.add_argument("old", help="the bundle before, e.g. the reviewed one")
+    p.add_argument("new", help="the bundle after")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("check", help="verify, shellcheck and bats-test a written bundle")
     p.add_argument("bundle", help="a bundle folder or its tarball, e.g. out/pitr1 or out/pitr1.tar.gz")
