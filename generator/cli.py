@@ -11,17 +11,19 @@ from generator import __version__
 from generator.errors import PitrBundleError, SpecError
 
 
-def _build_all(specs_dir: Path, packer):
+def _build_all(specs_dir: Path, out: Path, packer):
     """Validate and render every host before anything is written. Each host's tarball is
     packed by `packer` (a one-thread executor) while the next host renders and while the
     bundle's files are written: gzip runs outside the GIL, on the other core."""
     from generator.bundle import build_bundle, tarball
+    from generator.sign import kept_signatures
     from generator.validate import load_and_validate
 
     hosts = load_and_validate(specs_dir)
     built = []
     for host in hosts:
         files = build_bundle(host)
+        files = sorted(files + kept_signatures(out / host.name, files), key=lambda f: f.path)
         built.append((host, files, packer.submit(tarball, host.name, files)))
     return built
 
@@ -45,7 +47,7 @@ def cmd_build(args) -> int:
     differs = False
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tarball") as packer:
         try:
-            built = _build_all(Path(args.specs), packer)
+            built = _build_all(Path(args.specs), out, packer)
         except BaseException:
             packer.shutdown(wait=False, cancel_futures=True)
             raise
@@ -113,6 +115,14 @@ def _check_folder(bundle_dir: Path, args) -> int:
     return 1 if failed else 0
 
 
+def cmd_sign(args) -> int:
+    from generator.sign import sign_bundle
+
+    for path in sign_bundle(Path(args.bundle), Path(args.key), args.reviewer):
+        print(f"signed     {path}")
+    return 0
+
+
 def cmd_schema(args) -> int:
     from generator.schema import MODELS
 
@@ -150,6 +160,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", action="store_true",
                    help="also show what changes, file by file, as a unified diff")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("sign", help="sign a reviewed bundle's SHA256SUMS with an OpenSSH key")
+    p.add_argument("bundle", help="the bundle folder, e.g. out/pitr1 (its tarball is refreshed)")
+    p.add_argument("--key", required=True, help="the reviewer's private key (ssh-keygen -Y sign -f)")
+    p.add_argument("--reviewer", help="name of the signature file (default: the key's comment)")
+    p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("diff", help="what differs between two bundles (folders or tarballs)")
     p.add_argument("old", help="the bundle before, e.g. the reviewed one")

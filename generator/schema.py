@@ -191,6 +191,19 @@ class HostMonitor(Strict):
     pool_capacity_crit: int = Field(default=90, ge=1, le=100)
 
 
+class Review(Strict):
+    """Signed reviews (pitr-bundle sign): how many distinct reviewers must have signed the
+    bundle's SHA256SUMS before verify.sh or any script of the bundle runs on this host."""
+    signatures_required: int = Field(
+        default=0, ge=0, le=20,
+        description="distinct allowed signers whose valid OpenSSH signature over SHA256SUMS "
+                    "the host insists on (0: signatures are not required)")
+    allowed_signers: AbsPath = Field(
+        default="/etc/pitr-bundle/allowed_signers",
+        description="the OpenSSH allowed_signers file on the backup host (and on the "
+                    "primaries, for the scripts that run there) naming the reviewers' keys")
+
+
 class HostSpec(Strict):
     name: HostName
     # the address primaries see the backup host connect from (pg_hba.conf); a virtual IP,
@@ -201,6 +214,7 @@ class HostSpec(Strict):
     datasets: SharedDatasets
     nfs: Nfs = Nfs()
     monitor: HostMonitor = HostMonitor()
+    review: Review = Review()
 
     @property
     def replication_source(self) -> str:

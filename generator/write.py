@@ -87,7 +87,7 @@ def compare_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
     return report
 
 
-def _atomic_write(target: Path, content: bytes, mode: int) -> None:
+def atomic_write(target: Path, content: bytes, mode: int) -> None:
     """A temporary file beside the target, then rename: a reader sees the old or the new
     file, never a part. The parent folder must exist."""
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
@@ -115,7 +115,7 @@ def _write_all(writes: list[tuple[Path, bytes, int]]) -> None:
     jobs = min(WRITE_THREADS, len(writes) // 64)
     if jobs < 2:
         for target, content, mode in writes:
-            _atomic_write(target, content, mode)
+            atomic_write(target, content, mode)
         return
     failed = threading.Event()
 
@@ -124,7 +124,7 @@ def _write_all(writes: list[tuple[Path, bytes, int]]) -> None:
             for target, content, mode in part:
                 if failed.is_set():
                     return
-                _atomic_write(target, content, mode)
+                atomic_write(target, content, mode)
         except BaseException:
             failed.set()
             raise
@@ -161,6 +161,6 @@ def write_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
     tar = _tar_bytes(tar_bytes)
     tar_status = _status(tar_path, tar, 0o640)
     if tar_status != "identical":
-        _atomic_write(tar_path, tar, 0o640)
+        atomic_write(tar_path, tar, 0o640)
     report.append((tar_status, str(tar_path)))
     return report
