@@ -8,7 +8,8 @@
 #
 # Checks every file of this bundle against SHA256SUMS before anything runs, and that the folder
 # holds nothing else (a script dropped beside the others must not pass). Run it first, from
-# anywhere: bash verify.sh. Exit 0: intact; 1: a file differs, is missing or is foreign.
+# anywhere: bash verify.sh. Exit 0: intact; 1: a file differs, is missing or is foreign;
+# 3: the signatures this host requires are missing (host spec review:).
 set -Eeuo pipefail
 ROOT=${BASH_SOURCE[0]%/*}
 [[ $ROOT == "${BASH_SOURCE[0]}" ]] && ROOT=.
