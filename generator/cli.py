@@ -41,10 +41,12 @@ def cmd_build(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from generator.diff import Side, built_side, diff_lines, read_side
-    from generator.write import compare_bundle, write_bundle
+    from generator.ansible import fleet_files
+    from generator.write import compare_bundle, write_bundle, write_file
 
     out = Path(args.output)
     differs = False
+    fleet = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tarball") as packer:
         try:
             built = _build_all(Path(args.specs), out, packer)
@@ -60,10 +62,17 @@ def cmd_build(args) -> int:
                 report = compare_bundle(bundle_dir, files, tar_path, tar_bytes)
             else:
                 report = write_bundle(bundle_dir, files, tar_path, tar_bytes)
+            if args.ansible:
+                fleet.append((host, files, tar_bytes.result()))
             for status, path in report:
                 differs |= status != "identical"
                 if args.check and status == "identical":
                     continue
+                print(f"{status:<10} {path}")
+        for name, content in fleet_files(fleet) if args.ansible else []:
+            status, path = write_file(out / name, content, 0o640, args.check)
+            differs |= status != "identical"
+            if not (args.check and status == "identical"):
                 print(f"{status:<10} {path}")
     if args.check:
         print("bundle differs from the specs" if differs else "bundle matches the specs")
@@ -159,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
                    help="write nothing; exit 1 when the bundles on disk differ from the specs")
     p.add_argument("--diff", action="store_true",
                    help="also show what changes, file by file, as a unified diff")
+    p.add_argument("--ansible", action="store_true",
+                   help="also write ansible/inventory.yml and ansible/site.yml: ship and run "
+                        "every host's bundle with ansible-playbook")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("sign", help="sign a reviewed bundle's SHA256SUMS with an OpenSSH key")

@@ -164,3 +164,13 @@ def write_bundle(bundle_dir: Path, files: list[BundleFile], tar_path: Path,
         atomic_write(tar_path, tar, 0o640)
     report.append((tar_status, str(tar_path)))
     return report
+
+
+def write_file(target: Path, content: bytes, mode: int, check: bool) -> tuple[str, str]:
+    """One file outside any bundle (the fleet's Ansible files): new / changed / identical,
+    written atomically unless check."""
+    status = _status(target, content, mode)
+    if status != "identical" and not check:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, content, mode)
+    return status, str(target)

@@ -54,6 +54,14 @@ setup() {
   [ -z "$(changing_calls)" ]
 }
 
+@test "datasets: --dry-run on a fresh host (no pool yet) still lists every create" {
+  rm -f "$FAKE_ZFS_STATE/ds/$POOL"
+  run -0 "$DATASETS_SCRIPT" --dry-run
+  [[ $output == *"dry-run: pool $POOL not found"*"going on as if that step had run"* ]]
+  [ "$(grep -c 'would run: zfs create' <<<"$output")" -eq "$(query "len(facts['datasets'])")" ]
+  [ -z "$(changing_calls)" ]
+}
+
 @test "datasets: a failing zfs create stops the run with the dataset named" {
   first=$(query "facts['datasets'][0]['name']")
   FAKE_FAIL="zfs create * $first" run -1 "$DATASETS_SCRIPT"
