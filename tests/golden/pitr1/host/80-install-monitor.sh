@@ -95,6 +95,17 @@ confirm() {
   read -r -p "$PROG: $1 Type yes to go on: " answer || true
   [[ $answer == yes ]] || die "not confirmed: nothing was changed by this step" "$EXIT_NOT_CONFIRMED"
 }
+# missing_earlier_step MESSAGE: a precondition that an earlier script of the bundle brings
+# about (the pool, a user, a dataset). A real run stops there (3, nothing changed); a dry run
+# says so and goes on as if that script had run, so that a reviewer sees every command a
+# fresh host would get
+missing_earlier_step() {
+  if ((DRY_RUN)); then
+    warn "dry-run: $1; going on as if that step had run"
+    return 0
+  fi
+  die "$1" "$EXIT_REFUSED"
+}
 need_cmd() {
   local cmd
   for cmd in "$@"; do
