@@ -59,6 +59,14 @@ expected_create() {
   [ -z "$(changing_calls)" ]
 }
 
+@test "pool: --dry-run away from the host (no device there) still shows zpool create" {
+  stub realpath 'exit 1'
+  run -0 "$POOL_SCRIPT" --dry-run
+  [[ $output == *"dry-run: ${#DEVICES[@]} of ${#DEVICES[@]} devices missing on this machine"* ]]
+  [[ $output == *"would run: zpool create "*" $POOL "* ]]
+  [ -z "$(changing_calls)" ]
+}
+
 @test "pool: refuses a missing device and names it" {
   stub realpath "[[ \${*: -1} == '${DEVICES[1]}' ]] && exit 1; exit 0"
   run -3 "$POOL_SCRIPT" --yes
