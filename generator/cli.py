@@ -124,6 +124,16 @@ def _check_folder(bundle_dir: Path, args) -> int:
     return 1 if failed else 0
 
 
+def cmd_plan(args) -> int:
+    from generator.contents import bundle_at
+    from generator.review_plan import plan_bundle, plan_text
+
+    with bundle_at(Path(args.bundle)) as bundle_dir:
+        steps = plan_bundle(bundle_dir)
+    sys.stdout.write(plan_text(steps))
+    return 1 if any(step.exit_code != 0 for step in steps) else 0
+
+
 def cmd_sign(args) -> int:
     from generator.sign import sign_bundle
 
@@ -172,6 +182,11 @@ def parser() -> argparse.ArgumentParser:
                    help="also write ansible/inventory.yml and ansible/site.yml: ship and run "
                         "every host's bundle with ansible-playbook")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("plan", help="every backup-host script with --dry-run on a simulated "
+                                    "fresh host: the commands a reviewer should expect")
+    p.add_argument("bundle", help="a bundle folder or its tarball")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("sign", help="sign a reviewed bundle's SHA256SUMS with an OpenSSH key")
     p.add_argument("bundle", help="the bundle folder, e.g. out/pitr1 (its tarball is refreshed)")
