@@ -101,9 +101,15 @@ def test_signatures_stay_while_sums_are_unchanged_and_go_when_they_change(specs_
     signature = out / "pitr1/signatures/alice.sig"
     signature.parent.mkdir()
     signature.write_text("sig")
-    assert pitr_bundle("build", str(specs_copy), "-o", str(out), "--check").returncode == 0
+    # the signature belongs to the bundle now: the tarball, which must carry it, changes (and
+    # the signature's mode, written here with 0644, is brought to 0640)
+    check = pitr_bundle("build", str(specs_copy), "-o", str(out), "--check")
+    assert check.returncode == 1
+    changed = {line.split()[1] for line in check.stdout.splitlines()[:-1] if line.startswith("changed")}
+    assert changed == {str(out / "pitr1.tar.gz"), str(signature)}, check.stdout
     pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
     assert signature.exists()
+    assert pitr_bundle("build", str(specs_copy), "-o", str(out), "--check").returncode == 0
     spec = specs_copy / "clusters/pg168121.yaml"
     spec.write_text(spec.read_text().replace("port: 19212", "port: 19213"))
     result = pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)

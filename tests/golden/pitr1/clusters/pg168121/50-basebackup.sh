@@ -217,6 +217,8 @@ readonly BASEBACKUP_OPTIONS=(
   t
   -X
   stream
+  -S
+  pitr1_pg168121
   -c
   fast
   -w
