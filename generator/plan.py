@@ -103,6 +103,10 @@ def plan_host(host: Host) -> list[PlannedFile]:
                     "create the shared and per-cluster ZFS datasets", all_sources, order=20,
                     context={"datasets": datasets,
                              "shared": [d for d in datasets if d.cluster is None]}),
+    ]
+    if host.spec.managed_vip:
+        files.append(plan_vip(host))
+    files += [
         PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
                     "export the WAL archive folders over NFS and pin the NFS ports",
                     all_sources, order=40, context={"exports": exports}, uses_install_block=True),
@@ -111,6 +115,29 @@ def plan_host(host: Host) -> list[PlannedFile]:
         files += plan_cluster(host, cluster)
     files += plan_monitor(host, all_sources)
     return files
+
+
+VIP_UNIT = "pitr-bundle-vip.service"
+
+
+def vip_routes(host: Host) -> list[dict]:
+    """The addresses the backup host connects to (each cluster's primary and HA partner), once
+    each, with the clusters that use them: the VIP script routes each from the virtual IP."""
+    nodes: dict[str, list[str]] = {}
+    for cluster in host.clusters:
+        for address in cluster.spec.primary.nodes:
+            nodes.setdefault(address, []).append(cluster.spec.name)
+    return [{"address": a, "clusters": names} for a, names in nodes.items()]
+
+
+def plan_vip(host: Host) -> PlannedFile:
+    vip = host.spec.managed_vip
+    return PlannedFile(
+        "host/15-vip.sh", "vip", "host/vip.sh.j2",
+        f"bring up virtual IP {vip.address}/{vip.prefix_length} on {vip.interface} and route "
+        "connections to the primaries from it, at boot too (--remove undoes it)",
+        [host.source] + [c.source for c in host.clusters], order=15,
+        context={"vip": vip, "routes": vip_routes(host), "unit_name": VIP_UNIT})
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
@@ -191,6 +218,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": archive_dir(host, c.name),
+        "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",
+        # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
+        "programs": ["postgres", "pg_ctl", "psql"]
+        + (["pg_basebackup"] if pv.has("pg_basebackup", version) else []),
     }
     base = f"clusters/{c.name}"
 
@@ -226,8 +257,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
         cluster_file("bash_profile", "bash-profile", "cluster/bash_profile.j2",
                      f".bash_profile of {c.user} (installed by 30-user.sh)", mode=CONFIG_MODE),
-        cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
-                     f"build PostgreSQL {version} as the primary's build", order=35),
+        install_step(cluster_file, c),
         cluster_file("primary/45-apply-on-primary.sh", "primary", "cluster/primary.sh.j2",
                      "archive helper, boot mount of the archive, sudo rule; asks the running "
                      "server, raises only what is too low, pg_hba lines, replication slot",
@@ -258,6 +288,17 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      "point-in-time restore from a snapshot clone (--target-time ..., "
                      "--cleanup NAME); run when needed", destructive=True),
     ]
+
+
+def install_step(cluster_file, c) -> PlannedFile:
+    """The cluster's PostgreSQL: built from the primary's sources, or installed binaries
+    checked against the primary's version and extensions."""
+    if c.postgres.binaries:
+        return cluster_file("35-check-binaries.sh", "binaries", "cluster/check-binaries.sh.j2",
+                            f"check the installed PostgreSQL in {c.postgres.binaries}: version "
+                            f"{c.postgres.version} and the primary's extensions", order=35)
+    return cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
+                        f"build PostgreSQL {c.postgres.version} as the primary's build", order=35)
 
 
 def _wrap(words: list[str], width: int = 92) -> list[str]:

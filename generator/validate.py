@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,8 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("port", c.port, csrc, ("port",))
         taken.claim("OS user", c.user, csrc, ("os_user",))
         _check_cluster(cluster, problems)
+        if spec.managed_vip:
+            _check_routable(spec, cluster, problems)
 
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
@@ -118,6 +121,8 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
         problems.append(src.problem(("replication", "slot"), (
             f"PostgreSQL {c.postgres.version} has no replication slots (they exist from 9.4): "
             "remove replication.slot")))
+
+    _check_postgres_install(cluster, problems)
     if c.standby.hot_standby:
         for name in HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
@@ -141,6 +146,59 @@ def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem])
                         ("primary", "archive_mount"))
             taken.claim("PostgreSQL server", f"{node}:{c.primary.port}", src,
                         ("primary", "port"))
+
+def _check_postgres_install(cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """Either installed binaries (postgres.binaries) or a source build, never a mix."""
+    pg, src = cluster.spec.postgres, cluster.source
+    if pg.binaries is None:
+        for i, ext in enumerate(pg.extensions):
+            if ext.file is None or ext.sha256 is None:
+                problems.append(src.problem(("postgres", "extensions", i), (
+                    f"extension {ext.name}: file and sha256 of its source tarball are needed to "
+                    "build it (or set postgres.binaries to use an installed PostgreSQL)")))
+        return
+    at = ("postgres", "binaries")
+    if not pg.binaries.endswith("/bin"):
+        problems.append(src.problem(at, (
+            f"{pg.binaries}: give the bin folder of the installation (e.g. "
+            "/usr/lib/postgresql/15/bin): its parent is the cluster's PGHOME")))
+    if pg.version == pg.major_text:
+        problems.append(src.problem(("postgres", "version"), (
+            f"{pg.version}: with postgres.binaries give the primary's minor version too "
+            f"(e.g. {pg.version}.4): the installed binaries are checked against it")))
+    for key, given in (("source", pg.source is not None), ("configure", bool(pg.configure))):
+        if given:
+            problems.append(src.problem(("postgres", key), (
+                f"postgres.{key} is for a build from source, but postgres.binaries names "
+                "installed binaries: remove one of them")))
+    for i, ext in enumerate(pg.extensions):
+        for key in ("file", "sha256", "make_args"):
+            if getattr(ext, key):
+                problems.append(src.problem(("postgres", "extensions", i, key), (
+                    f"extension {ext.name}: {key} is for a build from source, but "
+                    "postgres.binaries names installed binaries (give only the name)")))
+
+
+def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """host/15-vip.sh routes each primary and HA partner from the virtual IP: each must be an
+    IPv4 address (a route names no host name) that is not the backup host's own."""
+    vip = host.managed_vip
+    for key in ("address", "ha_partner"):
+        node = getattr(cluster.spec.primary, key)
+        if node is None:
+            continue
+        at = ("primary", key)
+        try:
+            ipaddress.IPv4Address(node)
+        except ValueError:
+            problems.append(cluster.source.problem(at, (
+                f"{node} must be an IPv4 address: the host's virtual_ip has an interface, so "
+                "host/15-vip.sh routes it from the virtual IP (a route takes no host name)")))
+            continue
+        if node in (vip.address, host.address):
+            problems.append(cluster.source.problem(at, (
+                f"{node} is the backup host's own address: its connections cannot leave from "
+                f"the virtual IP {vip.address}")))
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,

@@ -259,3 +259,103 @@ def test_clusters_sharing_a_primary_server_may_not_share_its_helper_or_mount(
     first = specs_copy / "clusters/pg168104.yaml"  # defaults: the line of its primary: section
     where = f"{first}:{line_of(first, '  port: 1921' if field == 'port' else 'primary:')}"
     assert error == f"{specs_copy}/clusters/pg168121.yaml:{line}: primary.{field}: {message} {where}"
+
+# --- the virtual IP (host/15-vip.sh) -------------------------------------------------------
+
+VIP_MAPPING = "virtual_ip:\n  address: 192.168.1.199\n  interface: bond0\n  prefix: 24\n"
+
+
+def test_a_plain_virtual_ip_is_still_valid_and_makes_no_vip_script(specs_copy, tmp_path):
+    edit(specs_copy / "hosts/pitr1.yaml", VIP_MAPPING, "virtual_ip: 192.168.1.199\n")
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    assert not (bundle / "host/15-vip.sh").exists()
+    assert "192.168.1.199/32" in (bundle / "clusters/pg168121/primary/pg_hba.conf.lines").read_text()
+
+
+def test_the_example_bundle_runs_the_vip_script_before_the_datasets(tmp_path):
+    pitr_bundle("build", "specs", "-o", str(tmp_path / "out"), check=True)
+    readme = (tmp_path / "out/pitr1/README.md").read_text()
+    order = [line.split("`")[1] for line in readme.splitlines() if re.match(r"\| \d+ \| `", line)]
+    assert order.index("host/15-vip.sh") < order.index("host/20-datasets.sh") < \
+        order.index("clusters/pg168104/50-basebackup.sh")
+
+
+@pytest.mark.parametrize("new, field, message", [
+    ("virtual_ip:\n  address: 192.168.1.199\n  interface: bond0;reboot\n", "virtual_ip.interface",
+     "'bond0;reboot' is not allowed here"),
+    ("virtual_ip:\n  address: vip.example.com\n  interface: bond0\n", "virtual_ip",
+     "address vip.example.com must be an IPv4 address when interface is set"),
+    ("virtual_ip:\n  address: 192.168.1.199\n  prefix: 24\n", "virtual_ip", "prefix needs interface"),
+    ("virtual_ip:\n  address: 192.168.1.199\n  interface: bond0\n  prefix: 33\n",
+     "virtual_ip.prefix", "Input should be less than or equal to 32"),
+])
+def test_bad_virtual_ip_names_file_line_field(specs_copy, new, field, message):
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, VIP_MAPPING, new)
+    (error,) = errors_of(specs_copy)
+    assert error.startswith(f"{host}:") and f": {field}: " in error and message in error, error
+
+
+@pytest.mark.parametrize("key, old, new, message", [
+    ("primary.address", "address: 192.168.1.121", "address: db121.example.com",
+     "db121.example.com must be an IPv4 address"),
+    ("primary.ha_partner", "ha_partner: 192.168.1.122", "ha_partner: 192.168.1.199",
+     "192.168.1.199 is the backup host's own address"),
+])
+def test_primaries_routed_from_the_vip_must_be_other_ipv4_addresses(specs_copy, key, old, new, message):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, old, new)
+    (error,) = errors_of(specs_copy)
+    assert error.startswith(f"{cluster}:{line_of(cluster, new)}: {key}: {message}"), error
+
+
+# --- installed PostgreSQL (postgres.binaries) instead of a build from source -----------------
+
+def packaged(specs: Path, postgres_lines: str) -> Path:
+    """pg168121 with its postgres: section replaced (the example builds from source)."""
+    cluster = specs / "clusters/pg168121.yaml"
+    text = cluster.read_text()
+    start, end = text.index("postgres:\n"), text.index("primary:\n")
+    cluster.write_text(text[:start] + "postgres:\n" + postgres_lines + text[end:])
+    return cluster
+
+
+def test_installed_binaries_replace_the_build_by_a_check(specs_copy, tmp_path):
+    packaged(specs_copy, '  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n'
+                         "  extensions:\n    - name: pg_stat_statements\n")
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "out"), check=True)
+    folder = tmp_path / "out/pitr1/clusters/pg168121"
+    assert (folder / "35-check-binaries.sh").exists() and not (folder / "35-build.sh").exists()
+    assert "export PGHOME=/usr/lib/postgresql/17\n" in (folder / "bash_profile").read_text()
+    assert "PGHOME=/usr/lib/postgresql/17 " in (folder / "60-standby.sh").read_text()
+    # the other cluster still builds from source
+    assert (tmp_path / "out/pitr1/clusters/pg168104/35-build.sh").exists()
+
+
+@pytest.mark.parametrize("lines, field, message", [
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n'
+     "  source: {file: postgresql-17.6.tar.bz2, sha256: " + "a" * 64 + "}\n",
+     "postgres.source", "postgres.source is for a build from source, but postgres.binaries"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n  configure:\n    - --with-icu\n',
+     "postgres.configure", "postgres.configure is for a build from source"),
+    ('  version: "17.6"\n  binaries: usr/lib/postgresql/17/bin\n', "postgres.binaries",
+     "'usr/lib/postgresql/17/bin' is not allowed here"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17\n', "postgres.binaries",
+     "give the bin folder of the installation"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin/../bin\n', "postgres.binaries",
+     "must not contain '.' or '..' segments"),
+    ('  version: "17.6"\n  binaries: /usr/$(id)/bin\n', "postgres.binaries", "is not allowed here"),
+    ('  version: "17"\n  binaries: /usr/lib/postgresql/17/bin\n', "postgres.version",
+     "give the primary's minor version too"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n  extensions:\n'
+     "    - {name: pgfincore, file: pgfincore-1.2.tar.gz, sha256: " + "a" * 64 + "}\n",
+     "postgres.extensions.0.file", "extension pgfincore: file is for a build from source"),
+    ('  version: "17.6"\n  extensions:\n    - name: pgfincore\n', "postgres.extensions.0",
+     "extension pgfincore: file and sha256 of its source tarball are needed"),
+])
+def test_inconsistent_postgres_installs_are_refused(specs_copy, lines, field, message):
+    cluster = packaged(specs_copy, lines)
+    errors = errors_of(specs_copy)
+    assert any(e.startswith(f"{cluster}:") and f": {field}: " in e and message in e
+               for e in errors), errors
