@@ -28,10 +28,13 @@ class PlannedStep:
     path: str
     role: str
     destructive: bool
-    commands: list[str]
-    warnings: list[str]
+    lines: list[tuple[str, str]]  # ("$", command) or ("!", warning), in the script's order
     exit_code: int
     errors: list[str]
+
+    @property
+    def commands(self) -> list[str]:
+        return [text for kind, text in self.lines if kind == "$"]
 
 
 def run_order(manifest: dict) -> list[dict]:
@@ -58,6 +61,16 @@ def _simulated_host(folder: Path) -> dict[str, str]:
                 FAKE_ZFS_STATE=str(folder / "zfs-state"), STUB_LOG=str(folder / "calls.log"))
 
 
+def _shown(lines: list[str]) -> list[tuple[str, str]]:
+    shown = []
+    for line in lines:
+        for kind, pattern in (("$", DRY_RUN_LINE), ("!", WARNING_LINE)):
+            match = pattern.match(line)
+            if match:
+                shown.append((kind, match.group(1)))
+    return shown
+
+
 def plan_bundle(bundle_dir: Path) -> list[PlannedStep]:
     manifest = json.loads((bundle_dir / "MANIFEST.json").read_text())
     planned = []
@@ -72,9 +85,7 @@ def plan_bundle(bundle_dir: Path) -> list[PlannedStep]:
             except subprocess.TimeoutExpired:
                 lines, code = [f"x: ERROR: no answer within {TIMEOUT_SECONDS} s"], 124
             planned.append(PlannedStep(
-                entry["path"], entry["role"], entry["destructive"],
-                [m.group(1) for m in map(DRY_RUN_LINE.match, lines) if m],
-                [m.group(1) for m in map(WARNING_LINE.match, lines) if m],
+                entry["path"], entry["role"], entry["destructive"], _shown(lines),
                 code, [m.group(1) for m in map(ERROR_LINE.match, lines) if m]))
     return planned
 
@@ -84,8 +95,7 @@ def plan_text(steps: list[PlannedStep]) -> str:
     for step in steps:
         flags = f"{step.role}{', DESTRUCTIVE' if step.destructive else ''}"
         out.append(f"== {step.path} ({flags})")
-        out += [f"   $ {command}" for command in step.commands]
-        out += [f"   ! {warning}" for warning in step.warnings]
+        out += [f"   {kind} {text}" for kind, text in step.lines]
         if step.exit_code != 0:
             reason = step.errors[-1] if step.errors else "no reason given"
             out.append(f"   STOPPED (exit {step.exit_code}): {reason}")
