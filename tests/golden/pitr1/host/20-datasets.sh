@@ -110,7 +110,10 @@ missing_earlier_step() {
 need_cmd() {
   local cmd
   for cmd in "$@"; do
-    command -v "$cmd" >/dev/null 2>&1 || die "command not found: $cmd" "$EXIT_REFUSED"
+    command -v "$cmd" >/dev/null 2>&1 && continue
+    # a dry run away from the host (a reviewer's machine) goes on to show the commands
+    ((DRY_RUN)) && { warn "dry-run: command not found here: $cmd (the host needs it)"; continue; }
+    die "command not found: $cmd" "$EXIT_REFUSED"
   done
 }
 require_root() {
