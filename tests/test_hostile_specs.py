@@ -85,6 +85,9 @@ def base_specs() -> dict[str, dict]:
                               archive_mount="/pgarch/pg168121")
     cluster["postgres"]["extensions"] = [{"name": "pgfincore", "file": "pgfincore-1.2.tar.gz",
                                           "sha256": "0" * 64, "make_args": ["CFLAGS=-O2"]}]
+    # the other cluster on installed binaries, for the fields only that mode has
+    specs["clusters/pg168104.yaml"]["postgres"] = {
+        "version": "9.0.17", "binaries": "/usr/pgsql-9.0/bin", "extensions": [{"name": "pgfincore"}]}
     return specs
 
 
