@@ -252,6 +252,12 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                             f"{snapshot_installed} by 70-install-snapshot-cron.sh)",
                             syslog_tag=f"pitr-snapshot-{c.name}")
     context["embedded_file"] = snapshot
+    # the primary step carries the mount script inside it, rendered as the bundle's own copy
+    mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
+                                "cluster/archive-mount.sh.j2",
+                                "boot-time mount of the archive (installed by "
+                                "45-apply-on-primary.sh)")
+    context["mount_file"] = mount_script
     return [
         cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
@@ -265,8 +271,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      uses_install_block=True),
         cluster_file("primary/pitr-archive-wal.sh", "primary", "cluster/archive-wal.sh.j2",
                      "archive_command helper (installed by 45-apply-on-primary.sh)"),
-        cluster_file("primary/pitr-archive-mount.sh", "primary", "cluster/archive-mount.sh.j2",
-                     "boot-time mount of the archive (installed by 45-apply-on-primary.sh)"),
+        mount_script,
         cluster_file("primary/pitr-archive.conf", "primary", "cluster/primary-archive.conf.j2",
                      "the primary's archive settings", mode=CONFIG_MODE),
         cluster_file("primary/pg_hba.conf.lines", "primary", "cluster/primary-hba.conf.j2",

@@ -1,0 +1,29 @@
+"""Installers carry the files they install (the primary step its archive helper and boot mount
+script, the cron installer snapshot.sh, the monitor installer monitor.sh): each carried copy is
+byte for byte the bundle's own file, the one reviewers read and SHA256SUMS lists."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import pitr_bundle
+
+def test_every_carried_copy_is_the_bundles_own_file(specs_copy, tmp_path):
+    out = tmp_path / "out"
+    pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    bundle = out / "pitr1"
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    checked = 0
+    for cluster in manifest["facts"]["clusters"]:
+        base = bundle / "clusters" / cluster["name"]
+        step = (base / "primary/45-apply-on-primary.sh").read_text()
+        for marker, name in (("HELPER", "pitr-archive-wal.sh"), ("MOUNT", "pitr-archive-mount.sh")):
+            carried = re.search(rf"cat <<'{marker}'\n(.*?)\n{marker}\n", step, re.S)
+            assert carried, f"{cluster['name']}: no {marker} heredoc in the primary step"
+            assert carried.group(1) + "\n" == (base / "primary" / name).read_text(), name
+            checked += 1
+        assert (base / "snapshot.sh").read_text() in (base / "70-install-snapshot-cron.sh").read_text()
+        checked += 1
+    assert (bundle / "host/monitor.sh").read_text() in (bundle / "host/80-install-monitor.sh").read_text()
+    assert checked == 3 * len(manifest["facts"]["clusters"])
