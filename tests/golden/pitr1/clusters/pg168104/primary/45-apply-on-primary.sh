@@ -307,7 +307,12 @@ die() {
 }
 
 main() {
-  (($# == 2)) || die "usage: ${0##*/} %p %f"
+  if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    printf 'usage: %s %%p %%f (archive_command of cluster %s: copies one WAL file into %s)\n' \
+      "${0##*/}" pg168104 "$ARCHIVE"
+    exit 0
+  fi
+  (($# == 2)) || { printf 'pitr-archive-wal: usage: %s %%p %%f\n' "${0##*/}" >&2; exit 2; }
   local source=$1 name=$2
   [[ $name =~ ^[0-9A-F]{24}(\.partial|\.[0-9A-F]{8}\.backup)?$ || $name =~ ^[0-9A-F]{8}\.history$ ]] ||
     die "not a WAL file name: $name"
