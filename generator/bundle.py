@@ -66,6 +66,7 @@ def _cluster_facts(host: Host, cluster) -> dict:
                     "archive_mount": c.primary.archive_mount},
         "replication_user": c.replication.user,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
+        "archive": {"pitr_window_days": c.archive.pitr_window_days},
     }
 
 

@@ -114,6 +114,8 @@ def plan_host(host: Host) -> list[PlannedFile]:
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
+REDO_PROPERTY = "pitr-bundle:redo-wal"
+KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
 
 
 def plan_monitor(host: Host, sources) -> list[PlannedFile]:
@@ -183,7 +185,13 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
 
     primary_nodes = " and ".join(c.primary.nodes)
     snapshot_installed = f"/usr/local/sbin/pitr-snapshot-{c.name}"
+    retention_installed = f"/usr/local/sbin/pitr-wal-retention-{c.name}"
     context.update({
+        "retention_installed": retention_installed,
+        # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
+        # dataset the first WAL file the retention keeps
+        "redo_property": REDO_PROPERTY,
+        "kept_property": KEPT_PROPERTY,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
         "cron_name": f"pitr-bundle-{c.name}",
@@ -191,6 +199,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
             "parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
             "port": c.restore.port or c.port + 1000,
             "recovery_file": "recovery.conf" if pv.has("recovery.conf", version) else "recovery.signal",
+            "immediate": pv.has("recovery_target=immediate", version),
             "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
                                else "unix_socket_directory"),
             "target_action": ("recovery_target_action = 'promote'"
@@ -203,7 +212,13 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                             f"snapshot of {cluster.dataset} and pruning (installed as "
                             f"{snapshot_installed} by 70-install-snapshot-cron.sh)",
                             syslog_tag=f"pitr-snapshot-{c.name}")
+    retention = cluster_file("wal-retention.sh", "wal-retention", "cluster/wal-retention.sh.j2",
+                             f"deletes the WAL no restore of the last {c.archive.pitr_window_days} "
+                             f"day(s) can need (run after each snapshot run; installed as "
+                             f"{retention_installed} by 70-install-snapshot-cron.sh)",
+                             syslog_tag=f"pitr-wal-retention-{c.name}")
     context["embedded_file"] = snapshot
+    context["embedded_retention"] = retention
     return [
         cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
@@ -231,11 +246,13 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
                      f"standby configuration ({recovery_file}) and start", order=60),
         snapshot,
+        retention,
         cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
                      f"cron schedule of the snapshots ({c.snapshots.schedule}, "
                      f"{c.snapshots.time_zone})", mode=CONFIG_MODE),
         cluster_file("70-install-snapshot-cron.sh", "snapshot-cron", "cluster/snapshot-cron.sh.j2",
-                     "install the snapshot script and its cron schedule", order=70),
+                     "install the snapshot and WAL retention scripts and their cron schedule",
+                     order=70),
         cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
                      "point-in-time restore from a snapshot clone (--target-time ..., "
                      "--cleanup NAME); run when needed", destructive=True),

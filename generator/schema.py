@@ -77,6 +77,17 @@ def _version_text(value):
     return value
 
 
+# a PostgreSQL size setting as postgresql.conf takes it: "50GB", "512MB"
+PgSize = Annotated[str, BeforeValidator(_version_text),
+                   StringConstraints(pattern=r"^[1-9][0-9]{0,8}(kB|MB|GB|TB)$")]
+SIZE_UNITS = {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def size_bytes(size: str) -> int:
+    """'16MB' -> 16777216 (PostgreSQL's units are powers of 1024)."""
+    return int(size[:-2]) * SIZE_UNITS[size[-2:]]
+
+
 PgVersion = Annotated[str, BeforeValidator(_version_text),
                       StringConstraints(pattern=r"^(9\.[0-6]|[1-9][0-9])(\.[0-9]{1,3})?$")]
 
@@ -258,6 +269,11 @@ class Postgres(Strict):
         return ".".join(parts[:2]) if parts[0] == "9" else parts[0]
 
 
+# what a slot may hold on the primary when the spec does not say (13+): the warning asks for
+# a value below the free space of the primary's WAL disk, which only its owner knows
+DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = "10GB"
+
+
 class Primary(Strict):
     address: Address
     port: SystemPort = 5432
@@ -279,6 +295,19 @@ class Primary(Strict):
         "rw,hard,nfsvers=3"
     # the primary's values of settings a hot standby must not undercut
     settings: dict[SettingName, SettingValue] = {}
+    # an idle primary still archives: a segment is switched at most this many seconds after
+    # its first write (0: never forced). Bounds how old the newest restorable point can be.
+    archive_timeout: int = Field(default=60, ge=0, le=86400)
+    # 13+ and a replication slot: the most WAL the slot may hold on the primary while the
+    # standby is away (unset: DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, with a warning from validate)
+    max_slot_wal_keep_size: Optional[PgSize] = None
+    # off by default. When set: once the WAL waiting to be archived (.ready files in the
+    # primary's archive_status, times the segment size) exceeds it, the helper reports
+    # success and drops the file, loudly (syslog, server log, a count in archive_state_dir):
+    # the backup loses WAL, the primary keeps its disk (pgBackRest's archive-push-queue-max)
+    archive_queue_max: Optional[PgSize] = None
+    # where the helper counts the WAL files it dropped (on the primary)
+    archive_state_dir: AbsPath = "/var/lib/pitr-bundle"
 
     @property
     def nodes(self) -> list[str]:
@@ -302,6 +331,10 @@ class Standby(Strict):
 class Archive(Strict):
     # further hosts that may mount the archive export besides the primary and its HA partner
     extra_clients: list[Address] = []
+    # point-in-time restores are possible to any time of the last N days: the WAL retention
+    # keeps the WAL from the REDO point of the newest snapshot taken at or before that start
+    # (7: the default keep.daily; older snapshots restore to their own point, --snapshot)
+    pitr_window_days: int = Field(default=7, ge=1, le=3650)
 
 
 CRON_FIELDS = [  # (name, low, high, names)

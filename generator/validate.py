@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from generator.errors import SpecError, SpecProblem
 from generator.load import SpecFile, load_specs
-from generator.schema import MODELS, ClusterSpec, HostSpec
+from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, MODELS, ClusterSpec, HostSpec
 
 FRIENDLY = {
     "extra_forbidden": "unknown key",
@@ -62,12 +62,14 @@ class _Registry:
         self.problems = problems
         self.claims: dict[tuple[str, str], tuple[SpecFile, tuple]] = {}
 
-    def claim(self, what: str, value, source: SpecFile, at: tuple) -> None:
+    def claim(self, what: str, value, source: SpecFile, at: tuple, shown: str = "",
+              advice: str = "") -> None:
         key = (what, str(value))
         if key in self.claims:
             first_source, first_at = self.claims[key]
             where = f"{first_source.display}:{first_source.line_of(first_at)}"
-            self.problems.append(source.problem(at, f"{what} {value} is already used at {where}"))
+            self.problems.append(source.problem(
+                at, f"{shown or what} {value} is already used at {where}{advice}"))
         else:
             self.claims[key] = (source, at)
 
@@ -100,6 +102,11 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("dataset", cluster.dataset, csrc, ("dataset",))
         taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",))
         taken.claim("port", c.port, csrc, ("port",))
+        if c.restore.port is None:  # port + 1000 may be another cluster's port or restore port
+            taken.claim("port", c.port + 1000, csrc, ("port",), shown="the default restore port",
+                        advice=" (port + 1000): set restore.port")
+        else:
+            taken.claim("port", c.restore.port, csrc, ("restore", "port"))
         taken.claim("OS user", c.user, csrc, ("os_user",))
         _check_cluster(cluster, problems)
 
@@ -120,6 +127,23 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
                 problems.append(src.problem(("standby", "settings", name), (
                     f"{ours} is below the primary's {theirs}: a hot standby refuses to start "
                     "(raise it, or set standby.hot_standby: false)")))
+
+
+def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
+    """What a valid spec should still change: printed, never failing a build."""
+    from generator import pgversions as pv
+
+    found = []
+    for host in hosts:
+        for cluster in host.clusters:
+            c, src = cluster.spec, cluster.source
+            if (c.replication.slot and c.primary.max_slot_wal_keep_size is None
+                    and pv.has("max_slot_wal_keep_size", c.postgres.version)):
+                found.append(src.problem(("primary", "max_slot_wal_keep_size"), (
+                    f"warning: not set: the primary gets {DEFAULT_MAX_SLOT_WAL_KEEP_SIZE}; set it "
+                    f"below the free space of the primary's WAL disk (slot {c.replication.slot} "
+                    "keeps WAL there while the standby is away)")))
+    return sorted(found, key=lambda p: (p.file, p.line or 0, p.field))
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,
