@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from generator.load import SpecFile
+from generator.schema import size_bytes
 from generator.validate import Host
 
 SCRIPT_MODE = 0o750
@@ -176,6 +177,8 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": archive_dir(host, c.name),
+        "archive_queue_max_bytes": (size_bytes(c.primary.archive_queue_max)
+                                    if c.primary.archive_queue_max else 0),
     }
     base = f"clusters/{c.name}"
 
