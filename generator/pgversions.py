@@ -37,8 +37,6 @@ FACTS = {fact.name: fact for fact in [
     Fact("wal_keep_segments", None, 130000),
     Fact("wal_keep_size", 130000, None),
     Fact("max_slot_wal_keep_size", 130000, None),
-    # a restore that stops as soon as it is consistent (restore.sh --snapshot)
-    Fact("recovery_target=immediate", 90400, None),
     # names that changed
     Fact("pg_xlog", None, 100000),
     Fact("pg_wal", 100000, None),

@@ -202,7 +202,6 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
             "parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
             "port": c.restore.port or c.port + 1000,
             "recovery_file": "recovery.conf" if pv.has("recovery.conf", version) else "recovery.signal",
-            "immediate": pv.has("recovery_target=immediate", version),
             "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
                                else "unix_socket_directory"),
             "target_action": ("recovery_target_action = 'promote'"

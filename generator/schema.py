@@ -297,17 +297,26 @@ class Primary(Strict):
     settings: dict[SettingName, SettingValue] = {}
     # an idle primary still archives: a segment is switched at most this many seconds after
     # its first write (0: never forced). Bounds how old the newest restorable point can be.
-    archive_timeout: int = Field(default=60, ge=0, le=86400)
+    archive_timeout: int = Field(default=60, ge=0, le=86400, description=(
+        "seconds: the primary switches to a new WAL segment at most this long after a write, "
+        "so the newest restorable point is never older (0: off)"))
     # 13+ and a replication slot: the most WAL the slot may hold on the primary while the
     # standby is away (unset: DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, with a warning from validate)
-    max_slot_wal_keep_size: Optional[PgSize] = None
+    max_slot_wal_keep_size: Optional[PgSize] = Field(default=None, description=(
+        "13+ with a replication slot: the most WAL the slot keeps on the primary while the "
+        "standby is away (unset: 10GB, and validate warns)"))
     # off by default. When set: once the WAL waiting to be archived (.ready files in the
     # primary's archive_status, times the segment size) exceeds it, the helper reports
     # success and drops the file, loudly (syslog, server log, a count in archive_state_dir):
     # the backup loses WAL, the primary keeps its disk (pgBackRest's archive-push-queue-max)
-    archive_queue_max: Optional[PgSize] = None
+    archive_queue_max: Optional[PgSize] = Field(default=None, description=(
+        "off when unset: past this much WAL waiting to be archived, the archive helper drops "
+        "WAL files (reports success, logs to syslog, counts them) instead of filling the "
+        "primary's disk"))
     # where the helper counts the WAL files it dropped (on the primary)
-    archive_state_dir: AbsPath = "/var/lib/pitr-bundle"
+    archive_state_dir: AbsPath = Field(default="/var/lib/pitr-bundle", description=(
+        "on the primary: where the archive helper counts the WAL files it dropped "
+        "(<cluster>-dropped-wal)"))
 
     @property
     def nodes(self) -> list[str]:
@@ -334,7 +343,9 @@ class Archive(Strict):
     # point-in-time restores are possible to any time of the last N days: the WAL retention
     # keeps the WAL from the REDO point of the newest snapshot taken at or before that start
     # (7: the default keep.daily; older snapshots restore to their own point, --snapshot)
-    pitr_window_days: int = Field(default=7, ge=1, le=3650)
+    pitr_window_days: int = Field(default=7, ge=1, le=3650, description=(
+        "restores to any time of the last N days; the WAL retention deletes the WAL no such "
+        "restore needs"))
 
 
 CRON_FIELDS = [  # (name, low, high, names)

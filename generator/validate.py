@@ -60,18 +60,23 @@ class _Registry:
 
     def __init__(self, problems: list[SpecProblem]):
         self.problems = problems
-        self.claims: dict[tuple[str, str], tuple[SpecFile, tuple]] = {}
+        self.claims: dict[tuple[str, str], tuple[SpecFile, tuple, str]] = {}
 
-    def claim(self, what: str, value, source: SpecFile, at: tuple, shown: str = "",
-              advice: str = "") -> None:
+    def claim(self, what: str, value, source: SpecFile, at: tuple, implied: str = "") -> None:
+        """`implied`: the claim comes from a default the spec does not spell out (it is named
+        in the message, either side of the collision)."""
         key = (what, str(value))
         if key in self.claims:
-            first_source, first_at = self.claims[key]
+            first_source, first_at, first_implied = self.claims[key]
             where = f"{first_source.display}:{first_source.line_of(first_at)}"
-            self.problems.append(source.problem(
-                at, f"{shown or what} {value} is already used at {where}{advice}"))
+            message = f"{what} {value} is already used at {where}"
+            if first_implied:
+                message += f" ({first_implied} there)"
+            if implied:
+                message = f"{implied}: {message}"
+            self.problems.append(source.problem(at, message))
         else:
-            self.claims[key] = (source, at)
+            self.claims[key] = (source, at, implied)
 
 
 def _check_host(host: Host, problems: list[SpecProblem]) -> None:
@@ -103,8 +108,8 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",))
         taken.claim("port", c.port, csrc, ("port",))
         if c.restore.port is None:  # port + 1000 may be another cluster's port or restore port
-            taken.claim("port", c.port + 1000, csrc, ("port",), shown="the default restore port",
-                        advice=" (port + 1000): set restore.port")
+            taken.claim("port", c.port + 1000, csrc, ("port",),
+                        implied="the default restore port (port + 1000; set restore.port)")
         else:
             taken.claim("port", c.restore.port, csrc, ("restore", "port"))
         taken.claim("OS user", c.user, csrc, ("os_user",))
