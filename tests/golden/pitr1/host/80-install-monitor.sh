@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:f50be6bf34cde748ac2cb4c558aa65ad8cf07b0a2319b256b6d97097348c46ea
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:fb620c2b68e93d2eb0f448be2c388e743a4b80656f56c7eb6ce3d556859a4b9b
+#   clusters/pg168121.yaml sha256:12ad45e57f1444175795e36989a12ccef65898c734a9ea15266773ce376b9f40
 #
 # Installs the Nagios/NRPE check as /usr/local/sbin/pitr-check and a sudo rule that lets the monitoring
 # user nagios run it as root (PGDATA is 0700), checked with visudo first.
@@ -157,7 +157,7 @@ write_check() {
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:f50be6bf34cde748ac2cb4c558aa65ad8cf07b0a2319b256b6d97097348c46ea
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:fb620c2b68e93d2eb0f448be2c388e743a4b80656f56c7eb6ce3d556859a4b9b
+#   clusters/pg168121.yaml sha256:12ad45e57f1444175795e36989a12ccef65898c734a9ea15266773ce376b9f40
 #
 # Nagios/NRPE check of backup host pitr1: pool health and capacity, and for each cluster the
 # standby process and port, its WAL receiver, restore freshness (newest WAL in pg_wal),

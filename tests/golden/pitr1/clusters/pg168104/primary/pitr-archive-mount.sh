@@ -16,7 +16,7 @@ main() {
   if mountpoint -q -- "$MOUNTPOINT"; then
     echo "pitr-archive-mount: $MOUNTPOINT already mounted" >&2
   else
-    mount -t nfs -o "$OPTIONS" -- "$EXPORT" "$MOUNTPOINT"
+    mount -t nfs -o "$OPTIONS,nosuid,nodev,noexec" -- "$EXPORT" "$MOUNTPOINT"
   fi
   mkdir -p -- "$MOUNTPOINT/arch"
 }
