@@ -155,7 +155,8 @@ snapshot_world() {
   cron_world() { :; }
   CLUSTER=$(cluster_fact "['name']")
   each_fault cron_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")" \
-    SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" CRON_FILE="$SANDBOX/cron.d/pitr")"
+    SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/pitr-wal-retention" \
+    CRON_FILE="$SANDBOX/cron.d/pitr")"
 }
 
 @test "faults: the base backup script, failing at each change, stops and then completes on a re-run" {
