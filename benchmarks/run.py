@@ -8,6 +8,8 @@ Writes benchmarks/RESULTS.md with the machine's description and the figures of t
 3. restore on zfs-fuse + PostgreSQL 16, ~100 MB and ~2 GB: restore.sh (clone) split into
    clone / config / replay, beside a copy-based restore of the same base (benchmarks/restore.py).
 Root only. `--parts build,snapshots,restore` runs some of them (printed, RESULTS.md untouched).
+On demand only (`--parts wal`, never in the default run): the WAL archive over a simulated year
+with and without the WAL retention, and the archive helper's time per file (benchmarks/wal.py).
 """
 
 from __future__ import annotations
@@ -273,6 +275,7 @@ def against_targets(walls: dict[str, dict[int, float]], snapshot_calls: dict[int
 
 
 PARTS = ("build", "snapshots", "restore")
+ON_DEMAND = ("wal",)
 
 
 def main() -> None:
@@ -282,7 +285,7 @@ def main() -> None:
                              "written only when all run")
     args = parser.parse_args()
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - set(PARTS) - set(ON_DEMAND))
     if unknown:
         parser.error(f"unknown parts: {', '.join(unknown)}")
     rows = ["# Benchmark results\n",
@@ -296,6 +299,10 @@ def main() -> None:
         from restore import bench_restore
 
         bench_restore(rows)
+    if "wal" in parts:
+        from wal import bench_wal
+
+        bench_wal(rows)
     rows += against_targets(walls, snapshot_calls)
     text = "\n".join(rows) + "\n"
     if set(parts) == set(PARTS):

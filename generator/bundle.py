@@ -80,6 +80,7 @@ def _cluster_facts(host: Host, cluster) -> dict:
         "replication_slot": c.replication.slot,
         "replication_user": c.replication.user,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
+        "archive": {"pitr_window_days": c.archive.pitr_window_days},
     }
 
 

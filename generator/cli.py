@@ -20,6 +20,7 @@ def _build_all(specs_dir: Path, out: Path, packer):
     from generator.validate import load_and_validate
 
     hosts = load_and_validate(specs_dir)
+    print_warnings(hosts)
     built = []
     for host in hosts:
         files = build_bundle(host)
@@ -28,10 +29,19 @@ def _build_all(specs_dir: Path, out: Path, packer):
     return built
 
 
+def print_warnings(hosts) -> None:
+    """file:line: field: warning: ... on stderr; a warning never fails a command."""
+    from generator.validate import warnings_of
+
+    for warning in warnings_of(hosts):
+        print(str(warning), file=sys.stderr)
+
+
 def cmd_validate(args) -> int:
     from generator.validate import load_and_validate
 
     hosts = load_and_validate(Path(args.specs))
+    print_warnings(hosts)
     clusters = sum(len(h.clusters) for h in hosts)
     print(f"ok: {len(hosts)} host spec(s), {clusters} cluster spec(s)")
     return 0

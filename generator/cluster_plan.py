@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from generator import pgversions as pv
 from generator.pgconfig import option_value
-from generator.schema import HostSpec
+from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, HostSpec
 from generator.validate import Cluster
 
 # settings a hot standby must keep at least as high as the primary's (else it refuses to start)
@@ -132,6 +132,13 @@ def primary_settings(cluster: Cluster) -> dict[str, str]:
         settings["max_wal_senders"] = str(SENDERS_NEEDED)
     if c.replication.slot and not pv.has("max_replication_slots default 10", version):
         settings["max_replication_slots"] = "1"
+    # an idle primary still archives, so the newest restorable point is never older than this
+    settings["archive_timeout"] = f"{c.primary.archive_timeout}s"
+    # the slot must never fill the primary's disk while the standby is away (13+; it caps
+    # every slot of the primary, so only when this cluster uses one)
+    if c.replication.slot and pv.has("max_slot_wal_keep_size", version):
+        settings["max_slot_wal_keep_size"] = (c.primary.max_slot_wal_keep_size
+                                              or DEFAULT_MAX_SLOT_WAL_KEEP_SIZE)
     return settings
 
 

@@ -36,6 +36,7 @@ FACTS = {fact.name: fact for fact in [
     # WAL retention on the sending side
     Fact("wal_keep_segments", None, 130000),
     Fact("wal_keep_size", 130000, None),
+    Fact("max_slot_wal_keep_size", 130000, None),
     # names that changed
     Fact("pg_xlog", None, 100000),
     Fact("pg_wal", 100000, None),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from generator.load import SpecFile
+from generator.schema import size_bytes
 from generator.validate import Host
 
 SCRIPT_MODE = 0o750
@@ -141,6 +142,8 @@ def plan_vip(host: Host) -> PlannedFile:
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
+REDO_PROPERTY = "pitr-bundle:redo-wal"
+KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
 
 
 def plan_monitor(host: Host, sources) -> list[PlannedFile]:
@@ -222,6 +225,8 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
         "programs": ["postgres", "pg_ctl", "psql"]
         + (["pg_basebackup"] if pv.has("pg_basebackup", version) else []),
+        "archive_queue_max_bytes": (size_bytes(c.primary.archive_queue_max)
+                                    if c.primary.archive_queue_max else 0),
     }
     base = f"clusters/{c.name}"
 
@@ -231,7 +236,13 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
 
     primary_nodes = " and ".join(c.primary.nodes)
     snapshot_installed = f"/usr/local/sbin/pitr-snapshot-{c.name}"
+    retention_installed = f"/usr/local/sbin/pitr-wal-retention-{c.name}"
     context.update({
+        "retention_installed": retention_installed,
+        # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
+        # dataset the first WAL file the retention keeps
+        "redo_property": REDO_PROPERTY,
+        "kept_property": KEPT_PROPERTY,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
         "cron_name": f"pitr-bundle-{c.name}",
@@ -251,6 +262,11 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                             f"snapshot of {cluster.dataset} and pruning (installed as "
                             f"{snapshot_installed} by 70-install-snapshot-cron.sh)",
                             syslog_tag=f"pitr-snapshot-{c.name}")
+    retention = cluster_file("wal-retention.sh", "wal-retention", "cluster/wal-retention.sh.j2",
+                             f"deletes the WAL no restore of the last {c.archive.pitr_window_days} "
+                             f"day(s) can need (run after each snapshot run; installed as "
+                             f"{retention_installed} by 70-install-snapshot-cron.sh)",
+                             syslog_tag=f"pitr-wal-retention-{c.name}")
     context["embedded_file"] = snapshot
     # the primary step carries the mount script inside it, rendered as the bundle's own copy
     mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
@@ -258,6 +274,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                                 "boot-time mount of the archive (installed by "
                                 "45-apply-on-primary.sh)")
     context["mount_file"] = mount_script
+    context["embedded_retention"] = retention
     return [
         cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
@@ -284,11 +301,13 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
                      f"standby configuration ({recovery_file}) and start", order=60),
         snapshot,
+        retention,
         cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
                      f"cron schedule of the snapshots ({c.snapshots.schedule}, "
                      f"{c.snapshots.time_zone})", mode=CONFIG_MODE),
         cluster_file("70-install-snapshot-cron.sh", "snapshot-cron", "cluster/snapshot-cron.sh.j2",
-                     "install the snapshot script and its cron schedule", order=70),
+                     "install the snapshot and WAL retention scripts and their cron schedule",
+                     order=70),
         cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
                      "point-in-time restore from a snapshot clone (--target-time ..., "
                      "--cleanup NAME); run when needed", destructive=True),

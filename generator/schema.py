@@ -77,6 +77,17 @@ def _version_text(value):
     return value
 
 
+# a PostgreSQL size setting as postgresql.conf takes it: "50GB", "512MB"
+PgSize = Annotated[str, BeforeValidator(_version_text),
+                   StringConstraints(pattern=r"^[1-9][0-9]{0,8}(kB|MB|GB|TB)$")]
+SIZE_UNITS = {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def size_bytes(size: str) -> int:
+    """'16MB' -> 16777216 (PostgreSQL's units are powers of 1024)."""
+    return int(size[:-2]) * SIZE_UNITS[size[-2:]]
+
+
 PgVersion = Annotated[str, BeforeValidator(_version_text),
                       StringConstraints(pattern=r"^(9\.[0-6]|[1-9][0-9])(\.[0-9]{1,3})?$")]
 
@@ -342,6 +353,10 @@ class Postgres(Strict):
 # a systemd unit name, as `systemctl` takes it (postgresql@15-main.service)
 UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,200}\.(service|target)$")]
 
+# what a slot may hold on the primary when the spec does not say (13+): the warning asks for
+# a value below the free space of the primary's WAL disk, which only its owner knows
+DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = "10GB"
+
 
 class Primary(Strict):
     address: Address
@@ -375,6 +390,28 @@ class Primary(Strict):
         "rw,hard,nfsvers=3"
     # the primary's values of settings a hot standby must not undercut
     settings: dict[SettingName, SettingValue] = {}
+    # an idle primary still archives: a segment is switched at most this many seconds after
+    # its first write (0: never forced). Bounds how old the newest restorable point can be.
+    archive_timeout: int = Field(default=60, ge=0, le=86400, description=(
+        "seconds: the primary switches to a new WAL segment at most this long after a write, "
+        "so the newest restorable point is never older (0: off)"))
+    # 13+ and a replication slot: the most WAL the slot may hold on the primary while the
+    # standby is away (unset: DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, with a warning from validate)
+    max_slot_wal_keep_size: Optional[PgSize] = Field(default=None, description=(
+        "13+ with a replication slot: the most WAL the slot keeps on the primary while the "
+        "standby is away (unset: 10GB, and validate warns)"))
+    # off by default. When set: once the WAL waiting to be archived (.ready files in the
+    # primary's archive_status, times the segment size) exceeds it, the helper reports
+    # success and drops the file, loudly (syslog, server log, a count in archive_state_dir):
+    # the backup loses WAL, the primary keeps its disk (pgBackRest's archive-push-queue-max)
+    archive_queue_max: Optional[PgSize] = Field(default=None, description=(
+        "off when unset: past this much WAL waiting to be archived, the archive helper drops "
+        "WAL files (reports success, logs to syslog, counts them) instead of filling the "
+        "primary's disk"))
+    # where the helper counts the WAL files it dropped (on the primary)
+    archive_state_dir: AbsPath = Field(default="/var/lib/pitr-bundle", description=(
+        "on the primary: where the archive helper counts the WAL files it dropped "
+        "(<cluster>-dropped-wal)"))
 
     @property
     def nodes(self) -> list[str]:
@@ -402,6 +439,12 @@ class Standby(Strict):
 class Archive(Strict):
     # further hosts that may mount the archive export besides the primary and its HA partner
     extra_clients: list[Address] = []
+    # point-in-time restores are possible to any time of the last N days: the WAL retention
+    # keeps the WAL from the REDO point of the newest snapshot taken at or before that start
+    # (7: the default keep.daily; older snapshots restore to their own point, --snapshot)
+    pitr_window_days: int = Field(default=7, ge=1, le=3650, description=(
+        "restores to any time of the last N days; the WAL retention deletes the WAL no such "
+        "restore needs"))
 
 
 CRON_FIELDS = [  # (name, low, high, names)

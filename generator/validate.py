@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from generator.errors import SpecError, SpecProblem
 from generator.load import SpecFile, load_specs
-from generator.schema import MODELS, ClusterSpec, HostSpec
+from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, MODELS, ClusterSpec, HostSpec
 
 FRIENDLY = {
     "extra_forbidden": "unknown key",
@@ -61,16 +61,23 @@ class _Registry:
 
     def __init__(self, problems: list[SpecProblem]):
         self.problems = problems
-        self.claims: dict[tuple[str, str], tuple[SpecFile, tuple]] = {}
+        self.claims: dict[tuple[str, str], tuple[SpecFile, tuple, str]] = {}
 
-    def claim(self, what: str, value, source: SpecFile, at: tuple) -> None:
+    def claim(self, what: str, value, source: SpecFile, at: tuple, implied: str = "") -> None:
+        """`implied`: the claim comes from a default the spec does not spell out (it is named
+        in the message, either side of the collision)."""
         key = (what, str(value))
         if key in self.claims:
-            first_source, first_at = self.claims[key]
+            first_source, first_at, first_implied = self.claims[key]
             where = f"{first_source.display}:{first_source.line_of(first_at)}"
-            self.problems.append(source.problem(at, f"{what} {value} is already used at {where}"))
+            message = f"{what} {value} is already used at {where}"
+            if first_implied:
+                message += f" ({first_implied} there)"
+            if implied:
+                message = f"{implied}: {message}"
+            self.problems.append(source.problem(at, message))
         else:
-            self.claims[key] = (source, at)
+            self.claims[key] = (source, at, implied)
 
 
 def _check_host(host: Host, problems: list[SpecProblem]) -> None:
@@ -101,6 +108,11 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("dataset", cluster.dataset, csrc, ("dataset",))
         taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",))
         taken.claim("port", c.port, csrc, ("port",))
+        if c.restore.port is None:  # port + 1000 may be another cluster's port or restore port
+            taken.claim("port", c.port + 1000, csrc, ("port",),
+                        implied="the default restore port (port + 1000; set restore.port)")
+        else:
+            taken.claim("port", c.restore.port, csrc, ("restore", "port"))
         taken.claim("OS user", c.user, csrc, ("os_user",))
         _check_cluster(cluster, problems)
         if spec.managed_vip:
@@ -146,6 +158,7 @@ def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem])
                         ("primary", "archive_mount"))
             taken.claim("PostgreSQL server", f"{node}:{c.primary.port}", src,
                         ("primary", "port"))
+
 
 def _check_postgres_install(cluster: Cluster, problems: list[SpecProblem]) -> None:
     """Either installed binaries (postgres.binaries) or a source build, never a mix."""
@@ -199,6 +212,22 @@ def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem
             problems.append(cluster.source.problem(at, (
                 f"{node} is the backup host's own address: its connections cannot leave from "
                 f"the virtual IP {vip.address}")))
+
+def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
+    """What a valid spec should still change: printed, never failing a build."""
+    from generator import pgversions as pv
+
+    found = []
+    for host in hosts:
+        for cluster in host.clusters:
+            c, src = cluster.spec, cluster.source
+            if (c.replication.slot and c.primary.max_slot_wal_keep_size is None
+                    and pv.has("max_slot_wal_keep_size", c.postgres.version)):
+                found.append(src.problem(("primary", "max_slot_wal_keep_size"), (
+                    f"warning: not set: the primary gets {DEFAULT_MAX_SLOT_WAL_KEEP_SIZE}; set it "
+                    f"below the free space of the primary's WAL disk (slot {c.replication.slot} "
+                    "keeps WAL there while the standby is away)")))
+    return sorted(found, key=lambda p: (p.file, p.line or 0, p.field))
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,

@@ -64,6 +64,7 @@ FAULT_TESTS = {
     "snapshot": "the snapshot script",
     "snapshot-cron": "the snapshot-cron installer",
     "restore": "the restore script",
+    "wal-retention": "the WAL retention script",
 }
 CHANGES_NOTHING = {"verify", "binaries"}  # binaries: checks an installation, changes nothing
 

@@ -257,3 +257,26 @@ def test_snapshot_and_restore_act_only_on_their_own_dataset(host_bundle):
     assert "for another target" in refused.stderr
     assert zfs("list", "-H", "-o", "name", foreign).strip() == foreign
     assert zfs("get", "-H", "-o", "value", "origin", foreign).strip() == f"{neighbours[0]}@{prefix}{stamps[0]}"
+
+
+def test_a_cluster_dataset_one_level_deeper_is_created_with_its_parent(zfs_fuse, tmp_path):
+    """validate accepts zp1/standby/crm14; the datasets script must create it (zfs create -p),
+    not stop at "parent does not exist"."""
+    pool = "pbn" + secrets.token_hex(3)
+    disks = sparse_disks(tmp_path / "disks", 5)
+    specs = write_specs(tmp_path, pool, disks)
+    cluster = specs / "clusters/pgt1.yaml"
+    cluster.write_text(cluster.read_text().replace(f"dataset: {pool}/pgt1", f"dataset: {pool}/standby/pgt1"))
+    pitr_bundle("validate", str(specs), check=True)
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/test"
+    try:
+        run_script(bundle / "host/10-pool.sh", "--yes")
+        run_script(bundle / "host/20-datasets.sh")
+        assert zfs("get", "-H", "-o", "value", "mountpoint", f"{pool}/standby/pgt1").strip() == \
+            str(tmp_path / "mnt/pgt1")
+        assert zfs("get", "-H", "-o", "value", "mounted", f"{pool}/standby/pgt1").strip() == "yes"
+        again = run_script(bundle / "host/20-datasets.sh")
+        assert "0 created, 0 updated, 4 already present" in again.stderr
+    finally:
+        destroy_pool(pool)

@@ -359,3 +359,49 @@ def test_inconsistent_postgres_installs_are_refused(specs_copy, lines, field, me
     errors = errors_of(specs_copy)
     assert any(e.startswith(f"{cluster}:") and f": {field}: " in e and message in e
                for e in errors), errors
+
+def test_the_default_restore_port_colliding_with_another_cluster_is_refused(specs_copy):
+    # pg168104's restore port defaults to 19211 + 1000: another cluster's standby port there
+    edit(specs_copy / "clusters/pg168121.yaml", "port: 19212", "port: 20211")
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 2
+    line = line_of(specs_copy / "clusters/pg168104.yaml", "port: 19211")
+    assert re.search(rf"pg168121.yaml:\d+: port: port 20211 is already used at .*pg168104.yaml:{line} "
+                     r"\(the default restore port \(port \+ 1000; set restore.port\) there\)", result.stderr)
+
+
+def test_restore_ports_of_two_clusters_must_differ(specs_copy):
+    for name in ("pg168104", "pg168121"):
+        path = specs_copy / f"clusters/{name}.yaml"
+        path.write_text(path.read_text() + "restore:\n  port: 25000\n")
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 2
+    assert re.search(r"pg168121.yaml:\d+: restore.port: port 25000 is already used at .*pg168104.yaml:\d+",
+                     result.stderr)
+
+
+def test_unset_max_slot_wal_keep_size_warns_without_failing_the_build(specs_copy, tmp_path):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "  max_slot_wal_keep_size: 20GB\n", "")
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stderr
+    line = line_of(cluster, "primary:")
+    assert (f"{specs_copy}/clusters/pg168121.yaml:{line}: primary.max_slot_wal_keep_size: warning: "
+            "not set: the primary gets 10GB") in result.stderr
+    built = pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "out"))
+    assert built.returncode == 0 and "warning: not set" in built.stderr
+    conf = (tmp_path / "out/pitr1/clusters/pg168121/primary/pitr-archive.conf").read_text()
+    assert "max_slot_wal_keep_size = '10GB'" in conf
+    # 9.0 has no such setting: no warning for it, nothing in its settings
+    assert "pg168104" not in result.stderr
+    assert "max_slot_wal_keep_size" not in (tmp_path / "out/pitr1/clusters/pg168104/primary/pitr-archive.conf").read_text()
+
+
+def test_wal_safety_fields_are_checked(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "max_slot_wal_keep_size: 20GB", "max_slot_wal_keep_size: lots\n  archive_queue_max: 5 GB\n  archive_timeout: -1")
+    cluster.write_text(cluster.read_text() + "archive:\n  pitr_window_days: 0\n")
+    errors = pitr_bundle("validate", str(specs_copy)).stderr
+    for field in ("primary.max_slot_wal_keep_size", "primary.archive_queue_max", "primary.archive_timeout",
+                  "archive.pitr_window_days"):
+        assert re.search(rf"pg168121.yaml:\d+: {re.escape(field)}: ", errors), (field, errors)

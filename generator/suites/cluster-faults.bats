@@ -80,6 +80,41 @@ snapshot_world() {
   each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
 }
 
+@test "faults: the WAL retention script, failing at each change, stops and then completes on a re-run" {
+  stub flock
+  stub logger
+  fault_point rm
+  fault_point rmdir
+  retention_world() {
+    local dataset prefix day n=0
+    dataset=$(cluster_fact "['dataset']")
+    prefix=$(cluster_fact "['snapshots']['prefix']")
+    make_pool
+    "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$dataset"
+    # 12 days of WAL, 30 segments a day, a snapshot every 4 days: several rm batches, several
+    # day folders to remove, the mark to set
+    for ((day = 0; day < 12; day++)); do
+      mkdir -p "$SANDBOX/arch/$(/bin/date -u -d "2026-01-01 + $day days" +%F)"
+      for ((i = 0; i < 30; i++)); do
+        n=$((n + 1))
+        printf 'wal' >"$SANDBOX/arch/$(/bin/date -u -d "2026-01-01 + $day days" +%F)/$(printf '00000001%08X%08X' $((n / 256)) $((n % 256)))"
+      done
+      if ((day % 4 == 0)); then
+        printf '#!/bin/sh\nexec /bin/date -d "2026-01-01 08:01:00Z + %s days" "$@"\n' "$day" >"$STUB_BIN/date"
+        chmod +x "$STUB_BIN/date"
+        "$STUB_BIN/zfs" snapshot -o "pitr-bundle:redo-wal=$(printf '00000001%08X%08X' $((n / 256)) $((n % 256)))" \
+          "$dataset@$prefix$("$STUB_BIN/date" -u +%Y%m%dT%H%M%SZ)"
+      fi
+    done
+    # whatever the window, its start falls between the 2nd and the 3rd snapshot
+    printf '#!/bin/sh\nexec /bin/date -d "2026-01-06 08:01:00Z + %s days" "$@"\n' \
+      "$(cluster_fact "['archive']['pitr_window_days']")" >"$STUB_BIN/date"
+    chmod +x "$STUB_BIN/date"
+  }
+  each_fault retention_world "$(rebase "$(cluster_script wal-retention)" \
+    LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" ARCHIVE="$SANDBOX/arch" RM_BATCH=50)"
+}
+
 @test "faults: the restore script, failing at each change, stops and then resumes on a re-run" {
   fake_ownership
   fake_users
@@ -120,7 +155,8 @@ snapshot_world() {
   cron_world() { :; }
   CLUSTER=$(cluster_fact "['name']")
   each_fault cron_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")" \
-    SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" CRON_FILE="$SANDBOX/cron.d/pitr")"
+    SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/pitr-wal-retention" \
+    CRON_FILE="$SANDBOX/cron.d/pitr")"
 }
 
 @test "faults: the base backup script, failing at each change, stops and then completes on a re-run" {

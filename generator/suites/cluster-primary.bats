@@ -236,3 +236,44 @@ archive_helper() {
   run -1 "$helper" pg_wal/x 'x;id'
   [ -z "$(ls -A "$SANDBOX/archive/arch")" ]
 }
+
+@test "archive helper: no queue limit unless the spec sets one" {
+  grep -qxE 'readonly QUEUE_MAX=[0-9]+' "$HELPER_IN_BUNDLE"
+}
+
+@test "archive helper: past the queue limit it drops the file, counts it, logs loudly and reports success" {
+  stub logger
+  mkdir -p "$SANDBOX/pgdata/pg_wal/archive_status"
+  stub mountpoint 'exit 0'
+  # 16-byte "segments": a limit of 48 bytes is three waiting files
+  helper=$(rebase "$HELPER_IN_BUNDLE" ARCHIVE="$SANDBOX/archive/arch" QUEUE_MAX=48 \
+    DROPPED_FILE="$SANDBOX/state/dropped-wal")
+  cd "$SANDBOX/pgdata"
+  for n in 1 2 3 4; do
+    printf '0123456789abcdef' >"pg_wal/00000001000000000000000$n"
+  done
+  touch pg_wal/archive_status/000000010000000000000001.ready pg_wal/archive_status/000000010000000000000002.ready
+  # under the limit, and the archive is gone: a failure PostgreSQL retries
+  run -1 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  [ ! -e "$SANDBOX/state/dropped-wal" ]
+  touch pg_wal/archive_status/000000010000000000000003.ready pg_wal/archive_status/000000010000000000000004.ready
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  [[ $output == *"DROPPED 000000010000000000000001, not archived: 4 WAL files (64 bytes) wait"* ]]
+  run -0 "$helper" pg_wal/000000010000000000000002 000000010000000000000002
+  read -r files bytes last _ <"$SANDBOX/state/dropped-wal"
+  [ "$files $bytes $last" = "2 32 000000010000000000000002" ]
+  [ "$(calls '^logger -p daemon.crit -t pitr-archive-wal -- DROPPED ' | wc -l)" -eq 2 ]
+  [ ! -e "$SANDBOX/archive" ]
+}
+
+@test "archive mount: the export is mounted nosuid, nodev, noexec whatever the spec's options" {
+  stub mountpoint 'exit 1'
+  stub mount
+  script=$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['cluster'] == '$(cluster_fact "['name']")' and f['path'].endswith('pitr-archive-mount.sh')][0]")" \
+    MOUNTPOINT="$SANDBOX/pgarch")
+  run -0 "$script"
+  options=$(calls '^mount -t nfs -o ' | cut -d' ' -f5)
+  [[ ,$options, == *,nosuid,* && ,$options, == *,nodev,* && ,$options, == *,noexec,* ]]
+  # the last word wins in mount(8): nothing after them turns them off
+  [[ $options == *,nosuid,nodev,noexec ]]
+}

@@ -114,3 +114,88 @@ snapshot_at() {
   run -2 "$RESTORE_SCRIPT" --target-time '$(id)' --yes
   ! calls '^zfs clone' | grep -q .
 }
+
+@test "restore: a target time in the future is refused, nothing is cloned" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -3 "$RESTORE_SCRIPT" --target-time "$(/bin/date -u -d '+2 hours' '+%F %T+00')" --yes
+  [[ $output == *"is in the future"* ]]
+  ! calls '^zfs clone' | grep -q .
+}
+
+@test "restore: a target without a zone prints the usage, and no step is reported failed" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -2 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00' --yes
+  [[ $output == *"Usage:"* ]]
+  [[ $output != *"step '"* ]]
+  run -2 "$RESTORE_SCRIPT" --target-lsn 0/3000060 --before '2026-11-24 12:00' --yes
+  [[ $output == *"Usage:"* && $output != *"step '"* ]]
+}
+
+@test "restore: a server that dies while it replays fails the restore at once, with its log's last lines" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_ctl '
+log=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -l ]] && log=${args[i+1]}; done
+case " $* " in
+  *" status "*) exit 3 ;;
+  *" start"*) printf "LOG:  starting\nFATAL:  requested WAL segment 000000010000000000000007 has already been removed\n" >"$log" ;;
+esac'
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'exit 2'
+  script=$(rebase "$RESTORE_SCRIPT" OPEN_TIMEOUT=600)
+  SECONDS=0
+  run -1 "$script" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  ((SECONDS < 30))
+  [[ $output == *"FATAL:  requested WAL segment 000000010000000000000007 has already been removed"* ]]
+  [[ $output == *"stopped before it opened"* ]]
+}
+
+@test "restore: prints its progress while it waits" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  # not open for 11 seconds, then open
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '
+[[ -f $SANDBOX/.opened ]] || date +%s >"$SANDBOX/.opened"
+case " $* " in
+  *pg_is_in_recovery*) (($(date +%s) - $(cat "$SANDBOX/.opened") >= 11)) && echo f || echo t ;;
+  *pg_last_xact_replay_timestamp*) echo "2026-11-24 11:58:00+00" ;;
+esac'
+  run -0 "$(rebase "$RESTORE_SCRIPT" OPEN_TIMEOUT=60)" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"waiting for the restored server to open ("*"replayed up to 2026-11-24 11:58:00+00"* ]]
+}
+
+@test "restore: --snapshot restores a snapshot as it was taken, without replaying the archive" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -0 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20261124T080100Z" --name s1 --yes
+  calls "^zfs clone .* $DATASET@${PREFIX}20261124T080100Z " | grep -q .
+  pgdata=$SANDBOX/restore/$CLUSTER-s1/pg_root
+  settings=$pgdata/pitr-restore.conf
+  [[ $(cluster_fact "['recovery_file']") == standby.signal ]] || settings=$pgdata/recovery.conf
+  ! grep -q recovery_target_time "$settings"
+  # only the WAL the snapshot holds: never the archive
+  grep -qxF "restore_command = 'false'" "$settings"
+  ! grep -q "^recovery_target" "$settings"
+  run -3 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20991124T080100Z" --name s2 --yes
+  [[ $output == *"no snapshot"* ]]
+}
+
+@test "restore: a target whose WAL the retention deleted is refused, naming the restorable points" {
+  # snapshots with their REDO WAL files, as the snapshot script records them
+  for spec in "2026-11-10 08:01:00Z 10" "2026-11-17 08:01:00Z 40" "2026-11-24 08:01:00Z 70"; do
+    read -r d t redo <<<"$spec"
+    printf '#!/bin/sh\nexec /bin/date -d "%s %s" "$@"\n' "$d" "$t" >"$STUB_BIN/date"
+    chmod +x "$STUB_BIN/date"
+    "$STUB_BIN/zfs" snapshot -o "pitr-bundle:redo-wal=0000000100000000000000$redo" \
+      "$DATASET@$PREFIX$(/bin/date -u -d "$d $t" +%Y%m%dT%H%M%SZ)"
+    rm -f "$STUB_BIN/date"
+  done
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000040 "$DATASET"
+  run -3 "$RESTORE_SCRIPT" --target-time '2026-11-12 12:00:00+00' --yes
+  [[ $output == *"no longer holds the WAL a replay from $DATASET@${PREFIX}20261110T080100Z needs"* ]]
+  [[ $output == *"any time after 2026-11-17 08:01:00+00"* ]]
+  [[ $output == *"--snapshot ${PREFIX}20261110T080100Z"*"taken 2026-11-10 08:01:00+00"* ]]
+  ! calls '^zfs clone' | grep -q .
+  # inside the window: restored
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-18 12:00:00+00' --name t1 --yes
+}

@@ -170,3 +170,46 @@ PY
   echo "$output" | grep -q "prune $DATASET@"
   ! calls '^zfs (snapshot|destroy)' | grep -q .
 }
+
+# fake_controldata REDO TLI SEGSIZE [REDO_FILE_LINE]: a pg_controldata of a standby's PGDATA
+fake_controldata() {
+  PGHOME=$BATS_TEST_TMPDIR/pghome
+  mkdir -p "$SANDBOX/pgdata/global"
+  : >"$SANDBOX/pgdata/global/pg_control"
+  stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
+  {
+    printf 'pg_control version number:            903\n'
+    printf "Latest checkpoint's REDO location:    %s\n" "$1"
+    [[ -z ${4:-} ]] || printf "Latest checkpoint's REDO WAL file:    %s\n" "$4"
+    printf "Latest checkpoint's TimeLineID:       %s\n" "$2"
+    printf 'Bytes per WAL segment:                %s\n' "$3"
+  } >"$BATS_TEST_TMPDIR/controldata.out"
+  STUB_TARGET=$PGHOME/bin stub pg_controldata "cat $BATS_TEST_TMPDIR/controldata.out"
+  SNAPSHOT_SCRIPT=$(rebase "$SNAPSHOT_SCRIPT" PGHOME="$PGHOME" PGDATA="$SANDBOX/pgdata")
+}
+
+redo_of_newest() {
+  "$STUB_BIN/zfs" get -H -o value pitr-bundle:redo-wal "$(snapshots | tail -n1)"
+}
+
+@test "snapshot: records the REDO WAL file pg_controldata reports on the snapshot (10+ output)" {
+  fake_controldata 2/A3000028 1 16777216 0000000100000002000000A3
+  run -0 "$SNAPSHOT_SCRIPT"
+  [ "$(redo_of_newest)" = 0000000100000002000000A3 ]
+  [[ $output == *"replay from it starts in WAL file 0000000100000002000000A3"* ]]
+  # read before the snapshot, never after it
+  calls '^(pg_controldata|zfs snapshot)' | head -n1 | grep -q '^pg_controldata'
+}
+
+@test "snapshot: derives the REDO WAL file where pg_controldata has no such line (9.0, 64 MB segments, timeline 3)" {
+  fake_controldata 1F/C4000020 3 67108864
+  run -0 "$SNAPSHOT_SCRIPT"
+  # 0xC4000020 / 64 MB = segment 0x31 of log 0x1F
+  [ "$(redo_of_newest)" = 000000030000001F00000031 ]
+}
+
+@test "snapshot: without a readable pg_control the snapshot is taken without the property, with a warning" {
+  run -0 "$SNAPSHOT_SCRIPT"
+  [ "$(redo_of_newest)" = - ]
+  [[ $output == *"WARNING: pg_controldata could not tell the REDO point"* ]]
+}

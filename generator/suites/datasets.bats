@@ -16,7 +16,7 @@ setup() {
   while read -r entry; do
     name=$(jq_get "$entry" name)
     mountpoint=$(jq_get "$entry" mountpoint)
-    calls "^zfs create -o mountpoint=$mountpoint( -o [^ ]+)* $name\$" | grep -q . ||
+    calls "^zfs create -p -o mountpoint=$mountpoint( -o [^ ]+)* $name\$" | grep -q . ||
       { echo "no create for $name at $mountpoint"; cat "$STUB_LOG"; false; }
   done < <(query "facts['datasets']")
   [ "$(calls '^zfs create' | wc -l)" -eq "$(query "len(facts['datasets'])")" ]

@@ -105,7 +105,14 @@ zpool_status() {
 }
 
 snap_file() { printf '%s/snaps/%s' "$state" "${1//\//%}"; }
-mkdir -p "$state/snaps"
+# user properties of snapshots (zfs snapshot -o), one name=value line each
+snap_props() { printf '%s/snapprops/%s' "$state" "${1//\//%}"; }
+mkdir -p "$state/snaps" "$state/snapprops"
+snap_prop() {
+  local value
+  value=$(grep -m1 "^$1=" "$(snap_props "$2")" 2>/dev/null | cut -d= -f2- || true)
+  printf '%s\n' "${value:--}"
+}
 
 # list_snapshots DATASET: name<TAB>userrefs, oldest first (creation, then name)
 list_snapshots() {
@@ -126,7 +133,7 @@ destroy_snapshot() {
     echo "cannot destroy '$1': snapshot has dependent clones" >&2
     exit 1
   fi
-  rm -f "$f"
+  rm -f "$f" "$(snap_props "$1")"
 }
 
 case "$cmd $*" in
@@ -134,10 +141,19 @@ case "$cmd $*" in
     [[ -n ${FAKE_OPENZFS:-} ]] || { echo "unrecognized command 'version'" >&2; exit 2; }
     echo "zfs-2.1.11-1" ;;
   "zfs snapshot "*)
-    [[ -e $(snap_file "$2") ]] && { echo "cannot create snapshot '$2': dataset already exists" >&2; exit 1; }
-    exists "${2%@*}" || { echo "cannot open '${2%@*}': dataset does not exist" >&2; exit 1; }
-    printf '%s 0\n' "$(date -u +%s)" >"$(snap_file "$2")" ;;
+    shift
+    props=()
+    while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
+    [[ -e $(snap_file "$1") ]] && { echo "cannot create snapshot '$1': dataset already exists" >&2; exit 1; }
+    exists "${1%@*}" || { echo "cannot open '${1%@*}': dataset does not exist" >&2; exit 1; }
+    printf '%s 0\n' "$(date -u +%s)" >"$(snap_file "$1")"
+    rm -f "$(snap_props "$1")"
+    for p in "${props[@]}"; do printf '%s\n' "$p" >>"$(snap_props "$1")"; done ;;
   "zfs list -H -t snapshot -o name,userrefs -d 1 -s creation "*) list_snapshots "${11}" ;;
+  "zfs list -H -t snapshot -o name,"*:*" -d 1 -s creation "*)
+    list_snapshots "${11}" | while IFS=$'\t' read -r n _; do
+      printf '%s\t%s\n' "$n" "$(snap_prop "${6#name,}" "$n")"
+    done ;;
   "zfs list -H -t snapshot -o name -d 1 -s creation "*) list_snapshots "${11}" | cut -f1 ;;
   "zfs list -H -t filesystem,volume -o origin -r "*)
     for f in "$state/ds"/*; do
@@ -186,6 +202,7 @@ case "$cmd $*" in
   "zpool get ashift "*) printf 'NAME PROPERTY VALUE SOURCE\n%s ashift %s local\n' "$3" "$(cat "$state/pools/$3.ashift")" ;;
   "zfs list -H -o name "*@*) [[ -e $(snap_file "$5") ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
+  "zfs get -H -o value "*@*) [[ -e $(snap_file "$6") ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
   "zfs create "*)

@@ -285,7 +285,7 @@ world_state() {
   local f
   (
     cd "$FAKE_ZFS_STATE" || exit 1
-    for f in pools/* ds/*; do
+    for f in pools/* ds/* snapprops/*; do
       [[ -e $f ]] || continue
       echo "== $f"
       grep -v '^creation=' "$f" | sort

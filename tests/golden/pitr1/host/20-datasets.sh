@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:abc425f5699be4147f4751aeb1c10119d2eb5cc063d6ee0d405722dddda04ed5
+#   clusters/pg168121.yaml sha256:9dfe73cdba27c7393ac1170c82af02d393e461ac83b290304a34e001e2c24967
 #
 # Creates the shared datasets (zp1/pg_home, zp1/pg_arch, zp1/pg_log) and one dataset per
 # cluster, with their mountpoints and properties; brings existing ones in line with the spec.
@@ -182,7 +182,8 @@ ensure_dataset() {
   local name=$1 mountpoint=$2
   shift 2
   if ! dataset_exists "$name"; then
-    local args=(zfs create -o "mountpoint=$mountpoint") property
+    # -p: a cluster dataset may sit deeper than the pool root (zp1/standby/crm14)
+    local args=(zfs create -p -o "mountpoint=$mountpoint") property
     for property in "$@"; do args+=(-o "$property"); done
     run "${args[@]}" "$name"
     info "$name: created at $mountpoint"

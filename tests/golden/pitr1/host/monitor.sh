@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:abc425f5699be4147f4751aeb1c10119d2eb5cc063d6ee0d405722dddda04ed5
+#   clusters/pg168121.yaml sha256:9dfe73cdba27c7393ac1170c82af02d393e461ac83b290304a34e001e2c24967
 #
 # Nagios/NRPE check of backup host pitr1: pool health and capacity, and for each cluster the
 # standby process and port, its WAL receiver, restore freshness (newest WAL in pg_wal),

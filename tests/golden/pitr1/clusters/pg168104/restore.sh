@@ -9,6 +9,9 @@
 # taken strictly before the target, makes the clone a recovery target for PostgreSQL
 # 9.0 (replaying WAL from /pg_arch/pg168104/arch), starts it on its own port and waits
 # until it is open. The live standby's dataset and process are never touched.
+# A replay needs the archive's WAL from the snapshot's REDO point (pitr-bundle:redo-wal); once the
+# WAL retention deleted it (pitr-bundle:wal-kept-from on the dataset), only --snapshot NAME restores
+# that snapshot, as it was taken, with the WAL it holds.
 # --- common preamble (the same in every script of the bundle) ---------------------------------
 set -Eeuo pipefail
 shopt -s inherit_errexit
@@ -182,6 +185,8 @@ readonly SOCKET_SETTING=unix_socket_directory
 readonly TARGET_ACTION=''
 readonly DB_USER=postgres
 readonly OPEN_TIMEOUT=3600
+readonly REDO_PROPERTY=pitr-bundle:redo-wal
+readonly KEPT_PROPERTY=pitr-bundle:wal-kept-from
 # user properties on each clone: the restore's request, and how far it got
 readonly REQUEST_PROPERTY=pitr-bundle:request
 readonly STAGE_PROPERTY=pitr-bundle:stage
@@ -196,6 +201,9 @@ TARGET is one of:
   --target-time TIME  e.g. '2026-11-24 12:00:00+00' (a time zone is required)
   --target-lsn LSN    e.g. 0/3000060        --target-name NAME  a restore point
   --latest            everything the archive holds
+  --snapshot NAME     a snapshot (e.g. ${PREFIX}20261124T080101Z) as it was taken: only the
+                      WAL it holds is replayed, never the archive (for snapshots older than
+                      the WAL retention's window)
   --before TIME       for --target-lsn/--target-name: take the newest snapshot before TIME
   --port PORT         the restored server's port (default $DEFAULT_PORT)
   --name NAME         the restore's name (default: r<UTC time>); clone $RESTORE_PARENT/$CLUSTER-NAME
@@ -210,7 +218,8 @@ pg_quote() {
   printf "'%s'" "${value//\'/\'\'}"
 }
 
-# to_epoch TIME: seconds since 1970 of a time that names its zone, or a usage error
+# to_epoch TIME: seconds since 1970 of a time that names its zone, or a usage error (call it
+# as `epoch=$(to_epoch ...) || exit $?`: the usage is printed, no step is reported failed)
 to_epoch() {
   local zone='( ?(Z|UTC|[+-][0-9]{2}(:?[0-9]{2})?))'
   [[ $1 =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}[\ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$zone$ ]] ||
@@ -240,6 +249,54 @@ pick_snapshot() {
   return 1
 }
 
+# stamp_time STAMP: 20261124T080100Z -> 2026-11-24 08:01:00+00
+stamp_time() {
+  local s=$1
+  printf '%s-%s-%s %s:%s:%s+00' "${s:0:4}" "${s:4:2}" "${s:6:2}" "${s:9:2}" "${s:11:2}" "${s:13:2}"
+}
+
+# redo_floors: "name<TAB>REDO WAL file" of our snapshots, oldest first; a snapshot without the
+# property gets the last known one before it (REDO points only move forward), or "-"
+redo_floors() {
+  zfs list -H -t snapshot -o "name,$REDO_PROPERTY" -d 1 -s creation "$DATASET" |
+    awk -F '\t' -v ours="$DATASET@$PREFIX" '
+      index($1, ours) == 1 {
+        if (length($2) == 24 && $2 ~ /^[0-9A-F]+$/) last = $2
+        print $1 "\t" (last == "" ? "-" : last)
+      }'
+}
+
+# check_wal_kept SNAPSHOT: refuse a replay from SNAPSHOT when the WAL retention deleted WAL it
+# needs, listing what can still be restored
+check_wal_kept() {
+  local snapshot=$1 kept floors floor name redo first=""
+  kept=$(zfs get -H -o value "$KEPT_PROPERTY" "$DATASET")
+  [[ $kept =~ ^[0-9A-F]{24}$ ]] || return 0
+  floors=$(redo_floors)
+  floor=$(awk -F '\t' -v s="$snapshot" '$1 == s { print $2 }' <<<"$floors")
+  if [[ ! $floor =~ ^[0-9A-F]{24}$ ]]; then
+    warn "$snapshot has no $REDO_PROPERTY: cannot tell whether the archive still holds its WAL (kept from $kept)"
+    return 0
+  fi
+  [[ ${floor:8} < ${kept:8} ]] || return 0
+  local -a older=()
+  while IFS=$'\t' read -r name redo; do
+    [[ -n $name ]] || continue
+    if [[ $redo =~ ^[0-9A-F]{24}$ && ! ${redo:8} < ${kept:8} ]]; then
+      [[ -n $first ]] || first=$name
+    elif [[ -z $first ]]; then
+      older+=("  --snapshot ${name#*@}   its own consistent point (taken $(stamp_time "${name#*@"$PREFIX"}"))")
+    fi
+  done <<<"$floors"
+  log "ERROR: the archive no longer holds the WAL a replay from $snapshot needs (from $floor on; the WAL retention kept it from $kept on). Restorable points:"
+  if [[ -n $first ]]; then
+    log "  any time after $(stamp_time "${first#*@"$PREFIX"}") (the window's start: snapshot $first)"
+  fi
+  local line
+  for line in "${older[@]}"; do log "$line"; done
+  exit "$EXIT_REFUSED"
+}
+
 oldest_snapshot() {
   zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET" | grep -F -m1 "@$PREFIX" || true
 }
@@ -253,9 +310,19 @@ write_owned() {
 }
 
 configure_clone() {
-  local pgdata=$1 port=$2 logdir=$3 target_setting=$4
+  local pgdata=$1 port=$2 logdir=$3 target_setting=$4 restore_command
+  restore_command="cp --preserve=timestamps $ARCHIVE/*/%f \"%p\""
+  if [[ $target_setting == own ]]; then
+    # --snapshot: replay only the WAL the snapshot holds in its own WAL folder, then open: the
+    # standby as it was when the snapshot was taken, whatever the version. (Not
+    # recovery_target = 'immediate' (9.4+): when that WAL ends at the consistent point, as on
+    # an idle standby, and the archive's next segment is gone, 13+ stops with "recovery ended
+    # before configured recovery target was reached".)
+    restore_command=false
+    target_setting=""
+  fi
   local -a recovery=(
-    "restore_command = $(pg_quote "cp --preserve=timestamps $ARCHIVE/*/%f \"%p\"")"
+    "restore_command = $(pg_quote "$restore_command")"
     "recovery_target_timeline = 'latest'"
   )
   [[ -n $target_setting ]] && recovery+=("$target_setting")
@@ -290,19 +357,58 @@ configure_clone() {
   fi
 }
 
+# newest_log LOGDIR: the server log written last (the collector's file, or startup.log)
+newest_log() {
+  find "$1" -maxdepth 1 -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-
+}
+
+# replay_progress PGDATA PORT LOGDIR: one line on how far the replay got
+replay_progress() {
+  local replayed log
+  # answers once a hot standby is consistent (9.1+); else the log's last line tells
+  replayed=$(as_user "$PGHOME/bin/psql" -X -A -t -q -h "$1" -p "$2" -U "$DB_USER" -d postgres \
+    -c 'select pg_last_xact_replay_timestamp()' 2>/dev/null || true)
+  if [[ -n $replayed ]]; then
+    printf 'replayed up to %s' "$replayed"
+    return 0
+  fi
+  log=$(newest_log "$3")
+  [[ -z $log ]] || printf 'log: %s' "$(tail -n 1 -- "$log" | cut -c1-200)"
+}
+
 wait_until_open() {
-  local pgdata=$1 port=$2 deadline state
+  local pgdata=$1 port=$2 logdir=$3 deadline state started=$SECONDS report logfile gone=0
   deadline=$((SECONDS + OPEN_TIMEOUT))
+  report=$((SECONDS + 10))
   while ((SECONDS < deadline)); do
     state=$(as_user "$PGHOME/bin/psql" -X -A -t -q -h "$pgdata" -p "$port" -U "$DB_USER" -d postgres \
       -c 'select pg_is_in_recovery()' 2>/dev/null || true)
     if [[ $state == f ]]; then
       return 0
     fi
+    if as_user "$PGHOME/bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+      gone=0
+    else
+      gone=$((gone + 1))
+    fi
+    # gone for a second (not the instant before a starting server writes its pid file): the
+    # server died (a missing WAL file, a target before consistency, ...): say so now
+    if ((gone >= 5)); then
+      # this restore's own log folder: startup.log and the collector's files, oldest first
+      while read -r logfile; do
+        log "last lines of $logfile:"
+        tail -n 20 -- "$logfile" >&2 || true
+      done < <(find "$logdir" -maxdepth 1 -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2-)
+      die "the restored server stopped before it opened (its log's last lines are above)"
+    fi
+    if ((SECONDS >= report)); then
+      info "waiting for the restored server to open ($((SECONDS - started))s of ${OPEN_TIMEOUT}s): $(replay_progress "$pgdata" "$port" "$logdir")"
+      report=$((SECONDS + 10))
+    fi
     # a short poll: a restore is usually open within seconds, and every wait adds to it
     sleep 0.2
   done
-  die "the restored server did not open within ${OPEN_TIMEOUT}s: see its log"
+  die "the restored server did not open within ${OPEN_TIMEOUT}s: see its log in $logdir"
 }
 
 restore() {
@@ -310,9 +416,20 @@ restore() {
   local target_setting="" epoch
   case $mode in
     time)
-      epoch=$(to_epoch "$value")
+      epoch=$(to_epoch "$value") || exit $?
+      # nothing after now is in the archive yet: the restore would stop at the end of the
+      # WAL and look like a success
+      if ((epoch > $(date -u +%s))); then
+        die "the target $value is in the future (now: $(date -u '+%F %T+00')): nothing to replay to yet" \
+          "$EXIT_REFUSED"
+      fi
       before=$epoch
       target_setting="recovery_target_time = $(pg_quote "$value")"
+      ;;
+    snapshot)
+      [[ $value =~ ^[A-Za-z0-9_.:-]{1,80}$ ]] || usage_error "bad snapshot name: $value"
+      value=${value#"$DATASET@"}
+      target_setting=own
       ;;
     lsn)
       [[ $value =~ ^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$ ]] || usage_error "LSN '$value' is not like 0/3000060"
@@ -325,11 +442,18 @@ restore() {
     latest) ;;
   esac
   [[ -n $before ]] || before=$(date -u +%s)
-  [[ $before =~ ^[0-9]+$ ]] || before=$(to_epoch "$before")
+  if ! [[ $before =~ ^[0-9]+$ ]]; then
+    before=$(to_epoch "$before") || exit $?
+  fi
 
   step "pick the snapshot"
   local snapshot
-  if ! snapshot=$(pick_snapshot "$before"); then
+  if [[ $mode == snapshot ]]; then
+    snapshot="$DATASET@$value"
+    if [[ $value != "$PREFIX"* ]] || ! zfs list -H -o name "$snapshot" >/dev/null 2>&1; then
+      die "no snapshot $snapshot of this cluster's (see --list)" "$EXIT_REFUSED"
+    fi
+  elif ! snapshot=$(pick_snapshot "$before"); then
     local oldest
     oldest=$(oldest_snapshot)
     if [[ -z $oldest ]]; then
@@ -338,7 +462,12 @@ restore() {
     die "the target is older than the oldest snapshot ($oldest): a restore needs a snapshot taken before it" \
       "$EXIT_REFUSED"
   fi
-  info "newest snapshot before the target: $snapshot (PostgreSQL $PG_MAJOR)"
+  if [[ $mode == snapshot ]]; then
+    info "snapshot $snapshot as it was taken, with the WAL it holds (PostgreSQL $PG_MAJOR)"
+  else
+    info "newest snapshot before the target: $snapshot (PostgreSQL $PG_MAJOR)"
+    check_wal_kept "$snapshot"
+  fi
 
   local clone="$RESTORE_PARENT/$CLUSTER-$name" mountpoint="$RESTORE_ROOT/$CLUSTER-$name"
   local pgdata="$mountpoint/pg_root" logdir="$LOG_ROOT/$CLUSTER-restore-$name"
@@ -366,7 +495,9 @@ restore() {
     step "configure the clone for recovery"
     run install -d -o "$OS_USER" -g "$OS_USER" -m 0750 "$logdir"
     if ((DRY_RUN)); then
-      info "dry-run: would write $pgdata/pitr-restore.conf and $pgdata/$RECOVERY_FILE (target: ${target_setting:-the end of the archive})"
+      local shown_target=${target_setting:-the end of the archive}
+      [[ $shown_target != own ]] || shown_target="the WAL the snapshot holds"
+      info "dry-run: would write $pgdata/pitr-restore.conf and $pgdata/$RECOVERY_FILE (target: $shown_target)"
     else
       configure_clone "$pgdata" "$port" "$logdir" "$target_setting"
     fi
@@ -382,7 +513,7 @@ restore() {
     return 0
   fi
   step "wait until it is open"
-  wait_until_open "$pgdata" "$port"
+  wait_until_open "$pgdata" "$port" "$logdir"
   info "restore $name of $CLUSTER is open: psql -h $pgdata -p $port -U $DB_USER"
   info "remove it with: $PROG --cleanup $name"
 }
@@ -411,8 +542,8 @@ cleanup_restore() {
 }
 
 list_restores() {
-  info "snapshots of $DATASET:"
-  zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET" | grep -F "@$PREFIX" >&2 || true
+  info "snapshots of $DATASET (name, REDO WAL file; the archive keeps WAL from $(zfs get -H -o value "$KEPT_PROPERTY" "$DATASET") on):"
+  redo_floors >&2 || true
   info "restores:"
   zfs list -H -o name,origin,mountpoint -r "$RESTORE_PARENT" 2>/dev/null | grep -F "	$DATASET@" >&2 || true
 }
@@ -423,10 +554,11 @@ main() {
   set -- "${REST[@]}"
   while (($#)); do
     case $1 in
-      --target-time | --target-lsn | --target-name)
+      --target-time | --target-lsn | --target-name | --snapshot)
         (($# >= 2)) || usage_error "$1 needs a value"
         [[ -z $mode ]] || usage_error "give one target"
-        mode=${1#--target-}
+        mode=${1#--}
+        mode=${mode#target-}
         value=$2
         shift
         ;;
@@ -460,7 +592,7 @@ main() {
     cleanup_restore "$cleanup_name"
     return 0
   fi
-  [[ -n $mode ]] || usage_error "give a target: --target-time, --target-lsn, --target-name or --latest"
+  [[ -n $mode ]] || usage_error "give a target: --target-time, --target-lsn, --target-name, --latest or --snapshot"
   if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1024 || port > 65535)); then
     usage_error "bad port: $port"
   fi

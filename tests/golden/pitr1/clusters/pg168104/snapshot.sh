@@ -9,6 +9,9 @@
 # retention: 0 hourly, 7 daily, 4 weekly, 6 monthly, 0 yearly; the newest is always kept.
 # Only this script's own snapshots (zp1/pg168104@pitr-<UTC time>) are
 # pruned, never one with a clone or a hold, and with deferred destroy (-d). One run at a time.
+# Each snapshot carries pitr-bundle:redo-wal: the WAL file replay from it starts in (the REDO
+# point of the standby's last restartpoint, read with pg_controldata just before the snapshot,
+# so never later than the snapshot's own). The WAL retention keeps the WAL from there.
 # Installed as /usr/local/sbin/pitr-snapshot-pg168104 and run from /etc/cron.d by the snapshot-cron script.
 # zfs calls per run do not grow with the number of snapshots: one snapshot, two listings,
 # one batched destroy (OpenZFS) or one destroy per pruned snapshot (older ZFS).
@@ -147,6 +150,19 @@ ensure_dir() {
   run install -d -o "$owner" -g "$group" -m "$mode" -- "$path"
 }
 # ----------------------------------------------------------------------------------------------
+# shellcheck disable=SC2034 # shared by every cluster script, and not each uses each
+readonly CLUSTER=pg168104 OS_USER=pg168104 OS_HOME=/home/pg168104 \
+  PGHOME=/pg_home/pg168104/pgsql PGDATA=/pg168104/pg_root PG_VERSION=9.0.17
+
+# as_user COMMAND...: run as the cluster's OS user with its own environment (never as root)
+as_user() {
+  if [[ $(id -un) == "$OS_USER" ]]; then
+    "$@"
+  else
+    runuser -u "$OS_USER" -- env HOME="$OS_HOME" PGHOME="$PGHOME" \
+      LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:$PATH" "$@"
+  fi
+}
 
 readonly DATASET=zp1/pg168104
 readonly POOL=zp1
@@ -159,6 +175,7 @@ readonly PRE_HOOK=''
 readonly HOOK_PGHOME=/pg_home/pg168104/pgsql HOOK_PGDATA=/pg168104/pg_root HOOK_PGPORT=19211
 readonly LOCK_FILE=/run/lock/pitr-snapshot-pg168104.lock
 readonly DESTROY_BATCH=5000
+readonly REDO_PROPERTY=pitr-bundle:redo-wal
 
 usage() {
   cat <<USAGE
@@ -186,6 +203,23 @@ run_pre_hook() {
   PGHOME=$HOOK_PGHOME PATH="$HOOK_PGHOME/bin:$PATH" LD_LIBRARY_PATH="$HOOK_PGHOME/lib" \
     PGDATA=$HOOK_PGDATA PGHOST=$HOOK_PGDATA PGPORT=$HOOK_PGPORT bash -c "$PRE_HOOK" || rc=$?
   ((rc == 0)) || die "pre-snapshot hook failed (exit $rc): no snapshot taken"
+}
+
+# redo_wal: the WAL file replay from a snapshot of $PGDATA taken now starts in; nothing when
+# pg_controldata cannot tell. The name is derived from the REDO location, its timeline and the
+# segment size, the same way for every version (9.0's pg_controldata has no "REDO WAL file").
+redo_wal() {
+  local out lsn tli size
+  [[ -x $PGHOME/bin/pg_controldata && -f $PGDATA/global/pg_control ]] || return 0
+  out=$(as_user "$PGHOME/bin/pg_controldata" "$PGDATA" 2>&1) || return 0
+  # a pg_control caught while the server rewrites it fails its CRC check
+  [[ $out != *"CRC"* ]] || return 0
+  lsn=$(sed -n "s/^Latest checkpoint's REDO location: *//p" <<<"$out")
+  tli=$(sed -n "s/^Latest checkpoint's TimeLineID: *//p" <<<"$out")
+  size=$(sed -n "s/^Bytes per WAL segment: *//p" <<<"$out")
+  [[ $tli =~ ^[0-9]{1,9}$ && $size =~ ^[1-9][0-9]{0,10}$ ]] || return 0
+  [[ $lsn =~ ^([0-9A-F]{1,8})/([0-9A-F]{1,8})$ ]] || return 0
+  printf '%08X%08X%08X\n' "$tli" "$((16#${BASH_REMATCH[1]}))" "$((16#${BASH_REMATCH[2]} / size))"
 }
 
 # retention_plan SNAPSHOTS ORIGINS: "keep|prune<TAB>name<TAB>why" for each of our snapshots.
@@ -283,8 +317,16 @@ main() {
     # a run in this same second took it and stopped before pruning: go on with that one
     info "$snapshot exists already: pruning only"
   else
-    run zfs snapshot "$snapshot"
-    info "took $snapshot"
+    local redo
+    redo=$(redo_wal)
+    if [[ -n $redo ]]; then
+      run zfs snapshot -o "$REDO_PROPERTY=$redo" "$snapshot"
+      info "took $snapshot (replay from it starts in WAL file $redo)"
+    else
+      warn "pg_controldata could not tell the REDO point of $PGDATA: $snapshot gets no $REDO_PROPERTY (the WAL retention counts it with the previous snapshot's)"
+      run zfs snapshot "$snapshot"
+      info "took $snapshot"
+    fi
   fi
   ((prune)) || return 0
 

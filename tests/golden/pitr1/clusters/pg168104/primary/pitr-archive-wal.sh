@@ -13,10 +13,39 @@
 set -Eeuo pipefail
 umask 027
 readonly ARCHIVE=/pgarch/pg168104/arch
+# primary.archive_queue_max in bytes (0: off) and where the dropped files are counted
+readonly QUEUE_MAX=0
+readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168104-dropped-wal
 
 die() {
   printf 'pitr-archive-wal: %s\n' "$1" >&2
   exit 1
+}
+
+# drop_if_queue_full SOURCE NAME: when the WAL waiting to be archived (.ready files in
+# archive_status, times the segment size) is past QUEUE_MAX, the file is dropped: counted in
+# DROPPED_FILE ("<files> <bytes> <last file> <UTC time>"), logged loudly to syslog and the
+# server log, and reported archived, so that the primary never fills its disk for its backup
+# (pgBackRest's archive-push-queue-max). The backup host's archive then has a gap.
+drop_if_queue_full() {
+  ((QUEUE_MAX > 0)) || return 0
+  local source=$1 name=$2 size=16777216 waiting queue dropped=0 bytes=0 message
+  [[ ! $name =~ ^[0-9A-F]{24} ]] || size=$(stat -c %s -- "$source")
+  waiting=$(find "${source%/*}/archive_status" -maxdepth 1 -name '*.ready' | wc -l)
+  queue=$((waiting * size))
+  ((queue > QUEUE_MAX)) || return 0
+  mkdir -p -- "${DROPPED_FILE%/*}"
+  if [[ -f $DROPPED_FILE ]]; then
+    read -r dropped bytes _ <"$DROPPED_FILE" || true
+  fi
+  dropped=$((dropped + 1))
+  bytes=$((bytes + $(stat -c %s -- "$source")))
+  printf '%s %s %s %s\n' "$dropped" "$bytes" "$name" "$(date -u +%FT%TZ)" >"$DROPPED_FILE.tmp"
+  mv -f -- "$DROPPED_FILE.tmp" "$DROPPED_FILE"
+  message="DROPPED $name, not archived: $waiting WAL files ($queue bytes) wait, over the queue limit of $QUEUE_MAX bytes; the archive now has a gap ($dropped dropped so far, counted in $DROPPED_FILE)"
+  logger -p daemon.crit -t pitr-archive-wal -- "$message" 2>/dev/null || true
+  printf 'pitr-archive-wal: %s\n' "$message" >&2
+  exit 0
 }
 
 main() {
@@ -32,6 +61,7 @@ main() {
   [[ $source == "pg_wal/$name" || $source == "pg_xlog/$name" ]] ||
     die "refusing to archive $source: not in the WAL folder"
   [[ -f $source && ! -L $source ]] || die "$source: not a regular file"
+  drop_if_queue_full "$source" "$name"
   # never fill the primary's own disk when the export is not mounted
   mountpoint -q /pgarch/pg168104 || die "/pgarch/pg168104 is not mounted"
   [[ -d $ARCHIVE ]] || die "archive folder $ARCHIVE missing"
