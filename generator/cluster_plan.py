@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from generator import pgversions as pv
 from generator.pgconfig import option_value
-from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, HostSpec
+from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, HostSpec, size_bytes
 from generator.validate import Cluster
 
 # settings a hot standby must keep at least as high as the primary's (else it refuses to start)
@@ -159,7 +159,18 @@ def primary_managed(cluster: Cluster) -> list[str]:
     names.append("max_wal_senders")
     if cluster.spec.replication.slot:
         names.append("max_replication_slots")
+    # caps: the standby needs them at most this high (an idle primary still archives; a slot
+    # never fills the primary's disk); a stricter value the primary has is kept
+    names.append("archive_timeout")
+    if cluster.spec.replication.slot and pv.has("max_slot_wal_keep_size", version):
+        names.append("max_slot_wal_keep_size")
     return names
+
+
+def slot_keep_megabytes(cluster: Cluster) -> int:
+    """max_slot_wal_keep_size in MB (its unit in pg_settings) for the primary step."""
+    size = cluster.spec.primary.max_slot_wal_keep_size or DEFAULT_MAX_SLOT_WAL_KEEP_SIZE
+    return size_bytes(size) // (1 << 20)
 
 
 def primary_facts_sql(cluster: Cluster) -> str:

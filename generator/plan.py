@@ -215,6 +215,8 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
             # wal_level 'archive' means replica from 9.6 on; before, it is below hot_standby
             "archive_rank": 2 if pv.has("wal_level=replica", version) else 1,
             "senders_needed": cp.SENDERS_NEEDED,
+            "archive_timeout": c.primary.archive_timeout,
+            "slot_keep_mb": cp.slot_keep_megabytes(cluster),
             "include_name": cp.INCLUDE_NAME,
             "major_num": pv.major_num(version),
         },

@@ -66,7 +66,10 @@ def derive_specs(root: Path) -> Path:
     shutil.copytree(EXAMPLE_SPECS, specs)
     host = specs / "hosts/pitr1.yaml"
     edit(host, "address: 192.168.1.200", "address: 127.0.0.1")
-    edit(host, "virtual_ip: 192.168.1.199", "virtual_ip: 127.0.0.1")
+    # one machine, one network stack: a connection to a local address leaves from it, so the
+    # VIP is this address, managed "elsewhere" (the plain form; the system tier proves the VIP)
+    edit(host, "virtual_ip:\n  address: 192.168.1.199\n  interface: bond0\n  prefix: 24\n",
+         "virtual_ip: 127.0.0.1\n")
     for name in ("pg_home", "pg_arch", "pg_log"):
         edit(host, f"mountpoint: /{name}}}", f"mountpoint: {root}/{name}}}")
     cluster = specs / f"clusters/{CLUSTER}.yaml"
@@ -188,8 +191,12 @@ def test_example_primary_step_and_standby_streaming_through_the_slot(primary_wor
         assert oct((etc / "pg_hba.conf").stat().st_mode & 0o777) == "0o640"
         lines = [line for line in include.read_text().splitlines() if not line.startswith("#")]
         command = f'sudo -n /usr/local/sbin/pitr-archive-wal-{CLUSTER} "%p" "%f"'
+        # the example's caps: archive_timeout 60 s (default), max_slot_wal_keep_size 20GB
         assert lines == [f"archive_command = '{command}'", "max_wal_senders = '2'",
-                         "max_replication_slots = '2'"], applied.stderr
+                         "max_replication_slots = '2'", "archive_timeout = '60'",
+                         "max_slot_wal_keep_size = '20480'"], applied.stderr
+        assert server.psql("show archive_timeout") == "1min"
+        assert server.psql("show max_slot_wal_keep_size") == "20GB"
         assert server.psql("select pg_postmaster_start_time()") != started, "not restarted"
         assert server.psql("show wal_level") == "logical"
         assert server.psql("show archive_command") == command

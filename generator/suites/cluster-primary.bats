@@ -86,6 +86,33 @@ nothing_installed() {
   [[ $output != *"RESTART"* ]]
 }
 
+@test "primary: archive_timeout and max_slot_wal_keep_size are capped; a stricter value stays" {
+  timeout_needed=$(sed -n 's/^readonly ARCHIVE_TIMEOUT_NEEDED=//p' "$PRIMARY_SCRIPT")
+  keep_needed=$(sed -n 's/^readonly SLOT_KEEP_NEEDED=//p' "$PRIMARY_SCRIPT")
+  capped_slot=0
+  grep -q '^readonly MANAGED=(.*max_slot_wal_keep_size' "$PRIMARY_SCRIPT" && capped_slot=1
+  # none at all (archive_timeout 0, max_slot_wal_keep_size -1): the caps are written
+  run -0 "$PRIMARY_SCRIPT"
+  grep -qxF "archive_timeout = '$timeout_needed'" "$INCLUDE"
+  if ((capped_slot)); then grep -qxF "max_slot_wal_keep_size = '$keep_needed'" "$INCLUDE"; fi
+  # stricter ones, as the primary's own configuration writes them, are left as they are
+  pg_setting archive_timeout "$((timeout_needed - 1))" sighup "configuration file" "$PG_ETC/postgresql.conf"
+  pg_fact "base:archive_timeout" "$((timeout_needed - 1))s"
+  pg_setting max_slot_wal_keep_size "$((keep_needed - 1))" sighup "configuration file" "$PG_ETC/postgresql.conf"
+  pg_fact "base:max_slot_wal_keep_size" "$((keep_needed - 1))MB"
+  rm -f "$INCLUDE"
+  run -0 "$PRIMARY_SCRIPT" --no-mount
+  ! grep -q '^archive_timeout' "$INCLUDE"
+  ! grep -q '^max_slot_wal_keep_size' "$INCLUDE"
+  [[ $output == *"archive_timeout = '$((timeout_needed - 1))s'"*"left as it is"* ]]
+  # looser ones in other units (1h; 1TB) are brought down to the caps
+  pg_fact "base:archive_timeout" 1h
+  pg_fact "base:max_slot_wal_keep_size" 1TB
+  run -0 "$PRIMARY_SCRIPT" --no-mount
+  grep -qxF "archive_timeout = '$timeout_needed'" "$INCLUDE"
+  if ((capped_slot)); then grep -qxF "max_slot_wal_keep_size = '$keep_needed'" "$INCLUDE"; fi
+}
+
 @test "primary: walsenders rise to what others use plus the standby's two, never below the include's" {
   pg_setting max_wal_senders 3 postmaster "configuration file" "$PG_ETC/postgresql.conf"
   pg_fact senders_other 4

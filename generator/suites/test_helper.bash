@@ -405,6 +405,8 @@ fake_primary_server() {
   pg_setting archive_library "" sighup
   pg_setting max_wal_senders 0 postmaster
   pg_setting max_replication_slots 0 postmaster
+  pg_setting archive_timeout 0 sighup
+  pg_setting max_slot_wal_keep_size -1 sighup
   pg_fact senders_other 0
   pg_fact slots_other 0
   # the include's lines put in effect: for a reload only the settings a reload changes
