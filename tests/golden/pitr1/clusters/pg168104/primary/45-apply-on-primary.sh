@@ -221,8 +221,11 @@ readonly SLOT=''
 readonly WAL_LEVEL_NEEDED=hot_standby
 readonly WAL_LEVEL_ARCHIVE_RANK=1
 readonly SENDERS_NEEDED=2
+# caps, in the settings' base units: archive_timeout in s, max_slot_wal_keep_size in MB
+readonly ARCHIVE_TIMEOUT_NEEDED=60
+readonly SLOT_KEEP_NEEDED=10240
 # settings read and, when too low, raised (in the include's order)
-readonly MANAGED=(wal_level archive_mode archive_command max_wal_senders)
+readonly MANAGED=(wal_level archive_mode archive_command max_wal_senders archive_timeout)
 readonly PSQL_CANDIDATES=(
   /home/pg168104/pgsql9.0.17/bin/psql
   /usr/lib/postgresql/9.0/bin/psql
@@ -240,12 +243,12 @@ union all select 'recovery', case when pg_is_in_recovery() then 'yes' else 'no' 
 union all select 'data_directory', current_setting('data_directory')
 union all select 'config_file', current_setting('config_file')
 union all select 'hba_file', current_setting('hba_file')
-union all select 'cur:' || name, setting from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')
-union all select 'context:' || name, context from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')
-union all select 'source:' || name, source from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')
-union all select 'srcfile:' || name, coalesce(sourcefile, '') from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders')
-union all select 'base:' || name, setting from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders') and not coalesce(sourcefile, '') = regexp_replace(current_setting('config_file'), '[^/]*$', '') || 'pitr-archive.conf'
-union all select 'basefile:' || name, coalesce(sourcefile, '') from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders') and not coalesce(sourcefile, '') = regexp_replace(current_setting('config_file'), '[^/]*$', '') || 'pitr-archive.conf'
+union all select 'cur:' || name, setting from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'archive_timeout')
+union all select 'context:' || name, context from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'archive_timeout')
+union all select 'source:' || name, source from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'archive_timeout')
+union all select 'srcfile:' || name, coalesce(sourcefile, '') from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'archive_timeout')
+union all select 'base:' || name, setting from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'archive_timeout') and not coalesce(sourcefile, '') = regexp_replace(current_setting('config_file'), '[^/]*$', '') || 'pitr-archive.conf'
+union all select 'basefile:' || name, coalesce(sourcefile, '') from pg_settings where name in ('wal_level', 'archive_mode', 'archive_command', 'max_wal_senders', 'archive_timeout') and not coalesce(sourcefile, '') = regexp_replace(current_setting('config_file'), '[^/]*$', '') || 'pitr-archive.conf'
 union all select 'senders_other', '0'
 SQL
 }
@@ -677,7 +680,40 @@ rank() {
         *) echo -1 ;;
       esac
       ;;
+    # caps: a smaller value is the stricter one, 0 (archive_timeout) or -1 (max_slot_wal_keep_size)
+    # means none at all: the lowest rank
+    archive_timeout | max_slot_wal_keep_size)
+      value=$(in_base_unit "$1" "$value")
+      if [[ $value == x ]]; then
+        echo -1
+      elif ((value <= 0)); then
+        echo 0
+      else
+        echo "$((1000000000000 - value))"
+      fi
+      ;;
     *) if [[ $value =~ ^[0-9]+$ ]]; then echo "$((10#$value))"; else echo -1; fi ;;
+  esac
+}
+
+# in_base_unit NAME VALUE: VALUE (as postgresql.conf may write it: 1min, 20GB) in the base unit
+# pg_settings uses for NAME (archive_timeout: s, max_slot_wal_keep_size: MB); x if unreadable
+in_base_unit() {
+  local number unit
+  [[ ${2,,} =~ ^(-?[0-9]+)\ *([a-z]*)$ ]] || { echo x; return 0; }
+  number=$((10#${BASH_REMATCH[1]#-})) unit=${BASH_REMATCH[2]}
+  [[ ${BASH_REMATCH[1]} != -* ]] || number=$((-number))
+  case $1:$unit in
+    archive_timeout:ms) echo "$(((number + 999) / 1000))" ;; # rounded up: 500ms is not "off"
+    archive_timeout: | archive_timeout:s) echo "$number" ;;
+    archive_timeout:min) echo "$((number * 60))" ;;
+    archive_timeout:h) echo "$((number * 3600))" ;;
+    archive_timeout:d) echo "$((number * 86400))" ;;
+    max_slot_wal_keep_size:kb) echo "$(((number + 1023) / 1024))" ;;
+    max_slot_wal_keep_size: | max_slot_wal_keep_size:mb) echo "$number" ;;
+    max_slot_wal_keep_size:gb) echo "$((number * 1024))" ;;
+    max_slot_wal_keep_size:tb) echo "$((number * 1048576))" ;;
+    *) echo x ;;
   esac
 }
 
@@ -712,13 +748,16 @@ set_line() {
   AFTER[$1]=$2
 }
 
-# needed NAME: the lowest value of NAME the standby needs from this server
+# needed NAME: the lowest value of NAME the standby needs from this server (for the caps
+# archive_timeout and max_slot_wal_keep_size: the highest)
 needed() {
   case $1 in
     wal_level) echo "$WAL_LEVEL_NEEDED" ;;
     archive_mode) echo on ;;
     max_wal_senders) echo "$((SENDERS_NEEDED + ${FACT[senders_other]:-0}))" ;;
     max_replication_slots) echo "$((1 + ${FACT[slots_other]:-0}))" ;;
+    archive_timeout) echo "$ARCHIVE_TIMEOUT_NEEDED" ;;
+    max_slot_wal_keep_size) echo "$SLOT_KEEP_NEEDED" ;;
   esac
 }
 
@@ -757,7 +796,7 @@ plan_minimum() {
     info "$name = '$base'${basefile:+ ($basefile)}: enough for the standby, left as it is"
     AFTER[$name]=$base
   else
-    info "$name = '$base'${basefile:+ ($basefile)}: raised to '$want'"
+    info "$name = '$base'${basefile:+ ($basefile)}: set to '$want' (what the standby needs)"
     set_line "$name" "$want"
   fi
 }
