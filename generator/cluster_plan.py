@@ -171,3 +171,20 @@ def version_recorded(version: str, args: list[str]) -> str:
 
 def wal_dir(version: str) -> str:
     return "pg_wal" if pv.has("pg_wal", version) else "pg_xlog"
+
+
+def receiver_title(version: str) -> str:
+    """The standby's WAL receiver process title, as pgrep -f finds it."""
+    return "walreceiver" if pv.has("walreceiver process title", version) else "wal receiver process"
+
+
+def archive_timeout_seconds(spec) -> int:
+    """The primary's archive_timeout in seconds (0: not set), so that the monitor's freshness
+    alarm agrees with it. The setting comes from the spec's archive section once it has one
+    (archive.archive_timeout, seconds); until then the bundle sets none."""
+    value = getattr(spec.archive, "archive_timeout", None)
+    return int(value) if isinstance(value, int) else 0
+
+
+def drill_state_file(spec) -> str:
+    return f"{spec.drill.state_dir}/drill-{spec.name}.state"
