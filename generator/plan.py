@@ -177,6 +177,16 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": archive_dir(host, c.name),
+        "check": {
+            "wal_dir": basebackup["wal_dir"],
+            "archiver": pv.has("pg_stat_archiver", version),
+            "slots": pv.has("replication slots", version),
+            "wal_status": pv.has("wal_status", version),
+            "current_lsn": ("pg_current_wal_lsn" if pv.has("pg_current_wal_lsn", version)
+                            else "pg_current_xlog_location"),
+            "lsn_diff": ("pg_wal_lsn_diff" if pv.has("pg_current_wal_lsn", version)
+                         else "pg_xlog_location_diff"),
+        },
     }
     base = f"clusters/{c.name}"
 
@@ -232,6 +242,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      "the primary's pg_hba.conf lines for replication", mode=CONFIG_MODE),
         cluster_file("primary/sudoers", "primary", "cluster/primary-sudoers.j2",
                      "sudo rule for the archive helper", mode=CONFIG_MODE),
+        cluster_file("primary/check-primary.sh", "check-primary", "cluster/check-primary.sh.j2",
+                     "Nagios/NRPE check run on the primary as its OS user: archive failures "
+                     "and backlog, WAL kept by the replication slot, size of the WAL folder",
+                     runs_on=f"primary {primary_nodes}"),
         cluster_file("50-basebackup.sh", "basebackup", "cluster/basebackup.sh.j2",
                      f"base backup of the primary into {paths.pgdata} (--force replaces it)",
                      order=50, destructive=True, context_force=True),
