@@ -63,6 +63,10 @@ FAULT_TESTS = {
     "snapshot": "the snapshot script",
     "snapshot-cron": "the snapshot-cron installer",
     "restore": "the restore script",
+    "drill": "the restore drill",
+    "drill-cron": "the drill installer",
+    # changes nothing: its fault test makes each query or reading fail
+    "check-primary": "the primary check",
 }
 CHANGES_NOTHING = {"verify"}
 
