@@ -44,7 +44,7 @@ zfs create -p -o origin=$DATASET@${PREFIX}20261124T080100Z $CLONE
 mkdir -p "$SANDBOX/clone/pg_root" "$SANDBOX/clone-logs"
 if [[ -n \${FAKE_RESTORE_FAIL:-} ]]; then echo "restore.sh: ERROR: \$FAKE_RESTORE_FAIL" >&2; exit 1; fi
 if [[ -n \${FAKE_SERVER_DIES:-} ]]; then
-  zfs set pitr-bundle:stage=configured $CLONE
+  echo "restore.sh: step: wait until it is open" >&2
   echo 'FATAL:  could not find WAL 000000010000000000000007' >"$SANDBOX/clone-logs/postgresql.log"
   echo 999999 >"$SANDBOX/clone/pg_root/postmaster.pid"
   sleep 30
