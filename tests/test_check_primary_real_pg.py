@@ -1,7 +1,7 @@
 """The primary's own check (clusters/<c>/primary/check-primary.sh) against real primaries:
 OK when healthy, CRITICAL when archive_command fails, WARNING then CRITICAL while the
-replication slot keeps WAL for a standby that is away, and the PostgreSQL 10 path (no
-wal_status). The bundle is the example specs' with cluster pg168121's primary moved to this
+replication slot keeps WAL for a standby that is away, a slot that lost its WAL past
+max_slot_wal_keep_size (wal_status, 13+), and the PostgreSQL 10 path (no wal_status). The bundle is the example specs' with cluster pg168121's primary moved to this
 machine (address, port, data folder) and small thresholds, so a few MB of WAL cross them."""
 
 from __future__ import annotations
@@ -125,5 +125,13 @@ def test_primary_check_on_a_real_primary(major, tmp_path):
             assert time.monotonic() < deadline, result.stdout
             time.sleep(0.5)
         assert result.stdout.startswith("PITR-PRIMARY OK")
+
+        if major >= 13:
+            # max_slot_wal_keep_size caps the slot: past it, a checkpoint takes the WAL away
+            server.psql("alter system set max_slot_wal_keep_size = '32MB'; select pg_reload_conf()")
+            write_wal(server, 64)
+            server.psql("checkpoint")
+            lost = check(script, server, 2)
+            assert f"slot {SLOT} (inactive) lost WAL it needed (wal_status lost)" in lost, lost
     finally:
         server.stop(mode="immediate", check=False)
