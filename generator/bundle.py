@@ -68,7 +68,6 @@ def _cluster_facts(host: Host, cluster) -> dict:
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
         "monitor": c.monitor.model_dump(),
         "drill": {**c.drill.model_dump(), "state_file": cp.drill_state_file(c)},
-        "replication_slot": c.replication.slot,
     }
 
 

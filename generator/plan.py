@@ -268,6 +268,7 @@ DRILL_NAME = "drill"  # the restore name of every drill: a leftover clone is fou
 def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[PlannedFile]:
     """The restore drill (role drill), its cron file and installer (role drill-cron). The
     drill runs restore.sh as a user would; the paths of the clone it makes are restore.sh's."""
+    from generator import cluster_plan as cp
     from generator import pgversions as pv
 
     c = cluster.spec
@@ -280,7 +281,7 @@ def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[
         "pgdata": f"{mountpoint}/pg_root",
         "log_dir": f"{host.spec.datasets.pg_log.mountpoint}/{c.name}-restore-{DRILL_NAME}",
         "port": c.drill.port or context["restore"]["port"] + 1,
-        "state_file": f"{c.drill.state_dir}/drill-{c.name}.state",
+        "state_file": cp.drill_state_file(c),
         "history_file": f"{c.drill.state_dir}/drill-{c.name}.log",
         "installed": f"/usr/local/sbin/pitr-drill-{c.name}",
         "restore_installed": f"/usr/local/sbin/pitr-restore-{c.name}",
