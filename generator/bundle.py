@@ -81,6 +81,9 @@ def _cluster_facts(host: Host, cluster) -> dict:
         "replication_user": c.replication.user,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
+
+        "monitor": c.monitor.model_dump(),
+        "drill": {**c.drill.model_dump(), "state_file": cp.drill_state_file(c)},
     }
 
 

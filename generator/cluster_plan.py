@@ -307,3 +307,20 @@ def version_recorded(version: str, args: list[str]) -> str:
 
 def wal_dir(version: str) -> str:
     return "pg_wal" if pv.has("pg_wal", version) else "pg_xlog"
+
+
+def receiver_title(version: str) -> str:
+    """The standby's WAL receiver process title, as pgrep -f finds it."""
+    return "walreceiver" if pv.has("walreceiver process title", version) else "wal receiver process"
+
+
+def archive_timeout_seconds(spec) -> int:
+    """The primary's archive_timeout in seconds (0: none), so that the monitor's freshness
+    alarm and the drill's target agree with it: primary.archive_timeout, which the WAL branch
+    adds to the spec (default 60); a spec without the field sets none."""
+    value = getattr(spec.primary, "archive_timeout", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def drill_state_file(spec) -> str:
+    return f"{spec.drill.state_dir}/drill-{spec.name}.state"

@@ -65,6 +65,13 @@ FACTS = {fact.name: fact for fact in [
     # pg_ctl -w returns once a standby runs (PM_STATUS_STANDBY); before, it waits for
     # connections, which a standby with hot_standby=off never accepts
     Fact("pg_ctl -w knows standbys", 100000, None),
+    # process titles and monitoring views
+    Fact("walreceiver process title", 100000, None),  # before: "wal receiver process"
+    Fact("pg_stat_archiver", 90400, None),  # before: count archive_status/*.ready
+    Fact("replication slots", 90400, None),
+    Fact("pg_current_wal_lsn", 100000, None),  # before: pg_current_xlog_location
+    Fact("wal_status", 130000, None),  # pg_replication_slots.wal_status, safe_wal_size
+    Fact("pg_last_xact_replay_timestamp", 90100, None),
 ]}
 
 

@@ -157,7 +157,10 @@ def plan_monitor(host: Host, sources) -> list[PlannedFile]:
             c.name, cluster.dataset, paths.pgdata, str(c.port), cp.wal_dir(c.postgres.version),
             paths.archive, c.snapshots.prefix, m.archive_warn_minutes, m.archive_crit_minutes,
             m.restore_warn_minutes, m.restore_crit_minutes, m.snapshot_warn_hours,
-            m.snapshot_crit_hours]})
+            m.snapshot_crit_hours, cp.receiver_title(c.postgres.version),
+            cp.archive_timeout_seconds(c)],
+            "drill": ([c.name, cp.drill_state_file(c), m.drill_max_age_days]
+                      if c.drill.enabled else None)})
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
@@ -229,6 +232,16 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         + (["pg_basebackup"] if pv.has("pg_basebackup", version) else []),
         "archive_queue_max_bytes": (size_bytes(c.primary.archive_queue_max)
                                     if c.primary.archive_queue_max else 0),
+        "check": {
+            "wal_dir": basebackup["wal_dir"],
+            "archiver": pv.has("pg_stat_archiver", version),
+            "slots": pv.has("replication slots", version),
+            "wal_status": pv.has("wal_status", version),
+            "current_lsn": ("pg_current_wal_lsn" if pv.has("pg_current_wal_lsn", version)
+                            else "pg_current_xlog_location"),
+            "lsn_diff": ("pg_wal_lsn_diff" if pv.has("pg_current_wal_lsn", version)
+                         else "pg_xlog_location_diff"),
+        },
     }
     base = f"clusters/{c.name}"
 
@@ -277,6 +290,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                                 "45-apply-on-primary.sh)")
     context["mount_file"] = mount_script
     context["embedded_retention"] = retention
+    restore = cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
+                           "point-in-time restore from a snapshot clone (--target-time ..., "
+                           "--cleanup NAME); run when needed", destructive=True)
+    drill_files = plan_drill(host, cluster, cluster_file, restore) if c.drill.enabled else []
     return [
         cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
@@ -297,6 +314,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      "the primary's pg_hba.conf lines for replication", mode=CONFIG_MODE),
         cluster_file("primary/sudoers", "primary", "cluster/primary-sudoers.j2",
                      "sudo rule for the archive helper", mode=CONFIG_MODE),
+        cluster_file("primary/check-primary.sh", "check-primary", "cluster/check-primary.sh.j2",
+                     "Nagios/NRPE check run on the primary as its OS user: archive failures "
+                     "and backlog, WAL kept by the replication slot, size of the WAL folder",
+                     runs_on=f"primary {primary_nodes}"),
         cluster_file("50-basebackup.sh", "basebackup", "cluster/basebackup.sh.j2",
                      f"base backup of the primary into {paths.pgdata} (--force replaces it)",
                      order=50, destructive=True, context_force=True),
@@ -310,9 +331,53 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         cluster_file("70-install-snapshot-cron.sh", "snapshot-cron", "cluster/snapshot-cron.sh.j2",
                      "install the snapshot and WAL retention scripts and their cron schedule",
                      order=70),
-        cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
-                     "point-in-time restore from a snapshot clone (--target-time ..., "
-                     "--cleanup NAME); run when needed", destructive=True),
+        restore,
+        *drill_files,
+    ]
+
+
+DRILL_NAME = "drill"  # the restore name of every drill: a leftover clone is found and removed
+
+
+def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[PlannedFile]:
+    """The restore drill (role drill), its cron file and installer (role drill-cron). The
+    drill runs restore.sh as a user would; the paths of the clone it makes are restore.sh's."""
+    from generator import cluster_plan as cp
+    from generator import pgversions as pv
+
+    c = cluster.spec
+    context = restore.context
+    parent = context["restore"]["parent"]
+    mountpoint = f"{c.restore.mountpoint_root}/{c.name}-{DRILL_NAME}"
+    drill = {
+        "name": DRILL_NAME,
+        "clone": f"{parent}/{c.name}-{DRILL_NAME}",
+        "pgdata": f"{mountpoint}/pg_root",
+        "log_dir": f"{host.spec.datasets.pg_log.mountpoint}/{c.name}-restore-{DRILL_NAME}",
+        "port": c.drill.port or context["restore"]["port"] + 1,
+        "state_file": cp.drill_state_file(c),
+        "history_file": f"{c.drill.state_dir}/drill-{c.name}.log",
+        "installed": f"/usr/local/sbin/pitr-drill-{c.name}",
+        "restore_installed": f"/usr/local/sbin/pitr-restore-{c.name}",
+        "replay_timestamp": pv.has("pg_last_xact_replay_timestamp", c.postgres.version),
+        "restore_file": restore,
+    }
+    context["drill"] = drill
+    script = cluster_file("drill.sh", "drill", "cluster/drill.sh.j2",
+                          f"restore drill ({c.drill.schedule}): restore.sh to "
+                          f"{c.drill.target_lag_minutes} min ago, sanity query, result in "
+                          f"{drill['state_file']}, clone removed (installed as "
+                          f"{drill['installed']} by 75-install-drill-cron.sh)",
+                          syslog_tag=f"pitr-drill-{c.name}")
+    drill["file"] = script
+    return [
+        script,
+        cluster_file("drill.cron", "drill-cron", "cluster/drill.cron.j2",
+                     f"cron schedule of the restore drill ({c.drill.schedule}, "
+                     f"{c.drill.time_zone})", mode=CONFIG_MODE),
+        cluster_file("75-install-drill-cron.sh", "drill-cron", "cluster/drill-cron.sh.j2",
+                     "install the restore drill, the restore script it runs, and its cron "
+                     "schedule", order=75),
     ]
 
 

@@ -198,8 +198,23 @@ class Nfs(Strict):
 
 class HostMonitor(Strict):
     user: OsUserName = "nagios"  # runs the check through sudo (PGDATA is 0700)
-    pool_capacity_warn: int = Field(default=80, ge=1, le=100)
-    pool_capacity_crit: int = Field(default=90, ge=1, le=100)
+    pool_capacity_warn: int = Field(default=80, ge=1, le=100, description=(
+        "WARNING when the pool is this full (percent, zpool capacity)"))
+    pool_capacity_crit: int = Field(default=90, ge=1, le=100, description=(
+        "CRITICAL when the pool is this full (percent)"))
+    # the WAL archive of every cluster lives in one dataset: unbounded, it alone fills the pool
+    archive_share_warn: int = Field(default=50, ge=1, le=100, description=(
+        "WARNING when the archive dataset (datasets.pg_arch) takes this share of the pool's "
+        "usable space (percent of the pool root's used + available)"))
+    archive_share_crit: int = Field(default=70, ge=1, le=100, description=(
+        "CRITICAL when the archive dataset takes this share of the pool's usable space"))
+
+    @model_validator(mode="after")
+    def _warn_below_crit(self):
+        for name in ("pool_capacity", "archive_share"):
+            if getattr(self, f"{name}_warn") > getattr(self, f"{name}_crit"):
+                raise ValueError(f"{name}_warn is above {name}_crit")
+        return self
 
 
 class Review(Strict):
@@ -521,15 +536,61 @@ class Restore(Strict):
     timeout_seconds: int = Field(default=3600, ge=10)
 
 
+class Drill(Strict):
+    """A scheduled restore drill: restore.sh to a recent time under the name `drill`, on a free
+    port, a sanity query, the result recorded, the clone always removed. A backup never
+    restored is not known to be a backup."""
+
+    enabled: bool = True
+    schedule: CronSchedule = Field(default="17 5 * * 0", description=(
+        "cron schedule of the drill (default: weekly, Sundays 05:17)"))
+    time_zone: TimeZoneName = "UTC"  # of the schedule
+    mailto: MailAddress = "root"
+    target_lag_minutes: int = Field(default=30, ge=1, le=10080, description=(
+        "the drill restores to this many minutes before its start: WAL up to there must be "
+        "archived (keep it above archive_timeout)"))
+    port: Optional[Port] = Field(default=None, description=(
+        "first port tried for the drill's server (default: the restore port + 1); the next "
+        "free one of ten is taken"))
+    sanity_query: FreeText = Field(default="select count(*) from pg_class", description=(
+        "run on the restored server; its failure fails the drill"))
+    timeout_minutes: int = Field(default=60, ge=1, description=(
+        "the drill fails when the restore is not open by then"))
+    state_dir: AbsPath = Field(default="/var/lib/pitr-bundle", description=(
+        "where drill-<cluster>.state (last result) and drill-<cluster>.log (history) live; "
+        "the host monitor reads the state file"))
+
+
 class ClusterMonitor(Strict):
     """Nagios thresholds; the runbook's: archive 20 min, restore (pg_wal) 10 min."""
 
-    archive_warn_minutes: int = Field(default=20, ge=1)
-    archive_crit_minutes: int = Field(default=60, ge=1)
+    archive_warn_minutes: int = Field(default=20, ge=1, le=1440)
+    # at most a day: the monitor reads only the newest UTC day folders of the archive
+    archive_crit_minutes: int = Field(default=60, ge=1, le=1440)
     restore_warn_minutes: int = Field(default=10, ge=1)
     restore_crit_minutes: int = Field(default=30, ge=1)
     snapshot_warn_hours: int = Field(default=26, ge=1)
     snapshot_crit_hours: int = Field(default=50, ge=1)
+    drill_max_age_days: int = Field(default=8, ge=1, description=(
+        "CRITICAL when no restore drill succeeded within this many days (a weekly drill and "
+        "a day to spare), or when the last drill failed"))
+    # the primary's own check (primary/check-primary.sh)
+    primary_wal_warn_mb: int = Field(default=4096, ge=1, description=(
+        "WARNING when the primary's pg_wal (pg_xlog) folder holds this many MB"))
+    primary_wal_crit_mb: int = Field(default=16384, ge=1, description=(
+        "CRITICAL when the primary's WAL folder holds this many MB"))
+    slot_retained_warn_mb: int = Field(default=2048, ge=1, description=(
+        "WARNING when the replication slot keeps this many MB of WAL on the primary"))
+    slot_retained_crit_mb: int = Field(default=8192, ge=1, description=(
+        "CRITICAL when the replication slot keeps this many MB of WAL on the primary"))
+
+    @model_validator(mode="after")
+    def _warn_below_crit(self):
+        for name in ("archive_{}_minutes", "restore_{}_minutes", "snapshot_{}_hours",
+                     "primary_wal_{}_mb", "slot_retained_{}_mb"):
+            if getattr(self, name.format("warn")) > getattr(self, name.format("crit")):
+                raise ValueError(f"{name.format('warn')} is above {name.format('crit')}")
+        return self
 
 
 class ClusterSpec(Strict):
@@ -549,6 +610,7 @@ class ClusterSpec(Strict):
     snapshots: Snapshots = Snapshots()
     restore: Restore = Restore()
     monitor: ClusterMonitor = ClusterMonitor()
+    drill: Drill = Drill()
 
     @property
     def user(self) -> str:

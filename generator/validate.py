@@ -121,9 +121,18 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
     from generator import pgversions as pv
-    from generator.cluster_plan import HOT_STANDBY_FLOORS
+    from generator.cluster_plan import HOT_STANDBY_FLOORS, archive_timeout_seconds
 
     c, src = cluster.spec, cluster.source
+    timeout = archive_timeout_seconds(c)
+    if timeout and c.monitor.archive_warn_minutes * 60 <= timeout:
+        problems.append(src.problem(("monitor", "archive_warn_minutes"), (
+            f"{c.monitor.archive_warn_minutes} min is not above archive_timeout ({timeout} s): "
+            "an idle primary archives only that often, and the alarm would ring between")))
+    if c.drill.enabled and timeout and c.drill.target_lag_minutes * 60 <= timeout:
+        problems.append(src.problem(("drill", "target_lag_minutes"), (
+            f"{c.drill.target_lag_minutes} min is not above archive_timeout ({timeout} s): "
+            "the drill's target may not be archived yet")))
     if not pv.known(c.postgres.version):
         problems.append(src.problem(("postgres", "version"), (
             f"PostgreSQL {c.postgres.version}: no known recovery rules for this major version "

@@ -65,6 +65,11 @@ FAULT_TESTS = {
     "snapshot-cron": "the snapshot-cron installer",
     "restore": "the restore script",
     "wal-retention": "the WAL retention script",
+
+    "drill": "the restore drill",
+    "drill-cron": "the drill installer",
+    # changes nothing: its fault test makes each query or reading fail
+    "check-primary": "the primary check",
 }
 CHANGES_NOTHING = {"verify", "binaries"}  # binaries: checks an installation, changes nothing
 

@@ -79,6 +79,7 @@ def base_specs() -> dict[str, dict]:
         specs[str(path.relative_to(EXAMPLE_SPECS))] = yaml.safe_load(path.read_text())
     cluster = specs["clusters/pg168121.yaml"]
     cluster["snapshots"] = {"pre_hook": "psql -c checkpoint"}
+    cluster["drill"] = {"sanity_query": "select count(*) from pg_class"}
     cluster["standby"]["settings"]["work_mem"] = "4MB"
     cluster["primary"].update(systemd_unit="postgresql-17.service",  # the defaults, spelled out
                               archive_script="/usr/local/sbin/pitr-archive-wal-pg168121",
@@ -175,7 +176,8 @@ def assert_literal(bundle: Path, payload: str) -> None:
     configure = bash_value(bundle / "clusters/pg168121/35-build.sh", "CONFIGURE_ARGS")
     pre_hook = bash_value(bundle / "clusters/pg168121/snapshot.sh", "PRE_HOOK")
     standby = (bundle / "clusters/pg168121/60-standby.sh").read_text()
-    found = (payload in configure or [payload] == pre_hook
+    sanity_query = bash_value(bundle / "clusters/pg168121/drill.sh", "SANITY_QUERY")
+    found = (payload in configure or [payload] == pre_hook or [payload] == sanity_query
              or "'" + payload.replace("\\", "\\\\").replace("'", "''") + "'" in standby
              or payload in bash_value(bundle / "clusters/pg168121/35-build.sh", "CONFIGURE_ARGS"))
     build = (bundle / "clusters/pg168121/35-build.sh").read_text()
@@ -220,6 +222,7 @@ def test_refusal_through_the_cli_names_file_line_field(tmp_path):
 
 FREE_TEXT = [("clusters/pg168121.yaml", ("postgres", "configure", 1)),
              ("clusters/pg168121.yaml", ("snapshots", "pre_hook")),
+             ("clusters/pg168121.yaml", ("drill", "sanity_query")),
              ("clusters/pg168121.yaml", ("standby", "settings", "work_mem"))]
 
 

@@ -69,6 +69,8 @@ def write_specs(root: Path, pool: str, disks: list[Path], major: int) -> Path:
           port: {29100 + major}
           mountpoint_root: {mnt}/restore
           timeout_seconds: 120
+        drill:
+          state_dir: {root}/state
         """))
     return specs
 
@@ -160,6 +162,11 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools): 
         origin = subprocess.run(["zfs", "get", "-H", "-o", "value", "origin", f"{pool}/restore/{cluster}-t1"],
                                 capture_output=True, text=True).stdout.strip()
         assert origin.startswith(f"{pool}/{cluster}@pitr-")
+
+        # a restore drill to T (beside restore t1, on the next port) passes and is recorded
+        drill = run([scripts / "drill.sh", "--target-time", target])
+        assert "drill ok" in drill.stderr
+        assert "result=ok" in (root / f"state/drill-{cluster}.state").read_text()
 
         # the check is OK on the healthy setup
         check = bundle / "host/monitor.sh"

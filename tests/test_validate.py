@@ -405,3 +405,23 @@ def test_wal_safety_fields_are_checked(specs_copy):
     for field in ("primary.max_slot_wal_keep_size", "primary.archive_queue_max", "primary.archive_timeout",
                   "archive.pitr_window_days"):
         assert re.search(rf"pg168121.yaml:\d+: {re.escape(field)}: ", errors), (field, errors)
+
+def test_monitor_warn_thresholds_may_not_exceed_crit(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "port: 19212\n", "port: 19212\nmonitor: {slot_retained_warn_mb: 9000, archive_crit_minutes: 2000}\n")
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, "nfs:\n", "monitor: {archive_share_warn: 80, archive_share_crit: 60}\nnfs:\n")
+    errors = errors_of(specs_copy)
+    assert any("pitr1.yaml" in e and "monitor: archive_share_warn is above archive_share_crit" in e
+               for e in errors), errors
+    # the archive look-up reads the newest day folders only: a day is the longest threshold
+    assert any("monitor.archive_crit_minutes: Input should be less than or equal to 1440" in e
+               for e in errors), errors
+
+
+def test_drill_fields_are_checked(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "port: 19212\n", "port: 19212\ndrill: {schedule: '61 5 * * 0', port: 80}\n")
+    errors = errors_of(specs_copy)
+    assert any("drill.schedule: minute: '61' is outside 0-59" in e for e in errors), errors
+    assert any("drill.port: Input should be greater than or equal to 1024" in e for e in errors), errors

@@ -253,3 +253,98 @@ fake_source_tarball() {
   # and the finished build is the fake one, configured with the spec's line
   [[ $("$SANDBOX/pghome/bin/pg_config" --configure) == *"--prefix="* ]]
 }
+
+@test "faults: the restore drill, failing at each change, records the failure, leaves no clone, and a re-run succeeds" {
+  setup_cluster_user
+  local dataset prefix drill clone changes k
+  dataset=$(cluster_fact "['dataset']")
+  prefix=$(cluster_fact "['snapshots']['prefix']")
+  drill=$(cluster_script drill)
+  [[ -n $drill ]] || skip "drills are off"
+  clone=$(sed -n "s/^readonly CLONE=//p" "$drill" | tr -d "'")
+  fake_pghome "$BATS_TEST_TMPDIR/pghome"
+  stub logger
+  # restore.sh as a stub making the clone (its own faults: "the restore script" above)
+  cat >"$BATS_TEST_TMPDIR/restore.sh" <<STUB
+#!/usr/bin/env bash
+set -e
+case " \$* " in
+  *" --cleanup "*) zfs destroy $clone; exit 0 ;;
+esac
+zfs create -p -o origin=$dataset@${prefix}20261124T080100Z $clone
+mkdir -p "$SANDBOX/clone-logs"
+echo 'LOG:  recovery stopping before commit of transaction 9' >"$SANDBOX/clone-logs/postgresql.log"
+STUB
+  chmod +x "$BATS_TEST_TMPDIR/restore.sh"
+  fault_point "$BATS_TEST_TMPDIR/restore.sh"
+  fault_point mv
+  local script
+  script=$(rebase "$drill" RESTORE_SCRIPT="$BATS_TEST_TMPDIR/restore.sh" CLONE_PGDATA="$SANDBOX/clone/pg_root" \
+    CLONE_LOGS="$SANDBOX/clone-logs" STATE_DIR="$SANDBOX/state" LOCK_FILE="$BATS_TEST_TMPDIR/drill.lock" \
+    PGHOME="$BATS_TEST_TMPDIR/pghome")
+  drill_world() {
+    /bin/rm -rf "${FAKE_ZFS_STATE:?}" "${SANDBOX:?}/state" "$SANDBOX/clone-logs"
+    mkdir -p "$FAKE_ZFS_STATE"
+    FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
+    "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$dataset"
+    "$STUB_BIN/zfs" snapshot "$dataset@${prefix}20261124T080100Z"
+    # a clone an earlier drill left: one more change to fail at
+    "$STUB_BIN/zfs" create -p -o origin="$dataset@${prefix}20261124T080100Z" "$clone"
+  }
+  drill_world
+  FAKE_FAIL_AT=999999 run -0 "$script"
+  changes=$(cat "$FAKE_ZFS_STATE/.changes")
+  ((changes >= 4)) || { echo "only $changes changes"; return 1; }
+  for ((k = 1; k <= changes; k++)); do
+    drill_world
+    FAKE_FAIL_AT=$k run "$script"
+    [ "$status" -ne 0 ] || { echo "fault at change $k: exit 0"; return 1; }
+    [[ $output == *"ERROR"* ]] || { echo "fault at change $k: no error: $output"; return 1; }
+    if [[ -f $SANDBOX/state/drill-$(cluster_fact "['name']").state ]]; then
+      grep -qx 'result=failed' "$SANDBOX/state/drill-$(cluster_fact "['name']").state" ||
+        { echo "fault at change $k: recorded as ok"; return 1; }
+    fi
+    run "$script"
+    [ "$status" -eq 0 ] || { echo "fault at change $k: the re-run failed: $output"; return 1; }
+    grep -qx 'result=ok' "$SANDBOX/state/drill-$(cluster_fact "['name']").state"
+    ! "$STUB_BIN/zfs" list -H -o name "$clone" || { echo "fault at change $k: clone left"; return 1; }
+  done
+  echo "# $changes fault positions checked" >&3
+}
+
+@test "faults: the drill installer, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fault_point install
+  cron_world() { :; }
+  [[ -n $(cluster_script drill-cron) ]] || skip "drills are off"
+  each_fault cron_world "$(rebase "$(cluster_script drill-cron)" DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" \
+    RESTORE_SCRIPT="$SANDBOX/sbin/pitr-restore" CRON_FILE="$SANDBOX/cron.d/drill")"
+}
+
+@test "faults: the primary check, with each query or reading failing, still prints one status line, never OK" {
+  local script calls k
+  script=$(cluster_script check-primary)
+  PGDATA_DIR=$BATS_TEST_TMPDIR/pgdata
+  mkdir -p "$PGDATA_DIR/pg_wal/archive_status" "$PGDATA_DIR/pg_xlog/archive_status"
+  # a healthy primary: archiving on, no failure, the slot keeping little
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub psql 'case "$*" in
+  *"show archive_mode"*) echo on ;;
+  *pg_stat_archiver*) echo "0|1700000000|0||1700000100" ;;
+  *pg_replication_slots*) echo "true|1024|reserved|1073741824" ;;
+esac'
+  for command in psql du find; do
+    fault_point "$command"
+  done
+  run -0 "$script" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY OK - "* ]]
+  FAKE_FAIL_AT=999999 run -0 "$script" --pgdata "$PGDATA_DIR"
+  calls=$(cat "$FAKE_ZFS_STATE/.changes")
+  for ((k = 1; k <= calls; k++)); do
+    rm -f "$FAKE_ZFS_STATE/.changes"
+    FAKE_FAIL_AT=$k run --separate-stderr "$script" --pgdata "$PGDATA_DIR"
+    [ "$status" -ne 0 ] || { echo "failure at call $k: exit 0: $output"; return 1; }
+    [ "${#lines[@]}" -eq 1 ] && [[ $output == "PITR-PRIMARY "* ]] || { echo "failure at call $k: $output"; return 1; }
+  done
+  echo "# $calls failing calls checked" >&3
+}

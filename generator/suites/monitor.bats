@@ -12,6 +12,48 @@ setup() {
   INSTALLER=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")
   stub zpool 'printf "ONLINE\t12%%\n"'
   stub pgrep 'exit 1'
+  ARCHIVE_DATASET=$(query "[d['name'] for d in facts['datasets'] if d['mountpoint'] == facts['archive_root']][0]")
+  archive_used 10
+}
+
+# archive_used PERCENT: the archive dataset takes PERCENT of a pool of 1000 GB (zfs get -p)
+archive_used() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub zfs "if [[ \$* == 'get -H -p -o name,property,value used,available '* ]]; then
+  printf '%s\tused\t%s\n%s\tavailable\t%s\n%s\tused\t%s\n' $POOL 400000000000 $POOL 600000000000 \
+    $ARCHIVE_DATASET \$(($1 * 10000000000))
+else
+  FAKE_CMD=zfs exec bash $SUITES_DIR/fake_zfs.bash \"\$@\"
+fi"
+}
+
+# a_cluster_world: the first cluster's standby running with its receiver, fresh WAL, a fresh
+# archive day folder, a fresh snapshot and a successful drill, all inside the sandbox
+a_cluster_world() {
+  CLUSTER=$(cluster_fact "['name']")
+  PGDATA=$SANDBOX/pgdata ARCHIVE=$SANDBOX/arch STATE=$SANDBOX/drill.state
+  local wal_dir
+  wal_dir=$(query "'pg_wal' if int(facts['clusters'][0]['postgres_major'].split('.')[0]) >= 10 else 'pg_xlog'")
+  mkdir -p "$PGDATA/$wal_dir" "$ARCHIVE/$(date -u +%F)" "$ARCHIVE/2020-01-01"
+  sleep 300 &
+  printf '%s\n/x\n1\n%s\n' "$!" "$(cluster_fact "['port']")" >"$PGDATA/postmaster.pid"
+  touch "$PGDATA/$wal_dir/000000010000000000000001" "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
+  printf 'when=x\nresult=ok\nlast_ok_epoch=%s\n' "$(date -u +%s)" >"$STATE"
+  FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
+  "$STUB_BIN/zfs" create -o mountpoint=/x "$(cluster_fact "['dataset']")"
+  "$STUB_BIN/zfs" snapshot "$(cluster_fact "['dataset']")@$(cluster_fact "['snapshots']['prefix']")$(date -u +%Y%m%dT%H%M%SZ)"
+  # the check as installed, its per-cluster paths in the sandbox
+  sed -e "s|'\?$(cluster_fact "['paths']['pgdata']")'\? |$PGDATA |" \
+    -e "s|'\?$(cluster_fact "['paths']['archive']")'\? |$ARCHIVE |" \
+    -e "s|check_drill $CLUSTER [^ ]* |check_drill $CLUSTER $STATE |" "$CHECK" >"$BATS_TEST_TMPDIR/check"
+  chmod +x "$BATS_TEST_TMPDIR/check"
+  stub pgrep 'exit 0'
+}
+
+teardown() {
+  local pid
+  pid=$(sed -n 1p "$SANDBOX/pgdata/postmaster.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
 }
 
 @test "monitor: one status line with perfdata, CRITICAL naming each cluster whose standby is down" {
@@ -49,4 +91,80 @@ setup() {
   run -1 "$installer"
   [[ $output == *"visudo rejects the generated sudo rule"* ]]
   [ ! -e "$SANDBOX/sudoers" ]
+}
+
+@test "monitor: a healthy cluster is OK, with every figure in the perfdata" {
+  a_cluster_world
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR OK - "* ]]
+  for figure in pool_capacity archive_share "${CLUSTER}_restore_age" "${CLUSTER}_archive_age" \
+    "${CLUSTER}_snapshot_age" "${CLUSTER}_drill_age"; do
+    [[ $output == *" $figure="* || $output == *"| $figure="* ]]
+  done
+}
+
+@test "monitor: the WAL receiver is looked up under the title of the cluster's major" {
+  a_cluster_world
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  if [[ $(cluster_fact "['postgres_major']") == 9.* ]]; then
+    calls '^pgrep -P [0-9]+ -f wal receiver process$' | grep -q .
+  else
+    calls '^pgrep -P [0-9]+ -f walreceiver$' | grep -q .
+  fi
+}
+
+@test "monitor: the archive look-up reads only the newest UTC day folders" {
+  a_cluster_world
+  stub find 'printf "%s\n" "$*" >>"$BATS_TEST_TMPDIR/find.log"; exec /usr/bin/find "$@"'
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  grep -F "$ARCHIVE/$(date -u +%F) -maxdepth 1" "$BATS_TEST_TMPDIR/find.log"
+  ! grep -F "$ARCHIVE/2020-01-01" "$BATS_TEST_TMPDIR/find.log"
+  ! grep -E "$ARCHIVE( |$)" "$BATS_TEST_TMPDIR/find.log"
+}
+
+@test "monitor: nothing archived since yesterday is CRITICAL, whatever older folders hold" {
+  a_cluster_world
+  rm -r "${ARCHIVE:?}/$(date -u +%F)"
+  touch "$ARCHIVE/2020-01-01/000000010000000000000009"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: archive delay, nothing archived since $(date -u -d yesterday +%F) 00:00 UTC"* ]]
+}
+
+@test "monitor: an archive older than the thresholds in today's folder is CRITICAL" {
+  a_cluster_world
+  touch -d '-3 hours' "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
+  run "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  # (right after midnight UTC the file may fall into yesterday's folder: still found)
+  [ "$status" -eq 2 ]
+  [[ $output == *"$CLUSTER: archive delay, nothing archived for "* ]]
+}
+
+@test "monitor: the archive dataset's share of the pool warns, then goes critical" {
+  warn=$(query "facts['monitor']['archive_share_warn']")
+  crit=$(query "facts['monitor']['archive_share_crit']")
+  archive_used "$warn"
+  run -1 "$CHECK" --cluster none
+  [[ $output == "PITR WARNING - archive $ARCHIVE_DATASET takes $warn% of pool $POOL"* ]]
+  archive_used "$crit"
+  run -2 "$CHECK" --cluster none
+  [[ $output == "PITR CRITICAL - archive $ARCHIVE_DATASET takes $crit% of pool $POOL"* ]]
+}
+
+@test "monitor: a failed last drill is CRITICAL, with its error" {
+  a_cluster_world
+  printf 'when=2026-11-29 05:17:00+00\nresult=failed\nerror=restore.sh failed (exit 1)\nlast_ok_epoch=%s\n' \
+    "$(date -u +%s)" >"$STATE"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: the last restore drill (2026-11-29 05:17:00+00) failed: restore.sh failed (exit 1)"* ]]
+}
+
+@test "monitor: no successful drill within the spec's days is CRITICAL; none at all too" {
+  a_cluster_world
+  days=$(cluster_fact "['monitor']['drill_max_age_days']")
+  printf 'when=x\nresult=ok\nlast_ok_epoch=%s\n' "$(($(date -u +%s) - (days + 1) * 86400 - 60))" >"$STATE"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: no successful restore drill for $((days + 1)) days (limit $days)"* ]]
+  rm "$STATE"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: no restore drill has run ($STATE missing)"* ]]
 }

@@ -125,6 +125,10 @@ postgres_part() {
   local rows
   rows=$(runuser -u "$CLUSTER" -- "$PGBIN/psql" -X -A -t -q -h "/pg_restore/$CLUSTER-t1/pg_root" -p 20299 -U postgres -d postgres -c "select string_agg(note, ',' order by id) from t" 2>&1)
   check "restored to T: A and not B (got '$rows')" test "$rows" = A
+  # a restore drill to T beside restore t1 (the next port), recorded: the monitor needs one
+  runs "clusters/$CLUSTER/drill.sh" --target-time "$target"
+  check "the drill recorded ok" grep -qx 'result=ok' "/var/lib/pitr-bundle/drill-$CLUSTER.state"
+  check "the drill's clone removed" bash -c "! zfs list $POOL/restore/$CLUSTER-drill"
   runs host/monitor.sh
   runs "clusters/$CLUSTER/restore.sh" --cleanup t1 --yes
   check "clone removed" bash -c "! zfs list $POOL/restore/$CLUSTER-t1"

@@ -6,9 +6,10 @@
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
 #   clusters/pg168121.yaml sha256:9dfe73cdba27c7393ac1170c82af02d393e461ac83b290304a34e001e2c24967
 #
-# Nagios/NRPE check of backup host pitr1: pool health and capacity, and for each cluster the
-# standby process and port, its WAL receiver, restore freshness (newest WAL in pg_wal),
-# archive freshness (newest file in the archive) and the age of the newest snapshot.
+# Nagios/NRPE check of backup host pitr1: pool health and capacity, the archive dataset's
+# share of the pool, and for each cluster the standby process and port, its WAL receiver,
+# restore freshness (newest WAL in pg_wal), archive freshness (newest file in the archive's
+# newest UTC day folders), the age of the newest snapshot and the last restore drill.
 # One summary line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 # Reads PGDATA (mode 0700): run as root, e.g. through the sudo rule of the monitor installer.
 set -Eeuo pipefail
@@ -18,6 +19,8 @@ trap 'echo "PITR UNKNOWN - check failed at line $LINENO: $BASH_COMMAND"; exit 3'
 
 readonly POOL=zp1
 readonly CAPACITY_WARN=80 CAPACITY_CRIT=90
+readonly ARCHIVE_DATASET=zp1/pg_arch
+readonly ARCHIVE_SHARE_WARN=50 ARCHIVE_SHARE_CRIT=70
 STATUS=0
 MESSAGES=()
 PERFDATA=()
@@ -41,11 +44,27 @@ age_level() {
   if (($1 >= $3)); then echo 2; elif (($1 >= $2)); then echo 1; else echo 0; fi
 }
 
-# newest_mtime DIR...: epoch of the newest regular file below DIR (0 when none)
+# newest_mtime DIR...: epoch of the newest regular file directly in DIR (empty when none;
+# hidden files are the archive helper's temporary copies)
 newest_mtime() {
   local newest
-  newest=$(find "$@" -type f ! -name '.*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n1) || true
+  newest=$(find "$@" -maxdepth 1 -type f ! -name '.*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n1) || true
   echo "${newest%.*}"
+}
+
+# recent_day_folders ARCHIVE NOW: the archive's UTC day folders of yesterday, today and
+# tomorrow that exist. Enough to find the newest archived file: the helper files each WAL
+# under the UTC day on which it archives it, and the CRITICAL age is at most a day (the spec
+# allows no more), so a file young enough to matter is in today's or yesterday's folder
+# (tomorrow's: a primary whose clock runs ahead at midnight). When none holds a file, nothing
+# was archived since yesterday 00:00 UTC: older than any threshold. Three folders, whatever
+# the archive's size, instead of a walk over every day it keeps.
+recent_day_folders() {
+  local archive=$1 now=$2 offset day
+  for offset in -1 0 1; do
+    day=$(date -u -d "@$((now + offset * 86400))" +%F)
+    [[ ! -d $archive/$day ]] || printf '%s\n' "$archive/$day"
+  done
 }
 
 check_pool() {
@@ -65,10 +84,67 @@ check_pool() {
   fi
 }
 
+# check_archive_share: the archive dataset's share of the pool's usable space (the pool
+# root's used + available), one zfs call with exact numbers
+check_archive_share() {
+  local name property value used="" pool_used="" pool_available="" share level
+  while IFS=$'\t' read -r name property value; do
+    case $name/$property in
+      "$ARCHIVE_DATASET/used") used=$value ;;
+      "$POOL/used") pool_used=$value ;;
+      "$POOL/available") pool_available=$value ;;
+    esac
+  done < <(zfs get -H -p -o name,property,value used,available "$POOL" "$ARCHIVE_DATASET" 2>/dev/null || true)
+  if ! [[ $used =~ ^[0-9]+$ && $pool_used =~ ^[0-9]+$ && $pool_available =~ ^[0-9]+$ ]] ||
+    ((pool_used + pool_available == 0)); then
+    raise 3 "archive dataset $ARCHIVE_DATASET: size unknown"
+    return
+  fi
+  share=$((used * 100 / (pool_used + pool_available)))
+  PERFDATA+=("archive_share=${share}%;$ARCHIVE_SHARE_WARN;$ARCHIVE_SHARE_CRIT;0;100" "archive_bytes=${used}B")
+  level=$(age_level "$share" "$ARCHIVE_SHARE_WARN" "$ARCHIVE_SHARE_CRIT")
+  ((level == 0)) || raise "$level" "archive $ARCHIVE_DATASET takes ${share}% of pool $POOL"
+}
+
+# check_drill NAME STATE_FILE MAX_DAYS: CRITICAL when the last restore drill failed or none
+# succeeded within MAX_DAYS. The state file holds key=value lines (never sourced).
+check_drill() {
+  local name=$1 state=$2 max_days=$3 now key value result="" when="" last_ok="" error=""
+  now=$(date -u +%s)
+  if [[ ! -r $state ]]; then
+    raise 2 "$name: no restore drill has run ($state missing)"
+    return
+  fi
+  while IFS='=' read -r key value; do
+    case $key in
+      result) result=$value ;;
+      when) when=$value ;;
+      last_ok_epoch) last_ok=$value ;;
+      error) error=$value ;;
+    esac
+  done <"$state"
+  if [[ $result != ok ]]; then
+    raise 2 "$name: the last restore drill ($when) failed: ${error:-no result}"
+  fi
+  if ! [[ $last_ok =~ ^[0-9]+$ ]]; then
+    [[ $result != ok ]] || raise 2 "$name: $state names no successful drill"
+    return
+  fi
+  local age=$((now - last_ok))
+  PERFDATA+=("${name}_drill_age=${age}s;;$((max_days * 86400))")
+  if ((age > max_days * 86400)); then
+    raise 2 "$name: no successful restore drill for $((age / 86400)) days (limit $max_days)"
+  fi
+}
+
 # check_cluster NAME DATASET PGDATA PORT WAL_DIR ARCHIVE PREFIX ARCH_W ARCH_C REST_W REST_C SNAP_W SNAP_C
+#   RECEIVER ARCHIVE_TIMEOUT
+# RECEIVER: the WAL receiver's process title for this major (`walreceiver` from 10, `wal
+# receiver process` before); ARCHIVE_TIMEOUT: the primary's archive_timeout in seconds (0: none)
 check_cluster() {
   local name=$1 dataset=$2 pgdata=$3 port=$4 wal_dir=$5 archive=$6 prefix=$7
   local arch_w=$8 arch_c=$9 rest_w=${10} rest_c=${11} snap_w=${12} snap_c=${13}
+  local receiver=${14} archive_timeout=${15}
   local now pid level age newest
   now=$(date -u +%s)
 
@@ -81,7 +157,7 @@ check_cluster() {
       raise 2 "$name: standby not running (stale postmaster.pid)"
     else
       [[ $(sed -n 4p "$pgdata/postmaster.pid") == "$port" ]] || raise 2 "$name: standby not on port $port"
-      if ! pgrep -P "$pid" -f 'walreceiver' >/dev/null 2>&1; then
+      if ! pgrep -P "$pid" -f "$receiver" >/dev/null 2>&1; then
         raise 1 "$name: no WAL receiver (not streaming; replaying from the archive only)"
       fi
     fi
@@ -98,15 +174,25 @@ check_cluster() {
     raise 2 "$name: no WAL in $pgdata/$wal_dir"
   fi
 
-  # archive freshness: the newest file the primary archived
-  newest=$(newest_mtime "$archive")
+  # archive freshness: the newest file the primary archived (only the newest day folders)
+  local -a days=()
+  local timeout_note=""
+  ((archive_timeout == 0)) || timeout_note=" (the primary switches WAL every ${archive_timeout}s when it writes any)"
+  mapfile -t days < <(recent_day_folders "$archive" "$now")
+  newest=""
+  ((${#days[@]} == 0)) || newest=$(newest_mtime "${days[@]}")
   if [[ -n $newest ]]; then
     age=$((now - newest))
     PERFDATA+=("${name}_archive_age=${age}s;$((arch_w * 60));$((arch_c * 60))")
     level=$(age_level "$age" $((arch_w * 60)) $((arch_c * 60)))
-    ((level == 0)) || raise "$level" "$name: archive delay, nothing archived for $((age / 60)) min"
+    ((level == 0)) || raise "$level" "$name: archive delay, nothing archived for $((age / 60)) min$timeout_note"
+  elif [[ -d $archive ]]; then
+    # a lower bound: yesterday 00:00 UTC
+    age=$((now - $(date -u -d "$(date -u -d "@$((now - 86400))" +%F)" +%s)))
+    PERFDATA+=("${name}_archive_age=${age}s;$((arch_w * 60));$((arch_c * 60))")
+    raise 2 "$name: archive delay, nothing archived since $(date -u -d "@$((now - 86400))" +%F) 00:00 UTC$timeout_note"
   else
-    raise 2 "$name: the archive $archive is empty"
+    raise 2 "$name: the archive folder $archive is missing"
   fi
 
   # the newest snapshot, from its UTC name (one listing)
@@ -141,11 +227,14 @@ main() {
   done
   [[ $(id -u) == 0 ]] || { echo "PITR UNKNOWN - must run as root (sudo): PGDATA is 0700"; exit 3; }
   check_pool
+  check_archive_share
   if [[ -z $only || $only == pg168104 ]]; then
-    check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 26 50
+    check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 26 50 'wal receiver process' 60
+    check_drill pg168104 /var/lib/pitr-bundle/drill-pg168104.state 8
   fi
   if [[ -z $only || $only == pg168121 ]]; then
-    check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 26 50
+    check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 26 50 walreceiver 60
+    check_drill pg168121 /var/lib/pitr-bundle/drill-pg168121.state 8
   fi
   local words=(OK WARNING CRITICAL UNKNOWN) summary
   if ((${#MESSAGES[@]})); then
