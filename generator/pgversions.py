@@ -56,7 +56,6 @@ FACTS = {fact.name: fact for fact in [
     Fact("pg_basebackup --slot", 90600, None),
     Fact("pg_stat_replication", 90100, None),
     Fact("pg_file_settings", 90500, None),
-    Fact("archive_mode=always", 90500, None),
     Fact("archive_library", 150000, None),
     Fact("wal_level default replica", 100000, None),
     Fact("max_replication_slots default 10", 100000, None),
