@@ -15,6 +15,7 @@ from itertools import groupby
 from pathlib import Path
 
 from generator.errors import UsageError
+from generator.inert import blot_inert
 
 SHELL_ROLES_EXCLUDED = {"snapshot-cron"}  # cron.d files are not shell scripts
 
@@ -143,48 +144,80 @@ def shellcheck_batch(shellcheck: str, batch: list[Path]) -> BatchResult:
     return BatchResult(clean, [(str(c.get("file")), _finding(c, lines)) for c in comments])
 
 
+def _run_batches(shellcheck: str, paths: list[Path]) -> list[BatchResult]:
+    if not paths:
+        return []
+    jobs = max(1, os.cpu_count() or 1)
+    batches = _batches(paths, jobs)
+    with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
+        return list(pool.map(lambda batch: shellcheck_batch(shellcheck, batch), batches))
+
+
 def run_shellcheck(paths: list[Path]) -> int:
     """shellcheck at all severities over every file, in batches run in parallel over the
-    cores; a file whose exact content already passed (same shellcheck version and options)
-    is not checked again, nor a second file of the same content. Findings name their file;
-    the clean files of a batch that had findings are remembered as clean."""
+    cores, once per distinct content up to inert places: files whose texts are the same
+    once blotted (generator/inert.py: letters and digits where shellcheck reads none, e.g.
+    the values of `readonly` constants, comments, quoted here-documents) have the same
+    findings, so one of them is checked. When it has findings, every file of its group is
+    checked, and each finding names its own file. A content (exact, or blotted) that
+    already passed with this shellcheck version and options is not checked again."""
     if not paths:
         return 0
     shellcheck = tool("shellcheck")
     version = subprocess.run([shellcheck, "--version"], capture_output=True, text=True).stdout
     salt = (version + "\0" + " ".join(SHELLCHECK_OPTIONS) + "\0").encode()
     cache = _cache_dir()
-    keys: dict[Path, Path] = {}  # one path per distinct content -> its cache entry
+    exact: dict[Path, Path] = {}  # one path per distinct content -> its cache entry
     same: dict[Path, list[str]] = {}  # cache entry -> every path with that content
+    groups: dict[Path, list[Path]] = {}  # blotted content's cache entry -> its paths
     for path in paths:
-        key = cache / hashlib.sha256(salt + path.read_bytes()).hexdigest()
-        if key not in same and not key.exists():
-            keys[path] = key
+        content = path.read_bytes()
+        key = cache / hashlib.sha256(salt + content).hexdigest()
+        seen = key in same
         same.setdefault(key, []).append(str(path))
-    if not keys:
-        return 0
-    jobs = max(1, os.cpu_count() or 1)
-    batches = _batches(list(keys), jobs)
-    with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
-        results = list(pool.map(lambda batch: shellcheck_batch(shellcheck, batch), batches))
-    report: list[tuple[str, str]] = []
-    for result in results:
-        if result.clean:
-            cache.mkdir(parents=True, exist_ok=True)
-        for path in result.clean:
-            keys[path].touch()
-        report += result.report
+        if seen or key.exists():
+            continue
+        exact[path] = key
+        blotted = blot_inert(content.decode("utf-8", "surrogateescape"))
+        group = cache / ("inert-" + hashlib.sha256(
+            salt + blotted.encode("utf-8", "surrogateescape")).hexdigest())
+        groups.setdefault(group, []).append(path)
+    todo = {group: members for group, members in groups.items() if not group.exists()}
+    for group, members in groups.items():
+        if group not in todo:  # an equivalent content passed before
+            _remember(cache, [exact[p] for p in members])
+    first = _run_batches(shellcheck, [members[0] for members in todo.values()])
+    clean = {p for result in first for p in result.clean}
+    report: list[tuple[str, str]] = [item for result in first for item in result.report]
+    flagged = [members for members in todo.values() if members[0] not in clean]
+    # a group whose first file has findings: each of its files is checked, and named
+    rest = _run_batches(shellcheck, [p for members in flagged for p in members[1:]])
+    clean |= {p for result in rest for p in result.clean}
+    report += [item for result in rest for item in result.report]
+    for group, members in todo.items():
+        if members[0] in clean:
+            _remember(cache, [group] + [exact[p] for p in members])
+        else:
+            _remember(cache, [exact[p] for p in members if p in clean])
     # in the order the files were given (the bundle's), each failing file named
     order = {str(p): i for i, p in enumerate(paths)}
     report.sort(key=lambda item: order.get(item[0], len(order)))
     for name, items in groupby(report, key=lambda item: item[0]):
         for _, text in items:
             print(text)
-        twins = same[keys[Path(name)]][1:] if Path(name) in keys else []
+        twins = same[exact[Path(name)]][1:] if Path(name) in exact else []
         if twins:
             print(f"  (the same content, so the same findings: {', '.join(twins)})")
     sys.stdout.flush()
     return 1 if report else 0
+
+
+def _remember(cache: Path, entries: list[Path]) -> None:
+    """Record contents found clean (empty files named by the hash of what passed)."""
+    if entries:
+        cache.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        entry.touch()
 
 
 def suites_dir() -> Path:
