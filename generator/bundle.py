@@ -55,7 +55,7 @@ def _cluster_facts(host: Host, cluster) -> dict:
     paths = cp.paths_of(host.spec, cluster)
     return {
         "name": c.name, "user": c.user, "dataset": cluster.dataset,
-        "mountpoint": cluster.mountpoint, "port": c.port,
+        "mountpoint": cluster.mountpoint, "port": c.port, "restore_port": cp.restore_port(c),
         "postgres_version": c.postgres.version, "postgres_major": c.postgres.major_text,
         "paths": asdict(paths),
         "configure_args": cp.configure_for_backup_host(list(c.postgres.configure), paths.prefix),

@@ -264,3 +264,90 @@ def test_a_finding_in_scripts_alike_is_reported_for_each_of_them(tmp_path, monke
     for path in users:
         assert f"{path}:" in out and "echo $UNQUOTED" in out
     assert out.count("[SC2086]") == 3
+
+
+# --- cluster suites once per shape (generator/shapes.py) --------------------------------------
+
+def _shapes(bundle: Path) -> list[list[str]]:
+    from generator.audit import read_manifest, suites_text
+    from generator.shapes import cluster_shapes
+
+    manifest = read_manifest(bundle).data
+    names = [c["name"] for c in manifest["facts"]["clusters"]]
+    return [[names[i] for i in group] for group in cluster_shapes(bundle, manifest, suites_text())]
+
+
+def test_clusters_alike_up_to_names_ports_and_addresses_share_a_shape(tmp_path, example_bundle):
+    assert _shapes(example_bundle) == [["pg168104"], ["pg168121"]]  # 9.0 and 17: two shapes
+    pitr_bundle("build", str(_fleet_specs(tmp_path)), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    assert _shapes(bundle) == [["pg168104"], ["pg168121", "pg168122", "pg168123"]]
+    # and what a shape stands for is a real difference: one changed byte splits it
+    script = bundle / "clusters/pg168123/snapshot.sh"
+    script.write_text(script.read_text().replace("KEEP_DAILY=7", "KEEP_DAILY=8", 1))
+    assert _shapes(bundle) == [["pg168104"], ["pg168121", "pg168122"], ["pg168123"]]
+
+
+def test_a_value_of_another_class_or_one_the_suites_name_gives_a_shape_of_its_own(tmp_path):
+    specs = _fleet_specs(tmp_path)
+    edit = {"pg168122": ("port: 19422", "port: 2000"),  # 2000: a uid the suites write
+            "pg168123": ("port: 19423", "port: 3001")}
+    for name, (old, new) in edit.items():
+        path = specs / f"clusters/{name}.yaml"
+        path.write_text(path.read_text().replace(old, new))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "a"), check=True)
+    assert _shapes(tmp_path / "a/pitr1") == [["pg168104"], ["pg168121"], ["pg168122"], ["pg168123"]]
+    path = specs / "clusters/pg168123.yaml"  # a user with an underscore: another class
+    path.write_text(path.read_text().replace("port: 3001", "port: 19423")
+                    .replace("user: replicator", "user: repl_cator"))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "b"), check=True)
+    assert ["pg168123"] in _shapes(tmp_path / "b/pitr1")
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, path + (index,))
+    else:
+        yield path, value
+
+
+def _same_class_other(value):
+    """Another value of the same character classes and length (a digit or letter changed)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1 if len(str(value + 1)) == len(str(value)) else value - 1
+    text = str(value)
+    for i in range(len(text) - 1, -1, -1):
+        ch = text[i]
+        if ch.isdigit() or ch.isascii() and ch.isalpha():
+            other = {"9": "8", "z": "y", "Z": "Y"}.get(ch, chr(ord(ch) + 1))
+            return text[:i] + other + text[i + 1:]
+    return text + " "
+
+
+def test_the_shape_key_covers_every_fact_a_suite_can_read(example_bundle):
+    """Whatever fact of a cluster changes, even to a value of the same class, its shape key
+    changes: a suite cannot read a fact the grouping did not look at."""
+    import copy
+
+    from generator.audit import read_manifest, suites_text
+    from generator.shapes import shape_key
+
+    manifest = read_manifest(example_bundle).data
+    text = suites_text()
+    for index, facts in enumerate(manifest["facts"]["clusters"]):
+        key = shape_key(example_bundle, manifest, index, text)
+        leaves = [(p, v) for p, v in _leaves(facts) if v is not None]
+        assert len(leaves) > 30
+        for path, value in leaves:
+            changed = copy.deepcopy(manifest)
+            target = changed["facts"]["clusters"][index]
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = _same_class_other(value)
+            assert shape_key(example_bundle, changed, index, text) != key, path
