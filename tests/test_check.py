@@ -21,13 +21,31 @@ def example_bundle(tmp_path_factory):
     return out / "pitr1"
 
 
-def test_example_bundle_passes_shellcheck_and_bats(example_bundle):
-    result = pitr_bundle("check", str(example_bundle))
+def test_example_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
+    """CI runs the deep tier (every fault position, the simulated year) on every cluster."""
+    result = pitr_bundle("check", "--deep", "--each-cluster", str(example_bundle))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "checksums: ok" in result.stdout
     assert "shellcheck:" in result.stdout and "clean" in result.stdout
     assert "bats: ok" in result.stdout
     assert "not ok" not in result.stdout + result.stderr
+    assert "ok 1 faults: the pool script" in result.stdout
+    assert result.stdout.count("over a simulated year of runs the kept set is exactly") == 2
+    assert result.stdout.count("faults: the restore script") == 2  # on both clusters
+
+
+def test_check_without_deep_leaves_the_tagged_tests_out_and_says_so(example_bundle):
+    result = pitr_bundle("check", "--filter", "faults: the (user|pool) script|snapshot: takes",
+                         str(example_bundle))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tests tagged deep left out (check --deep)" in result.stderr  # the plan, once
+    assert "faults:" not in result.stdout
+    assert result.stdout.count("ok 1 snapshot: takes") == 2  # one per shape
+    assert "\r" not in result.stderr  # not a terminal: no redrawn status line
+    deep = pitr_bundle("check", "--deep", "--filter", "faults: the (user|pool) script",
+                       str(example_bundle))
+    assert deep.returncode == 0 and deep.stdout.count("ok 1 faults: the user script") == 2
+    assert "ok 1 faults: the pool script" in deep.stdout
 
 
 def test_check_refuses_a_bundle_with_a_changed_byte(example_bundle, tmp_path):
