@@ -11,14 +11,17 @@ place does. Only these places are blotted, where shellcheck reads no letter or d
 - a comment line (`#` first on the line, outside any quote or here-document) without `$`,
   backquote or backslash, unless it is a `# shellcheck` directive or a shebang (`#!`);
 - the value of an assignment on a line made only of assignments (`readonly A=x B='y z'`,
-  `local`, `export`, `declare`, with their `\\` continuation lines), when the value is a plain
-  word or single-quoted: shellcheck carries no literal value from an assignment to a use,
-  and inside the value it looks only at punctuation (globs, braces, `~`, quotes: SC2125,
-  SC2088, SC2089), which blotting keeps.
+  `local`, `export`, `declare`, with their `\\` continuation lines), and the elements of a
+  multi-line array assignment (`NAME=(` ... `)`), when the value is a plain word,
+  single-quoted or $'...' (whose escapes are kept): shellcheck carries no literal value from
+  an assignment to a use, and inside the value it looks only at punctuation (globs, braces,
+  `~`, quotes, `=`: SC2125, SC2088, SC2089, SC2191), which blotting keeps.
 Blotting maps each ASCII letter or digit to `x` and keeps every other character, so lines and
 columns do not move. Anything this reader is not sure of (a multi-line quoted string, a
 trailing comment, a here-document that does not end, a line it cannot split into words) is
-kept as it is: that costs a second shellcheck run, never a missed finding.
+kept as it is: that costs a shellcheck run of its own, never a missed finding. The quote
+reader is line-based and reads $(...) as plain text: generated scripts pair their quotes
+within such a line; a misread there could only let a string's inner line pass for a comment.
 tests/test_check.py: a value that makes shellcheck complain in one cluster's script is still
 reported, naming that cluster's file, and blotting changes nothing outside these places."""
 
