@@ -81,7 +81,7 @@ FAKE_CMD=%s exec bash %q "$@"
 # (bash, with "$@" available; default: succeed silently)
 stub() {
   local name=$1 body=${2:-exit 0} target=${STUB_TARGET:-$STUB_BIN}
-  mkdir -p "$target"
+  [[ -d $target ]] || mkdir -p "$target"
   {
     printf '#!/usr/bin/env bash\n'
     # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
