@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from generator.contents import foreign_files, listed_names
 from generator.errors import UsageError
+from generator.inert import blot_inert
+from generator.shapes import cluster_shapes
 
 SHELL_ROLES_EXCLUDED = {"snapshot-cron"}  # cron.d files are not shell scripts
 
@@ -160,67 +164,233 @@ def shellcheck_batch(shellcheck: str, batch: list[Path]) -> BatchResult:
     return BatchResult(clean, [(str(c.get("file")), _finding(c, lines)) for c in comments])
 
 
+def _run_batches(shellcheck: str, paths: list[Path]) -> list[BatchResult]:
+    if not paths:
+        return []
+    jobs = max(1, os.cpu_count() or 1)
+    batches = _batches(paths, jobs)
+    with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
+        return list(pool.map(lambda batch: shellcheck_batch(shellcheck, batch), batches))
+
+
 def run_shellcheck(paths: list[Path]) -> int:
     """shellcheck at all severities over every file, in batches run in parallel over the
-    cores; a file whose exact content already passed (same shellcheck version and options)
-    is not checked again, nor a second file of the same content. Findings name their file;
-    the clean files of a batch that had findings are remembered as clean."""
+    cores, once per distinct content up to inert places: files whose texts are the same
+    once blotted (generator/inert.py: letters and digits where shellcheck reads none, e.g.
+    the values of `readonly` constants, comments, quoted here-documents) have the same
+    findings, so one of them is checked. When it has findings, every file of its group is
+    checked, and each finding names its own file. A content (exact, or blotted) that
+    already passed with this shellcheck version and options is not checked again."""
     if not paths:
         return 0
     shellcheck = tool("shellcheck")
     version = subprocess.run([shellcheck, "--version"], capture_output=True, text=True).stdout
     salt = (version + "\0" + " ".join(SHELLCHECK_OPTIONS) + "\0").encode()
     cache = _cache_dir()
-    keys: dict[Path, Path] = {}  # one path per distinct content -> its cache entry
+    exact: dict[Path, Path] = {}  # one path per distinct content -> its cache entry
     same: dict[Path, list[str]] = {}  # cache entry -> every path with that content
+    groups: dict[Path, list[Path]] = {}  # blotted content's cache entry -> its paths
     for path in paths:
-        key = cache / hashlib.sha256(salt + path.read_bytes()).hexdigest()
-        if key not in same and not key.exists():
-            keys[path] = key
+        content = path.read_bytes()
+        key = cache / hashlib.sha256(salt + content).hexdigest()
+        seen = key in same
         same.setdefault(key, []).append(str(path))
-    if not keys:
-        return 0
-    jobs = max(1, os.cpu_count() or 1)
-    batches = _batches(list(keys), jobs)
-    with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
-        results = list(pool.map(lambda batch: shellcheck_batch(shellcheck, batch), batches))
-    report: list[tuple[str, str]] = []
-    for result in results:
-        if result.clean:
-            cache.mkdir(parents=True, exist_ok=True)
-        for path in result.clean:
-            keys[path].touch()
-        report += result.report
+        if seen or key.exists():
+            continue
+        exact[path] = key
+        blotted = blot_inert(content.decode("utf-8", "surrogateescape"))
+        group = cache / ("inert-" + hashlib.sha256(
+            salt + blotted.encode("utf-8", "surrogateescape")).hexdigest())
+        groups.setdefault(group, []).append(path)
+    todo = {group: members for group, members in groups.items() if not group.exists()}
+    for group, members in groups.items():
+        if group not in todo:  # an equivalent content passed before
+            _remember(cache, [exact[p] for p in members])
+    first = _run_batches(shellcheck, [members[0] for members in todo.values()])
+    clean = {p for result in first for p in result.clean}
+    report: list[tuple[str, str]] = [item for result in first for item in result.report]
+    flagged = [members for members in todo.values() if members[0] not in clean]
+    # a group whose first file has findings: each of its files is checked, and named
+    rest = _run_batches(shellcheck, [p for members in flagged for p in members[1:]])
+    clean |= {p for result in rest for p in result.clean}
+    report += [item for result in rest for item in result.report]
+    for group, members in todo.items():
+        if members[0] in clean:
+            _remember(cache, [group] + [exact[p] for p in members])
+        else:
+            _remember(cache, [exact[p] for p in members if p in clean])
     # in the order the files were given (the bundle's), each failing file named
     order = {str(p): i for i, p in enumerate(paths)}
     report.sort(key=lambda item: order.get(item[0], len(order)))
     for name, items in groupby(report, key=lambda item: item[0]):
         for _, text in items:
             print(text)
-        twins = same[keys[Path(name)]][1:] if Path(name) in keys else []
+        twins = same[exact[Path(name)]][1:] if Path(name) in exact else []
         if twins:
             print(f"  (the same content, so the same findings: {', '.join(twins)})")
     sys.stdout.flush()
     return 1 if report else 0
 
 
+def _remember(cache: Path, entries: list[Path]) -> None:
+    """Record contents found clean (empty files named by the hash of what passed)."""
+    if entries:
+        cache.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        entry.touch()
+
+
 def suites_dir() -> Path:
     return Path(__file__).resolve().parent / "suites"
 
 
-def run_bats(bundle_dir: Path, filter_text: str | None = None) -> int:
-    """Host suites once; cluster suites (cluster-*.bats) once for each cluster of the bundle."""
+DEEP_TAG = "deep"  # bats tag of the exhaustive tests: `# bats test_tags=deep` (or file_tags)
+
+
+@dataclass
+class BatsJob:
+    suite: Path
+    cluster: str | None  # the cluster it runs on (None: a host suite)
+    stands_for: list[str]  # other clusters of the same shape
+    env: dict
+    output: list[str]
+    passed: int = 0
+    failed: int = 0
+    done: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.cluster is None:
+            return self.suite.name
+        alike = f" (+{len(self.stands_for)} alike)" if self.stands_for else ""
+        return f"{self.suite.name} on {self.cluster}{alike}"
+
+
+class Progress:
+    """One status line on stderr, redrawn in place on a terminal; elsewhere only the plan
+    and nothing per test (a log needs no progress bar)."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.live = stream.isatty()
+        self.lock = threading.Lock()
+        self.shown = False
+
+    def plan(self, text: str) -> None:
+        with self.lock:
+            self._clear()
+            print(text, file=self.stream, flush=True)
+
+    def update(self, jobs: list[BatsJob]) -> None:
+        if not self.live:
+            return
+        done = sum(job.done for job in jobs)
+        running = [job.label for job in jobs if not job.done and job.output]
+        passed, failed = sum(j.passed for j in jobs), sum(j.failed for j in jobs)
+        text = f"bats [{done}/{self.total} suites] {passed} ok, {failed} failed"
+        if running:
+            text += " · " + ", ".join(running)
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        with self.lock:
+            self.stream.write("\r\x1b[K" + text[:width])
+            self.stream.flush()
+            self.shown = True
+
+    def _clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+    def write_out(self, lines: list[str]) -> None:
+        """Lines for stdout, without tearing the status line when both are a terminal."""
+        with self.lock:
+            self._clear()
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            self._clear()
+
+
+def suites_text() -> str:
+    """Everything the shipped suites say (see shapes: a value they name is never abstracted)."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted(suites_dir().iterdir())
+                     if p.suffix in (".bats", ".bash"))
+
+
+def _run_job(command: list[str], job: BatsJob, jobs: list[BatsJob], progress: Progress) -> None:
+    proc = subprocess.Popen(command + [str(job.suite)], env=job.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    job.output.append(f"# {job.label}")
+    progress.update(jobs)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        job.output.append(line)
+        if line.startswith("ok "):
+            job.passed += 1
+            progress.update(jobs)
+        elif line.startswith("not ok "):
+            job.failed += 1
+            progress.update(jobs)
+    if proc.wait() != 0 and not job.failed:
+        job.failed = 1  # bats itself failed (a broken suite, a missing tool)
+    job.done = True
+    progress.update(jobs)
+
+
+def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = False,
+             each_cluster: bool = False) -> int:
+    """The host suites once; the cluster suites (cluster-*.bats) once per shape of cluster
+    (generator/shapes.py: clusters alike up to their names, ports and addresses behave
+    alike), or once per cluster with each_cluster. Without `deep`, the tests tagged deep
+    (every fault position, the simulated year) are left out. Suites run in parallel over
+    the cores; each one's TAP output is printed whole, in order, as it finishes."""
     manifest = read_manifest(bundle_dir)
     suites = sorted(suites_dir().glob("*.bats"))
-    host_suites = [str(p) for p in suites if not p.name.startswith("cluster-")]
-    cluster_suites = [str(p) for p in suites if p.name.startswith("cluster-")]
-    command = [tool("bats"), "--print-output-on-failure"]
+    host_suites = [p for p in suites if not p.name.startswith("cluster-")]
+    cluster_suites = [p for p in suites if p.name.startswith("cluster-")]
+    command = [tool("bats"), "--formatter", "tap", "--print-output-on-failure",
+               "--allow-empty-suite"]
+    if not deep:
+        command += ["--filter-tags", f"!{DEEP_TAG}"]
     if filter_text:
-        command += ["--filter", filter_text, "--allow-empty-suite"]
-    env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()))
-    failed = subprocess.run(command + host_suites, env=env).returncode != 0
-    for index, cluster in enumerate(manifest.data["facts"]["clusters"]):
-        print(f"# cluster {cluster['name']} (PostgreSQL {cluster['postgres_version']})", flush=True)
-        env["CLUSTER_INDEX"] = str(index)
-        failed |= subprocess.run(command + cluster_suites, env=env).returncode != 0
-    return 1 if failed else 0
+        command += ["--filter", filter_text]
+    query_cache = tempfile.TemporaryDirectory(prefix="pitr-bundle-check-")
+    # the suites' MANIFEST queries, answered once for all of them (test_helper.bash: query)
+    env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()),
+               PITR_QUERY_CACHE=query_cache.name)
+    clusters = manifest.data["facts"]["clusters"]
+    if each_cluster:
+        groups = [[index] for index in range(len(clusters))]
+    else:
+        groups = cluster_shapes(bundle_dir, manifest.data, suites_text())
+    jobs: list[BatsJob] = []
+    for group in groups:
+        first = clusters[group[0]]
+        for suite in cluster_suites:
+            jobs.append(BatsJob(suite, first["name"], [clusters[i]["name"] for i in group[1:]],
+                                dict(env, CLUSTER_INDEX=str(group[0])), []))
+    jobs += [BatsJob(suite, None, [], env, []) for suite in host_suites]
+    progress = Progress(len(jobs))
+    progress.plan(f"bats: {len(host_suites)} host suites, {len(cluster_suites)} cluster suites "
+                  f"on {len(groups)} cluster shape(s) of {len(clusters)} cluster(s)"
+                  + ("" if deep else f"; tests tagged {DEEP_TAG} left out (check --deep)"))
+    for group in groups:
+        if len(group) > 1:
+            progress.write_out([f"# cluster {clusters[group[0]]['name']} stands for "
+                                f"{', '.join(clusters[i]['name'] for i in group[1:])} "
+                                "(the same scripts and facts up to names, ports, addresses)"])
+    workers = max(1, os.cpu_count() or 1)
+    printed = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_job, command, job, jobs, progress) for job in jobs]
+        for future in futures:  # print each suite's output whole, in job order
+            future.result()
+            progress.write_out(jobs[printed].output)
+            printed += 1
+    progress.close()
+    query_cache.cleanup()
+    return 1 if any(job.failed for job in jobs) else 0

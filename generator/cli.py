@@ -126,7 +126,8 @@ def _check_folder(bundle_dir: Path, args) -> int:
     else:
         print(f"shellcheck: {len(shell_files)} file(s) clean")
     if not args.no_bats:
-        if run_bats(bundle_dir, filter_text=args.filter) != 0:
+        if run_bats(bundle_dir, filter_text=args.filter, deep=args.deep,
+                    each_cluster=args.each_cluster) != 0:
             print("bats: failures above", file=sys.stderr)
             failed = True
         else:
@@ -213,6 +214,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="a bundle folder or its tarball, e.g. out/pitr1 or out/pitr1.tar.gz")
     p.add_argument("--no-bats", action="store_true", help="only checksums and shellcheck")
     p.add_argument("--filter", help="run only bats tests whose name matches this regex")
+    p.add_argument("--deep", action="store_true",
+                   help="also the exhaustive bats tests (every fault position, a simulated year "
+                        "of snapshots): minutes per cluster shape")
+    p.add_argument("--each-cluster", action="store_true",
+                   help="run the cluster suites on every cluster, not once per cluster shape")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("import-pg-config",

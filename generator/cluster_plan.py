@@ -31,6 +31,11 @@ class ClusterPaths:
     os_home: str  # the OS user's home, for .bash_profile and .pgpass
 
 
+def restore_port(spec) -> int:
+    """The port a restored clone listens on: the spec's, or the standby's port + 1000."""
+    return spec.restore.port or spec.port + 1000
+
+
 def paths_of(host: HostSpec, cluster: Cluster) -> ClusterPaths:
     c = cluster.spec
     home = f"{host.datasets.pg_home.mountpoint}/{c.name}"

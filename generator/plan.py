@@ -263,7 +263,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "cron_name": f"pitr-bundle-{c.name}",
         "restore": {
             "parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
-            "port": c.restore.port or c.port + 1000,
+            "port": cp.restore_port(c),
             "recovery_file": "recovery.conf" if pv.has("recovery.conf", version) else "recovery.signal",
             "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
                                else "unix_socket_directory"),

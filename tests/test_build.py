@@ -210,55 +210,60 @@ def test_cron_schedules_cron_would_reject_are_refused(specs_copy):
         cluster.write_text(text)
 
 
-# --- the fast paths of a build give the bytes of the plain ones ------------------------------
+# --- the tarball: tarfile's PAX format, nothing of the machine or the moment in it ----------
 
-def _plain_tarball(host_name, files):
-    """The tarball as Python's tarfile and gzip write it (what bundle.tarball replaced)."""
+def test_tarball_is_reproducible_and_says_nothing_of_the_build(monkeypatch):
+    """Members in a fixed order (folders parents first, then the files as given), each
+    root:root with mtime 0 and its mode; gzip mtime 0 and no file name; the same bytes at
+    another time and under another umask; long and non-ASCII names survive (PAX headers)."""
     import gzip
+    import time
 
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        folders = sorted({"/".join(f.path.split("/")[:i])
-                          for f in files for i in range(1, f.path.count("/") + 1)})
-        for folder in [""] + folders:
-            info = tarfile.TarInfo(f"{host_name}/{folder}".rstrip("/"))
-            info.type, info.mode = tarfile.DIRTYPE, 0o750
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            tar.addfile(info)
-        for f in files:
-            info = tarfile.TarInfo(f"{host_name}/{f.path}")
-            info.size, info.mode = len(f.content), f.mode
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            tar.addfile(info, io.BytesIO(f.content))
-    packed = io.BytesIO()
-    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6, filename="") as gz:
-        gz.write(raw.getvalue())
-    return packed.getvalue()
-
-
-def test_tarball_is_byte_for_byte_what_tarfile_writes():
     from generator.bundle import BundleFile, tarball
 
     names = ["a.sh", "x" * 94, "x" * 95, "d" * 93 + "/f", "d" * 94 + "/f", "é/non-ascii.sh",
              "clusters/c1/primary/sudoers", "sp ace/and'quote.sh", "z/" + "n" * 200]
-    sizes = [0, 1, 511, 512, 513, 10240, 3 << 20]  # empty, block edges, more than a slice
+    sizes = [0, 1, 511, 512, 513, 10240, 3 << 20]  # empty, block edges, more than the buffer
     files = sorted((BundleFile(name, bytes([65 + i % 26]) * sizes[i % len(sizes)],
                                0o750 if i % 2 else 0o640) for i, name in enumerate(names)),
                    key=lambda f: f.path)
-    for host_name in ("h", "pitr1"):
-        for count in range(len(files) + 1):  # every padding of the last record
-            assert tarball(host_name, files[:count]) == _plain_tarball(host_name, files[:count])
+    first = tarball("h", files)
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)
+    old_umask = os.umask(0o002)
+    try:
+        assert tarball("h", files) == first
+    finally:
+        os.umask(old_umask)
+    assert first[:4] == b"\x1f\x8b\x08\x00"  # gzip, deflate, no flags (no file name)
+    assert first[4:8] == bytes(4)  # gzip mtime 0
+    assert len(gzip.decompress(first)) % (20 * 512) == 0  # whole tar records
+    folders = ["h", "h/clusters", "h/clusters/c1", "h/clusters/c1/primary", "h/" + "d" * 93,
+               "h/" + "d" * 94, "h/sp ace", "h/z", "h/é"]
+    with tarfile.open(fileobj=io.BytesIO(first)) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == folders + [f"h/{f.path}" for f in files]
+        for member in members:
+            assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == \
+                (0, 0, 0, "root", "root"), member.name
+        for member, f in zip(members[len(folders):], files):
+            assert member.isfile() and member.mode == f.mode
+            assert tar.extractfile(member).read() == f.content
+        assert all(m.isdir() and m.mode == 0o750 for m in members[:len(folders)])
 
 
-def test_example_bundle_and_its_tarball_are_the_plain_ones():
+def test_example_tarball_is_the_same_from_two_processes(tmp_path):
+    """Two builds of the example specs, in separate processes, give the same tarball bytes."""
+    for name in ("a", "b"):
+        pitr_bundle("build", str(REPO / "specs"), "-o", str(tmp_path / name), check=True)
+    assert (tmp_path / "a/pitr1.tar.gz").read_bytes() == (tmp_path / "b/pitr1.tar.gz").read_bytes()
+
+
+def test_sha256sums_lists_every_other_file_of_the_bundle():
     from generator import bundle
     from generator.validate import load_and_validate
 
     host = load_and_validate(REPO / "specs")[0]
     files = bundle.build_bundle(host)
-    assert bundle.tarball(host.name, files) == _plain_tarball(host.name, files)
     sums = {line.split("  ")[1]: line.split("  ")[0]
             for line in next(f for f in files if f.path == "SHA256SUMS").content.decode().splitlines()}
     assert sums == {f.path: hashlib.sha256(f.content).hexdigest()

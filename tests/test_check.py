@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import pitr_bundle
+from generator.inert import blot_inert
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,13 +21,31 @@ def example_bundle(tmp_path_factory):
     return out / "pitr1"
 
 
-def test_example_bundle_passes_shellcheck_and_bats(example_bundle):
-    result = pitr_bundle("check", str(example_bundle))
+def test_example_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
+    """CI runs the deep tier (every fault position, the simulated year) on every cluster."""
+    result = pitr_bundle("check", "--deep", "--each-cluster", str(example_bundle))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "checksums: ok" in result.stdout
     assert "shellcheck:" in result.stdout and "clean" in result.stdout
     assert "bats: ok" in result.stdout
     assert "not ok" not in result.stdout + result.stderr
+    assert "ok 1 faults: the pool script" in result.stdout
+    assert result.stdout.count("over a simulated year of runs the kept set is exactly") == 2
+    assert result.stdout.count("faults: the restore script") == 2  # on both clusters
+
+
+def test_check_without_deep_leaves_the_tagged_tests_out_and_says_so(example_bundle):
+    result = pitr_bundle("check", "--filter", "faults: the (user|pool) script|snapshot: takes",
+                         str(example_bundle))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tests tagged deep left out (check --deep)" in result.stderr  # the plan, once
+    assert "faults:" not in result.stdout
+    assert result.stdout.count("ok 1 snapshot: takes") == 2  # one per shape
+    assert "\r" not in result.stderr  # not a terminal: no redrawn status line
+    deep = pitr_bundle("check", "--deep", "--filter", "faults: the (user|pool) script",
+                       str(example_bundle))
+    assert deep.returncode == 0 and deep.stdout.count("ok 1 faults: the user script") == 2
+    assert "ok 1 faults: the pool script" in deep.stdout
 
 
 def test_check_refuses_a_bundle_with_a_changed_byte(example_bundle, tmp_path):
@@ -134,8 +153,12 @@ def test_shellcheck_caches_per_file_content_and_rechecks_only_what_changed(
                         lambda todo, jobs: [todo[i:i + 3] for i in range(0, len(todo), 3)])
     copy = tmp_path / "pitr1"
     shutil.copytree(example_bundle, copy)
-    small = sorted((p for p in audit.read_manifest(copy).shell_files()
-                    if p.stat().st_size < 6000 and 'main "$@"' in p.read_text()), key=str)
+    small, seen = [], set()  # small files, no two alike once blotted (each its own check)
+    for p in sorted(audit.read_manifest(copy).shell_files(), key=str):
+        if p.stat().st_size < 16000 and 'main "$@"' in p.read_text() \
+                and blot_inert(p.read_text()) not in seen:
+            seen.add(blot_inert(p.read_text()))
+            small.append(p)
     assert len(small) >= 4, small
     twin = copy / "twin.sh"  # the same content twice: checked once, both named
     paths = small + [twin]
@@ -151,7 +174,8 @@ def test_shellcheck_caches_per_file_content_and_rechecks_only_what_changed(
     assert f"{small[0]}:" in out and "[SC2086]" in out
     assert f"the same content, so the same findings: {twin}" in out
     assert len(checked) == len(paths) - 1  # the twin was not checked a second time
-    clean = list((tmp_path / "cache/pitr-bundle/shellcheck-clean").iterdir())
+    clean = [p for p in (tmp_path / "cache/pitr-bundle/shellcheck-clean").iterdir()
+             if not p.name.startswith("inert-")]
     assert len(clean) == len(small) - 1  # every clean file of the batch remembered
 
     checked.clear()
@@ -175,3 +199,195 @@ def test_shellcheck_that_cannot_run_on_a_batch_caches_none_of_it(tmp_path, monke
     good.write_text("#!/usr/bin/env bash\necho ok\n")
     result = audit.shellcheck_batch(audit.tool("shellcheck"), [good, tmp_path / "missing.sh"])
     assert result.clean == [] and "missing.sh" in result.report[0][1]
+
+
+# --- shellcheck once per content up to inert places (generator/inert.py) -----------------------
+
+def test_blotting_hides_only_what_shellcheck_does_not_read():
+    text = "\n".join([
+        "#!/usr/bin/env bash",
+        "# cluster pg168121's scripts, port 19212",  # a comment: blotted
+        "# shellcheck disable=SC2034 # a directive: kept",
+        "readonly CLUSTER=pg168121 PORT=19212 \\",  # constants: values blotted
+        "  NAME='a b' ESC=$'it\\'s\\x0a' GLOB=a*b",
+        "local root=${BASH_SOURCE[0]%/*} self=clusters/pg168121/x.sh expected",
+        "readonly OPTIONS=(",  # array elements: blotted
+        "  -l",
+        "  'pitr-bundle pg168121'",
+        ")",
+        "exit 300",  # a command's arguments: kept, even quoted
+        "tr 'a-z' 'A-Z'",
+        'info "port 19212"',
+        "X=1 run 300",  # an assignment before a command: the line is kept
+        "cat <<'EOF'",  # a quoted here-document: blotted
+        "port = '19212' $((08))",
+        "EOF",
+        "cat <<EOF",  # an unquoted one: lines that expand kept
+        "plain 19212",
+        "$((08)) 19212",
+        "EOF",
+        "echo 'a",  # a string over two lines: kept
+        "# not a comment 19212'",
+        "main \"$@\"",
+    ])
+    blotted = blot_inert(text).split("\n")
+    assert len(blot_inert(text)) == len(text)
+    assert [line == original for line, original in zip(blotted, text.split("\n"))] == [
+        True, False, True, False, False, False, True, False, False, True, True, True, True, True,
+        True, False, True, True, False, True, True, True, True, True]
+    assert blotted[3] == "readonly CLUSTER=xxxxxxxx PORT=xxxxx \\"
+    assert blotted[4] == "  NAME='x x' ESC=$'xx\\'x\\x0a' GLOB=a*b"  # GLOB: not a plain value
+    assert blotted[5] == "local root=${BASH_SOURCE[0]%/*} self=xxxxxxxx/xxxxxxxx/x.xx expected"
+    assert blotted[8] == "  'xxxx-xxxxxx xxxxxxxx'"
+    assert blot_inert("cat <<'EOF'\nno end") == "cat <<'EOF'\nno end"
+
+
+def _fleet_specs(tmp_path: Path, hostile: list[str] | None = None) -> Path:
+    """The example specs plus pg168122 and pg168123: copies of pg168121 with their own name,
+    user, port, dataset, mountpoint and addresses; `hostile` configure words in pg168123."""
+    import re
+
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    source = (specs / "clusters/pg168121.yaml").read_text()
+    for number in (122, 123):
+        text = re.sub(r"168121", f"168{number}", source)
+        text = text.replace("port: 19212", f"port: {19300 + number}")
+        text = text.replace("192.168.1.121", f"192.168.1.{number + 10}")
+        text = text.replace("192.168.1.122", f"192.168.1.{number + 20}")
+        if hostile and number == 123:
+            text = text.replace("    - --without-readline\n", "    - --without-readline\n" +
+                                "".join(f"    - {word!r}\n" for word in hostile))
+        (specs / f"clusters/pg168{number}.yaml").write_text(text)
+    return specs
+
+
+def test_a_value_that_makes_shellcheck_complain_is_reported_in_its_cluster_file(
+        tmp_path, monkeypatch, capsys):
+    """A configure word that lands at the start of a header comment line makes a directive
+    that shellcheck rejects: the one cluster's build script is reported, by name, although
+    the three clusters' scripts are otherwise alike (one check stands for the others)."""
+    from generator import audit
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    specs = _fleet_specs(tmp_path, hostile=["LDFLAGS=" + "-L/opt/lib" * 8, "shellcheck", "foo=bar"])
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    assert "#     shellcheck foo=bar" in (bundle / "clusters/pg168123/35-build.sh").read_text()
+    checked = []
+    real_batch = audit.shellcheck_batch
+    monkeypatch.setattr(audit, "shellcheck_batch",
+                        lambda sc, batch: checked.extend(batch) or real_batch(sc, batch))
+    paths = audit.read_manifest(bundle).shell_files()
+    assert audit.run_shellcheck(paths) == 1
+    out = capsys.readouterr().out
+    assert f"{bundle}/clusters/pg168123/35-build.sh:" in out and "[SC1107]" in out
+    assert "pg168121/35-build.sh" not in out and "pg168122/35-build.sh" not in out
+    assert len(checked) < len(paths) - 10  # the alike scripts of the copies were not run
+    assert bundle / "clusters/pg168123/35-build.sh" in checked
+
+
+def test_a_finding_in_scripts_alike_is_reported_for_each_of_them(tmp_path, monkeypatch, capsys):
+    """Scripts that are alike once blotted, broken the same way: the first is checked, has
+    findings, so each of the others is checked too and named with its own findings."""
+    from generator import audit
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pitr_bundle("build", str(_fleet_specs(tmp_path)), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    users = [bundle / f"clusters/pg1681{n}/30-user.sh" for n in (21, 22, 23)]
+    assert len({blot_inert(p.read_text()) for p in users}) == 1
+    for path in users:
+        _break(path, "echo $UNQUOTED")
+    assert audit.run_shellcheck(users) == 1
+    out = capsys.readouterr().out
+    for path in users:
+        assert f"{path}:" in out and "echo $UNQUOTED" in out
+    assert out.count("[SC2086]") == 3
+
+
+# --- cluster suites once per shape (generator/shapes.py) --------------------------------------
+
+def _shapes(bundle: Path) -> list[list[str]]:
+    from generator.audit import read_manifest, suites_text
+    from generator.shapes import cluster_shapes
+
+    manifest = read_manifest(bundle).data
+    names = [c["name"] for c in manifest["facts"]["clusters"]]
+    return [[names[i] for i in group] for group in cluster_shapes(bundle, manifest, suites_text())]
+
+
+def test_clusters_alike_up_to_names_ports_and_addresses_share_a_shape(tmp_path, example_bundle):
+    assert _shapes(example_bundle) == [["pg168104"], ["pg168121"]]  # 9.0 and 17: two shapes
+    pitr_bundle("build", str(_fleet_specs(tmp_path)), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    assert _shapes(bundle) == [["pg168104"], ["pg168121", "pg168122", "pg168123"]]
+    # and what a shape stands for is a real difference: one changed byte splits it
+    script = bundle / "clusters/pg168123/snapshot.sh"
+    script.write_text(script.read_text().replace("KEEP_DAILY=7", "KEEP_DAILY=8", 1))
+    assert _shapes(bundle) == [["pg168104"], ["pg168121", "pg168122"], ["pg168123"]]
+
+
+def test_a_value_of_another_class_or_one_the_suites_name_gives_a_shape_of_its_own(tmp_path):
+    specs = _fleet_specs(tmp_path)
+    edit = {"pg168122": ("port: 19422", "port: 2000"),  # 2000: a uid the suites write
+            "pg168123": ("port: 19423", "port: 3001")}
+    for name, (old, new) in edit.items():
+        path = specs / f"clusters/{name}.yaml"
+        path.write_text(path.read_text().replace(old, new))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "a"), check=True)
+    assert _shapes(tmp_path / "a/pitr1") == [["pg168104"], ["pg168121"], ["pg168122"], ["pg168123"]]
+    path = specs / "clusters/pg168123.yaml"  # a user with an underscore: another class
+    path.write_text(path.read_text().replace("port: 3001", "port: 19423")
+                    .replace("user: replicator", "user: repl_cator"))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "b"), check=True)
+    assert ["pg168123"] in _shapes(tmp_path / "b/pitr1")
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, path + (index,))
+    else:
+        yield path, value
+
+
+def _same_class_other(value):
+    """Another value of the same character classes and length (a digit or letter changed)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1 if len(str(value + 1)) == len(str(value)) else value - 1
+    text = str(value)
+    for i in range(len(text) - 1, -1, -1):
+        ch = text[i]
+        if ch.isdigit() or ch.isascii() and ch.isalpha():
+            other = {"9": "8", "z": "y", "Z": "Y"}.get(ch, chr(ord(ch) + 1))
+            return text[:i] + other + text[i + 1:]
+    return text + " "
+
+
+def test_the_shape_key_covers_every_fact_a_suite_can_read(example_bundle):
+    """Whatever fact of a cluster changes, even to a value of the same class, its shape key
+    changes: a suite cannot read a fact the grouping did not look at."""
+    import copy
+
+    from generator.audit import read_manifest, suites_text
+    from generator.shapes import shape_key
+
+    manifest = read_manifest(example_bundle).data
+    text = suites_text()
+    for index, facts in enumerate(manifest["facts"]["clusters"]):
+        key = shape_key(example_bundle, manifest, index, text)
+        leaves = [(p, v) for p, v in _leaves(facts) if v is not None]
+        assert len(leaves) > 30
+        for path, value in leaves:
+            changed = copy.deepcopy(manifest)
+            target = changed["facts"]["clusters"][index]
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = _same_class_other(value)
+            assert shape_key(example_bundle, changed, index, text) != key, path

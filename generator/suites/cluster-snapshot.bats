@@ -44,6 +44,7 @@ snapshots() {
   calls "^logger -t pitr-snapshot-$(cluster_fact "['name']") -- took " | grep -q .
 }
 
+# bats test_tags=deep
 @test "snapshot: over a simulated year of runs the kept set is exactly the policy's" {
   # a run every 30 hours for 400 days: every period's buckets are hit, some days twice or not
   for ((run_no = 0; run_no < 320; run_no++)); do
@@ -78,6 +79,27 @@ PY
   [ "$(snapshots | tail -n1)" = "$DATASET@${PREFIX}$(/bin/date -u -d "@$(($(cat "$SANDBOX/.now") - 108000))" +%Y%m%dT%H%M%SZ)" ]
 }
 
+@test "snapshot: pruning keeps a snapshot with a clone, one with a hold, and other tools' ones" {
+  # old snapshots of its own, one a day: the policy prunes most of them in one run
+  for ((i = 0; i < 20; i++)); do
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2025-01-01 + $i days" +%Y%m%dT%H%M%SZ)"
+  done
+  first=$(snapshots | head -n1)
+  second=$(snapshots | sed -n 2p)
+  "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/r" "$POOL/restore"
+  "$STUB_BIN/zfs" clone -o mountpoint="$SANDBOX/r/c" "$first" "$POOL/restore/c"
+  "$STUB_BIN/zfs" hold keep "$second"
+  "$STUB_BIN/zfs" snapshot "$DATASET@manual-before-upgrade"
+  run -0 "$SNAPSHOT_SCRIPT"
+  [ "$(calls '^zfs destroy' | wc -l)" -gt 0 ]
+  snapshots | grep -qxF "$first"
+  snapshots | grep -qxF "$second"
+  snapshots | grep -qxF "$DATASET@manual-before-upgrade"
+  echo "$output" | grep -qF "keep $first (has a clone)"
+  echo "$output" | grep -qF "keep $second (held)"
+}
+
+# bats test_tags=deep
 @test "snapshot: keeps a snapshot that has a clone, and one with a hold" {
   run -0 "$SNAPSHOT_SCRIPT"
   first=$(snapshots | head -n1)
@@ -94,12 +116,14 @@ PY
   echo "$output" | grep -qF "keep $second (held)"
 }
 
+# bats test_tags=deep
 @test "snapshot: never prunes another tool's snapshots" {
   "$STUB_BIN/zfs" snapshot "$DATASET@manual-before-upgrade"
   for ((day = 0; day < 40; day++)); do run -0 "$SNAPSHOT_SCRIPT"; advance 86400; done
   snapshots | grep -qxF "$DATASET@manual-before-upgrade"
 }
 
+# bats test_tags=deep
 @test "snapshot: zfs calls per run do not grow with the number of snapshots (OpenZFS)" {
   export FAKE_OPENZFS=1
   count_zfs_calls() {

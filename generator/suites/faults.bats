@@ -4,6 +4,9 @@
 # named and a non-zero exit; running it again once the fault is gone completes the job, in the
 # same end state as an uninterrupted run (see each_fault in test_helper.bash).
 
+# every fault position of every script: minutes per cluster, so only with `check --deep`
+# bats file_tags=deep
+
 load test_helper
 
 setup() {

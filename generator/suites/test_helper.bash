@@ -9,9 +9,26 @@ bats_require_minimum_version 1.5.0
 BUNDLE=${PITR_BUNDLE_DIR:?run through: pitr-bundle check BUNDLE_DIR}
 SUITES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# query EXPR: evaluate a Python expression on the manifest (bound to m); prints str/list lines
+# query EXPR: evaluate a Python expression on the manifest (bound to m); prints str/list lines.
+# The bundle does not change during a run: answers are kept in $PITR_QUERY_CACHE (shared by
+# the suites `pitr-bundle check` runs) or this run's temporary folder, keyed by EXPR.
 query() {
-  python3 - "$BUNDLE/MANIFEST.json" "$1" <<'PY'
+  local cache=${PITR_QUERY_CACHE:-${BATS_RUN_TMPDIR:-}} key
+  if [[ -n $cache ]]; then
+    key=$(printf '%s\n%s' "$BUNDLE" "$1" | md5sum)
+    key=$cache/query-${key%% *}
+    if [[ -f $key ]]; then
+      cat "$key"
+      return 0
+    fi
+    _query "$1" >"$key.$$" && mv -f "$key.$$" "$key" && cat "$key"
+  else
+    _query "$1"
+  fi
+}
+
+_query() {
+  python3 -S - "$BUNDLE/MANIFEST.json" "$1" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 value = eval(sys.argv[2], {"m": m, "facts": m["facts"]})
@@ -64,7 +81,7 @@ FAKE_CMD=%s exec bash %q "$@"
 # (bash, with "$@" available; default: succeed silently)
 stub() {
   local name=$1 body=${2:-exit 0} target=${STUB_TARGET:-$STUB_BIN}
-  mkdir -p "$target"
+  [[ -d $target ]] || mkdir -p "$target"
   {
     printf '#!/usr/bin/env bash\n'
     # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
@@ -93,7 +110,7 @@ rebase() {
   local script=$1 copy
   shift
   copy=$BATS_TEST_TMPDIR/$(basename "$script")
-  python3 - "$script" "$copy" "$@" <<'PY'
+  python3 -S - "$script" "$copy" "$@" <<'PY'
 import re, shlex, sys
 source, target, *assignments = sys.argv[1:]
 lines = open(source).read().split("\n")

@@ -210,6 +210,7 @@ ensure_pgpass() {
 }
 readonly LOG_DIR=/pg_log/pg168104
 readonly PG_MAJOR=9.0
+readonly PORT=19211
 readonly INCLUDE_LINE="include 'pitr-bundle.conf'"
 readonly PG_CTL_WAIT=0
 
@@ -340,7 +341,7 @@ start_standby() {
     sleep 1
   done
   server_running || die "the standby did not start: see $LOG_DIR"
-  info "standby of $CLUSTER running on port 19211; logs in $LOG_DIR"
+  info "standby of $CLUSTER running on port $PORT; logs in $LOG_DIR"
 }
 
 main() {

@@ -210,6 +210,7 @@ ensure_pgpass() {
 }
 readonly LOG_DIR=/pg_log/pg168121
 readonly PG_MAJOR=17
+readonly PORT=19212
 readonly INCLUDE_LINE="include 'pitr-bundle.conf'"
 readonly PG_CTL_WAIT=1
 
@@ -339,7 +340,7 @@ start_standby() {
     sleep 1
   done
   server_running || die "the standby did not start: see $LOG_DIR"
-  info "standby of $CLUSTER running on port 19212; logs in $LOG_DIR"
+  info "standby of $CLUSTER running on port $PORT; logs in $LOG_DIR"
 }
 
 main() {

@@ -1,0 +1,99 @@
+"""Clusters of a bundle that the cluster suites need to run on: one per distinct shape.
+
+What varies from cluster to cluster, and what a suite could see of it: the suites run a
+cluster's files (every file of the bundle with that cluster, read from disk) against the
+cluster's MANIFEST facts, which is all they know of the specs. Two clusters whose files and
+facts are the same text once their IDENTITY values are replaced by placeholders are the same
+program run on the same facts, up to those values: version-dependent branches, hot standby
+on or off, a slot or none, keep counts, configure lines, custom paths, a hook, any new fact
+or file another script role adds, all stay in the text as they are and so split clusters
+into shapes. Only the identity values are abstracted, each to a placeholder that keeps:
+- which value it is (equal values, e.g. a user named like its cluster, share a placeholder;
+  different ones do not);
+- its characters' classes and its length: each ASCII letter stands as `a` or `A`, each digit
+  as `0`, every other character as itself. So a value with `.`, `-`, `%`, `*`, a space,
+  a quote or a non-ASCII letter shapes its own group, and so does a value of another length.
+A value is not abstracted (and so makes a shape of its own) when its text appears anywhere in
+the suites (e.g. port 5432, which their fake postgresql.conf says, or 15, a PG_VERSION they
+write): there a suite could tell it from another of its class.
+The digests of the specs (in each script's provenance header) are abstracted to one
+placeholder: nothing reads them but a reviewer.
+The argument rests on the scripts and suites treating identity values as opaque words:
+compared for equality, joined into paths, passed as arguments, never ordered or computed
+with (a computed value such as the restore port is a fact of its own). Replacing text
+throughout (not only in `readonly` lines) also catches a value that coincides with other
+text of a script: the texts then differ, and so do the shapes.
+tests/test_check.py: clusters that differ only in identity values share a shape; a changed
+byte in one cluster's file, a value of another class, or a value the suites name, each gives
+a shape of its own; the key covers every fact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+# facts (paths in a cluster's MANIFEST facts) that name a cluster rather than shape it
+IDENTITY = (("name",), ("user",), ("port",), ("restore_port",), ("postgres_version",),
+            ("primary", "address"), ("primary", "nodes"), ("primary", "port"),
+            ("replication_user",))
+
+_CLASS = str.maketrans({**dict.fromkeys("abcdefghijklmnopqrstuvwxyz", "a"),
+                        **dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "A"),
+                        **dict.fromkeys("0123456789", "0")})
+
+
+def value_class(value: str) -> str:
+    return value.translate(_CLASS)
+
+
+def _identity_values(facts: dict, suites_text: str) -> list[str]:
+    values: list[str] = []
+    for path in IDENTITY:
+        found = facts
+        for key in path:
+            found = found.get(key) if isinstance(found, dict) else None
+        for value in found if isinstance(found, list) else [found]:
+            if value is None or isinstance(value, bool):
+                continue
+            text = str(value)
+            if text and text not in suites_text and text not in values:
+                values.append(text)
+    return values
+
+
+def shape_key(bundle_dir: Path, manifest: dict, index: int, suites_text: str) -> str:
+    """The shape of the cluster at `index` of the MANIFEST facts (a hex digest)."""
+    facts = manifest["facts"]["clusters"][index]
+    values = _identity_values(facts, suites_text)
+    placeholder = {v: f"\0{n}:{value_class(v)}\0" for n, v in enumerate(values)}
+    # the specs' digests in the provenance headers: opaque, only ever compared whole
+    for spec in manifest.get("specs", []):
+        if spec["sha256"] not in placeholder:
+            values.append(spec["sha256"])
+            placeholder[spec["sha256"]] = "\0spec digest\0"
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+
+    def abstract(text: str) -> str:
+        return pattern.sub(lambda m: placeholder[m.group()], text) if values else text
+
+    files = []
+    for entry in manifest["files"]:
+        if entry.get("cluster") != facts["name"]:
+            continue
+        described = {k: v for k, v in entry.items() if k != "sha256"}
+        content = (bundle_dir / entry["path"]).read_bytes().decode("utf-8", "surrogateescape")
+        files.append(abstract(json.dumps(described, sort_keys=True, ensure_ascii=False))
+                     + "\0" + abstract(content))
+    material = [abstract(json.dumps(facts, sort_keys=True, ensure_ascii=False))] + sorted(files)
+    return hashlib.sha256("\0\0".join(material).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def cluster_shapes(bundle_dir: Path, manifest: dict, suites_text: str) -> list[list[int]]:
+    """The clusters' indexes grouped by shape, in MANIFEST order; the first of each group is
+    the one the cluster suites run on."""
+    groups: dict[str, list[int]] = {}
+    for index in range(len(manifest["facts"]["clusters"])):
+        groups.setdefault(shape_key(bundle_dir, manifest, index, suites_text), []).append(index)
+    return list(groups.values())
