@@ -320,11 +320,9 @@ def receiver_title(version: str) -> str:
 
 
 def archive_timeout_seconds(spec) -> int:
-    """The primary's archive_timeout in seconds (0: none), so that the monitor's freshness
-    alarm and the drill's target agree with it: primary.archive_timeout, which the WAL branch
-    adds to the spec (default 60); a spec without the field sets none."""
-    value = getattr(spec.primary, "archive_timeout", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """The primary's archive_timeout in seconds, so that the monitor's freshness alarm and the
+    drill's target agree with it."""
+    return spec.primary.archive_timeout
 
 
 def drill_state_file(spec) -> str:
