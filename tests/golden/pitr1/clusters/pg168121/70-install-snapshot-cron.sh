@@ -370,8 +370,9 @@ run_pre_hook() {
   fi
   info "pre-snapshot hook: $PRE_HOOK"
   local rc=0
-  PGHOME=$HOOK_PGHOME PATH="$HOOK_PGHOME/bin:$PATH" LD_LIBRARY_PATH="$HOOK_PGHOME/lib" \
-    PGDATA=$HOOK_PGDATA PGHOST=$HOOK_PGDATA PGPORT=$HOOK_PGPORT bash -c "$PRE_HOOK" || rc=$?
+  # env: PGHOME and PGDATA are this script's read-only constants, not assignable here
+  env PGHOME="$HOOK_PGHOME" PATH="$HOOK_PGHOME/bin:$PATH" LD_LIBRARY_PATH="$HOOK_PGHOME/lib" \
+    PGDATA="$HOOK_PGDATA" PGHOST="$HOOK_PGDATA" PGPORT="$HOOK_PGPORT" bash -c "$PRE_HOOK" || rc=$?
   ((rc == 0)) || die "pre-snapshot hook failed (exit $rc): no snapshot taken"
 }
 
