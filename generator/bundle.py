@@ -8,9 +8,11 @@ import hashlib
 import io
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from generator import __version__
+from generator import cluster_plan as cp
+from generator import pgversions as pv
 from generator.plan import (CONFIG_MODE, VIP_UNIT, PlannedFile, datasets_of, plan_host,
                             pool_layout, vip_routes)
 from generator.render import environment, render_file
@@ -56,10 +58,6 @@ def _vip_facts(host: Host) -> dict | None:
 
 
 def _cluster_facts(host: Host, cluster) -> dict:
-    from dataclasses import asdict
-
-    from generator import cluster_plan as cp
-    from generator import pgversions as pv
 
     c = cluster.spec
     paths = cp.paths_of(host.spec, cluster)

@@ -5,20 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from generator import __version__
+from generator.ansible import fleet_files
+from generator.audit import (manifest_disagreements, read_manifest, run_bats, run_shellcheck,
+                             verify_sums)
+from generator.bundle import build_bundle, tarball
+from generator.contents import bundle_at
+from generator.diff import Side, built_side, diff_lines, read_side
 from generator.errors import PitrBundleError, SpecError
+from generator.pgconfig import parse_pg_config, spec_section
+from generator.review_plan import plan_bundle, plan_text
+from generator.schema import MODELS
+from generator.sign import kept_signatures, sign_bundle
+from generator.validate import load_and_validate, warnings_of
+from generator.write import compare_bundle, write_bundle, write_file
 
 
 def _build_all(specs_dir: Path, out: Path, packer):
     """Validate and render every host before anything is written. Each host's tarball is
     packed by `packer` (a one-thread executor) while the next host renders and while the
     bundle's files are written: gzip runs outside the GIL, on the other core."""
-    from generator.bundle import build_bundle, tarball
-    from generator.sign import kept_signatures
-    from generator.validate import load_and_validate
-
     hosts = load_and_validate(specs_dir)
     print_warnings(hosts)
     built = []
@@ -31,15 +40,11 @@ def _build_all(specs_dir: Path, out: Path, packer):
 
 def print_warnings(hosts) -> None:
     """file:line: field: warning: ... on stderr; a warning never fails a command."""
-    from generator.validate import warnings_of
-
     for warning in warnings_of(hosts):
         print(str(warning), file=sys.stderr)
 
 
 def cmd_validate(args) -> int:
-    from generator.validate import load_and_validate
-
     hosts = load_and_validate(Path(args.specs))
     print_warnings(hosts)
     clusters = sum(len(h.clusters) for h in hosts)
@@ -48,11 +53,6 @@ def cmd_validate(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from generator.diff import Side, built_side, diff_lines, read_side
-    from generator.ansible import fleet_files
-    from generator.write import compare_bundle, write_bundle, write_file
 
     out = Path(args.output)
     differs = False
@@ -91,9 +91,6 @@ def cmd_build(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from generator.contents import bundle_at
-    from generator.diff import diff_lines, read_side
-
     with bundle_at(Path(args.old)) as old, bundle_at(Path(args.new)) as new:
         lines = diff_lines(read_side(old), read_side(new), args.old, args.new)
     sys.stdout.writelines(lines)
@@ -101,16 +98,11 @@ def cmd_diff(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from generator.contents import bundle_at
-
     with bundle_at(Path(args.bundle)) as bundle_dir:
         return _check_folder(bundle_dir, args)
 
 
 def _check_folder(bundle_dir: Path, args) -> int:
-    from generator.audit import (manifest_disagreements, read_manifest, run_bats,
-                                 run_shellcheck, verify_sums)
-
     manifest = read_manifest(bundle_dir)
     failed = False
     bad = verify_sums(bundle_dir) + manifest_disagreements(manifest)
@@ -136,9 +128,6 @@ def _check_folder(bundle_dir: Path, args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from generator.contents import bundle_at
-    from generator.review_plan import plan_bundle, plan_text
-
     with bundle_at(Path(args.bundle)) as bundle_dir:
         steps = plan_bundle(bundle_dir)
     sys.stdout.write(plan_text(steps))
@@ -146,23 +135,17 @@ def cmd_plan(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    from generator.sign import sign_bundle
-
     for path in sign_bundle(Path(args.bundle), Path(args.key), args.reviewer):
         print(f"signed     {path}")
     return 0
 
 
 def cmd_schema(args) -> int:
-    from generator.schema import MODELS
-
     print(json.dumps(MODELS[args.kind].model_json_schema(), indent=2, sort_keys=True))
     return 0
 
 
 def cmd_import_pg_config(args) -> int:
-    from generator.pgconfig import parse_pg_config, spec_section
-
     if args.file == "-":
         text = sys.stdin.read()
     else:

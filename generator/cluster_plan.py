@@ -8,14 +8,12 @@ import posixpath
 from dataclasses import dataclass
 
 from generator import pgversions as pv
-from generator.pgconfig import option_value
+# install folders `make install` writes into; sysconfdir, localstatedir and runstatedir are
+# only looked up at run time and stay as the primary has them
+from generator.pgconfig import BUILD_INSTALL_DIRS as RELOCATED_DIRS
+from generator.pgconfig import option_value, rewrite_prefix
 from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, HostSpec, size_bytes
 from generator.validate import Cluster
-
-# settings a hot standby must keep at least as high as the primary's (else it refuses to start)
-HOT_STANDBY_FLOORS = ("max_connections", "max_worker_processes", "max_prepared_transactions",
-                      "max_locks_per_transaction", "max_wal_senders")
-
 
 @dataclass(frozen=True)
 class ClusterPaths:
@@ -255,11 +253,6 @@ def psql_candidates(cluster: Cluster) -> list[str]:
     return found
 
 
-# install folders `make install` writes into; sysconfdir, localstatedir and runstatedir are
-# only looked up at run time and stay as the primary has them
-from generator.pgconfig import BUILD_INSTALL_DIRS as RELOCATED_DIRS  # noqa: E402
-
-
 def configure_for_backup_host(args: list[str], new_prefix: str) -> list[str]:
     """The primary's configure options with --prefix moved to new_prefix and every install
     folder option (RELOCATED_DIRS: --bindir, --libdir, ... as literal paths or ${prefix}/...)
@@ -267,7 +260,6 @@ def configure_for_backup_host(args: list[str], new_prefix: str) -> list[str]:
     use: $PGHOME/bin, $PGHOME/lib. (Debian's --bindir=/usr/lib/postgresql/15/bin moved along
     gave <prefix>/lib/postgresql/15/bin, where no script looks.) Everything else is kept byte
     for byte."""
-    from generator.pgconfig import rewrite_prefix
 
     kept: list[str] = []
     words = rewrite_prefix(args, new_prefix)
@@ -305,8 +297,6 @@ def autoconf_recorded(args: list[str]) -> str:
 def version_recorded(version: str, args: list[str]) -> str:
     """What `pg_config --version` prints for a build of version configured with args:
     configure appends --with-extra-version's text ("15.18 (Debian 15.18-0+deb12u1)")."""
-    from generator.pgconfig import option_value
-
     return f"PostgreSQL {version}{option_value(args, '--with-extra-version') or ''}"
 
 
@@ -317,12 +307,6 @@ def wal_dir(version: str) -> str:
 def receiver_title(version: str) -> str:
     """The standby's WAL receiver process title, as pgrep -f finds it."""
     return "walreceiver" if pv.has("walreceiver process title", version) else "wal receiver process"
-
-
-def archive_timeout_seconds(spec) -> int:
-    """The primary's archive_timeout in seconds, so that the monitor's freshness alarm and the
-    drill's target agree with it."""
-    return spec.primary.archive_timeout
 
 
 def drill_state_file(spec) -> str:

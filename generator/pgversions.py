@@ -95,3 +95,8 @@ def has(fact: str, version: str) -> bool:
 
 def known(version: str) -> bool:
     return OLDEST_KNOWN <= major_num(version) <= NEWEST_KNOWN
+
+
+# settings a hot standby must keep at least as high as the primary's (else it refuses to start)
+HOT_STANDBY_FLOORS = ("max_connections", "max_worker_processes", "max_prepared_transactions",
+                      "max_locks_per_transaction", "max_wal_senders")

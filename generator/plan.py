@@ -6,7 +6,10 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from generator import cluster_plan as cp
+from generator import pgversions as pv
 from generator.load import SpecFile
+from generator.quoting import shell_quote
 from generator.schema import size_bytes
 from generator.validate import Host
 
@@ -147,7 +150,6 @@ KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
 
 
 def plan_monitor(host: Host, sources) -> list[PlannedFile]:
-    from generator import cluster_plan as cp
 
     monitored = []
     for cluster in host.clusters:
@@ -158,7 +160,7 @@ def plan_monitor(host: Host, sources) -> list[PlannedFile]:
             paths.archive, c.snapshots.prefix, m.archive_warn_minutes, m.archive_crit_minutes,
             m.restore_warn_minutes, m.restore_crit_minutes, m.snapshot_warn_hours,
             m.snapshot_crit_hours, cp.receiver_title(c.postgres.version),
-            cp.archive_timeout_seconds(c)],
+            c.primary.archive_timeout],
             "drill": ([c.name, cp.drill_state_file(c), m.drill_max_age_days]
                       if c.drill.enabled else None)})
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
@@ -172,9 +174,6 @@ def plan_monitor(host: Host, sources) -> list[PlannedFile]:
 
 
 def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
-    from generator import cluster_plan as cp
-    from generator import pgversions as pv
-    from generator.render import shell_quote
 
     c = cluster.spec
     version = c.postgres.version
@@ -342,8 +341,6 @@ DRILL_NAME = "drill"  # the restore name of every drill: a leftover clone is fou
 def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[PlannedFile]:
     """The restore drill (role drill), its cron file and installer (role drill-cron). The
     drill runs restore.sh as a user would; the paths of the clone it makes are restore.sh's."""
-    from generator import cluster_plan as cp
-    from generator import pgversions as pv
 
     c = cluster.spec
     context = restore.context

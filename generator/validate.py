@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from generator import pgversions as pv
 from generator.errors import SpecError, SpecProblem
 from generator.load import SpecFile, load_specs
 from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, MODELS, ClusterSpec, HostSpec
@@ -120,11 +121,9 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
 
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
-    from generator import pgversions as pv
-    from generator.cluster_plan import HOT_STANDBY_FLOORS, archive_timeout_seconds
 
     c, src = cluster.spec, cluster.source
-    timeout = archive_timeout_seconds(c)
+    timeout = c.primary.archive_timeout
     if timeout and c.monitor.archive_warn_minutes * 60 <= timeout:
         problems.append(src.problem(("monitor", "archive_warn_minutes"), (
             f"{c.monitor.archive_warn_minutes} min is not above archive_timeout ({timeout} s): "
@@ -145,7 +144,7 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
 
     _check_postgres_install(cluster, problems)
     if c.standby.hot_standby:
-        for name in HOT_STANDBY_FLOORS:
+        for name in pv.HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
             if ours and theirs and ours.isdigit() and theirs.isdigit() and int(ours) < int(theirs):
                 problems.append(src.problem(("standby", "settings", name), (
@@ -224,7 +223,6 @@ def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem
 
 def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
     """What a valid spec should still change: printed, never failing a build."""
-    from generator import pgversions as pv
 
     found = []
     for host in hosts:

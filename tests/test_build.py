@@ -276,7 +276,7 @@ def test_shell_quote_gives_words_bash_reads_back_exactly():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from generator.render import shell_quote
+    from generator.quoting import shell_quote
 
     def bash_reads(values: list[str]) -> list[str]:
         words = " ".join(shell_quote(v) for v in values)
