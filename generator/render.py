@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,11 +17,8 @@ from generator.validate import Host
 def templates_dir() -> Path:
     """The installed templates (pyproject.toml maps templates/ to generator.templates);
     templates/ beside generator/ when running from a checkout that is not installed."""
-    try:
-        import generator.templates as installed
-    except ImportError:
-        installed = None
-    for folder in getattr(installed, "__path__", []):
+    spec = importlib.util.find_spec("generator.templates")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
         if (Path(folder) / "lib").is_dir():
             return Path(folder)
     return Path(__file__).resolve().parent.parent / "templates"
