@@ -63,7 +63,9 @@ def _cluster_facts(host: Host, cluster) -> dict:
         else "standby.signal",
         "primary": {"address": c.primary.address, "port": c.primary.port,
                     "nodes": c.primary.nodes, "os_user": c.primary.os_user,
-                    "archive_mount": c.primary.archive_mount},
+                    "archive_mount": c.archive_mount, "archive_helper": c.archive_helper,
+                    "systemd_unit": c.primary_unit},
+        "replication_slot": c.replication.slot,
         "replication_user": c.replication.user,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
     }

@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from generator import pgversions as pv
+from generator.pgconfig import option_value
 from generator.schema import HostSpec
 from generator.validate import Cluster
 
@@ -98,20 +99,132 @@ def hba_address(address: str) -> str:
     return f"{ip}/{32 if ip.version == 4 else 128}"
 
 
+def archive_command(cluster: Cluster) -> str:
+    c = cluster.spec
+    helper = f"{'sudo -n ' if c.primary.archive_via_sudo else ''}{c.archive_helper}"
+    # %p and %f are PostgreSQL's; the helper copies into <archive_mount>/arch/<UTC day>/
+    # (its only target, fixed inside it: it runs as root) and never overwrites a file
+    return f'{helper} "%p" "%f"'
+
+
+def wal_level_needed(version: str) -> str:
+    """The lowest wal_level a streaming standby needs (logical is above it, and kept)."""
+    return "replica" if pv.has("wal_level=replica", version) else "hot_standby"
+
+
 def primary_settings(cluster: Cluster) -> dict[str, str]:
+    """What 45-apply-on-primary.sh writes into the include of a primary whose settings are the
+    version's defaults (the bundle's primary/pitr-archive.conf, for review). On a real primary
+    it writes only what must rise from the running server's values, and never lowers one."""
     c = cluster.spec
     version = c.postgres.version
-    helper = f"{'sudo -n ' if c.primary.archive_via_sudo else ''}{c.primary.archive_script}"
-    settings = {
-        "wal_level": "replica" if pv.has("wal_level=replica", version) else "hot_standby",
-        "archive_mode": "on",
-        # %p and %f are PostgreSQL's; the helper copies into <archive_mount>/arch/<UTC day>/
-        # (its only target, fixed inside it: it runs as root) and never overwrites a file
-        "archive_command": f'{helper} "%p" "%f"',
-    }
+    settings = {}
+    if not pv.has("wal_level default replica", version):
+        settings["wal_level"] = wal_level_needed(version)
+    settings["archive_mode"] = "on"
+    settings["archive_command"] = archive_command(cluster)
     if not pv.has("max_wal_senders default 10", version):
-        settings["max_wal_senders"] = "5"
+        settings["max_wal_senders"] = str(SENDERS_NEEDED)
+    if c.replication.slot and not pv.has("max_replication_slots default 10", version):
+        settings["max_replication_slots"] = "1"
     return settings
+
+
+# walsenders the standby needs on its primary: the base backup's two (its files and its WAL
+# stream), later the standby's one; the primary step adds those others use at the time
+SENDERS_NEEDED = 2
+
+
+INCLUDE_NAME = "pitr-archive.conf"  # beside the primary's real postgresql.conf
+
+
+def primary_managed(cluster: Cluster) -> list[str]:
+    """The settings 45-apply-on-primary.sh reads and may raise, in the include's order."""
+    version = cluster.spec.postgres.version
+    names = ["wal_level", "archive_mode", "archive_command"]
+    if pv.has("archive_library", version):
+        names.append("archive_library")  # set, it would archive instead of archive_command
+    names.append("max_wal_senders")
+    if cluster.spec.replication.slot:
+        names.append("max_replication_slots")
+    return names
+
+
+def primary_facts_sql(cluster: Cluster) -> str:
+    """One query for everything the primary step asks the running server, as key/value rows.
+    base:<name> is the value the configuration files give without the include (from 9.5,
+    pg_file_settings; before, the running value unless it comes from the include itself)."""
+    c = cluster.spec
+    version = c.postgres.version
+    names = ", ".join(f"'{n}'" for n in primary_managed(cluster))
+    include = (f"regexp_replace(current_setting('config_file'), '[^/]*$', '') || "
+               f"'{INCLUDE_NAME}'")
+    rows = [
+        "select 'version', current_setting('server_version_num')",
+        "select 'recovery', case when pg_is_in_recovery() then 'yes' else 'no' end",
+        "select 'data_directory', current_setting('data_directory')",
+        "select 'config_file', current_setting('config_file')",
+        "select 'hba_file', current_setting('hba_file')",
+        f"select 'cur:' || name, setting from pg_settings where name in ({names})",
+        f"select 'context:' || name, context from pg_settings where name in ({names})",
+        f"select 'source:' || name, source from pg_settings where name in ({names})",
+        f"select 'srcfile:' || name, coalesce(sourcefile, '') from pg_settings where name in ({names})",
+    ]
+    if pv.has("pg_file_settings", version):
+        last = (f"(select f.setting, f.sourcefile from pg_file_settings f where f.name = s.name "
+                f"and f.error is null and f.sourcefile <> {include} order by f.seqno desc limit 1)")
+        rows += [
+            f"select 'base:' || s.name, coalesce(f.setting, s.boot_val) from pg_settings s "
+            f"left join lateral {last} f on true where s.name in ({names})",
+            f"select 'basefile:' || s.name, coalesce(f.sourcefile, '') from pg_settings s "
+            f"left join lateral {last} f on true where s.name in ({names})",
+        ]
+    else:
+        ours = f"coalesce(sourcefile, '') = {include}"
+        rows += [
+            f"select 'base:' || name, setting from pg_settings where name in ({names}) and not {ours}",
+            f"select 'basefile:' || name, coalesce(sourcefile, '') from pg_settings "
+            f"where name in ({names}) and not {ours}",
+        ]
+    if pv.has("pg_stat_replication", version):
+        rows.append(f"select 'senders_other', count(*)::text from pg_stat_replication "
+                    f"where application_name <> '{c.name}'")
+    else:
+        rows.append("select 'senders_other', '0'")  # 9.0 does not show its walsenders
+    if c.replication.slot:
+        slot = c.replication.slot
+        rows += [
+            f"select 'slot', slot_type from pg_replication_slots where slot_name = '{slot}'",
+            f"select 'slots_other', count(*)::text from pg_replication_slots "
+            f"where slot_name <> '{slot}'",
+        ]
+    return "\nunion all ".join(rows)
+
+
+def create_slot_sql(cluster: Cluster) -> str:
+    """Creates the slot only when it is missing (a re-run, or a race with another run, is
+    harmless). From 9.6 it reserves WAL at once, so no WAL the base backup needs goes."""
+    slot = cluster.spec.replication.slot
+    reserve = ", true" if pv.has("slot reserves WAL at creation", cluster.spec.postgres.version) else ""
+    return (f"select pg_create_physical_replication_slot('{slot}'{reserve}) where not exists "
+            f"(select 1 from pg_replication_slots where slot_name = '{slot}')")
+
+
+def psql_candidates(cluster: Cluster) -> list[str]:
+    """Where the primary's psql may be when it is not on PATH: the primary's own build (its
+    configure line), Debian's and PGDG's package folders."""
+    c = cluster.spec
+    args = list(c.postgres.configure)
+    bindir = option_value(args, "--bindir")
+    prefix = option_value(args, "--prefix")
+    found = []
+    if bindir and bindir.startswith("/"):
+        found.append(f"{bindir}/psql")
+    elif prefix and prefix.startswith("/"):
+        found.append(f"{prefix}/bin/psql")
+    found += [f"/usr/lib/postgresql/{c.postgres.major_text}/bin/psql",
+              f"/usr/pgsql-{c.postgres.major_text}/bin/psql"]
+    return found
 
 
 # install folders `make install` writes into; sysconfdir, localstatedir and runstatedir are

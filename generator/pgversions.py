@@ -49,6 +49,16 @@ FACTS = {fact.name: fact for fact in [
     Fact("pg_basebackup tar -X stream", 100000, None),
     Fact("max_worker_processes", 90400, None),
     Fact("max_wal_senders default 10", 100000, None),
+    # the primary's side: replication slots, and what its settings default to
+    Fact("replication slots", 90400, None),
+    Fact("slot reserves WAL at creation", 90600, None),  # immediately_reserve
+    Fact("pg_basebackup --slot", 90600, None),
+    Fact("pg_stat_replication", 90100, None),
+    Fact("pg_file_settings", 90500, None),
+    Fact("archive_mode=always", 90500, None),
+    Fact("archive_library", 150000, None),
+    Fact("wal_level default replica", 100000, None),
+    Fact("max_replication_slots default 10", 100000, None),
     Fact("log_directory absolute", None, None),
     Fact("in_place_tablespaces", 150000, None),
     # pg_ctl -w returns once a standby runs (PM_STATUS_STANDBY); before, it waits for

@@ -151,6 +151,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
     if pv.has("pg_basebackup", version):
         wal = (["-X", "stream"] if pv.has("pg_basebackup tar -X stream", version)
                else ["-X", "fetch"] if pv.has("pg_basebackup -X stream", version) else ["-x"])
+        if c.replication.slot and wal[1:] == ["stream"] and pv.has("pg_basebackup --slot", version):
+            # the WAL stream of the backup goes through the standby's slot, made by the primary
+            # step: a missing slot stops the backup at once, not the standby later
+            wal += ["-S", c.replication.slot]
         basebackup = {"method": "pg_basebackup",
                       "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", f"pitr-bundle {c.name}"]}
     else:
@@ -171,6 +175,19 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "expected_version": cp.version_recorded(version, configure),
         "dropped_options": cp.dropped_options(list(c.postgres.configure)),
         "primary_settings": cp.primary_settings(cluster),
+        "primary_step": {
+            "facts_sql": cp.primary_facts_sql(cluster),
+            "create_slot_sql": cp.create_slot_sql(cluster) if c.replication.slot else "",
+            "managed": cp.primary_managed(cluster),
+            "psql_candidates": cp.psql_candidates(cluster),
+            "archive_command": cp.archive_command(cluster),
+            "wal_level_needed": cp.wal_level_needed(version),
+            # wal_level 'archive' means replica from 9.6 on; before, it is below hot_standby
+            "archive_rank": 2 if pv.has("wal_level=replica", version) else 1,
+            "senders_needed": cp.SENDERS_NEEDED,
+            "include_name": cp.INCLUDE_NAME,
+            "major_num": pv.major_num(version),
+        },
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": archive_dir(host, c.name),
@@ -212,8 +229,9 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
                      f"build PostgreSQL {version} as the primary's build", order=35),
         cluster_file("primary/45-apply-on-primary.sh", "primary", "cluster/primary.sh.j2",
-                     "archive helper, boot mount of the archive, sudo rule, archive settings and "
-                     "pg_hba lines", order=45, runs_on=f"primary {primary_nodes}",
+                     "archive helper, boot mount of the archive, sudo rule; asks the running "
+                     "server, raises only what is too low, pg_hba lines, replication slot",
+                     order=45, runs_on=f"primary {primary_nodes}",
                      uses_install_block=True),
         cluster_file("primary/pitr-archive-wal.sh", "primary", "cluster/archive-wal.sh.j2",
                      "archive_command helper (installed by 45-apply-on-primary.sh)"),

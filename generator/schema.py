@@ -258,17 +258,32 @@ class Postgres(Strict):
         return ".".join(parts[:2]) if parts[0] == "9" else parts[0]
 
 
+# a systemd unit name, as `systemctl` takes it (postgresql@15-main.service)
+UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,200}\.(service|target)$")]
+
+
 class Primary(Strict):
     address: Address
     port: SystemPort = 5432
     ha_partner: Optional[Address] = None
-    # the primary's data directory and OS user, for the primary-side script
+    # the primary's data directory (the 9.0 base backup copies it; its layout names the
+    # default systemd unit) and OS user (runs psql on the primary's local socket)
     data_dir: Optional[AbsPath] = None
     os_user: OsUserName = "postgres"
-    # where the primary mounts this cluster's archive export
-    archive_mount: AbsPath = "/pgarch"
-    # the WAL copy helper installed on the primary and run by archive_command
-    archive_script: AbsPath = "/usr/local/sbin/pitr-archive-wal"
+    archive_mount: Optional[AbsPath] = Field(default=None, description=(
+        "where the primary (and its HA partner) mounts this cluster's archive export; the "
+        "WAL goes to <archive_mount>/arch/<UTC day>/. Default: /pgarch/<cluster name> (the "
+        "runbook's /pgarch, one folder per cluster so that clusters whose primaries share a "
+        "server never mix their WAL)"))
+    archive_script: Optional[AbsPath] = Field(default=None, description=(
+        "the WAL copy helper installed on the primary and run by archive_command. Default: "
+        "/usr/local/sbin/pitr-archive-wal-<cluster name>"))
+    systemd_unit: Optional[UnitName] = Field(default=None, description=(
+        "the primary's PostgreSQL systemd unit: the archive mount unit is ordered Before= it, "
+        "and 45-apply-on-primary.sh --restart restarts it. Default: Debian's "
+        "postgresql@<version>-<name>.service when data_dir is in Debian's layout "
+        "(/var/lib/postgresql/<version>/<name>), else RHEL/PGDG's postgresql-<major>.service "
+        "(e.g. postgresql-15.service); a source build's own unit must be named here"))
     # run it through sudo (the export belongs to root, no_root_squash): the runbook's way
     archive_via_sudo: bool = True
     # the helper refuses to archive unless archive_mount is a mount point (off: test rigs
@@ -287,7 +302,11 @@ class Primary(Strict):
 
 class Replication(Strict):
     user: RoleName = "replicator"
-    slot: Optional[RoleName] = None
+    slot: Optional[RoleName] = Field(default=None, description=(
+        "a physical replication slot the standby streams through (PostgreSQL 9.4 and later): "
+        "45-apply-on-primary.sh creates it on the primary when it is missing, so the primary "
+        "keeps the WAL the standby has not received yet (drop the slot if the standby is "
+        "given up)"))
 
 
 class Standby(Strict):
@@ -414,6 +433,27 @@ class ClusterSpec(Strict):
     @property
     def home_dir(self) -> str:
         return self.home or f"/home/{self.user}"
+
+    @property
+    def archive_mount(self) -> str:
+        """Where the primary mounts this cluster's archive export."""
+        return self.primary.archive_mount or f"/pgarch/{self.name}"
+
+    @property
+    def archive_helper(self) -> str:
+        """The archive_command helper's path on the primary."""
+        return self.primary.archive_script or f"/usr/local/sbin/pitr-archive-wal-{self.name}"
+
+    @property
+    def primary_unit(self) -> str:
+        """The primary's PostgreSQL systemd unit (see Primary.systemd_unit)."""
+        if self.primary.systemd_unit:
+            return self.primary.systemd_unit
+        debian = re.fullmatch(r"/var/lib/postgresql/([0-9.]+)/([^/]+)(/.*)?",
+                              self.primary.data_dir or "")
+        if debian:
+            return f"postgresql@{debian.group(1)}-{debian.group(2)}.service"
+        return f"postgresql-{self.postgres.major_text}.service"
 
     @property
     def archive_clients(self) -> list[str]:

@@ -113,6 +113,11 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
         problems.append(src.problem(("postgres", "version"), (
             f"PostgreSQL {c.postgres.version}: no known recovery rules for this major version "
             f"(known: 9.0 to 18)")))
+    if c.replication.slot and pv.known(c.postgres.version) and not pv.has(
+            "replication slots", c.postgres.version):
+        problems.append(src.problem(("replication", "slot"), (
+            f"PostgreSQL {c.postgres.version} has no replication slots (they exist from 9.4): "
+            "remove replication.slot")))
     if c.standby.hot_standby:
         for name in HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
@@ -120,6 +125,22 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
                 problems.append(src.problem(("standby", "settings", name), (
                     f"{ours} is below the primary's {theirs}: a hot standby refuses to start "
                     "(raise it, or set standby.hot_standby: false)")))
+
+
+def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem]) -> None:
+    """Clusters whose primaries share a server (a primary or HA partner address), on any
+    backup host, must not share its archive helper or mount point: the second one would
+    archive into the first one's folder. Nor can two specs back up one PostgreSQL server."""
+    taken = _Registry(problems)
+    for cluster in clusters:
+        c, src = cluster.spec, cluster.source
+        for node in dict.fromkeys(c.primary.nodes):
+            taken.claim("archive helper", f"{c.archive_helper} on {node}", src,
+                        ("primary", "archive_script"))
+            taken.claim("archive mount point", f"{c.archive_mount} on {node}", src,
+                        ("primary", "archive_mount"))
+            taken.claim("PostgreSQL server", f"{node}:{c.primary.port}", src,
+                        ("primary", "port"))
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,
@@ -165,6 +186,7 @@ def validate(specs: list[SpecFile]) -> list[Host]:
     for host in hosts.values():
         host.clusters = sorted(by_host[host.name], key=lambda c: c.spec.name)
         _check_host(host, problems)
+    _check_primary_servers(clusters, problems)
     if problems:
         raise SpecError(problems)
     return [hosts[name] for name in sorted(hosts)]

@@ -154,22 +154,18 @@ snapshot_world() {
   stub systemctl '[[ $1 == is-enabled ]] && exit 1; exit 0'
   stub mount
   stub visudo 'exit 0'
+  primary_world() {
+    echo "$PG_USER:x:26:26::/var/lib/pgsql:/bin/bash" >"$SANDBOX/.passwd"
+    fake_primary_server
+  }
+  fake_primary_server # its psql stub, which the gate below wraps
   fault_point install
   fault_point systemctl 'enable*'
   fault_point mount
-  fault_point mv
   fault_point cp
-  primary_world() {
-    echo "$PG_USER:x:26:26::/var/lib/pgsql:/bin/bash" >"$SANDBOX/.passwd"
-    mkdir -p "$SANDBOX/pgdata" "$SANDBOX/sbin" "$SANDBOX/units" "$SANDBOX/sudoers.d"
-    echo 15 >"$SANDBOX/pgdata/PG_VERSION"
-    printf 'port = 5432\n' >"$SANDBOX/pgdata/postgresql.conf"
-    printf 'local all all peer\n' >"$SANDBOX/pgdata/pg_hba.conf"
-  }
-  each_fault primary_world "$(rebase "$(script_of primary "$(cluster_fact "['name']")")" \
-    HELPER="$SANDBOX/sbin/pitr-archive-wal" MOUNT_SCRIPT="$SANDBOX/sbin/pitr-archive-mount" \
-    UNIT_FILE="$SANDBOX/units/pitr-archive-mount.service" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr" \
-    RC_LOCAL="$SANDBOX/rc.local" DEFAULT_DATA_DIR="$SANDBOX/pgdata")"
+  fault_point psql '*pg_create_physical_replication_slot*'
+  # the fake server's own stubs live in the sandbox: the pg_ctl restart is a change too
+  each_fault primary_world "$(primary_script)" --restart
 }
 
 # a PostgreSQL source tarball in miniature: configure, make and make install really run (as in

@@ -9,19 +9,25 @@ setup() {
   fake_users
   PG_USER=$(cluster_fact "['primary']['os_user']")
   echo "$PG_USER:x:26:26::/var/lib/pgsql:/bin/bash" >>"$SANDBOX/.passwd"
-  DATA=$SANDBOX/pgdata
-  mkdir -p "$DATA" "$SANDBOX/sbin" "$SANDBOX/units" "$SANDBOX/sudoers.d"
-  echo 15 >"$DATA/PG_VERSION"
-  printf 'port = 5432\n' >"$DATA/postgresql.conf"
-  printf 'local all all peer\n' >"$DATA/pg_hba.conf"
+  fake_primary_server
   stub systemctl '[[ $1 == is-enabled ]] && exit 1; exit 0'
   stub mount
   stub visudo 'exit 0'
-  PRIMARY_SCRIPT=$(rebase "$(script_of primary "$(cluster_fact "['name']")")" \
-    HELPER="$SANDBOX/sbin/pitr-archive-wal" MOUNT_SCRIPT="$SANDBOX/sbin/pitr-archive-mount" \
-    UNIT_FILE="$SANDBOX/units/pitr-archive-mount.service" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr" \
-    RC_LOCAL="$SANDBOX/rc.local" DEFAULT_DATA_DIR="$DATA")
+  PRIMARY_SCRIPT=$(primary_script)
+  SLOT=$(query "facts['clusters'][${CLUSTER_INDEX:-0}]['replication_slot']")
+  INCLUDE=$PG_ETC/pitr-archive.conf
   HELPER_IN_BUNDLE=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['cluster'] == '$(cluster_fact "['name']")' and f['path'].endswith('pitr-archive-wal.sh')][0]")
+}
+
+# nothing_installed: no helper, mount script, unit, sudo rule, include or hba change
+nothing_installed() {
+  [ ! -e "$SANDBOX/sbin/pitr-archive-wal" ]
+  [ ! -e "$SANDBOX/sbin/pitr-archive-mount" ]
+  [ ! -e "$SANDBOX/units/pitr-archive-mount.service" ]
+  [ ! -e "$SANDBOX/sudoers.d/pitr" ]
+  [ ! -e "$INCLUDE" ]
+  ! grep -q pitr "$PG_ETC/postgresql.conf" "$PG_ETC/pg_hba.conf"
+  [ -z "$(calls '^(install|systemctl (enable|daemon-reload)|mount|cp) ')" ]
 }
 
 @test "primary: installs the archive helper, the boot mount service, the sudo rule and mounts" {
@@ -29,6 +35,7 @@ setup() {
   cmp "$SANDBOX/sbin/pitr-archive-wal" "$HELPER_IN_BUNDLE"
   [ "$(stat -c '%U %G %a' "$SANDBOX/sbin/pitr-archive-wal")" = "root root 755" ]
   grep -q "^ExecStart=$SANDBOX/sbin/pitr-archive-mount\$" "$SANDBOX/units/pitr-archive-mount.service"
+  grep -qx "Before=$(cluster_fact "['primary']['systemd_unit']")" "$SANDBOX/units/pitr-archive-mount.service"
   calls '^systemctl enable pitr-archive-mount.service$' | grep -q .
   calls "^$SANDBOX/sbin/pitr-archive-mount\$" | grep -q . || calls "pitr-archive-mount" | grep -q .
   grep -q "NOPASSWD: " "$SANDBOX/sudoers.d/pitr"
@@ -36,37 +43,158 @@ setup() {
   calls '^visudo -c -q -f ' | grep -q .
 }
 
-@test "primary: the sudo rule is not installed when visudo rejects it" {
+@test "primary: a sudo rule visudo rejects stops it before any change" {
   stub visudo 'exit 1'
-  run -1 "$PRIMARY_SCRIPT"
+  run -3 "$PRIMARY_SCRIPT"
   [[ $output == *"visudo rejects the generated sudo rule"* ]]
-  [ ! -e "$SANDBOX/sudoers.d/pitr" ]
+  nothing_installed
 }
 
-@test "primary: archive settings are included once and pg_hba allows the backup host" {
+@test "primary: the include lands beside the real postgresql.conf, the hba lines in the real pg_hba.conf" {
   run -0 "$PRIMARY_SCRIPT"
-  [ "$(grep -cxF "include 'pitr-archive.conf'" "$DATA/postgresql.conf")" -eq 1 ]
-  grep -qxF "archive_mode = 'on'" "$DATA/pitr-archive.conf"
-  grep -q "^host replication $(cluster_fact "['replication_user']") " "$DATA/pg_hba.conf"
-  grep -qx 'local all all peer' "$DATA/pg_hba.conf"
-  [[ $output == *"restart the primary if archive_mode was off"* ]]
+  [ "$(grep -cxF "include 'pitr-archive.conf'" "$PG_ETC/postgresql.conf")" -eq 1 ]
+  [ ! -e "$PG_DATA/pitr-archive.conf" ]
+  grep -qxF "archive_mode = 'on'" "$INCLUDE"
+  grep -qx "wal_level = '\(replica\|hot_standby\)'" "$INCLUDE"
+  grep -qxF "max_wal_senders = '2'" "$INCLUDE"
+  grep -q "^archive_command = '.*\"%p\" \"%f\"'\$" "$INCLUDE"
+  grep -q "^host replication $(cluster_fact "['replication_user']") " "$PG_ETC/pg_hba.conf"
+  grep -qx 'local all all peer' "$PG_ETC/pg_hba.conf"
+  # the server's own files keep their modes (the fake install records owners, not modes)
+  [ "$(/usr/bin/stat -c %a "$PG_ETC/pg_hba.conf")" = 640 ]
+  [ "$(/usr/bin/stat -c %a "$PG_ETC/postgresql.conf")" = 644 ]
+  [ "$(/usr/bin/stat -c %a "$INCLUDE")" = 644 ]
+  [ ! -e "$PG_DATA/pg_hba.conf" ]
+  [[ $output == *"needs a RESTART for: wal_level 'minimal' -> "* ]]
+  [[ $output == *"needs a reload for: "*"pg_hba.conf lines"* ]]
+  [ -z "$(calls '(pg_reload_conf|pg_ctl|systemctl restart)')" ]
+}
+
+@test "primary: never lowers what the server has: logical stays logical, more walsenders stay" {
+  pg_setting wal_level logical postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting archive_mode always postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting max_wal_senders 20 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting max_replication_slots 7 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_fact senders_other 3
+  run -0 "$PRIMARY_SCRIPT"
+  ! grep -q '^wal_level' "$INCLUDE"
+  ! grep -q '^archive_mode' "$INCLUDE"
+  ! grep -q '^max_wal_senders' "$INCLUDE"
+  ! grep -q '^max_replication_slots' "$INCLUDE"
+  grep -q '^archive_command' "$INCLUDE"
+  [[ $output == *"wal_level = 'logical'"*"left as it is"* ]]
+  [[ $output != *"RESTART"* ]]
+}
+
+@test "primary: walsenders rise to what others use plus the standby's two, never below the include's" {
+  pg_setting max_wal_senders 3 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_fact senders_other 4
+  run -0 "$PRIMARY_SCRIPT"
+  grep -qxF "max_wal_senders = '6'" "$INCLUDE"
+  pg_fact senders_other 0
+  run -0 "$PRIMARY_SCRIPT" --no-mount
+  grep -qxF "max_wal_senders = '6'" "$INCLUDE"
+}
+
+@test "primary: another archive_command is refused by name and nothing changes; the flag replaces it" {
+  pg_setting archive_mode on postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting archive_command "pgbackrest --stanza=main archive-push %p" sighup "configuration file" "$PG_ETC/postgresql.conf"
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"archive_command = 'pgbackrest --stanza=main archive-push %p'"* ]]
+  [[ $output == *"--replace-archive-command"* ]]
+  nothing_installed
+  run -0 "$PRIMARY_SCRIPT" --replace-archive-command
+  grep -q '^archive_command = .*pitr-archive-wal' "$INCLUDE"
+  [[ $output == *"replacing archive_command = 'pgbackrest"* ]]
+  # accepted once: a re-run without the flag keeps it
+  run -0 "$PRIMARY_SCRIPT" --no-mount
+  grep -q '^archive_command = .*pitr-archive-wal' "$INCLUDE"
+}
+
+@test "primary: a value set by ALTER SYSTEM below the need is refused: the include could not win" {
+  pg_setting max_wal_senders 1 postmaster "configuration file" "$PG_DATA/postgresql.auto.conf"
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"max_wal_senders = '1' is set by ALTER SYSTEM"* ]]
+  nothing_installed
+}
+
+@test "primary: a server that does not answer is refused; --no-postgres installs only the node's pieces" {
+  touch "$SANDBOX/.pg/.down"
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"no PostgreSQL answers on port"* ]]
+  nothing_installed
+  run -0 "$PRIMARY_SCRIPT" --no-postgres
+  [ -e "$SANDBOX/sbin/pitr-archive-wal" ]
+  [ ! -e "$INCLUDE" ]
+}
+
+@test "primary: a server of another major on the port is refused" {
+  pg_fact version 80417
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"runs PostgreSQL 80417"* ]]
+  nothing_installed
+}
+
+@test "primary: --restart restarts with the server's own pg_ctl, the values take effect, the slot is made" {
+  run -0 "$PRIMARY_SCRIPT" --restart
+  calls "^pg_ctl restart -D $PG_DATA -m fast -w -t 300 -l $SANDBOX/server.log\$" | grep -q .
+  [ "$(cat "$SANDBOX/.pg/cur:archive_mode")" = on ]
+  [[ $output == *"now runs with the planned settings"* ]]
+  if [[ -n $SLOT ]]; then
+    [ "$(cat "$SANDBOX/.pg/slot")" = physical ]
+    [[ $output == *"keeps this server's WAL until the standby has it"* ]]
+  fi
+  : >"$STUB_LOG"
+  run -0 "$PRIMARY_SCRIPT" --restart --no-mount
+  [ -z "$(calls '(pg_ctl|pg_reload_conf|pg_create_physical_replication_slot)')" ]
+  [[ $output == *"already in effect"* ]]
+  [[ -z $SLOT || $output == *"replication slot $SLOT: already present"* ]]
+}
+
+@test "primary: --restart is refused when PostgreSQL runs under another systemd unit" {
+  echo "0::/system.slice/postgresql@99-other.service" >"$SANDBOX/proc/4242/cgroup"
+  run -3 "$PRIMARY_SCRIPT" --restart
+  [[ $output == *"runs under postgresql@99-other.service"* ]]
+  nothing_installed
+}
+
+@test "primary: under the spec's systemd unit, --restart restarts that unit" {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub systemctl '[[ $1 == is-enabled ]] && exit 1; [[ $1 == restart ]] && "$SANDBOX/pgbin/apply-include" all; exit 0'
+  echo "0::/system.slice/$(cluster_fact "['primary']['systemd_unit']")" >"$SANDBOX/proc/4242/cgroup"
+  run -0 "$PRIMARY_SCRIPT" --restart
+  calls "^systemctl restart $(cluster_fact "['primary']['systemd_unit']")\$" | grep -q .
+  [ -z "$(calls '^pg_ctl')" ]
+}
+
+@test "primary: --reload reloads when only reloadable settings change" {
+  pg_setting wal_level logical postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting archive_mode on postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting max_wal_senders 10 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting max_replication_slots 10 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  run -0 "$PRIMARY_SCRIPT" --reload
+  calls 'pg_reload_conf' | grep -q .
+  [ -z "$(calls '^pg_ctl')" ]
+  grep -q pitr-archive-wal "$SANDBOX/.pg/cur:archive_command"
 }
 
 @test "primary: a second run changes nothing" {
   run -0 "$PRIMARY_SCRIPT"
   stub systemctl 'exit 0'
-  cp "$DATA/postgresql.conf" "$BATS_TEST_TMPDIR/conf.before"
+  cp "$PG_ETC/postgresql.conf" "$BATS_TEST_TMPDIR/conf.before"
+  cp "$INCLUDE" "$BATS_TEST_TMPDIR/include.before"
   : >"$STUB_LOG"
   run -0 "$PRIMARY_SCRIPT" --no-mount
-  [ -z "$(calls '^(install|systemctl (enable|daemon-reload)|chown)')" ]
-  cmp "$DATA/postgresql.conf" "$BATS_TEST_TMPDIR/conf.before"
+  [ -z "$(calls '^(install|systemctl (enable|daemon-reload)|chown|cp) ')" ]
+  cmp "$PG_ETC/postgresql.conf" "$BATS_TEST_TMPDIR/conf.before"
+  cmp "$INCLUDE" "$BATS_TEST_TMPDIR/include.before"
 }
 
 @test "primary: --dry-run changes nothing" {
-  run -0 "$PRIMARY_SCRIPT" --dry-run
-  [ ! -e "$SANDBOX/sbin/pitr-archive-wal" ]
-  [ -z "$(calls '^(install|systemctl enable|mount)')" ]
-  ! grep -q pitr-archive "$DATA/postgresql.conf"
+  run -0 "$PRIMARY_SCRIPT" --dry-run --restart
+  nothing_installed
+  [ -z "$(calls '(pg_ctl|pg_reload_conf|pg_create)')" ]
+  [[ $output == *"dry-run: would write $INCLUDE"* ]]
 }
 
 archive_helper() {

@@ -365,3 +365,112 @@ esac'
 make_pool() {
   "$STUB_BIN/zpool" create -o ashift=12 "$POOL" mirror /dev/a /dev/b
 }
+
+# fake_primary_server: the primary's PostgreSQL as the primary-side script sees it, in the
+# sandbox, Debian-like (postgresql.conf and pg_hba.conf in $SANDBOX/etc, outside the data
+# directory). A psql stub answers the script's questions from $SANDBOX/.pg/<key> files
+# (pg_fact KEY VALUE changes one), reloads and restarts (a pg_ctl stub beside the fake
+# postgres in $SANDBOX/proc) put the include's values in effect, and slots are files.
+# Defaults: a server below every need (wal_level minimal, archiving off, no walsenders).
+fake_primary_server() {
+  local major version_num name
+  major=$(cluster_fact "['postgres_major']")
+  if [[ $major == 9.* ]]; then
+    version_num=$((90000 + ${major#9.} * 100))
+  else
+    version_num=$((major * 10000))
+  fi
+  PG_DATA=$SANDBOX/pgdata
+  PG_ETC=$SANDBOX/etc
+  mkdir -p "$PG_DATA" "$PG_ETC" "$SANDBOX/.pg" "$SANDBOX/pgbin" "$SANDBOX/proc/4242/fd" "$SANDBOX/sbin" \
+    "$SANDBOX/units" "$SANDBOX/sudoers.d"
+  echo "$major" >"$PG_DATA/PG_VERSION"
+  echo 4242 >"$PG_DATA/postmaster.pid"
+  printf "data_directory = '%s'\nport = 5432\ninclude_dir = 'conf.d'\n" "$PG_DATA" >"$PG_ETC/postgresql.conf"
+  printf 'local all all peer\n' >"$PG_ETC/pg_hba.conf"
+  chmod 0644 "$PG_ETC/postgresql.conf"
+  chmod 0640 "$PG_ETC/pg_hba.conf"
+  : >"$SANDBOX/server.log"
+  ln -sfn "$SANDBOX/pgbin/postgres" "$SANDBOX/proc/4242/exe"
+  ln -sfn "$SANDBOX/server.log" "$SANDBOX/proc/4242/fd/2"
+  echo "0::/" >"$SANDBOX/proc/4242/cgroup"
+  pg_fact version "$version_num"
+  pg_fact recovery no
+  pg_fact data_directory "$PG_DATA"
+  pg_fact config_file "$PG_ETC/postgresql.conf"
+  pg_fact hba_file "$PG_ETC/pg_hba.conf"
+  pg_setting wal_level minimal postmaster
+  pg_setting archive_mode off postmaster
+  pg_setting archive_command "" sighup
+  pg_setting archive_library "" sighup
+  pg_setting max_wal_senders 0 postmaster
+  pg_setting max_replication_slots 0 postmaster
+  pg_fact senders_other 0
+  pg_fact slots_other 0
+  # the stub is made once per test (a fault gate may wrap it): later worlds reuse it
+  [[ -e $STUB_BIN/psql ]] ||
+    # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+    stub psql '
+sql="" sep="|"
+while (($#)); do
+  case $1 in
+    -c) sql=$2; shift ;;
+    -F) sep=$2; shift ;;
+  esac
+  shift
+done
+[[ -e $SANDBOX/.pg/.down ]] && { echo "psql: could not connect to server" >&2; exit 2; }
+case $sql in
+  "select 1") echo 1 ;;
+  *pg_reload_conf*) "$SANDBOX/pgbin/apply-include" sighup; echo t ;;
+  *pg_create_physical_replication_slot*)
+    [[ -e $SANDBOX/.pg/slot ]] || echo physical >"$SANDBOX/.pg/slot"
+    echo "(slot)" ;;
+  *server_version_num*)
+    for f in "$SANDBOX"/.pg/*; do
+      [[ -f $f ]] && printf "%s%s%s\n" "${f##*/}" "$sep" "$(cat "$f")"
+    done ;;
+  *) echo "fake psql: unexpected SQL: $sql" >&2; exit 3 ;;
+esac'
+  # the include's lines put in effect: for a reload only the settings a reload changes
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pgbin stub apply-include '
+include=$(dirname "$(cat "$SANDBOX/.pg/config_file")")/pitr-archive.conf
+[[ -f $include ]] || exit 0
+pattern="^([a-z_]+) = \x27(.*)\x27\$"
+while IFS= read -r line; do
+  [[ $line =~ $pattern ]] || continue
+  name=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+  [[ $1 == all || $(cat "$SANDBOX/.pg/context:$name") == sighup ]] || continue
+  printf "%s" "$value" >"$SANDBOX/.pg/cur:$name"
+done <"$include"'
+  sed -i "s/\\\\x27/'/g" "$SANDBOX/pgbin/apply-include"
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pgbin stub pg_ctl '[[ $1 == restart ]] && "$SANDBOX/pgbin/apply-include" all; exit 0'
+  STUB_TARGET=$SANDBOX/pgbin stub postgres
+}
+
+# pg_fact KEY VALUE: what the fake primary answers for KEY
+pg_fact() {
+  printf '%s' "$2" >"$SANDBOX/.pg/$1"
+}
+
+# pg_setting NAME VALUE CONTEXT [SOURCE [FILE]]: a setting of the fake primary, the same in
+# effect and in its configuration files (default: PostgreSQL's default)
+pg_setting() {
+  local source=${4:-default} file=${5:-}
+  pg_fact "cur:$1" "$2"
+  pg_fact "context:$1" "$3"
+  pg_fact "source:$1" "$source"
+  pg_fact "srcfile:$1" "$file"
+  pg_fact "base:$1" "$2"
+  pg_fact "basefile:$1" "$file"
+}
+
+# primary_script: the cluster's primary-side script with its system paths in the sandbox
+primary_script() {
+  rebase "$(script_of primary "$(cluster_fact "['name']")")" \
+    HELPER="$SANDBOX/sbin/pitr-archive-wal" MOUNT_SCRIPT="$SANDBOX/sbin/pitr-archive-mount" \
+    UNIT_FILE="$SANDBOX/units/pitr-archive-mount.service" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr" \
+    RC_LOCAL="$SANDBOX/rc.local" PROC="$SANDBOX/proc" SYSTEMD_RUN_DIR="$SANDBOX/run-systemd"
+}
