@@ -11,7 +11,8 @@ import tarfile
 from dataclasses import dataclass
 
 from generator import __version__
-from generator.plan import CONFIG_MODE, PlannedFile, datasets_of, plan_host, pool_layout
+from generator.plan import (CONFIG_MODE, VIP_UNIT, PlannedFile, datasets_of, plan_host,
+                            pool_layout, vip_routes)
 from generator.render import environment, render_file
 from generator.validate import Host
 
@@ -42,7 +43,16 @@ def _facts(host: Host) -> dict:
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
                      for d in datasets_of(host)],
         "clusters": [_cluster_facts(host, c) for c in host.clusters],
+        "vip": _vip_facts(host),
     }
+
+
+def _vip_facts(host: Host) -> dict | None:
+    vip = host.spec.managed_vip
+    if not vip:
+        return None
+    return {"address": vip.address, "interface": vip.interface, "prefix": vip.prefix_length,
+            "unit": VIP_UNIT, "nodes": [r["address"] for r in vip_routes(host)]}
 
 
 def _cluster_facts(host: Host, cluster) -> dict:

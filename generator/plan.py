@@ -103,6 +103,10 @@ def plan_host(host: Host) -> list[PlannedFile]:
                     "create the shared and per-cluster ZFS datasets", all_sources, order=20,
                     context={"datasets": datasets,
                              "shared": [d for d in datasets if d.cluster is None]}),
+    ]
+    if host.spec.managed_vip:
+        files.append(plan_vip(host))
+    files += [
         PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
                     "export the WAL archive folders over NFS and pin the NFS ports",
                     all_sources, order=40, context={"exports": exports}, uses_install_block=True),
@@ -111,6 +115,29 @@ def plan_host(host: Host) -> list[PlannedFile]:
         files += plan_cluster(host, cluster)
     files += plan_monitor(host, all_sources)
     return files
+
+
+VIP_UNIT = "pitr-bundle-vip.service"
+
+
+def vip_routes(host: Host) -> list[dict]:
+    """The addresses the backup host connects to (each cluster's primary and HA partner), once
+    each, with the clusters that use them: the VIP script routes each from the virtual IP."""
+    nodes: dict[str, list[str]] = {}
+    for cluster in host.clusters:
+        for address in cluster.spec.primary.nodes:
+            nodes.setdefault(address, []).append(cluster.spec.name)
+    return [{"address": a, "clusters": names} for a, names in nodes.items()]
+
+
+def plan_vip(host: Host) -> PlannedFile:
+    vip = host.spec.managed_vip
+    return PlannedFile(
+        "host/15-vip.sh", "vip", "host/vip.sh.j2",
+        f"bring up virtual IP {vip.address}/{vip.prefix_length} on {vip.interface} and route "
+        "connections to the primaries from it, at boot too (--remove undoes it)",
+        [host.source] + [c.source for c in host.clusters], order=15,
+        context={"vip": vip, "routes": vip_routes(host), "unit_name": VIP_UNIT})
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"

@@ -191,12 +191,62 @@ class HostMonitor(Strict):
     pool_capacity_crit: int = Field(default=90, ge=1, le=100)
 
 
+# a Linux interface name (IFNAMSIZ: 15 characters), safe in shell words and systemd units
+InterfaceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")]
+
+
+class VirtualIp(Strict):
+    """The address primaries see the backup host connect from. With `interface`, the bundle
+    brings it up itself (host/15-vip.sh) and routes connections to the primaries from it;
+    without, it is managed outside the bundle (keepalived, pacemaker, the network setup)."""
+
+    address: Address = Field(description=(
+        "the virtual IP; every primary's pg_hba.conf allows replication from it"))
+    interface: Optional[InterfaceName] = Field(default=None, description=(
+        "the interface that carries the address (e.g. bond0, eth0), configured and up by the "
+        "host's own network setup; set it to have host/15-vip.sh bring the address up and "
+        "route connections to the primaries and HA partners from it (IPv4)"))
+    prefix: Optional[int] = Field(default=None, ge=8, le=32, description=(
+        "prefix length of the address, with interface only: 32 (default) adds the address "
+        "alone, without a subnet route; the subnet's length (e.g. 24) makes it a secondary "
+        "address of that subnet"))
+
+    @model_validator(mode="after")
+    def _managed_needs_ipv4(self):
+        if self.interface is None:
+            if self.prefix is not None:
+                raise ValueError("prefix needs interface (the bundle sets up the address only "
+                                 "when it knows the interface)")
+            return self
+        try:
+            ipaddress.IPv4Address(self.address)
+        except ValueError:
+            raise ValueError(f"address {self.address} must be an IPv4 address when interface "
+                             "is set (host/15-vip.sh routes IPv4)") from None
+        return self
+
+    @property
+    def prefix_length(self) -> int:
+        return 32 if self.prefix is None else self.prefix
+
+
+def _virtual_ip_form(value):
+    """The older form `virtual_ip: 192.168.1.199` is the address alone."""
+    return {"address": value} if isinstance(value, str) else value
+
+
 class HostSpec(Strict):
     name: HostName
     # the address primaries see the backup host connect from (pg_hba.conf); a virtual IP,
     # when set, is used instead so the backup host can move without touching the primaries
     address: Address
-    virtual_ip: Optional[Address] = None
+    virtual_ip: Annotated[Optional[VirtualIp], BeforeValidator(
+        _virtual_ip_form, json_schema_input_type=Union[Address, VirtualIp, None])] = Field(
+        default=None, description=(
+            "the address primaries see the backup host connect from, instead of address: "
+            "`virtual_ip: 192.168.1.199` when it is managed outside the bundle, or "
+            "`virtual_ip: {address: 192.168.1.199, interface: bond0, prefix: 24}` to have "
+            "host/15-vip.sh bring it up and route connections to the primaries from it"))
     pool: Pool
     datasets: SharedDatasets
     nfs: Nfs = Nfs()
@@ -204,7 +254,12 @@ class HostSpec(Strict):
 
     @property
     def replication_source(self) -> str:
-        return self.virtual_ip or self.address
+        return self.virtual_ip.address if self.virtual_ip else self.address
+
+    @property
+    def managed_vip(self) -> Optional[VirtualIp]:
+        """The virtual IP host/15-vip.sh brings up, if the spec asks for one."""
+        return self.virtual_ip if self.virtual_ip and self.virtual_ip.interface else None
 
 
 # --- cluster spec ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,8 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("port", c.port, csrc, ("port",))
         taken.claim("OS user", c.user, csrc, ("os_user",))
         _check_cluster(cluster, problems)
+        if spec.managed_vip:
+            _check_routable(spec, cluster, problems)
 
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
@@ -141,6 +144,28 @@ def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem])
                         ("primary", "archive_mount"))
             taken.claim("PostgreSQL server", f"{node}:{c.primary.port}", src,
                         ("primary", "port"))
+
+
+def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """host/15-vip.sh routes each primary and HA partner from the virtual IP: each must be an
+    IPv4 address (a route names no host name) that is not the backup host's own."""
+    vip = host.managed_vip
+    for key in ("address", "ha_partner"):
+        node = getattr(cluster.spec.primary, key)
+        if node is None:
+            continue
+        at = ("primary", key)
+        try:
+            ipaddress.IPv4Address(node)
+        except ValueError:
+            problems.append(cluster.source.problem(at, (
+                f"{node} must be an IPv4 address: the host's virtual_ip has an interface, so "
+                "host/15-vip.sh routes it from the virtual IP (a route takes no host name)")))
+            continue
+        if node in (vip.address, host.address):
+            problems.append(cluster.source.problem(at, (
+                f"{node} is the backup host's own address: its connections cannot leave from "
+                f"the virtual IP {vip.address}")))
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,

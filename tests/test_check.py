@@ -54,6 +54,7 @@ FAULT_TESTS = {
     "pool": "the pool script",
     "datasets": "the datasets script",
     "nfs-exports": "the NFS exports script",
+    "vip": "the VIP script",
     "monitor": "the monitoring installer",
     "user": "the user script",
     "build": "the build script",

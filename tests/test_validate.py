@@ -210,3 +210,53 @@ def test_hot_standby_may_not_undercut_the_primary(specs_copy):
                      "or set standby.hot_standby: false)")
     edit(cluster, "hot_standby: true", "hot_standby: false")
     assert pitr_bundle("validate", str(specs_copy)).returncode == 0
+
+
+# --- the virtual IP (host/15-vip.sh) -------------------------------------------------------
+
+VIP_MAPPING = "virtual_ip:\n  address: 192.168.1.199\n  interface: bond0\n  prefix: 24\n"
+
+
+def test_a_plain_virtual_ip_is_still_valid_and_makes_no_vip_script(specs_copy, tmp_path):
+    edit(specs_copy / "hosts/pitr1.yaml", VIP_MAPPING, "virtual_ip: 192.168.1.199\n")
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    assert not (bundle / "host/15-vip.sh").exists()
+    assert "192.168.1.199/32" in (bundle / "clusters/pg168121/primary/pg_hba.conf.lines").read_text()
+
+
+def test_the_example_bundle_runs_the_vip_script_before_the_datasets(tmp_path):
+    pitr_bundle("build", "specs", "-o", str(tmp_path / "out"), check=True)
+    readme = (tmp_path / "out/pitr1/README.md").read_text()
+    order = [line.split("`")[1] for line in readme.splitlines() if re.match(r"\| \d+ \| `", line)]
+    assert order.index("host/15-vip.sh") < order.index("host/20-datasets.sh") < \
+        order.index("clusters/pg168104/50-basebackup.sh")
+
+
+@pytest.mark.parametrize("new, field, message", [
+    ("virtual_ip:\n  address: 192.168.1.199\n  interface: bond0;reboot\n", "virtual_ip.interface",
+     "'bond0;reboot' is not allowed here"),
+    ("virtual_ip:\n  address: vip.example.com\n  interface: bond0\n", "virtual_ip",
+     "address vip.example.com must be an IPv4 address when interface is set"),
+    ("virtual_ip:\n  address: 192.168.1.199\n  prefix: 24\n", "virtual_ip", "prefix needs interface"),
+    ("virtual_ip:\n  address: 192.168.1.199\n  interface: bond0\n  prefix: 33\n",
+     "virtual_ip.prefix", "Input should be less than or equal to 32"),
+])
+def test_bad_virtual_ip_names_file_line_field(specs_copy, new, field, message):
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, VIP_MAPPING, new)
+    (error,) = errors_of(specs_copy)
+    assert error.startswith(f"{host}:") and f": {field}: " in error and message in error, error
+
+
+@pytest.mark.parametrize("key, old, new, message", [
+    ("primary.address", "address: 192.168.1.121", "address: db121.example.com",
+     "db121.example.com must be an IPv4 address"),
+    ("primary.ha_partner", "ha_partner: 192.168.1.122", "ha_partner: 192.168.1.199",
+     "192.168.1.199 is the backup host's own address"),
+])
+def test_primaries_routed_from_the_vip_must_be_other_ipv4_addresses(specs_copy, key, old, new, message):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, old, new)
+    (error,) = errors_of(specs_copy)
+    assert error.startswith(f"{cluster}:{line_of(cluster, new)}: {key}: {message}"), error

@@ -56,3 +56,43 @@ drifted_pool() {
   each_fault monitor_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")" \
     CHECK="$SANDBOX/plugins/check_pitr" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr-check")"
 }
+
+@test "faults: the VIP script, failing at each change, stops and then completes on a re-run" {
+  [[ -n $(script_of vip) ]] || skip "no managed virtual IP in this bundle's host spec"
+  fake_ownership
+  fake_ip
+  fake_systemctl
+  export FAKE_UNIT_DIR=$SANDBOX/etc/systemd/system FAKE_IP_LINKS="lo $(query "facts['vip']['interface']")"
+  # changes: ip address/route replace/del (queries start with -o), install, systemctl
+  # daemon-reload/enable/start (queries are is-enabled/is-active)
+  fault_point ip '[!-]*'
+  fault_point install
+  fault_point systemctl '[!i]*'
+  vip_world() {
+    # a route from the VIP to an address the specs no longer name: one more change to fail at
+    mkdir -p "$SANDBOX/.net"
+    : >"$SANDBOX/.net/addresses"
+    echo "10.99.0.7 via 192.168.1.1 dev eth0 src $(query "facts['vip']['address']")" >"$SANDBOX/.net/routes"
+  }
+  each_fault vip_world "$(rebase "$(script_of vip)" UNIT_FILE="$FAKE_UNIT_DIR/$(query "facts['vip']['unit']")")"
+}
+
+@test "faults: the VIP script's --remove, failing at each change, stops and then completes on a re-run" {
+  [[ -n $(script_of vip) ]] || skip "no managed virtual IP in this bundle's host spec"
+  fake_ownership
+  fake_ip
+  fake_systemctl
+  export FAKE_UNIT_DIR=$SANDBOX/etc/systemd/system FAKE_IP_LINKS="lo $(query "facts['vip']['interface']")"
+  local script
+  script=$(rebase "$(script_of vip)" UNIT_FILE="$FAKE_UNIT_DIR/$(query "facts['vip']['unit']")")
+  fault_point ip '[!-]*'
+  fault_point install
+  fault_point rm
+  fault_point systemctl '[!i]*'
+  applied_world() {
+    "$script" >/dev/null 2>&1
+    # a stopped unit: --remove has routes and the address to take down itself
+    /bin/rm -f "$SANDBOX/.systemd/"*.active
+  }
+  each_fault applied_world "$script" --remove --yes
+}

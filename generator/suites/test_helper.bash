@@ -474,3 +474,48 @@ primary_script() {
     UNIT_FILE="$SANDBOX/units/pitr-archive-mount.service" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr" \
     RC_LOCAL="$SANDBOX/rc.local" PROC="$SANDBOX/proc" SYSTEMD_RUN_DIR="$SANDBOX/run-systemd"
 }
+
+# fake_ip: `ip` as a stateful stub (fake_ip.bash): addresses and routes under $SANDBOX/.net
+fake_ip() {
+  [[ -f $SUITES_DIR/fake_ip.bash ]] || {
+    echo "test_helper: $SUITES_DIR/fake_ip.bash missing" >&2
+    return 1
+  }
+  printf '#!/usr/bin/env bash\nexec bash %q "$@"\n' "$SUITES_DIR/fake_ip.bash" >"$STUB_BIN/ip"
+  chmod +x "$STUB_BIN/ip"
+}
+
+# fake_systemctl: systemctl as a stub with a state: enable/disable and start/stop mark a unit
+# in $SANDBOX/.systemd, is-enabled/is-active read the marks; start and stop run the unit's
+# ExecStart/ExecStop lines from $FAKE_UNIT_DIR/<unit> as systemd would (a "-" prefix ignores
+# a failure); every call is logged
+fake_systemctl() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub systemctl 'state=$SANDBOX/.systemd
+/bin/mkdir -p "$state"
+unit=${*: -1}
+# exec_lines KEY: run the unit file'"'"'s KEY= lines, stop at the first failure not ignored
+exec_lines() {
+  local line command
+  [[ -f ${FAKE_UNIT_DIR:-}/$unit ]] || return 0
+  while IFS= read -r line; do
+    [[ $line == "$1="* ]] || continue
+    command=${line#*=}
+    if [[ $command == -* ]]; then
+      ${command#-} || true
+    else
+      $command || return 1
+    fi
+  done <"$FAKE_UNIT_DIR/$unit"
+}
+case $1 in
+  is-enabled) [[ -e $state/$unit.enabled ]] ;;
+  is-active) [[ -e $state/$unit.active ]] ;;
+  enable) : >"$state/$unit.enabled" ;;
+  disable) /bin/rm -f "$state/$unit.enabled" ;;
+  start) exec_lines ExecStart && : >"$state/$unit.active" ;;
+  stop) exec_lines ExecStop; /bin/rm -f "$state/$unit.active" ;;
+  daemon-reload) ;;
+  *) echo "fake systemctl: $1 is not faked" >&2; exit 2 ;;
+esac'
+}
