@@ -38,7 +38,7 @@ ALLOWED_CHANGES = [
     ("hosts/pitr1.yaml", r"pool\.(vdevs\.\d+\.disks|log\.devices|spares)\.\d+", "disk names"),
     ("clusters/pg168104.yaml", r"primary\.(address|ha_partner)", "address: the same server as pg168121"),
     ("clusters/pg168\d+.yaml", r"postgres\..*", "the guest's Debian PostgreSQL 15, packaged"),
-    ("clusters/pg168\d+.yaml", r"primary\.unit", "the Debian cluster's systemd unit"),
+    ("clusters/pg168\d+.yaml", r"primary\.systemd_unit", "the Debian cluster's systemd unit"),
     ("clusters/pg168\d+.yaml", r"snapshots\.schedule", "cron fires during the run"),
 ]
 
@@ -58,14 +58,14 @@ def derive_specs(folder: Path, pg_version: str) -> dict[str, dict]:
     pool["spares"] = [DISK.format(13)]
     second["primary"]["address"] = first["primary"]["address"]
     second["primary"]["ha_partner"] = first["primary"]["ha_partner"]
-    schema = json.loads((REPO / "schema/cluster.schema.json").read_text())["$defs"]
+    schema = json.loads(pitr_bundle("schema", "cluster", check=True).stdout)["$defs"]
     for cluster, debian_name in ((first, "main"), (second, "second")):
         if "binaries" in schema["Postgres"]["properties"]:
             cluster["postgres"] = {"version": pg_version, "binaries": PGBIN}
         else:  # a bundle without packaged binaries: the scenario's checks say what fails
             cluster["postgres"]["version"] = pg_version
-        if "unit" in schema["Primary"]["properties"]:
-            cluster["primary"]["unit"] = f"postgresql@15-{debian_name}.service"
+        if "systemd_unit" in schema["Primary"]["properties"]:
+            cluster["primary"]["systemd_unit"] = f"postgresql@15-{debian_name}.service"
         cluster.setdefault("snapshots", {})["schedule"] = "* * * * *"
     for name, spec in specs.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +110,9 @@ def scenario_env(bundle: Path, specs: dict[str, dict]) -> str:
     host = specs["hosts/pitr1.yaml"]
     env: dict[str, str] = {
         "POOL": host["pool"]["name"],
-        "HOST_ADDR": host["address"], "VIP": host["virtual_ip"], "PREFIXLEN": "24",
-        "IFACE": host.get("interface", "eth0"),
+        # the guest's veth end gets the name of the spec's interface
+        "HOST_ADDR": host["address"], "VIP": host["virtual_ip"]["address"],
+        "PREFIXLEN": str(host["virtual_ip"]["prefix"]), "IFACE": host["virtual_ip"]["interface"],
         "VIP_SCRIPT": roles.get(("vip", None), ""),
         "PASSWORD": PASSWORD,
     }
@@ -142,7 +143,7 @@ def scenario_env(bundle: Path, specs: dict[str, dict]) -> str:
     env["RESTORE_PARENT_MNT"], env["RESTORE_PORT1"] = restore["RESTORE_ROOT"], restore["DEFAULT_PORT"]
     lines = [f"{key}={shlex.quote(value)}" for key, value in env.items()]
     # the flags of the primary step after its refusal was proven (an array in the script)
-    lines.append("PRIMARY_APPLY_FLAGS=()")
+    lines.append("PRIMARY_APPLY_FLAGS=(--restart)")
     return "\n".join(lines) + "\n"
 
 
