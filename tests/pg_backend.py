@@ -358,7 +358,9 @@ class PgServer:
         if self.running:
             self._run("pg_ctl", "-D", self.data_dir, "reload")
 
-    def start(self, timeout: int = 60) -> None:
+    def start(self, timeout: int = 60, options: str = "") -> None:
+        """Start it; ``options`` go to the postgres command line (pg_ctl -o), e.g. a
+        ``-c config_file=...`` outside the data dir as Debian's layout has it."""
         if not self.port_free():
             raise PgError(f"PostgreSQL {self.major}: port {self.host}:{self.port} is already in use "
                           f"(another test's server, or one left by a killed session?)")
@@ -371,7 +373,7 @@ class PgServer:
         _tell_watcher(f"+\t{self.bin / 'pg_ctl'}\t{self.os_user}\t{self.data_dir}")
         try:
             self._run("pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", str(timeout),
-                      "start", timeout=timeout + 30)
+                      *(["-o", options] if options else []), "start", timeout=timeout + 30)
         except BaseException:
             self.stop(mode="immediate", check=False)
             raise

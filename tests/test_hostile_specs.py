@@ -80,6 +80,9 @@ def base_specs() -> dict[str, dict]:
     cluster = specs["clusters/pg168121.yaml"]
     cluster["snapshots"] = {"pre_hook": "psql -c checkpoint"}
     cluster["standby"]["settings"]["work_mem"] = "4MB"
+    cluster["primary"].update(systemd_unit="postgresql-17.service",  # the defaults, spelled out
+                              archive_script="/usr/local/sbin/pitr-archive-wal-pg168121",
+                              archive_mount="/pgarch/pg168121")
     cluster["postgres"]["extensions"] = [{"name": "pgfincore", "file": "pgfincore-1.2.tar.gz",
                                           "sha256": "0" * 64, "make_args": ["CFLAGS=-O2"]}]
     return specs

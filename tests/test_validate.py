@@ -260,3 +260,52 @@ def test_primaries_routed_from_the_vip_must_be_other_ipv4_addresses(specs_copy, 
     edit(cluster, old, new)
     (error,) = errors_of(specs_copy)
     assert error.startswith(f"{cluster}:{line_of(cluster, new)}: {key}: {message}"), error
+
+
+def test_a_slot_is_refused_before_9_4(specs_copy):
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "  user: postgres ", "  slot: pitr1_pg168104\n  user: postgres ")
+    (error,) = errors_of(specs_copy)
+    assert error == (f"{specs_copy}/clusters/pg168104.yaml:{line_of(cluster, 'slot:')}: "
+                     "replication.slot: PostgreSQL 9.0.17 has no replication slots (they exist "
+                     "from 9.4): remove replication.slot")
+
+
+def share_the_primary_server(specs: Path) -> Path:
+    """pg168121's primary on pg168104's HA partner, at another port: one server, two clusters."""
+    cluster = specs / "clusters/pg168121.yaml"
+    edit(cluster, "address: 192.168.1.121", "address: 192.168.1.105")
+    return cluster
+
+
+def test_clusters_sharing_a_primary_server_get_their_own_helper_and_mount(specs_copy):
+    share_the_primary_server(specs_copy)
+    assert pitr_bundle("validate", str(specs_copy)).returncode == 0
+    out = specs_copy.parent / "out"
+    pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    for cluster in ("pg168104", "pg168121"):
+        script = (out / f"pitr1/clusters/{cluster}/primary/45-apply-on-primary.sh").read_text()
+        assert f"readonly HELPER=/usr/local/sbin/pitr-archive-wal-{cluster}\n" in script
+        mount = (out / f"pitr1/clusters/{cluster}/primary/pitr-archive-mount.sh").read_text()
+        assert f"readonly MOUNTPOINT=/pgarch/{cluster}\n" in mount
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("archive_script", "/usr/local/sbin/pitr-archive-wal-pg168104",
+     "archive helper /usr/local/sbin/pitr-archive-wal-pg168104 on 192.168.1.105 is already used at"),
+    ("archive_mount", "/pgarch/pg168104",
+     "archive mount point /pgarch/pg168104 on 192.168.1.105 is already used at"),
+    ("port", "1921", "PostgreSQL server 192.168.1.105:1921 is already used at"),
+])
+def test_clusters_sharing_a_primary_server_may_not_share_its_helper_or_mount(
+        specs_copy, field, value, message):
+    cluster = share_the_primary_server(specs_copy)
+    if field == "port":
+        edit(cluster, "  port: 5432", "  port: 1921")
+    else:
+        edit(cluster, "  os_user: postgres\n", f"  os_user: postgres\n  {field}: {value}\n")
+    (error,) = errors_of(specs_copy)
+    line = line_of(cluster, f"  {field}: {value}")
+    first = specs_copy / "clusters/pg168104.yaml"  # defaults: the line of its primary: section
+    where = f"{first}:{line_of(first, '  port: 1921' if field == 'port' else 'primary:')}"
+    assert error == f"{specs_copy}/clusters/pg168121.yaml:{line}: primary.{field}: {message} {where}"

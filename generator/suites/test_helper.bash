@@ -407,10 +407,26 @@ fake_primary_server() {
   pg_setting max_replication_slots 0 postmaster
   pg_fact senders_other 0
   pg_fact slots_other 0
+  # the include's lines put in effect: for a reload only the settings a reload changes
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pgbin stub apply-include '
+include=$(dirname "$(cat "$SANDBOX/.pg/config_file")")/pitr-archive.conf
+[[ -f $include ]] || exit 0
+pattern="^([a-z_]+) = \x27(.*)\x27\$"
+while IFS= read -r line; do
+  [[ $line =~ $pattern ]] || continue
+  name=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+  [[ $1 == all || $(cat "$SANDBOX/.pg/context:$name") == sighup ]] || continue
+  printf "%s" "$value" >"$SANDBOX/.pg/cur:$name"
+done <"$include"'
+  sed -i "s/\\\\x27/'/g" "$SANDBOX/pgbin/apply-include"
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pgbin stub pg_ctl '[[ $1 == restart ]] && "$SANDBOX/pgbin/apply-include" all; exit 0'
+  STUB_TARGET=$SANDBOX/pgbin stub postgres
   # the stub is made once per test (a fault gate may wrap it): later worlds reuse it
-  [[ -e $STUB_BIN/psql ]] ||
-    # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
-    stub psql '
+  [[ ! -e $STUB_BIN/psql ]] || return 0
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub psql '
 sql="" sep="|"
 while (($#)); do
   case $1 in
@@ -432,22 +448,6 @@ case $sql in
     done ;;
   *) echo "fake psql: unexpected SQL: $sql" >&2; exit 3 ;;
 esac'
-  # the include's lines put in effect: for a reload only the settings a reload changes
-  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
-  STUB_TARGET=$SANDBOX/pgbin stub apply-include '
-include=$(dirname "$(cat "$SANDBOX/.pg/config_file")")/pitr-archive.conf
-[[ -f $include ]] || exit 0
-pattern="^([a-z_]+) = \x27(.*)\x27\$"
-while IFS= read -r line; do
-  [[ $line =~ $pattern ]] || continue
-  name=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-  [[ $1 == all || $(cat "$SANDBOX/.pg/context:$name") == sighup ]] || continue
-  printf "%s" "$value" >"$SANDBOX/.pg/cur:$name"
-done <"$include"'
-  sed -i "s/\\\\x27/'/g" "$SANDBOX/pgbin/apply-include"
-  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
-  STUB_TARGET=$SANDBOX/pgbin stub pg_ctl '[[ $1 == restart ]] && "$SANDBOX/pgbin/apply-include" all; exit 0'
-  STUB_TARGET=$SANDBOX/pgbin stub postgres
 }
 
 # pg_fact KEY VALUE: what the fake primary answers for KEY
