@@ -260,7 +260,7 @@ standby() {
   export PITR_REPLICATION_PASSWORD=$PASSWORD
   runs "clusters/$CLUSTER1/50-basebackup.sh" --yes || return
   runs "clusters/$CLUSTER1/60-standby.sh" --yes || return
-  check "the standby streams" wait_for 120 standby_streams
+  check "the standby streams" wait_for 120 standby_streams || return
   expect "the standby's connection arrives from the VIP (pg_stat_replication.client_addr)" "$VIP" \
     "$(sql_main "select client_addr from pg_stat_replication where usename = '$REPL_USER1'")"
   expect "the standby streams through slot $SLOT1 (pg_replication_slots.active)" t \
@@ -306,6 +306,25 @@ snapshot_restore() {
   check "the clone is gone after --cleanup" bash -c "! zfs list $POOL/restore/$CLUSTER1-t1"
 }
 
+# what a failed run needs for its diagnosis, into /ci/diag.txt
+diagnostics() {
+  {
+    echo "== ip (backup host)"; ip -br addr; ip route
+    echo "== ip (primary netns)"; ip -n "$NETNS" -br addr; ip -n "$NETNS" route
+    echo "== mounts"; findmnt -t nfs,nfs4,zfs
+    echo "== units"; systemctl --no-pager list-units 'postgresql*' 'pitr*' 'nfs*' 'rpc*' cron.service
+    echo "== failed"; systemctl --no-pager --failed
+    echo "== rpcinfo"; rpcinfo -p
+    echo "== exports"; exportfs -v
+    echo "== zfs"; zfs list -t all -o name,mountpoint,creation
+    local f
+    for f in /var/log/postgresql/*.log "/pg_log/$CLUSTER1"/*/* "/pg_log/$CLUSTER1"/*; do
+      [[ -f $f ]] && { echo "== $f"; tail -n 40 "$f"; }
+    done
+    echo "== /etc/cron.d"; head -n 50 /etc/cron.d/pitr* 2>&1
+  } >/ci/diag.txt 2>&1
+}
+
 main() {
   log "systemd $(systemctl --version | head -n1 | cut -d' ' -f2) as PID 1 ($(ps -o comm= -p 1)); OpenZFS $(cat /sys/module/zfs/version 2>/dev/null || echo '?'); kernel $(uname -r)"
   # (is-system-running says "starting" while this unit runs: the boot job waits for it)
@@ -316,8 +335,8 @@ main() {
   primaries && primary_step
   archive_mounts
   archiving
-  standby
-  snapshot_restore
+  standby && snapshot_restore
+  diagnostics
   log "done: $FAILED failed check(s)"
   exit "$FAILED"
 }
