@@ -28,10 +28,15 @@ fail() {
   log "FAIL $*"
   FAILED=$((FAILED + 1))
 }
-check() { # check NAME COMMAND...
+check() { # check NAME COMMAND...: its status is the command's
   local what=$1
   shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
+  if "$@"; then
+    pass "$what"
+  else
+    fail "$what"
+    return 1
+  fi
 }
 # expect NAME EXPECTED ACTUAL: a check that shows both values
 expect() {
