@@ -180,10 +180,10 @@ def test_example_bundle_as_deployed(tmp_path):
 
     started = time.monotonic()
     result = subprocess.run(["bash", str(REPO / "tests/qemu/run-guest.sh"), "--systemd", str(share)],
-                            capture_output=True, text=True, timeout=3600,
+                            capture_output=True, text=True, timeout=4000,
                             env=dict(os.environ, PITR_QEMU_IMAGE_DIR=str(image),
                                      PITR_QEMU_MEM=os.environ.get("PITR_QEMU_MEM", "3072"),
-                                     PITR_QEMU_TIMEOUT=os.environ.get("PITR_QEMU_TIMEOUT", "1800")))
+                                     PITR_QEMU_TIMEOUT=os.environ.get("PITR_QEMU_TIMEOUT", "3000")))
     took = time.monotonic() - started
     guest_log = (share / "guest.log").read_text(errors="replace") if (share / "guest.log").exists() else ""
     console = (share / "console.log").read_text(errors="replace") if (share / "console.log").exists() else ""
