@@ -67,6 +67,8 @@ def _cluster_facts(host: Host, cluster) -> dict:
         "name": c.name, "user": c.user, "dataset": cluster.dataset,
         "mountpoint": cluster.mountpoint, "port": c.port,
         "postgres_version": c.postgres.version, "postgres_major": c.postgres.major_text,
+        "binaries": c.postgres.binaries,
+        "extensions": [e.name for e in c.postgres.extensions],
         "paths": asdict(paths),
         "configure_args": cp.configure_for_backup_host(list(c.postgres.configure), paths.prefix),
         "recovery_file": "recovery.conf" if pv.has("recovery.conf", c.postgres.version)

@@ -4,6 +4,7 @@ its PostgreSQL version, the primary-side pieces. Pure: values in, values out."""
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 from dataclasses import dataclass
 
 from generator import pgversions as pv
@@ -20,8 +21,10 @@ HOT_STANDBY_FLOORS = ("max_connections", "max_worker_processes", "max_prepared_t
 class ClusterPaths:
     home: str  # /pg_home/<cluster>
     soft_bak: str  # sources and extension tarballs, brought in by hand
-    prefix: str  # /pg_home/<cluster>/pgsql<version>: this build's install
-    pghome: str  # /pg_home/<cluster>/pgsql: the symlink every other file uses
+    prefix: str  # /pg_home/<cluster>/pgsql<version>: this build's install (installed: PGHOME)
+    # /pg_home/<cluster>/pgsql, the symlink to the build; or the parent of postgres.binaries
+    # (/usr/lib/postgresql/15): every script finds the binaries in $PGHOME/bin, nowhere else
+    pghome: str
     pgdata: str  # /<mountpoint>/pg_root, on the cluster's own dataset
     log_dir: str  # /pg_log/<cluster>
     archive: str  # /pg_arch/<cluster>/arch: the WAL archive, one folder per UTC day
@@ -31,9 +34,11 @@ class ClusterPaths:
 def paths_of(host: HostSpec, cluster: Cluster) -> ClusterPaths:
     c = cluster.spec
     home = f"{host.datasets.pg_home.mountpoint}/{c.name}"
+    installed = c.postgres.binaries and posixpath.dirname(c.postgres.binaries)
     return ClusterPaths(
-        home=home, soft_bak=f"{home}/soft_bak", prefix=f"{home}/pgsql{c.postgres.version}",
-        pghome=f"{home}/pgsql", pgdata=f"{cluster.mountpoint}/pg_root",
+        home=home, soft_bak=f"{home}/soft_bak",
+        prefix=installed or f"{home}/pgsql{c.postgres.version}",
+        pghome=installed or f"{home}/pgsql", pgdata=f"{cluster.mountpoint}/pg_root",
         log_dir=f"{host.datasets.pg_log.mountpoint}/{c.name}",
         archive=f"{host.datasets.pg_arch.mountpoint}/{c.name}/arch", os_home=c.home_dir)
 

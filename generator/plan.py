@@ -218,6 +218,10 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": archive_dir(host, c.name),
+        "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",
+        # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
+        "programs": ["postgres", "pg_ctl", "psql"]
+        + (["pg_basebackup"] if pv.has("pg_basebackup", version) else []),
     }
     base = f"clusters/{c.name}"
 
@@ -253,8 +257,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
         cluster_file("bash_profile", "bash-profile", "cluster/bash_profile.j2",
                      f".bash_profile of {c.user} (installed by 30-user.sh)", mode=CONFIG_MODE),
-        cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
-                     f"build PostgreSQL {version} as the primary's build", order=35),
+        install_step(cluster_file, c),
         cluster_file("primary/45-apply-on-primary.sh", "primary", "cluster/primary.sh.j2",
                      "archive helper, boot mount of the archive, sudo rule; asks the running "
                      "server, raises only what is too low, pg_hba lines, replication slot",
@@ -285,6 +288,17 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      "point-in-time restore from a snapshot clone (--target-time ..., "
                      "--cleanup NAME); run when needed", destructive=True),
     ]
+
+
+def install_step(cluster_file, c) -> PlannedFile:
+    """The cluster's PostgreSQL: built from the primary's sources, or installed binaries
+    checked against the primary's version and extensions."""
+    if c.postgres.binaries:
+        return cluster_file("35-check-binaries.sh", "binaries", "cluster/check-binaries.sh.j2",
+                            f"check the installed PostgreSQL in {c.postgres.binaries}: version "
+                            f"{c.postgres.version} and the primary's extensions", order=35)
+    return cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
+                        f"build PostgreSQL {c.postgres.version} as the primary's build", order=35)
 
 
 def _wrap(words: list[str], width: int = 92) -> list[str]:

@@ -285,14 +285,27 @@ class Tarball(Strict):
 
 
 class Extension(Strict):
-    name: RoleName
-    file: FileName
-    sha256: Sha256
+    name: RoleName = Field(description=(
+        "the extension's name: its library <name>.so (or the library its control file names) "
+        "must be in the standby's PostgreSQL"))
+    # a source build builds it from this tarball (PGXS); installed binaries need neither
+    file: Optional[FileName] = Field(default=None, description=(
+        "its source tarball in /pg_home/<cluster>/soft_bak (source builds only)"))
+    sha256: Optional[Sha256] = Field(default=None, description=(
+        "the tarball's sha256 (source builds only)"))
     make_args: list[FreeText] = []
 
 
 class Postgres(Strict):
     version: PgVersion
+    # installed PostgreSQL (distribution or PGDG packages) instead of a build from source
+    binaries: Optional[AbsPath] = Field(default=None, description=(
+        "the bin folder of an installed PostgreSQL of the primary's version, e.g. "
+        "/usr/lib/postgresql/15/bin (Debian, Ubuntu) or /usr/pgsql-15/bin (PGDG on RHEL): "
+        "then nothing is built; 35-check-binaries.sh checks that its version is the "
+        "primary's (major and minor) and that the extensions' libraries are there, and every "
+        "script uses its parent folder as PGHOME. Give version with its minor (15.18); leave "
+        "configure, source and the extensions' tarballs out"))
     # the primary's ./configure options (`pitr-bundle import-pg-config` writes them), kept
     # exactly; only --prefix is rewritten to /pg_home/<cluster>/pgsql<version>
     configure: list[FreeText] = []

@@ -121,6 +121,7 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
         problems.append(src.problem(("replication", "slot"), (
             f"PostgreSQL {c.postgres.version} has no replication slots (they exist from 9.4): "
             "remove replication.slot")))
+    _check_postgres_install(cluster, problems)
     if c.standby.hot_standby:
         for name in HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
@@ -144,6 +145,38 @@ def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem])
                         ("primary", "archive_mount"))
             taken.claim("PostgreSQL server", f"{node}:{c.primary.port}", src,
                         ("primary", "port"))
+
+
+def _check_postgres_install(cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """Either installed binaries (postgres.binaries) or a source build, never a mix."""
+    pg, src = cluster.spec.postgres, cluster.source
+    if pg.binaries is None:
+        for i, ext in enumerate(pg.extensions):
+            if ext.file is None or ext.sha256 is None:
+                problems.append(src.problem(("postgres", "extensions", i), (
+                    f"extension {ext.name}: file and sha256 of its source tarball are needed to "
+                    "build it (or set postgres.binaries to use an installed PostgreSQL)")))
+        return
+    at = ("postgres", "binaries")
+    if not pg.binaries.endswith("/bin"):
+        problems.append(src.problem(at, (
+            f"{pg.binaries}: give the bin folder of the installation (e.g. "
+            "/usr/lib/postgresql/15/bin): its parent is the cluster's PGHOME")))
+    if pg.version == pg.major_text:
+        problems.append(src.problem(("postgres", "version"), (
+            f"{pg.version}: with postgres.binaries give the primary's minor version too "
+            f"(e.g. {pg.version}.4): the installed binaries are checked against it")))
+    for key, given in (("source", pg.source is not None), ("configure", bool(pg.configure))):
+        if given:
+            problems.append(src.problem(("postgres", key), (
+                f"postgres.{key} is for a build from source, but postgres.binaries names "
+                "installed binaries: remove one of them")))
+    for i, ext in enumerate(pg.extensions):
+        for key in ("file", "sha256", "make_args"):
+            if getattr(ext, key):
+                problems.append(src.problem(("postgres", "extensions", i, key), (
+                    f"extension {ext.name}: {key} is for a build from source, but "
+                    "postgres.binaries names installed binaries (give only the name)")))
 
 
 def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem]) -> None:

@@ -65,7 +65,7 @@ FAULT_TESTS = {
     "snapshot-cron": "the snapshot-cron installer",
     "restore": "the restore script",
 }
-CHANGES_NOTHING = {"verify"}
+CHANGES_NOTHING = {"verify", "binaries"}  # binaries: checks an installation, changes nothing
 
 
 def test_every_script_role_has_a_fault_test(example_bundle):
@@ -76,6 +76,21 @@ def test_every_script_role_has_a_fault_test(example_bundle):
     assert not missing, f"script roles without a fault test: {missing}"
     for role in roles - CHANGES_NOTHING:
         assert f'@test "faults: {FAULT_TESTS[role]}' in suites, role
+
+
+def test_a_cluster_on_installed_binaries_passes_shellcheck_and_its_suites(tmp_path):
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    cluster = specs / "clusters/pg168121.yaml"
+    text = cluster.read_text()
+    start, end = text.index("postgres:\n"), text.index("primary:\n")
+    cluster.write_text(text[:start] + 'postgres:\n  version: "17.6"\n  binaries: /usr/pgsql-17/bin\n'
+                       "  extensions:\n    - name: pg_stat_statements\n" + text[end:])
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    result = pitr_bundle("check", str(tmp_path / "out/pitr1"), "--filter", "^binaries: |snapshot: the pre")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok 1 binaries: an installation of the primary's version" in result.stdout
+    assert "# skip this cluster is built from source" in result.stdout  # pg168104's run
 
 
 # --- shellcheck in batches: each failing file named, the cache per file content ----------------

@@ -309,3 +309,54 @@ def test_clusters_sharing_a_primary_server_may_not_share_its_helper_or_mount(
     first = specs_copy / "clusters/pg168104.yaml"  # defaults: the line of its primary: section
     where = f"{first}:{line_of(first, '  port: 1921' if field == 'port' else 'primary:')}"
     assert error == f"{specs_copy}/clusters/pg168121.yaml:{line}: primary.{field}: {message} {where}"
+
+
+# --- installed PostgreSQL (postgres.binaries) instead of a build from source -----------------
+
+def packaged(specs: Path, postgres_lines: str) -> Path:
+    """pg168121 with its postgres: section replaced (the example builds from source)."""
+    cluster = specs / "clusters/pg168121.yaml"
+    text = cluster.read_text()
+    start, end = text.index("postgres:\n"), text.index("primary:\n")
+    cluster.write_text(text[:start] + "postgres:\n" + postgres_lines + text[end:])
+    return cluster
+
+
+def test_installed_binaries_replace_the_build_by_a_check(specs_copy, tmp_path):
+    packaged(specs_copy, '  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n'
+                         "  extensions:\n    - name: pg_stat_statements\n")
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "out"), check=True)
+    folder = tmp_path / "out/pitr1/clusters/pg168121"
+    assert (folder / "35-check-binaries.sh").exists() and not (folder / "35-build.sh").exists()
+    assert "export PGHOME=/usr/lib/postgresql/17\n" in (folder / "bash_profile").read_text()
+    assert "PGHOME=/usr/lib/postgresql/17 " in (folder / "60-standby.sh").read_text()
+    # the other cluster still builds from source
+    assert (tmp_path / "out/pitr1/clusters/pg168104/35-build.sh").exists()
+
+
+@pytest.mark.parametrize("lines, field, message", [
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n'
+     "  source: {file: postgresql-17.6.tar.bz2, sha256: " + "a" * 64 + "}\n",
+     "postgres.source", "postgres.source is for a build from source, but postgres.binaries"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n  configure:\n    - --with-icu\n',
+     "postgres.configure", "postgres.configure is for a build from source"),
+    ('  version: "17.6"\n  binaries: usr/lib/postgresql/17/bin\n', "postgres.binaries",
+     "'usr/lib/postgresql/17/bin' is not allowed here"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17\n', "postgres.binaries",
+     "give the bin folder of the installation"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin/../bin\n', "postgres.binaries",
+     "must not contain '.' or '..' segments"),
+    ('  version: "17.6"\n  binaries: /usr/$(id)/bin\n', "postgres.binaries", "is not allowed here"),
+    ('  version: "17"\n  binaries: /usr/lib/postgresql/17/bin\n', "postgres.version",
+     "give the primary's minor version too"),
+    ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n  extensions:\n'
+     "    - {name: pgfincore, file: pgfincore-1.2.tar.gz, sha256: " + "a" * 64 + "}\n",
+     "postgres.extensions.0.file", "extension pgfincore: file is for a build from source"),
+    ('  version: "17.6"\n  extensions:\n    - name: pgfincore\n', "postgres.extensions.0",
+     "extension pgfincore: file and sha256 of its source tarball are needed"),
+])
+def test_inconsistent_postgres_installs_are_refused(specs_copy, lines, field, message):
+    cluster = packaged(specs_copy, lines)
+    errors = errors_of(specs_copy)
+    assert any(e.startswith(f"{cluster}:") and f": {field}: " in e and message in e
+               for e in errors), errors

@@ -196,6 +196,7 @@ fake_source_tarball() {
   fake_users
   USER_NAME=$(cluster_fact "['user']")
   script=$(cluster_script build)
+  [[ -n $script ]] || skip "this cluster uses installed binaries (35-check-binaries.sh changes nothing)"
   source_tarball=$BATS_TEST_TMPDIR/postgresql-fake.tar.gz
   fake_source_tarball "$source_tarball" "$SANDBOX/pgsql" "$script"
   BUILD_SCRIPT=$(rebase "$script" SOFT_BAK="$SANDBOX/soft_bak" PREFIX="$SANDBOX/pgsql" \

@@ -150,6 +150,14 @@ PY
   [ -z "$(snapshots)" ]
 }
 
+@test "snapshot: the pre-snapshot hook runs with the cluster's PGHOME, PATH, PGDATA and PGPORT" {
+  script=$(rebase "$SNAPSHOT_SCRIPT" PRE_HOOK='echo "$PGHOME|${PATH%%:*}|$PGDATA|$PGHOST|$PGPORT" >"$SANDBOX/hook.env"')
+  run -0 "$script" --no-prune
+  pghome=$(cluster_fact "['paths']['pghome']")
+  pgdata=$(cluster_fact "['paths']['pgdata']")
+  [ "$(cat "$SANDBOX/hook.env")" = "$pghome|$pghome/bin|$pgdata|$pgdata|$(cluster_fact "['port']")" ]
+}
+
 @test "snapshot: --dry-run lists what it would take and prune, and changes nothing" {
   for ((i = 0; i < 20; i++)); do
     "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2020-01-01 + $i days" +%Y%m%dT%H%M%SZ)"

@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:fb620c2b68e93d2eb0f448be2c388e743a4b80656f56c7eb6ce3d556859a4b9b
+#   clusters/pg168121.yaml sha256:abc425f5699be4147f4751aeb1c10119d2eb5cc063d6ee0d405722dddda04ed5
 #
 # Brings up the virtual IP 192.168.1.199/24 on bond0 and makes every
 # connection to a primary or HA partner leave from it, so that the primaries' pg_hba.conf and

@@ -140,6 +140,9 @@ readonly PREFIX=pitr-
 readonly KEEP_HOURLY=0 KEEP_DAILY=7 KEEP_WEEKLY=4 \
   KEEP_MONTHLY=6 KEEP_YEARLY=0
 readonly PRE_HOOK=''
+# the hook runs with the cluster's environment (as its .bash_profile sets it), so that a
+# `psql -c checkpoint` is the cluster's own psql talking to its standby
+readonly HOOK_PGHOME=/pg_home/pg168104/pgsql HOOK_PGDATA=/pg168104/pg_root HOOK_PGPORT=19211
 readonly LOCK_FILE=/run/lock/pitr-snapshot-pg168104.lock
 readonly DESTROY_BATCH=5000
 
@@ -166,7 +169,8 @@ run_pre_hook() {
   fi
   info "pre-snapshot hook: $PRE_HOOK"
   local rc=0
-  bash -c "$PRE_HOOK" || rc=$?
+  PGHOME=$HOOK_PGHOME PATH="$HOOK_PGHOME/bin:$PATH" LD_LIBRARY_PATH="$HOOK_PGHOME/lib" \
+    PGDATA=$HOOK_PGDATA PGHOST=$HOOK_PGDATA PGPORT=$HOOK_PGPORT bash -c "$PRE_HOOK" || rc=$?
   ((rc == 0)) || die "pre-snapshot hook failed (exit $rc): no snapshot taken"
 }
 
