@@ -135,7 +135,7 @@ def scenario_env(bundle: Path, specs: dict[str, dict]) -> str:
             f"SLOT{n}": spec.get("replication", {}).get("slot", ""),
             f"PGDATA{n}": fact["paths"]["pgdata"],
             f"STANDBY_PORT{n}": str(fact["port"]),
-            f"BUILD{n}": roles.get(("build", name), ""),
+            f"BUILD{n}": roles.get(("binaries", name)) or roles.get(("build", name), ""),
         })
     env["PRIMARY_ADDR"] = specs["clusters/pg168121.yaml"]["primary"]["address"]
     env["SNAP_PREFIX"] = facts["pg168121"]["snapshots"]["prefix"]
