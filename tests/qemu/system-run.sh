@@ -125,6 +125,13 @@ backup_host() {
   check "verify.sh: the bundle is intact" bash "$B/verify.sh"
   runs host/10-pool.sh --yes || return
   runs host/20-datasets.sh || return
+  # the bundle's order: the clusters' users (and their binaries check) before the exports
+  local n user build
+  for n in 1 2; do
+    user=CLUSTER$n build=BUILD$n
+    runs "clusters/${!user}/30-user.sh" || return
+    [[ -z ${!build} ]] || runs "${!build}" || return
+  done
   runs host/40-nfs-exports.sh || return
   # the script says to restart the NFS services for the pinned ports (the runbook's step)
   systemctl restart rpc-statd nfs-server >&2 || fail "restart of nfs-server and rpc-statd"
@@ -279,8 +286,6 @@ standby_streams() { [[ $(sql_standby 'select status from pg_stat_wal_receiver') 
 standby_has_a() { [[ $(sql_standby 'select count(*) from t') == 1 ]]; }
 
 standby() {
-  runs "clusters/$CLUSTER1/30-user.sh" || return
-  [[ -z $BUILD1 ]] || runs "$BUILD1" || return
   export PITR_REPLICATION_PASSWORD=$PASSWORD
   runs "clusters/$CLUSTER1/50-basebackup.sh" --yes || return
   runs "clusters/$CLUSTER1/60-standby.sh" --yes || return
