@@ -35,11 +35,11 @@ PGBIN = "/usr/lib/postgresql/15/bin"
 PASSWORD = "system-test-only"
 # each allowed change of the example specs: (file, dotted path pattern, why)
 ALLOWED_CHANGES = [
-    ("hosts/pitr1.yaml", r"pool\.(vdevs\.\d+\.disks|log\.devices|spares)\.\d+", "disk names"),
-    ("clusters/pg168104.yaml", r"primary\.(address|ha_partner)", "address: the same server as pg168121"),
-    ("clusters/pg168\d+.yaml", r"postgres\..*", "the guest's Debian PostgreSQL 15, packaged"),
-    ("clusters/pg168\d+.yaml", r"primary\.systemd_unit", "the Debian cluster's systemd unit"),
-    ("clusters/pg168\d+.yaml", r"snapshots\.schedule", "cron fires during the run"),
+    (r"hosts/pitr1\.yaml", r"pool\.(vdevs\.\d+\.disks|log\.devices|spares)\.\d+", "disk names"),
+    (r"clusters/pg168104.yaml", r"primary\.(address|ha_partner)", "address: the same server as pg168121"),
+    (r"clusters/pg168\d+.yaml", r"postgres\..*", "the guest's Debian PostgreSQL 15, packaged"),
+    (r"clusters/pg168\d+.yaml", r"primary\.systemd_unit", "the Debian cluster's systemd unit"),
+    (r"clusters/pg168\d+.yaml", r"snapshots\.schedule", "cron fires during the run"),
 ]
 
 
