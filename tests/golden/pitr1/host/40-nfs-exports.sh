@@ -123,12 +123,12 @@ parse_common_args() {
     shift
   done
 }
-# install_block FILE TAG CONTENT_FILE [MODE]: keep CONTENT between "# BEGIN TAG" and
-# "# END TAG" in FILE, leaving the rest of FILE alone. Sets FILE_CHANGED=1 when it changed
+# install_block FILE TAG CONTENT_FILE [MODE [OWNER GROUP]]: keep CONTENT between "# BEGIN TAG"
+# and "# END TAG" in FILE, leaving the rest of FILE alone. Sets FILE_CHANGED=1 when it changed
 # FILE (or would, in a dry run). Never call it as a condition: bash would ignore its errors.
 FILE_CHANGED=0
 install_block() {
-  local file=$1 tag=$2 content=$3 mode=${4:-0644} wanted
+  local file=$1 tag=$2 content=$3 mode=${4:-0644} owner=${5:-} group=${6:-} wanted
   FILE_CHANGED=0
   make_temp wanted
   if [[ -f $file ]]; then
@@ -158,7 +158,11 @@ install_block() {
   fi
   run mkdir -p "$(dirname "$file")"
   [[ -f $file ]] && run cp -p "$file" "$file.pitr-bundle.bak"
-  run install -m "$mode" "$wanted" "$file"
+  if [[ -n $owner ]]; then
+    run install -o "$owner" -g "$group" -m "$mode" "$wanted" "$file"
+  else
+    run install -m "$mode" "$wanted" "$file"
+  fi
   FILE_CHANGED=1
 }
 # ensure_dir PATH OWNER GROUP MODE: create PATH or fix its owner, group and mode

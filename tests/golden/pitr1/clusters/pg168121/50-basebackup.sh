@@ -203,6 +203,8 @@ readonly BASEBACKUP_OPTIONS=(
   t
   -X
   stream
+  -S
+  pitr1_pg168121
   -c
   fast
   -w
