@@ -28,6 +28,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 INIT_SRC=$HERE/guest-init.sh
+SYSTEMD_RUN_SRC=$HERE/guest-systemd-run.sh
+SYSTEMD_UNIT_SRC=$HERE/pitr-ci.service
 CACHE_ROOT=${PITR_QEMU_CACHE:-$REPO/.cache/qemu}
 
 SUITE=bookworm
@@ -42,6 +44,15 @@ GUEST_PACKAGES=(
     zfs-dkms zfsutils-linux
     postgresql-15 postgresql-client-15
     bash coreutils util-linux procps gawk mawk kmod iproute2
+    # the system tier (systemd as PID 1): what a backup host and a primary run
+    nfs-kernel-server nfs-common rpcbind netbase sudo cron iputils-ping
+)
+# Units that only cost boot time in a throw-away guest, and the login prompts that would take
+# over the serial console mid-test when systemd is PID 1.
+MASKED_UNITS=(
+    serial-getty@ttyS0.service getty.target
+    apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer
+    e2scrub_all.timer e2scrub_reap.service fstrim.timer
 )
 
 FORCE=0
@@ -80,7 +91,9 @@ step() { # step <name>: ends the previous step (recording its duration), starts 
 }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, chroot, mounts)"
-[[ -f $INIT_SRC ]] || die "missing $INIT_SRC"
+for f in "$INIT_SRC" "$SYSTEMD_RUN_SRC" "$SYSTEMD_UNIT_SRC"; do
+    [[ -f $f ]] || die "missing $f"
+done
 
 # --- host packages ---------------------------------------------------------------------------
 ensure_host_packages() {
@@ -113,6 +126,9 @@ cache_key() {
         printf 'package %s\n' "${GUEST_PACKAGES[@]}"
         sha256sum < "${BASH_SOURCE[0]}"
         sha256sum < "$INIT_SRC"
+        sha256sum < "$SYSTEMD_RUN_SRC"
+        sha256sum < "$SYSTEMD_UNIT_SRC"
+        printf 'mask %s\n' "${MASKED_UNITS[@]}"
     } | sha256sum | cut -c1-16
 }
 KEY=$(cache_key)
@@ -354,6 +370,11 @@ KPKG_VERSION=$(guest_pkg_version "linux-image-$KVER")
 # --- finish the root file system -------------------------------------------------------------
 step "finish the root file system"
 install -m 0755 "$INIT_SRC" "$ROOTFS/sbin/pitr-test-init"
+# systemd mode (run-guest.sh --systemd): pitr-ci.service runs the test after multi-user.target
+install -m 0755 "$SYSTEMD_RUN_SRC" "$ROOTFS/usr/local/sbin/pitr-ci-run"
+install -m 0644 "$SYSTEMD_UNIT_SRC" "$ROOTFS/etc/systemd/system/pitr-ci.service"
+logged systemctl-setup in_chroot sh -c "systemctl set-default multi-user.target \
+    && systemctl enable pitr-ci.service && systemctl mask ${MASKED_UNITS[*]}"
 in_chroot apt-get clean
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin
 rm -f "$ROOTFS/usr/sbin/policy-rc.d" "$ROOTFS/etc/resolv.conf"

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Boot the OpenZFS test guest once and run <share-dir>/run.sh inside it.
 #
-# Usage: tests/qemu/run-guest.sh <share-dir>
+# Usage: tests/qemu/run-guest.sh [--systemd] <share-dir>
+#
+# By default the guest's PID 1 is a small init script (guest-init.sh: udev, zfs, run.sh;
+# fastest). With --systemd the guest boots Debian's systemd as PID 1 with all its enabled
+# services (cron, rpcbind, nfs-kernel-server, postgresql, zfs) and pitr-ci.service runs
+# run.sh after multi-user.target (guest-systemd-run.sh), so units a test installs really run.
 #
 # <share-dir> must contain run.sh. It is the guest's /ci (9p, read-write): the test reads its
 # inputs from there and leaves its results there. After the run it also holds
@@ -39,8 +44,13 @@ die() {
     exit 2
 }
 
+SYSTEMD=0
+if [[ ${1:-} == --systemd ]]; then
+    SYSTEMD=1
+    shift
+fi
 (($# == 1)) || {
-    echo "usage: $0 <share-dir>   (the directory must contain run.sh)" >&2
+    echo "usage: $0 [--systemd] <share-dir>   (the directory must contain run.sh)" >&2
     exit 2
 }
 [[ -d $1 ]] || die "not a directory: $1"
@@ -79,8 +89,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rm -f "$SHARE/exit-code" "$SHARE/exit-code.tmp" "$SHARE/guest.log" "$SHARE/console.log"
+rm -f "$SHARE/exit-code" "$SHARE/exit-code.tmp" "$SHARE/guest.log" "$SHARE/console.log" \
+    "$SHARE/journal.log"
 
+if ((SYSTEMD)); then
+    # the guest's own hard timeout ends run.sh a minute before the host kills qemu
+    inner=$((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT))
+    boot_args="pitr.ci=systemd pitr.timeout=$inner"
+else
+    boot_args="init=/sbin/pitr-test-init"
+fi
 qemu-img create -q -f qcow2 -b "$IMAGE/base.raw" -F raw "$TMP/root.qcow2"
 args=(
     -name pitr-zfs-guest
@@ -88,7 +106,7 @@ args=(
     -nodefaults -no-reboot -display none -monitor none -nic none
     -serial "file:$SHARE/console.log"
     -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img"
-    -append "root=UUID=$ROOT_UUID rw console=ttyS0 init=/sbin/pitr-test-init panic=-1 ${PITR_QEMU_APPEND:-}"
+    -append "root=UUID=$ROOT_UUID rw console=ttyS0 $boot_args panic=-1 ${PITR_QEMU_APPEND:-}"
     -drive "file=$TMP/root.qcow2,format=qcow2,if=virtio,cache=unsafe"
     -virtfs "local,path=$SHARE,mount_tag=ci,security_model=none"
     -device "virtio-scsi-pci,id=scsi0"
@@ -108,7 +126,7 @@ if [[ $FOLLOW == 1 ]]; then
     FOLLOW_PID=$!
 fi
 
-log "booting: image $IMAGE, $NDISKS x $DISK_SIZE disks, ${MEM} MiB, $SMP vCPU (tcg), timeout ${TIMEOUT}s"
+log "booting ($( ((SYSTEMD)) && echo systemd || echo init script) as PID 1): image $IMAGE, $NDISKS x $DISK_SIZE disks, ${MEM} MiB, $SMP vCPU (tcg), timeout ${TIMEOUT}s"
 log "console: $SHARE/console.log"
 set +e
 timeout --kill-after=15 "$TIMEOUT" qemu-system-x86_64 "${args[@]}"
