@@ -18,7 +18,7 @@ setup() {
   fake_pghome "$SANDBOX/pghome"
   STUB_TARGET=$SANDBOX/pghome/bin stub psql 'echo 42'
   FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
-  "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$DATASET"
+  "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$DATASET"
   "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}20261124T080100Z"
   restore_stub
   DRILL_SCRIPT=$(rebase "$DRILL" RESTORE_SCRIPT="$SANDBOX/restore.sh" CLONE_PGDATA="$SANDBOX/clone/pg_root" \

@@ -60,7 +60,7 @@ snapshot_world() {
   dataset=$(cluster_fact "['dataset']")
   prefix=$(cluster_fact "['snapshots']['prefix']")
   make_pool
-  "$STUB_BIN/zfs" create -o mountpoint=/x "$dataset"
+  "$STUB_BIN/zfs" create -p -o mountpoint=/x "$dataset"
   for ((hour = 24 * 4; hour > 0; hour -= 8)); do
     printf '#!/bin/sh\nexec /bin/date -d "2026-01-08 08:01:00Z -%s hours" "$@"\n' "$hour" >"$STUB_BIN/date"
     chmod +x "$STUB_BIN/date"
@@ -93,7 +93,7 @@ snapshot_world() {
     dataset=$(cluster_fact "['dataset']")
     prefix=$(cluster_fact "['snapshots']['prefix']")
     make_pool
-    "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$dataset"
+    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$dataset"
     # 12 days of WAL, 30 segments a day, a snapshot every 4 days: several rm batches, several
     # day folders to remove, the mark to set
     for ((day = 0; day < 12; day++)); do
@@ -136,7 +136,7 @@ snapshot_world() {
     prefix=$(cluster_fact "['snapshots']['prefix']")
     echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
     make_pool
-    "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$dataset"
+    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$dataset"
     mkdir -p "$SANDBOX/live/pg_root"
     printf "# standby\ninclude 'pitr-bundle.conf'\n" >"$SANDBOX/live/pg_root/postgresql.conf"
     # what a standby of either kind holds: both go, the old recovery.conf is kept aside
@@ -289,7 +289,7 @@ STUB
     /bin/rm -rf "${FAKE_ZFS_STATE:?}" "${SANDBOX:?}/state" "$SANDBOX/clone-logs"
     mkdir -p "$FAKE_ZFS_STATE"
     FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
-    "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$dataset"
+    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$dataset"
     "$STUB_BIN/zfs" snapshot "$dataset@${prefix}20261124T080100Z"
     # a clone an earlier drill left: one more change to fail at
     "$STUB_BIN/zfs" create -p -o origin="$dataset@${prefix}20261124T080100Z" "$clone"

@@ -10,7 +10,7 @@ setup() {
   POOL=$(query "facts['pool']['name']")
   CLUSTER=$(cluster_fact "['name']")
   "$STUB_BIN/zpool" create "$POOL" mirror /dev/a /dev/b
-  "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$DATASET"
+  "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$DATASET"
   mkdir -p "$SANDBOX/live/pg_root"
   printf "# standby\ninclude 'pitr-bundle.conf'\n" >"$SANDBOX/live/pg_root/postgresql.conf"
   touch "$SANDBOX/live/pg_root/standby.signal" "$SANDBOX/live/pg_root/postmaster.pid"
@@ -91,7 +91,7 @@ snapshot_at() {
 @test "restore: --cleanup stops the restore and destroys only a clone of this cluster" {
   snapshot_at "2026-11-24 08:01:00Z"
   run -0 "$RESTORE_SCRIPT" --latest --name t1 --yes
-  "$STUB_BIN/zfs" create -o mountpoint=/elsewhere "$POOL/restore/$CLUSTER-foreign"
+  "$STUB_BIN/zfs" create -p -o mountpoint=/elsewhere "$POOL/restore/$CLUSTER-foreign"
   run -3 "$RESTORE_SCRIPT" --cleanup foreign --yes
   [[ $output == *"is not a clone of $DATASET"* ]]
   : >"$STUB_LOG"

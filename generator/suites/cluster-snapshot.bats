@@ -9,7 +9,7 @@ setup() {
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
   POOL=$(query "facts['pool']['name']")
   "$STUB_BIN/zpool" create "$POOL" mirror /dev/a /dev/b
-  "$STUB_BIN/zfs" create -o mountpoint=/x "$DATASET"
+  "$STUB_BIN/zfs" create -p -o mountpoint=/x "$DATASET"
   : >"$STUB_LOG"
   stub flock
   stub logger
@@ -80,9 +80,11 @@ PY
 }
 
 @test "snapshot: pruning keeps a snapshot with a clone, one with a hold, and other tools' ones" {
-  # old snapshots of its own, one a day: the policy prunes most of them in one run
+  # old snapshots of its own, a minute apart within one hour: whatever the spec's keep counts,
+  # each hour, day, week, month and year keeps at most its newest, so the run prunes the rest
+  base=$(/bin/date -u -d "2025-01-01 00:00:00" +%s)
   for ((i = 0; i < 20; i++)); do
-    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2025-01-01 + $i days" +%Y%m%dT%H%M%SZ)"
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "@$((base + i * 60))" +%Y%m%dT%H%M%SZ)"
   done
   first=$(snapshots | head -n1)
   second=$(snapshots | sed -n 2p)
@@ -131,13 +133,18 @@ PY
     run -0 "$SNAPSHOT_SCRIPT"
     calls '^zfs ' | wc -l
   }
+  # each batch a second apart within one hour: whatever the keep counts, both runs prune
+  # (each period keeps at most its newest), so both make the same calls
+  local base
+  base=$(/bin/date -u -d "2019-01-01 00:00:00" +%s)
   for ((i = 0; i < 5; i++)); do
-    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2019-01-01 + $i hours" +%Y%m%dT%H%M%SZ)"
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "@$((base + i))" +%Y%m%dT%H%M%SZ)"
   done
   few=$(count_zfs_calls)
   advance 86400
+  base=$(/bin/date -u -d "2020-01-01 00:00:00" +%s)
   for ((i = 0; i < 300; i++)); do
-    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2020-01-01 + $i hours" +%Y%m%dT%H%M%SZ)"
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "@$((base + i))" +%Y%m%dT%H%M%SZ)"
   done
   advance 86400
   many=$(count_zfs_calls)
@@ -183,8 +190,10 @@ PY
 }
 
 @test "snapshot: --dry-run lists what it would take and prune, and changes nothing" {
+  # a minute apart within one hour: at most the newest is kept, whatever the keep counts
+  base=$(/bin/date -u -d "2020-01-01 00:00:00" +%s)
   for ((i = 0; i < 20; i++)); do
-    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "2020-01-01 + $i days" +%Y%m%dT%H%M%SZ)"
+    "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}$(/bin/date -u -d "@$((base + i * 60))" +%Y%m%dT%H%M%SZ)"
   done
   before=$(snapshots)
   : >"$STUB_LOG"

@@ -11,7 +11,7 @@ setup() {
   POOL=$(query "facts['pool']['name']")
   WINDOW=$(cluster_fact "['archive']['pitr_window_days']")
   "$STUB_BIN/zpool" create "$POOL" mirror /dev/a /dev/b
-  "$STUB_BIN/zfs" create -o mountpoint="$SANDBOX/live" "$DATASET"
+  "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$DATASET"
   ARCHIVE=$SANDBOX/arch
   mkdir -p "$ARCHIVE"
   stub flock

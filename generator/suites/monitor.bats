@@ -40,7 +40,7 @@ a_cluster_world() {
   touch "$PGDATA/$wal_dir/000000010000000000000001" "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
   printf 'when=x\nresult=ok\nlast_ok_epoch=%s\n' "$(date -u +%s)" >"$STATE"
   FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
-  "$STUB_BIN/zfs" create -o mountpoint=/x "$(cluster_fact "['dataset']")"
+  "$STUB_BIN/zfs" create -p -o mountpoint=/x "$(cluster_fact "['dataset']")"
   "$STUB_BIN/zfs" snapshot "$(cluster_fact "['dataset']")@$(cluster_fact "['snapshots']['prefix']")$(date -u +%Y%m%dT%H%M%SZ)"
   # the check as installed, its per-cluster paths in the sandbox
   sed -e "s|'\?$(cluster_fact "['paths']['pgdata']")'\? |$PGDATA |" \
