@@ -1,5 +1,6 @@
 """Installers carry the files they install (the primary step its archive helper and boot mount
-script, the cron installer snapshot.sh, the monitor installer monitor.sh): each carried copy is
+script, the cron installer snapshot.sh and wal-retention.sh, the drill installer drill.sh and
+restore.sh, the monitor installer monitor.sh): each carried copy is
 byte for byte the bundle's own file, the one reviewers read and SHA256SUMS lists."""
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ def test_every_carried_copy_is_the_bundles_own_file(specs_copy, tmp_path):
             assert carried, f"{cluster['name']}: no {marker} heredoc in the primary step"
             assert carried.group(1) + "\n" == (base / "primary" / name).read_text(), name
             checked += 1
-        assert (base / "snapshot.sh").read_text() in (base / "70-install-snapshot-cron.sh").read_text()
-        checked += 1
+        snapshot_installer = (base / "70-install-snapshot-cron.sh").read_text()
+        for name in ("snapshot.sh", "wal-retention.sh"):
+            assert (base / name).read_text() in snapshot_installer, name
+            checked += 1
+        drill_installer = base / "75-install-drill-cron.sh"
+        if drill_installer.exists():
+            for name in ("drill.sh", "restore.sh"):
+                assert (base / name).read_text() in drill_installer.read_text(), name
+                checked += 1
     assert (bundle / "host/monitor.sh").read_text() in (bundle / "host/80-install-monitor.sh").read_text()
-    assert checked == 3 * len(manifest["facts"]["clusters"])
+    assert checked == 6 * len(manifest["facts"]["clusters"])
