@@ -345,6 +345,13 @@ snapshot_restore() {
   rows=$(runuser -u "$CLUSTER1" -- "$PGBIN/psql" -X -A -t -q -h "$RESTORE_PARENT_MNT/$CLUSTER1-t1/pg_root" -p "$RESTORE_PORT1" \
     -U postgres -d postgres -c "select string_agg(note, ',' order by id) from t" 2>&1)
   expect "restored to the time: row A present, row B absent" A "$rows"
+  # the weekly drill installed as a user would, then run once by hand to the same time (the
+  # monitor is CRITICAL until a drill has succeeded), beside restore t1 on the next port
+  runs "clusters/$CLUSTER1/75-install-drill-cron.sh" --yes || return
+  check "the drill's cron entry is installed" test -f "/etc/cron.d/pitr-bundle-$CLUSTER1-drill"
+  runs "clusters/$CLUSTER1/drill.sh" --target-time "$target"
+  check "the drill recorded ok" grep -qx 'result=ok' "/var/lib/pitr-bundle/drill-$CLUSTER1.state"
+  check "the drill's clone removed" bash -c "! zfs list $POOL/restore/$CLUSTER1-drill"
   runs host/monitor.sh --cluster "$CLUSTER1"
   check "the monitor says OK" grep -q '^PITR OK' /ci/last.out
   runs "clusters/$CLUSTER1/restore.sh" --cleanup t1 --yes
