@@ -81,7 +81,8 @@ def _cluster_facts(host: Host, cluster) -> dict:
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
 
         "monitor": c.monitor.model_dump(),
-        "drill": {**c.drill.model_dump(), "state_file": cp.drill_state_file(c)},
+        "drill": {**c.drill.model_dump(), "port": cp.drill_port(c),
+                  "state_file": cp.drill_state_file(c)},
     }
 
 

@@ -34,6 +34,11 @@ def restore_port(spec) -> int:
     return spec.restore.port or spec.port + 1000
 
 
+def drill_port(spec) -> int:
+    """The first port a drill tries: the spec's, or the restore port + 1."""
+    return spec.drill.port or restore_port(spec) + 1
+
+
 def paths_of(host: HostSpec, cluster: Cluster) -> ClusterPaths:
     c = cluster.spec
     home = f"{host.datasets.pg_home.mountpoint}/{c.name}"

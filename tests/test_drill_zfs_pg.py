@@ -20,7 +20,7 @@ import yaml
 import pg_backend as pg
 from conftest import EXAMPLE_SPECS, backend_missing, pitr_bundle
 from test_pitr_zfs_pg import utc
-from test_standby_real_pg import PASSWORD, client_tools, compose_pghome, drop_user, run, wait_for  # noqa: F401
+from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
 
 pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
@@ -64,7 +64,7 @@ def derived_specs(root: Path, pool: str, disks: list[Path]) -> Path:
     return specs
 
 
-def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):  # noqa: F811
+def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
     if MAJOR not in pg.available_majors():
         backend_missing(f"PostgreSQL {MAJOR} binaries: run tests/backends/install-postgres.sh")
     # a short root: the clone's unix socket lives in its data folder (at most 107 bytes)

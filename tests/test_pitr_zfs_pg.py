@@ -19,7 +19,7 @@ import pytest
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
-from test_standby_real_pg import PASSWORD, client_tools, compose_pghome, drop_user, run, wait_for  # noqa: F401
+from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
 
 pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
@@ -80,7 +80,7 @@ def utc(epoch: float) -> str:
 
 
 @pytest.mark.parametrize("major", [11, 16])
-def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):  # noqa: F811
+def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
     root = tmp_path

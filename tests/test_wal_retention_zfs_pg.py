@@ -22,7 +22,7 @@ import pytest
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
 from test_pitr_zfs_pg import utc, write_specs
-from test_standby_real_pg import PASSWORD, client_tools, compose_pghome, drop_user, run, wait_for  # noqa: F401
+from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
 
 pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
@@ -67,7 +67,7 @@ def segment_number(name: str) -> int:
     return int(name[8:16], 16) * 256 + int(name[16:24], 16)
 
 
-def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client_tools):  # noqa: F811
+def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client_tools):
     if MAJOR not in pg.available_majors():
         backend_missing(f"PostgreSQL {MAJOR} binaries: run tests/backends/install-postgres.sh")
     root = tmp_path
