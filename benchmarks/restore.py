@@ -145,7 +145,7 @@ def write_specs(setup: Setup) -> Path:
         host: test
         mountpoint: {mnt}/{CLUSTER}
         port: {STANDBY_PORT}
-        postgres: {{version: "{MAJOR}"}}
+        postgres: {{version: "{pg.server_version(MAJOR)}"}}
         primary:
           address: 127.0.0.1
           port: {PRIMARY_PORT}

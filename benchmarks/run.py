@@ -241,7 +241,7 @@ def bench_snapshots(rows: list[str]) -> dict[int, int]:
         host: h
         mountpoint: {work}/mnt/c
         port: 25432
-        postgres: {{version: "17"}}
+        postgres: {{version: "17.6"}}
         primary: {{address: 127.0.0.1}}
         snapshots: {{keep: {{hourly: 100000, daily: 7, weekly: 4, monthly: 6}}}}
         """))

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-OLDEST_KNOWN = 90000  # 9.0, the runbook's version
-NEWEST_KNOWN = 180000  # 18: newer majors have recovery rules nobody has checked yet
+# the majors whose rules FACTS describe, from 9.0 (the runbook's) to 18: a newer major has
+# recovery rules nobody has checked yet. Before 10 a major has two parts (9.6), since one (16).
+KNOWN_MAJORS = tuple(f"9.{minor}" for minor in range(7)) + tuple(str(m) for m in range(10, 19))
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,18 @@ def major_num(version: str) -> int:
     return number - number % 100 if number < 100000 else number - number % 10000
 
 
+def major_text(version: str) -> str:
+    """'9.0.17' -> '9.0', '16.4' -> '16'."""
+    parts = version.split(".")
+    return ".".join(parts[:2]) if int(parts[0]) < 10 else parts[0]
+
+
 def has(fact: str, version: str) -> bool:
     return FACTS[fact].holds(version_num(version))
 
 
 def known(version: str) -> bool:
-    return OLDEST_KNOWN <= major_num(version) <= NEWEST_KNOWN
+    return major_text(version) in KNOWN_MAJORS
 
 
 # settings a hot standby must keep at least as high as the primary's (else it refuses to start)

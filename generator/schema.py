@@ -88,8 +88,32 @@ def size_bytes(size: str) -> int:
     return int(size[:-2]) * SIZE_UNITS[size[-2:]]
 
 
-PgVersion = Annotated[str, BeforeValidator(_version_text),
-                      StringConstraints(pattern=r"^(9\.[0-6]|[1-9][0-9])(\.[0-9]{1,3})?$")]
+# a PostgreSQL release as `SHOW server_version` prints it: major.minor from 10 on (16.4),
+# major.minor.patch before (9.0.17); which majors are known is validate's check
+FULL_VERSION = r"^([1-9][0-9]\.(0|[1-9][0-9]{0,2})|[1-9]\.[0-9]\.(0|[1-9][0-9]{0,2}))$"
+
+
+def _full_version(value):
+    """The primary's exact release, as text. A YAML number is refused, never turned back into
+    text: unquoted, `16.10` reads as 16.1 and `9.0` as 9.0 (a float), so the text is lost."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} is a number to YAML, not the text of a version: quote the "
+                         'exact release (version: "16.10"; unquoted, YAML reads 16.10 as the '
+                         "number 16.1)")
+    if not isinstance(value, str):
+        raise ValueError('must be the text of a version, such as "16.4" or "9.0.17"')
+    if not re.fullmatch(FULL_VERSION, value):
+        shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+        raise ValueError(
+            f"{shown} is not a full version: write the primary's exact release as `SHOW "
+            'server_version` prints it, such as "16.4" (10 and later: major.minor) or "9.0.17" '
+            "(before 10: major.minor.patch); the standby's build compiles that release and "
+            "35-check-binaries.sh compares installed binaries with it")
+    return value
+
+
+PgVersion = Annotated[str, BeforeValidator(_full_version),
+                      StringConstraints(pattern=FULL_VERSION)]
 
 
 class Strict(BaseModel):
@@ -357,12 +381,12 @@ class Postgres(Strict):
     def major(self) -> int:
         """10 for 10.x; 90 for 9.0.x (the pre-10 numbering has two-part majors)."""
         parts = self.version.split(".")
-        return int(parts[0]) * 10 + int(parts[1]) if parts[0] == "9" else int(parts[0])
+        return int(parts[0]) * 10 + int(parts[1]) if int(parts[0]) < 10 else int(parts[0])
 
     @property
     def major_text(self) -> str:
         parts = self.version.split(".")
-        return ".".join(parts[:2]) if parts[0] == "9" else parts[0]
+        return ".".join(parts[:2]) if int(parts[0]) < 10 else parts[0]
 
 
 # a systemd unit name, as `systemctl` takes it (postgresql@15-main.service)

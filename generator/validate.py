@@ -134,8 +134,8 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
             "the drill's target may not be archived yet")))
     if not pv.known(c.postgres.version):
         problems.append(src.problem(("postgres", "version"), (
-            f"PostgreSQL {c.postgres.version}: no known recovery rules for this major version "
-            f"(known: 9.0 to 18)")))
+            f"PostgreSQL {c.postgres.version}: no known recovery rules for major "
+            f"{c.postgres.major_text} (known majors: {', '.join(pv.KNOWN_MAJORS)})")))
     if c.replication.slot and pv.known(c.postgres.version) and not pv.has(
             "replication slots", c.postgres.version):
         problems.append(src.problem(("replication", "slot"), (
@@ -183,10 +183,6 @@ def _check_postgres_install(cluster: Cluster, problems: list[SpecProblem]) -> No
         problems.append(src.problem(at, (
             f"{pg.binaries}: give the bin folder of the installation (e.g. "
             "/usr/lib/postgresql/15/bin): its parent is the cluster's PGHOME")))
-    if pg.version == pg.major_text:
-        problems.append(src.problem(("postgres", "version"), (
-            f"{pg.version}: with postgres.binaries give the primary's minor version too "
-            f"(e.g. {pg.version}.4): the installed binaries are checked against it")))
     for key, given in (("source", pg.source is not None), ("configure", bool(pg.configure))):
         if given:
             problems.append(src.problem(("postgres", key), (

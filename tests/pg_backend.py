@@ -38,6 +38,7 @@ import atexit
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -90,6 +91,17 @@ def server_bin(major: int) -> Path:
 def available_majors() -> list[int]:
     """The majors whose server binaries are installed."""
     return [m for m in MAJORS if os.access(_server_bin_path(m) / "postgres", os.X_OK)]
+
+
+def server_version(major: int) -> str:
+    """The full version of the installed server of ``major``, e.g. 17.10: what a cluster spec's
+    ``postgres.version`` must say for the bundle's checks to accept these binaries."""
+    result = subprocess.run([server_bin(major) / "postgres", "--version"], capture_output=True,
+                            text=True, check=True, env=_clean_env())
+    match = re.search(r"\(PostgreSQL\) (\d+\.\d+)\b", result.stdout)
+    if not match:
+        raise PgError(f"{server_bin(major)}/postgres --version printed no version: {result.stdout!r}")
+    return match.group(1)
 
 
 def _client_root() -> Path:

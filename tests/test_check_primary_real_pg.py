@@ -27,7 +27,7 @@ def derived_bundle(root: Path, major: int, port: int, data_dir: Path) -> Path:
     shutil.copytree(EXAMPLE_SPECS, specs)
     path = specs / "clusters/pg168121.yaml"
     spec = yaml.safe_load(path.read_text())
-    spec["postgres"]["version"] = str(major)
+    spec["postgres"]["version"] = pg.server_version(major)
     spec["primary"].update({"address": "127.0.0.1", "port": port, "data_dir": str(data_dir)})
     spec["monitor"] = {"slot_retained_warn_mb": 40, "slot_retained_crit_mb": 100,
                        "primary_wal_warn_mb": 1000, "primary_wal_crit_mb": 2000}

@@ -49,7 +49,7 @@ def derived_specs(root: Path, pool: str, disks: list[Path]) -> Path:
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     c = yaml.safe_load(cluster_file.read_text())
     c.update({"dataset": f"{pool}/{CLUSTER}", "mountpoint": f"{mnt}/{CLUSTER}", "port": STANDBY_PORT})
-    c["postgres"]["version"] = str(MAJOR)
+    c["postgres"]["version"] = pg.server_version(MAJOR)
     c["primary"].update({
         "address": "127.0.0.1", "port": PRIMARY_PORT, "ha_partner": None,
         "data_dir": str(root / "primary/data"), "os_user": pg.DEFAULT_OS_USER,

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, backend_missing, pitr_bundle
+from test_system_guest import debian_pg_version, guest_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 DISK = "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_zdisk{:02d}"
 
 
-def guest_specs(folder: Path) -> Path:
+def guest_specs(folder: Path, pg_version: str) -> Path:
     (folder / "hosts").mkdir(parents=True)
     (folder / "clusters").mkdir()
     disks = "\n".join(f"        - {DISK.format(n)}" for n in range(1, 12))
@@ -53,7 +54,7 @@ def guest_specs(folder: Path) -> Path:
         dataset: zp1/pgq
         mountpoint: /pgq
         port: 19299
-        postgres: {version: "15"}
+        postgres: {version: "PG_VERSION"}
         primary:
           address: 127.0.0.1
           port: 5499
@@ -67,14 +68,14 @@ def guest_specs(folder: Path) -> Path:
           settings: {shared_buffers: 32MB, max_connections: 100}
         snapshots:
           keep: {hourly: 0, daily: 2, weekly: 0, monthly: 0, yearly: 0}
-        """))
+        """).replace("PG_VERSION", pg_version))
     return folder
 
 
 def test_bundle_in_openzfs_guest(tmp_path):
     if os.geteuid() != 0:
         backend_missing("the qemu tier needs root (image build, loop mounts)")
-    specs = guest_specs(tmp_path / "specs")
+    specs = guest_specs(tmp_path / "specs", debian_pg_version(guest_image()))  # the guest's 15.x
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
     share = tmp_path / "share"
     share.mkdir()

@@ -50,7 +50,7 @@ def write_specs(root: Path, pool: str, disks: list[Path], major: int) -> Path:
         host: test
         mountpoint: {mnt}/pz{major}
         port: {29000 + major}
-        postgres: {{version: "{major}"}}
+        postgres: {{version: "{pg.server_version(major)}"}}
         primary:
           address: 127.0.0.1
           port: {27100 + major}

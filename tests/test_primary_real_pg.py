@@ -47,13 +47,6 @@ PASSWORD = "Tr0ub4dor-test-only"
 FOREIGN = "/bin/true other-backup-tool archive-push %p"
 
 
-def cached_version(major: int) -> str:
-    """The minor of `major` in the binary cache, e.g. 17.10."""
-    result = subprocess.run([pg.server_bin(major) / "postgres", "--version"], capture_output=True,
-                            text=True, check=True)
-    return re.search(r"(\d+\.\d+)", result.stdout).group(1)
-
-
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
@@ -75,7 +68,7 @@ def derive_specs(root: Path) -> Path:
     cluster = specs / f"clusters/{CLUSTER}.yaml"
     edit(cluster, f"mountpoint: /{CLUSTER}", f"mountpoint: {root}/{CLUSTER}")
     edit(cluster, "port: 19212", f"port: {STANDBY_PORT}")
-    edit(cluster, 'version: "17.6"', f'version: "{cached_version(MAJOR)}"')
+    edit(cluster, 'version: "17.6"', f'version: "{pg.server_version(MAJOR)}"')
     edit(cluster, "address: 192.168.1.121", "address: 127.0.0.1")
     edit(cluster, "port: 5432", f"port: {PRIMARY_PORT}")
     edit(cluster, "ha_partner: 192.168.1.122", "ha_partner: 127.0.0.2")

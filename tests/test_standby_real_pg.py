@@ -73,7 +73,7 @@ def write_specs(root: Path, major: int) -> Path:
         host: test
         mountpoint: {root}/data
         port: {28000 + major}
-        postgres: {{version: "{major}"}}
+        postgres: {{version: "{pg.server_version(major)}"}}
         primary:
           address: 127.0.0.1
           port: {27000 + major}

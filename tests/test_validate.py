@@ -68,7 +68,7 @@ def test_all_problems_of_all_files_are_reported_at_once(specs_copy):
     assert len(errors) == 3
     assert any(re.search(r"pg168104.yaml:\d+: port: Input should be greater than or equal to 1024", e)
                for e in errors)
-    assert any(re.search(r"pg168121.yaml:\d+: postgres.version: 'seventeen' is not allowed", e)
+    assert any(re.search(r"pg168121.yaml:\d+: postgres.version: 'seventeen' is not a full version", e)
                for e in errors)
     assert any(re.search(r"pitr1.yaml:\d+: pool.ashift: Input should be less than or equal to 16", e)
                for e in errors)
@@ -194,10 +194,47 @@ def test_no_specs_found(tmp_path):
     assert "no specs found" in result.stderr
 
 
-def test_unknown_major_version_has_no_recovery_rules(specs_copy):
-    edit(specs_copy / "clusters/pg168121.yaml", 'version: "17.6"', 'version: "19.1"')
+@pytest.mark.parametrize("version, major", [("19.1", "19"), ("9.7.2", "9.7"), ("8.4.22", "8.4")])
+def test_unknown_major_version_has_no_recovery_rules(specs_copy, version, major):
+    edit(specs_copy / "clusters/pg168121.yaml", 'version: "17.6"', f'version: "{version}"')
     (error,) = errors_of(specs_copy)
-    assert "postgres.version: PostgreSQL 19.1: no known recovery rules" in error
+    assert f"postgres.version: PostgreSQL {version}: no known recovery rules for major {major} " \
+           "(known majors: 9.0, 9.1, 9.2, 9.3, 9.4, 9.5, 9.6, 10, 11, " in error
+
+
+@pytest.mark.parametrize("written", ['"17"', '"9.0"', '"17.6.1"', '"9.0.17.1"', '"17.06"',
+                                     '"17.x"', '"v17.6"', '" 17.6"', '"17.6beta1"'])
+def test_a_version_must_name_the_exact_release(specs_copy, written):
+    """The build compiles the release the spec names and 35-check-binaries.sh compares it with
+    `postgres --version` (`PostgreSQL 16` never equals `16.4`): a major alone is refused."""
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, 'version: "17.6"', f"version: {written}")
+    (error,) = errors_of(specs_copy)
+    line = line_of(cluster, f"version: {written}")
+    assert error.startswith(f"{cluster}:{line}: postgres.version: '{written.strip(chr(34))}' is not "
+                            'a full version: write the primary\'s exact release'), error
+    assert '"16.4" (10 and later: major.minor) or "9.0.17" (before 10: major.minor.patch)' in error
+
+
+@pytest.mark.parametrize("written, read", [("17.10", "17.1"), ("17.6", "17.6"), ("9.0", "9.0"),
+                                           ("17", "17")])
+def test_an_unquoted_version_is_refused_never_rewritten(specs_copy, written, read):
+    """YAML reads `17.10` as the float 17.1: turned back into text it would build 17.1."""
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, 'version: "17.6"', f"version: {written}")
+    (error,) = errors_of(specs_copy)
+    line = line_of(cluster, f"version: {written}")
+    assert error.startswith(f"{cluster}:{line}: postgres.version: {read} is a number to YAML, not "
+                            'the text of a version: quote the exact release (version: "16.10"'), error
+
+
+@pytest.mark.parametrize("written", ['"9.0.17"', "9.0.17", '"9.6.24"', '"10.0"', '"17.10"',
+                                     '"18.4"'])
+def test_full_versions_of_known_majors_are_valid(specs_copy, written):
+    edit(specs_copy / "clusters/pg168121.yaml", 'version: "17.6"', f"version: {written}")
+    edit(specs_copy / "clusters/pg168121.yaml", "slot:", "# slot:")  # 9.x before 9.4: no slots
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stderr
 
 
 def test_hot_standby_may_not_undercut_the_primary(specs_copy):
@@ -347,7 +384,7 @@ def test_installed_binaries_replace_the_build_by_a_check(specs_copy, tmp_path):
      "must not contain '.' or '..' segments"),
     ('  version: "17.6"\n  binaries: /usr/$(id)/bin\n', "postgres.binaries", "is not allowed here"),
     ('  version: "17"\n  binaries: /usr/lib/postgresql/17/bin\n', "postgres.version",
-     "give the primary's minor version too"),
+     "'17' is not a full version"),
     ('  version: "17.6"\n  binaries: /usr/lib/postgresql/17/bin\n  extensions:\n'
      "    - {name: pgfincore, file: pgfincore-1.2.tar.gz, sha256: " + "a" * 64 + "}\n",
      "postgres.extensions.0.file", "extension pgfincore: file is for a build from source"),
