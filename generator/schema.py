@@ -112,8 +112,9 @@ def _full_version(value):
     return value
 
 
-PgVersion = Annotated[str, BeforeValidator(_full_version),
-                      StringConstraints(pattern=FULL_VERSION)]
+# the pattern first: so the JSON Schema carries it (a BeforeValidator hides what it wraps)
+PgVersion = Annotated[str, StringConstraints(pattern=FULL_VERSION),
+                      BeforeValidator(_full_version)]
 
 
 class Strict(BaseModel):
