@@ -130,8 +130,11 @@ MIN_DISKS = {"raidz1": 3, "raidz2": 4, "raidz3": 5, "mirror": 2}
 
 
 class Vdev(Strict):
-    type: Literal["raidz1", "raidz2", "raidz3", "mirror"]
-    disks: list[AbsPath]
+    type: Literal["raidz1", "raidz2", "raidz3", "mirror"] = Field(description=(
+        "the vdev's redundancy: raidz1, raidz2 or raidz3 (survives 1, 2 or 3 failed disks; at "
+        "least 3, 4 or 5 disks) or mirror (at least 2)"))
+    disks: list[AbsPath] = Field(description=(
+        "the vdev's disks: /dev/disk/by-id/ paths (other paths only with pool.device_paths: any)"))
 
     @model_validator(mode="after")
     def _enough_disks(self):
@@ -143,10 +146,12 @@ class Vdev(Strict):
 
 
 class LogDevices(Strict):
-    # single: each device is its own log vdev (protected by hardware RAID, as in the runbook);
-    # mirror: the devices form one mirrored log vdev (what a JBOD needs)
-    type: Literal["single", "mirror"] = "mirror"
-    devices: list[AbsPath] = Field(min_length=1)
+    type: Literal["single", "mirror"] = Field(default="mirror", description=(
+        "mirror (default): the devices form one mirrored log vdev (what a JBOD needs, at least 2 "
+        "devices); single: each device is a log vdev of its own (behind hardware RAID, as in the "
+        "runbook)"))
+    devices: list[AbsPath] = Field(min_length=1, description=(
+        "the separate intent log (SLOG) devices, /dev/disk/by-id/ paths: at least one"))
 
     @model_validator(mode="after")
     def _mirror_needs_two(self):
@@ -156,21 +161,34 @@ class LogDevices(Strict):
 
 
 class Pool(Strict):
-    name: PoolName
-    ashift: int = Field(default=12, ge=9, le=16)
-    vdevs: list[Vdev] = Field(min_length=1)
-    log: Optional[LogDevices] = None
-    cache: list[AbsPath] = []
-    spares: list[AbsPath] = []
-    # "by-id" refuses anything but /dev/disk/by-id/... (sdX names move between boots);
-    # "any" is for test rigs on files or loop devices and must be asked for explicitly.
-    device_paths: Literal["by-id", "any"] = "by-id"
-    # properties of the pool's root dataset, inherited by every dataset (zpool create -O)
-    properties: ZfsProperties = {}
-    # pool properties other than ashift (zpool create -o), e.g. cachefile=none for test rigs
-    pool_options: ZfsProperties = {}
-    # where the root dataset would mount; with canmount=off it never does
-    mountpoint: Optional[AbsPath] = None
+    name: PoolName = Field(description=(
+        "the ZFS pool's name, e.g. zp1 (zpool create NAME); every dataset of the specs lives in "
+        "it"))
+    ashift: int = Field(default=12, ge=9, le=16, description=(
+        "the pool's sector size as a power of two (zpool create -o ashift, 9 to 16): 12 (default) "
+        "is 4 KiB, right for current disks; it cannot change after creation"))
+    vdevs: list[Vdev] = Field(min_length=1, description=(
+        "the pool's data vdevs, at least one; ZFS stripes the data across them"))
+    log: Optional[LogDevices] = Field(default=None, description=(
+        "separate intent log devices (zpool create ... log), which speed up synchronous writes "
+        "such as the NFS archive's; default: none"))
+    cache: list[AbsPath] = Field(default=[], description=(
+        "L2ARC read cache devices (zpool create ... cache), /dev/disk/by-id/ paths; default: none"))
+    spares: list[AbsPath] = Field(default=[], description=(
+        "hot spare disks (zpool create ... spare), /dev/disk/by-id/ paths; default: none"))
+    device_paths: Literal["by-id", "any"] = Field(default="by-id", description=(
+        "by-id (default): every device must be a /dev/disk/by-id/ path, since sdX names move "
+        "between boots; any: files and loop devices too, for test rigs only"))
+    properties: ZfsProperties = Field(default={}, description=(
+        "properties of the pool's root dataset, inherited by every dataset (zpool create -O), "
+        "e.g. {compression: zstd}: they override the defaults compression=lz4, atime=off, "
+        "canmount=off, dedup=off"))
+    pool_options: ZfsProperties = Field(default={}, description=(
+        "pool properties besides ashift (zpool create -o), e.g. {cachefile: none} for a test rig; "
+        "default: none"))
+    mountpoint: Optional[AbsPath] = Field(default=None, description=(
+        "where the pool's root dataset would mount (zpool create -m); with canmount=off (the "
+        "default) it never mounts. Default: ZFS's own, /<pool name>"))
 
     @property
     def root_properties(self) -> dict[str, str]:
@@ -184,27 +202,43 @@ class Pool(Strict):
 
 
 class SharedDataset(Strict):
-    name: DatasetName
-    mountpoint: AbsPath
-    properties: ZfsProperties = {}
+    name: DatasetName = Field(description=(
+        "the dataset's name, inside the pool (e.g. zp1/pg_home); created by host/20-datasets.sh"))
+    mountpoint: AbsPath = Field(description=(
+        "where the dataset mounts, e.g. /pg_home"))
+    properties: ZfsProperties = Field(default={}, description=(
+        "ZFS properties set on the dataset (zfs create -o), e.g. {recordsize: 1M}; default: none, "
+        "it inherits the pool root's"))
 
 
 class SharedDatasets(Strict):
-    pg_home: SharedDataset  # PostgreSQL builds, one folder per cluster
-    pg_arch: SharedDataset  # WAL archives, one folder per cluster, exported over NFS
-    pg_log: SharedDataset  # server logs of the standbys
+    pg_home: SharedDataset = Field(description=(
+        "PostgreSQL builds, one folder per cluster (<mountpoint>/<cluster>/pgsql<version>, the "
+        "source tarballs in <mountpoint>/<cluster>/soft_bak)"))
+    pg_arch: SharedDataset = Field(description=(
+        "the WAL archives, one folder per cluster, each exported over NFS to its primary and HA "
+        "partner"))
+    pg_log: SharedDataset = Field(description=(
+        "the standbys' server logs, one folder per cluster"))
 
 
 class NfsPorts(Strict):
     """Fixed NFS helper ports (the runbook's values) so firewalls and remounts keep working."""
 
-    rquotad: SystemPort = 875
-    lockd_tcp: SystemPort = 32803
-    lockd_udp: SystemPort = 32769
-    mountd: SystemPort = 892
-    statd: SystemPort = 662
-    statd_outgoing: SystemPort = 2020
-    rdma: SystemPort = 20049
+    rquotad: SystemPort = Field(default=875, description=(
+        "port of rpc.rquotad, the remote quota server (default 875)"))
+    lockd_tcp: SystemPort = Field(default=32803, description=(
+        "TCP port of the NFS lock manager (lockd) (default 32803)"))
+    lockd_udp: SystemPort = Field(default=32769, description=(
+        "UDP port of the NFS lock manager (lockd) (default 32769)"))
+    mountd: SystemPort = Field(default=892, description=(
+        "port of rpc.mountd, which answers the primaries' mount requests (default 892)"))
+    statd: SystemPort = Field(default=662, description=(
+        "port of rpc.statd, which recovers NFS locks after a reboot (default 662)"))
+    statd_outgoing: SystemPort = Field(default=2020, description=(
+        "port rpc.statd sends its reboot notifications from (default 2020)"))
+    rdma: SystemPort = Field(default=20049, description=(
+        "port of NFS over RDMA (nfsd) (default 20049)"))
 
 
 ExportOptions = Annotated[str, StringConstraints(pattern=r"^[a-z_]+(=[A-Za-z0-9_:/.-]+)?"
@@ -212,17 +246,28 @@ ExportOptions = Annotated[str, StringConstraints(pattern=r"^[a-z_]+(=[A-Za-z0-9_
 
 
 class Nfs(Strict):
-    exports_file: AbsPath = "/etc/exports"
-    options: ExportOptions = "rw,no_root_squash,sync"
-    ports: NfsPorts = NfsPorts()
-    # nfs.conf: nfs-utils >= 2 reads drop-ins from /etc/nfs.conf.d;
-    # sysconfig: the runbook's /etc/sysconfig/nfs variables (RHEL/CentOS 6 and 7)
-    ports_format: Literal["nfs.conf", "sysconfig"] = "nfs.conf"
-    ports_file: AbsPath = "/etc/nfs.conf.d/pitr-bundle.conf"
+    exports_file: AbsPath = Field(default="/etc/exports", description=(
+        "the exports file host/40-nfs-exports.sh writes the archive exports into, between its own "
+        "marker lines (default /etc/exports)"))
+    options: ExportOptions = Field(default="rw,no_root_squash,sync", description=(
+        "export options of every client, as exports(5) takes them (default "
+        "rw,no_root_squash,sync: the primaries' archive helper writes as root, and a WAL file is "
+        "on disk before it reports success)"))
+    ports: NfsPorts = Field(default=NfsPorts(), description=(
+        "fixed ports of the NFS helper daemons (default: the runbook's), so that firewalls can "
+        "open them and remounts keep working"))
+    ports_format: Literal["nfs.conf", "sysconfig"] = Field(default="nfs.conf", description=(
+        "nfs.conf (default): an nfs.conf drop-in, read by nfs-utils 2 and later; sysconfig: the "
+        "/etc/sysconfig/nfs variables of RHEL/CentOS 6 and 7"))
+    ports_file: AbsPath = Field(default="/etc/nfs.conf.d/pitr-bundle.conf", description=(
+        "the file the ports are written to (default /etc/nfs.conf.d/pitr-bundle.conf; give "
+        "/etc/sysconfig/nfs with ports_format: sysconfig)"))
 
 
 class HostMonitor(Strict):
-    user: OsUserName = "nagios"  # runs the check through sudo (PGDATA is 0700)
+    user: OsUserName = Field(default="nagios", description=(
+        "the monitoring system's OS user, allowed to run host/monitor.sh as root through sudo "
+        "(PGDATA is 0700); default nagios"))
     pool_capacity_warn: int = Field(default=80, ge=1, le=100, description=(
         "WARNING when the pool is this full (percent, zpool capacity)"))
     pool_capacity_crit: int = Field(default=90, ge=1, le=100, description=(
@@ -299,10 +344,12 @@ def _virtual_ip_form(value):
 
 
 class HostSpec(Strict):
-    name: HostName
-    # the address primaries see the backup host connect from (pg_hba.conf); a virtual IP,
-    # when set, is used instead so the backup host can move without touching the primaries
-    address: Address
+    name: HostName = Field(description=(
+        "the backup host's name: the bundle is out/<name>/ and out/<name>.tar.gz, and cluster "
+        "specs name it in their host"))
+    address: Address = Field(description=(
+        "the backup host's own IP address or host name (Ansible connects to it): the primaries' "
+        "pg_hba.conf allows replication from it, unless virtual_ip is set"))
     virtual_ip: Annotated[Optional[VirtualIp], BeforeValidator(
         _virtual_ip_form, json_schema_input_type=Union[Address, VirtualIp, None])] = Field(
         default=None, description=(
@@ -310,11 +357,21 @@ class HostSpec(Strict):
             "`virtual_ip: 192.168.1.199` when it is managed outside the bundle, or "
             "`virtual_ip: {address: 192.168.1.199, interface: bond0, prefix: 24}` to have "
             "host/15-vip.sh bring it up and route connections to the primaries from it"))
-    pool: Pool
-    datasets: SharedDatasets
-    nfs: Nfs = Nfs()
-    monitor: HostMonitor = HostMonitor()
-    review: Review = Review()
+    pool: Pool = Field(description=(
+        "the ZFS pool host/10-pool.sh creates: it holds every standby, its snapshots and the WAL "
+        "archive"))
+    datasets: SharedDatasets = Field(description=(
+        "the shared datasets: PostgreSQL builds (pg_home), WAL archives (pg_arch), the standbys' "
+        "logs (pg_log)"))
+    nfs: Nfs = Field(default=Nfs(), description=(
+        "how the WAL archives are exported to the primaries over NFS (default: /etc/exports, "
+        "rw,no_root_squash,sync, the runbook's fixed ports)"))
+    monitor: HostMonitor = Field(default=HostMonitor(), description=(
+        "thresholds of host/monitor.sh, the Nagios check of the pool and of every cluster on the "
+        "host (default: pool 80/90 %, archive share 50/70 %)"))
+    review: Review = Field(default=Review(), description=(
+        "signed reviews the host insists on before any script of the bundle runs (default: none "
+        "required)"))
 
     @property
     def replication_source(self) -> str:
@@ -344,8 +401,11 @@ SettingValue = Annotated[str, BeforeValidator(_yaml_on_off),
 class Tarball(Strict):
     """A file the operator puts in /pg_home/<cluster>/soft_bak; checked before use."""
 
-    file: FileName
-    sha256: Sha256
+    file: FileName = Field(description=(
+        "the tarball's file name in /pg_home/<cluster>/soft_bak, e.g. postgresql-16.4.tar.bz2 "
+        "(the host has no network: the operator brings it)"))
+    sha256: Sha256 = Field(description=(
+        "the tarball's sha256, 64 hex digits: the build refuses a file that differs"))
 
 
 class Extension(Strict):
@@ -357,11 +417,17 @@ class Extension(Strict):
         "its source tarball in /pg_home/<cluster>/soft_bak (source builds only)"))
     sha256: Optional[Sha256] = Field(default=None, description=(
         "the tarball's sha256 (source builds only)"))
-    make_args: list[FreeText] = []
+    make_args: list[FreeText] = Field(default=[], description=(
+        "extra arguments of the extension's make (PGXS) runs, e.g. a make variable (source builds "
+        "only); default: none"))
 
 
 class Postgres(Strict):
-    version: PgVersion
+    version: PgVersion = Field(description=(
+        "the primary's exact PostgreSQL release, quoted, as `SHOW server_version` prints it: "
+        "\"16.4\" (10 and later: major.minor) or \"9.0.17\" (before 10: major.minor.patch). The "
+        "standby is built from that release, or installed binaries are checked against it; majors "
+        "9.0 to 18 are known"))
     # installed PostgreSQL (distribution or PGDG packages) instead of a build from source
     binaries: Optional[AbsPath] = Field(default=None, description=(
         "the bin folder of an installed PostgreSQL of the primary's version, e.g. "
@@ -370,13 +436,20 @@ class Postgres(Strict):
         "primary's (major and minor) and that the extensions' libraries are there, and every "
         "script uses its parent folder as PGHOME. Give version with its minor (15.18); leave "
         "configure, source and the extensions' tarballs out"))
-    # the primary's ./configure options (`pitr-bundle import-pg-config` writes them), kept
-    # exactly; only --prefix is rewritten to /pg_home/<cluster>/pgsql<version>
-    configure: list[FreeText] = []
-    source: Optional[Tarball] = None
-    contrib: bool = True
-    extensions: list[Extension] = []
-    make_jobs: int = Field(default=2, ge=1, le=256)
+    configure: list[FreeText] = Field(default=[], description=(
+        "the primary's ./configure options (`pitr-bundle import-pg-config` writes them), kept "
+        "byte for byte; only --prefix moves to /pg_home/<cluster>/pgsql<version>. Source builds "
+        "only; default: none"))
+    source: Optional[Tarball] = Field(default=None, description=(
+        "the PostgreSQL source tarball of that version in /pg_home/<cluster>/soft_bak: "
+        "35-build.sh refuses to build without it. Source builds only"))
+    contrib: bool = Field(default=True, description=(
+        "also build and install contrib (default: true; source builds only)"))
+    extensions: list[Extension] = Field(default=[], description=(
+        "the primary's extensions the standby needs: built from their tarballs (source builds) or "
+        "checked for in the installed binaries; default: none"))
+    make_jobs: int = Field(default=2, ge=1, le=256, description=(
+        "parallel jobs of the build's make (make -j, default 2)"))
 
     @property
     def major(self) -> int:
@@ -399,13 +472,20 @@ DEFAULT_MAX_SLOT_WAL_KEEP_SIZE = "10GB"
 
 
 class Primary(Strict):
-    address: Address
-    port: SystemPort = 5432
-    ha_partner: Optional[Address] = None
-    # the primary's data directory (the 9.0 base backup copies it; its layout names the
-    # default systemd unit) and OS user (runs psql on the primary's local socket)
-    data_dir: Optional[AbsPath] = None
-    os_user: OsUserName = "postgres"
+    address: Address = Field(description=(
+        "the primary's IP address or host name: the standby streams from it, and it mounts the "
+        "archive export"))
+    port: SystemPort = Field(default=5432, description=(
+        "the primary's PostgreSQL port (default 5432)"))
+    ha_partner: Optional[Address] = Field(default=None, description=(
+        "the server that takes over from the primary (IP address or host name): it gets the same "
+        "archive mount, helper and pg_hba.conf lines; default: none"))
+    data_dir: Optional[AbsPath] = Field(default=None, description=(
+        "the primary's data directory: the 9.0 base backup copies it (rsync over ssh; needed "
+        "there), and Debian's layout names the default systemd_unit; default: none"))
+    os_user: OsUserName = Field(default="postgres", description=(
+        "the primary's PostgreSQL OS user (default postgres): the primary's scripts run psql as "
+        "it on the local socket, and the 9.0 base backup logs in over ssh as it"))
     archive_mount: Optional[AbsPath] = Field(default=None, description=(
         "where the primary (and its HA partner) mounts this cluster's archive export; the "
         "WAL goes to <archive_mount>/arch/<UTC day>/. Default: /pgarch/<cluster name> (the "
@@ -420,16 +500,23 @@ class Primary(Strict):
         "postgresql@<version>-<name>.service when data_dir is in Debian's layout "
         "(/var/lib/postgresql/<version>/<name>), else RHEL/PGDG's postgresql-<major>.service "
         "(e.g. postgresql-15.service); a source build's own unit must be named here"))
-    # run it through sudo (the export belongs to root, no_root_squash): the runbook's way
-    archive_via_sudo: bool = True
-    # the helper refuses to archive unless archive_mount is a mount point (off: test rigs
-    # whose archive is a local folder)
-    archive_requires_mount: bool = True
+    archive_via_sudo: bool = Field(default=True, description=(
+        "archive_command runs the helper through sudo (default true, the runbook's way: the "
+        "export belongs to root, no_root_squash); false when the primary's OS user may write the "
+        "archive itself"))
+    archive_requires_mount: bool = Field(default=True, description=(
+        "the helper refuses to archive unless archive_mount is a mount point (default true), so "
+        "WAL never lands on the primary's own disk; false only for test rigs whose archive is a "
+        "local folder"))
     mount_options: Annotated[str, StringConstraints(
-        pattern=r"^[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?(,[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?)*$")] = \
-        "rw,hard,nfsvers=3"
-    # the primary's values of settings a hot standby must not undercut
-    settings: dict[SettingName, SettingValue] = {}
+        pattern=r"^[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?(,[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?)*$")] = Field(
+        default="rw,hard,nfsvers=3", description=(
+            "NFS mount options of the archive mount on the primary (default rw,hard,nfsvers=3); "
+            "nosuid,nodev,noexec are always added"))
+    settings: dict[SettingName, SettingValue] = Field(default={}, description=(
+        "the primary's values of the settings a hot standby must not undercut (max_connections, "
+        "max_worker_processes, max_prepared_transactions, max_locks_per_transaction, "
+        "max_wal_senders): validate refuses standby.settings below them; default: none"))
     # an idle primary still archives: a segment is switched at most this many seconds after
     # its first write (0: never forced). Bounds how old the newest restorable point can be.
     archive_timeout: int = Field(default=60, ge=0, le=86400, description=(
@@ -459,7 +546,10 @@ class Primary(Strict):
 
 
 class Replication(Strict):
-    user: RoleName = "replicator"
+    user: RoleName = Field(default="replicator", description=(
+        "the role the standby replicates as (default replicator; 9.0 replicates as a superuser): "
+        "the primary's pg_hba.conf lines name it, and its password is asked for at run time into "
+        "the standby's .pgpass"))
     slot: Optional[RoleName] = Field(default=None, description=(
         "a physical replication slot the standby streams through (PostgreSQL 9.4 and later): "
         "45-apply-on-primary.sh creates it on the primary when it is missing, so the primary "
@@ -468,17 +558,21 @@ class Replication(Strict):
 
 
 class Standby(Strict):
-    # off lets the standby run with smaller memory settings than the primary (the runbook's
-    # choice); on opens it for read-only queries but then max_connections and friends must be
-    # at least the primary's
-    hot_standby: bool = False
-    settings: dict[SettingName, SettingValue] = {
-        "shared_buffers": "128MB", "max_connections": "100"}
+    hot_standby: bool = Field(default=False, description=(
+        "true: the standby answers read-only queries, but then max_connections and the like must "
+        "be at least the primary's; false (default, the runbook's): it may run with less memory "
+        "than the primary"))
+    settings: dict[SettingName, SettingValue] = Field(default={
+        "shared_buffers": "128MB", "max_connections": "100"}, description=(
+        "postgresql.conf settings of the standby, over the bundle's own (port, logging, "
+        "archive_mode off); default: {shared_buffers: 128MB, max_connections: 100}, which a map "
+        "given here replaces whole"))
 
 
 class Archive(Strict):
-    # further hosts that may mount the archive export besides the primary and its HA partner
-    extra_clients: list[Address] = []
+    extra_clients: list[Address] = Field(default=[], description=(
+        "further hosts (IP addresses or host names) allowed to mount the archive export besides "
+        "the primary and its HA partner; default: none"))
     # point-in-time restores are possible to any time of the last N days: the WAL retention
     # keeps the WAL from the REDO point of the newest snapshot taken at or before that start
     # (7: the default keep.daily; older snapshots restore to their own point, --snapshot)
@@ -536,29 +630,49 @@ class Keep(Strict):
     """How many snapshots to keep per period: the newest of each of the last N hours, days,
     ISO weeks, months, years that have one. The newest snapshot is always kept."""
 
-    hourly: int = Field(default=0, ge=0, le=100000)
-    daily: int = Field(default=7, ge=0, le=100000)
-    weekly: int = Field(default=4, ge=0, le=100000)
-    monthly: int = Field(default=6, ge=0, le=100000)
-    yearly: int = Field(default=0, ge=0, le=100000)
+    hourly: int = Field(default=0, ge=0, le=100000, description=(
+        "keep the newest snapshot of each of the last N hours that have one (default 0)"))
+    daily: int = Field(default=7, ge=0, le=100000, description=(
+        "keep the newest snapshot of each of the last N days that have one (default 7)"))
+    weekly: int = Field(default=4, ge=0, le=100000, description=(
+        "keep the newest snapshot of each of the last N ISO weeks that have one (default 4)"))
+    monthly: int = Field(default=6, ge=0, le=100000, description=(
+        "keep the newest snapshot of each of the last N months that have one (default 6)"))
+    yearly: int = Field(default=0, ge=0, le=100000, description=(
+        "keep the newest snapshot of each of the last N years that have one (default 0)"))
 
 
 class Snapshots(Strict):
-    prefix: SnapshotPrefix = "pitr-"
-    schedule: CronSchedule = "1 8 * * *"  # the runbook's: daily at 08:01
-    keep: Keep = Keep()
-    # run before each snapshot (e.g. a CHECKPOINT); its failure stops the snapshot
-    pre_hook: Optional[FreeText] = None
-    cron_user: OsUserName = "root"
-    mailto: MailAddress = "root"
-    time_zone: TimeZoneName = "UTC"  # of the schedule; snapshot names are always UTC
+    prefix: SnapshotPrefix = Field(default="pitr-", description=(
+        "snapshots are named <dataset>@<prefix><UTC time>, e.g. pitr-20261124T080100Z (default "
+        "pitr-); the retention prunes only snapshots with this prefix"))
+    schedule: CronSchedule = Field(default="1 8 * * *", description=(
+        "cron schedule of snapshot.sh, five fields in time_zone (default 1 8 * * *: daily at "
+        "08:01, the runbook's)"))
+    keep: Keep = Field(default=Keep(), description=(
+        "how many snapshots to keep per hour, day, ISO week, month and year (default: 7 daily, 4 "
+        "weekly, 6 monthly); the newest is always kept"))
+    pre_hook: Optional[FreeText] = Field(default=None, description=(
+        "a shell command run before each snapshot (bash -c, with the standby's PGHOME, PGDATA, "
+        "PGHOST and PGPORT set), e.g. a CHECKPOINT; its failure stops the snapshot. Default: none"))
+    cron_user: OsUserName = Field(default="root", description=(
+        "the user the snapshot cron entry runs as (default root)"))
+    mailto: MailAddress = Field(default="root", description=(
+        "where cron mails the snapshot job's output (MAILTO, default root)"))
+    time_zone: TimeZoneName = Field(default="UTC", description=(
+        "time zone of the schedule (cron's CRON_TZ, default UTC); snapshot names are always UTC"))
 
 
 class Restore(Strict):
-    port: Optional[Port] = None  # default: the standby's port + 1000
-    dataset_parent: Optional[DatasetName] = None  # default: <pool>/restore
-    mountpoint_root: AbsPath = "/pg_restore"
-    timeout_seconds: int = Field(default=3600, ge=10)
+    port: Optional[Port] = Field(default=None, description=(
+        "port of a restored server (default: the standby's port + 1000)"))
+    dataset_parent: Optional[DatasetName] = Field(default=None, description=(
+        "the dataset restore.sh clones snapshots under (default <pool>/restore)"))
+    mountpoint_root: AbsPath = Field(default="/pg_restore", description=(
+        "where restored clones mount, as <mountpoint_root>/<cluster>-<name> (default /pg_restore)"))
+    timeout_seconds: int = Field(default=3600, ge=10, description=(
+        "restore.sh fails when the restored server is not open after this many seconds (default "
+        "3600)"))
 
 
 class Drill(Strict):
@@ -566,11 +680,15 @@ class Drill(Strict):
     port, a sanity query, the result recorded, the clone always removed. A backup never
     restored is not known to be a backup."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description=(
+        "true (default): the bundle holds drill.sh and its cron installer, and host/monitor.sh "
+        "checks the drills' results; false: no drill"))
     schedule: CronSchedule = Field(default="17 5 * * 0", description=(
         "cron schedule of the drill (default: weekly, Sundays 05:17)"))
-    time_zone: TimeZoneName = "UTC"  # of the schedule
-    mailto: MailAddress = "root"
+    time_zone: TimeZoneName = Field(default="UTC", description=(
+        "time zone of the schedule (cron's CRON_TZ, default UTC); the drill's times are UTC"))
+    mailto: MailAddress = Field(default="root", description=(
+        "where cron mails the drill's output (MAILTO, default root)"))
     target_lag_minutes: int = Field(default=30, ge=1, le=10080, description=(
         "the drill restores to this many minutes before its start: WAL up to there must be "
         "archived (keep it above archive_timeout)"))
@@ -589,13 +707,23 @@ class Drill(Strict):
 class ClusterMonitor(Strict):
     """Nagios thresholds; the runbook's: archive 20 min, restore (pg_wal) 10 min."""
 
-    archive_warn_minutes: int = Field(default=20, ge=1, le=1440)
-    # at most a day: the monitor reads only the newest UTC day folders of the archive
-    archive_crit_minutes: int = Field(default=60, ge=1, le=1440)
-    restore_warn_minutes: int = Field(default=10, ge=1)
-    restore_crit_minutes: int = Field(default=30, ge=1)
-    snapshot_warn_hours: int = Field(default=26, ge=1)
-    snapshot_crit_hours: int = Field(default=50, ge=1)
+    archive_warn_minutes: int = Field(default=20, ge=1, le=1440, description=(
+        "WARNING when the newest WAL file in the archive is this many minutes old (default 20, "
+        "the runbook's); check-primary.sh warns when a WAL file has waited this long to be "
+        "archived"))
+    archive_crit_minutes: int = Field(default=60, ge=1, le=1440, description=(
+        "CRITICAL at this age, in minutes (default 60; at most a day: the monitor reads only the "
+        "newest UTC day folders)"))
+    restore_warn_minutes: int = Field(default=10, ge=1, description=(
+        "WARNING when the standby has received or restored no new WAL (the newest file in its "
+        "pg_wal) for this many minutes (default 10)"))
+    restore_crit_minutes: int = Field(default=30, ge=1, description=(
+        "CRITICAL when the standby has had no new WAL for this many minutes (default 30)"))
+    snapshot_warn_hours: int = Field(default=26, ge=1, description=(
+        "WARNING when the newest snapshot is this many hours old (default 26: a daily schedule "
+        "and 2 hours to spare)"))
+    snapshot_crit_hours: int = Field(default=50, ge=1, description=(
+        "CRITICAL when the newest snapshot is this many hours old (default 50)"))
     drill_max_age_days: int = Field(default=8, ge=1, description=(
         "CRITICAL when no restore drill succeeded within this many days (a weekly drill and "
         "a day to spare), or when the last drill failed"))
@@ -619,23 +747,48 @@ class ClusterMonitor(Strict):
 
 
 class ClusterSpec(Strict):
-    name: ClusterName
-    host: HostName
-    os_user: Optional[OsUserName] = None  # default: the cluster's name
-    dataset: Optional[DatasetName] = None  # default: <pool>/<name>
-    mountpoint: Optional[AbsPath] = None  # default: /<name>
-    properties: ZfsProperties = {}
-    home: Optional[AbsPath] = None  # default: /home/<os_user>
-    port: Port
-    postgres: Postgres
-    primary: Primary
-    replication: Replication = Replication()
-    standby: Standby = Standby()
-    archive: Archive = Archive()
-    snapshots: Snapshots = Snapshots()
-    restore: Restore = Restore()
-    monitor: ClusterMonitor = ClusterMonitor()
-    drill: Drill = Drill()
+    name: ClusterName = Field(description=(
+        "the cluster's name: its folder in the bundle (clusters/<name>/), and by default its OS "
+        "user, dataset and mountpoint; lower case letters, digits and _"))
+    host: HostName = Field(description=(
+        "the name of the host spec whose backup host runs this cluster's standby"))
+    os_user: Optional[OsUserName] = Field(default=None, description=(
+        "the OS user that owns and runs the standby (default: the cluster's name)"))
+    dataset: Optional[DatasetName] = Field(default=None, description=(
+        "the standby's ZFS dataset, snapshotted on schedule (default <pool>/<name>)"))
+    mountpoint: Optional[AbsPath] = Field(default=None, description=(
+        "where the dataset mounts; PGDATA is <mountpoint>/pg_root (default /<name>)"))
+    properties: ZfsProperties = Field(default={}, description=(
+        "ZFS properties of the cluster's dataset (zfs create -o), e.g. {recordsize: 8k}; default: "
+        "none, inherited from the pool root"))
+    home: Optional[AbsPath] = Field(default=None, description=(
+        "the OS user's home, which holds .bash_profile and .pgpass (default /home/<os_user>)"))
+    port: Port = Field(description=(
+        "the standby's port on the backup host, one per standby (1024-65535); restores default to "
+        "port + 1000"))
+    postgres: Postgres = Field(description=(
+        "the PostgreSQL the standby runs: the primary's exact version, built from source with its "
+        "configure options, or installed binaries"))
+    primary: Primary = Field(description=(
+        "the production server backed up: its address, port and HA partner, and how the bundle's "
+        "primary/ files set up archiving there"))
+    replication: Replication = Field(default=Replication(), description=(
+        "how the standby streams from the primary: the role (default replicator) and an optional "
+        "replication slot"))
+    standby: Standby = Field(default=Standby(), description=(
+        "the standby's own settings: hot standby (default off) and postgresql.conf values"))
+    archive: Archive = Field(default=Archive(), description=(
+        "the WAL archive: further NFS clients and the point-in-time window (default 7 days)"))
+    snapshots: Snapshots = Field(default=Snapshots(), description=(
+        "the snapshot schedule (default daily at 08:01 UTC) and how many to keep (default 7 "
+        "daily, 4 weekly, 6 monthly)"))
+    restore: Restore = Field(default=Restore(), description=(
+        "restore.sh's port, clone dataset and mountpoints, and how long it waits for a restored "
+        "server"))
+    monitor: ClusterMonitor = Field(default=ClusterMonitor(), description=(
+        "thresholds of this cluster's checks in host/monitor.sh and primary/check-primary.sh"))
+    drill: Drill = Field(default=Drill(), description=(
+        "the scheduled restore drill (default: on, weekly, Sundays 05:17 UTC)"))
 
     @property
     def user(self) -> str:
