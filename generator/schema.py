@@ -70,15 +70,16 @@ Port = Annotated[int, Field(ge=1024, le=65535)]
 SystemPort = Annotated[int, Field(ge=1, le=65535)]
 
 
-def _version_text(value):
-    """`version: 9.0` in YAML is a float; the user meant the text."""
+def _number_text(value):
+    """A YAML number where text is wanted: its text (a size without its unit then fails the
+    pattern with the number shown)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value
 
 
 # a PostgreSQL size setting as postgresql.conf takes it: "50GB", "512MB"
-PgSize = Annotated[str, BeforeValidator(_version_text),
+PgSize = Annotated[str, BeforeValidator(_number_text),
                    StringConstraints(pattern=r"^[1-9][0-9]{0,8}(kB|MB|GB|TB)$")]
 SIZE_UNITS = {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 
