@@ -89,7 +89,7 @@ def size_bytes(size: str) -> int:
     return int(size[:-2]) * SIZE_UNITS[size[-2:]]
 
 
-# a PostgreSQL release as `SHOW server_version` prints it: major.minor from 10 on (16.4),
+# a PostgreSQL release as `SHOW server_version` begins: major.minor from 10 on (16.4),
 # major.minor.patch before (9.0.17); which majors are known is validate's check
 FULL_VERSION = r"^([1-9][0-9]\.(0|[1-9][0-9]{0,2})|[1-9]\.[0-9]\.(0|[1-9][0-9]{0,2}))$"
 
@@ -106,10 +106,10 @@ def _full_version(value):
     if not re.fullmatch(FULL_VERSION, value):
         shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
         raise ValueError(
-            f"{shown} is not a full version: write the primary's exact release as `SHOW "
-            'server_version` prints it, such as "16.4" (10 and later: major.minor) or "9.0.17" '
-            "(before 10: major.minor.patch); the standby's build compiles that release and "
-            "35-check-binaries.sh compares installed binaries with it")
+            f"{shown} is not a full version: write the primary's exact release, such as "
+            '"16.4" (10 and later: major.minor) or "9.0.17" (before 10: major.minor.patch), the '
+            "number `SHOW server_version` begins with there; the standby's build compiles that "
+            "release and 35-check-binaries.sh compares installed binaries with it")
     return value
 
 
@@ -425,10 +425,10 @@ class Extension(Strict):
 
 class Postgres(Strict):
     version: PgVersion = Field(description=(
-        "the primary's exact PostgreSQL release, quoted, as `SHOW server_version` prints it: "
-        "\"16.4\" (10 and later: major.minor) or \"9.0.17\" (before 10: major.minor.patch). The "
-        "standby is built from that release, or installed binaries are checked against it; majors "
-        "9.0 to 18 are known"))
+        "the primary's exact PostgreSQL release, quoted, the number `SHOW server_version` begins "
+        "with: \"16.4\" (10 and later: major.minor) or \"9.0.17\" (before 10: "
+        "major.minor.patch). The standby is built from that release, or installed binaries are "
+        "checked against it; majors 9.0 to 18 are known"))
     # installed PostgreSQL (distribution or PGDG packages) instead of a build from source
     binaries: Optional[AbsPath] = Field(default=None, description=(
         "the bin folder of an installed PostgreSQL of the primary's version, e.g. "

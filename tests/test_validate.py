@@ -212,8 +212,10 @@ def test_a_version_must_name_the_exact_release(specs_copy, written):
     (error,) = errors_of(specs_copy)
     line = line_of(cluster, f"version: {written}")
     assert error.startswith(f"{cluster}:{line}: postgres.version: '{written.strip(chr(34))}' is not "
-                            'a full version: write the primary\'s exact release'), error
+                            'a full version: write the primary\'s exact release, such as'), error
     assert '"16.4" (10 and later: major.minor) or "9.0.17" (before 10: major.minor.patch)' in error
+    assert error.endswith("the standby's build compiles that release and 35-check-binaries.sh "
+                          "compares installed binaries with it"), error
 
 
 @pytest.mark.parametrize("written, read", [("17.10", "17.1"), ("17.6", "17.6"), ("9.0", "9.0"),
