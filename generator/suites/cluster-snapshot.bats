@@ -17,23 +17,6 @@ setup() {
   SNAPSHOT_SCRIPT=$(rebase "$(cluster_script snapshot)" LOCK_FILE="$SANDBOX/snapshot.lock")
 }
 
-# set_clock TIME: what `date` says from now on (UTC)
-set_clock() {
-  /bin/date -u -d "$1" +%s >"$SANDBOX/.now"
-  cat >"$STUB_BIN/date" <<'DATE'
-#!/usr/bin/env bash
-for arg in "$@"; do
-  case $arg in -d* | --date*) exec /bin/date "$@" ;; esac
-done
-exec /bin/date -d "@$(cat "$SANDBOX/.now")" "$@"
-DATE
-  chmod +x "$STUB_BIN/date"
-}
-
-advance() {
-  echo $(($(cat "$SANDBOX/.now") + $1)) >"$SANDBOX/.now"
-}
-
 snapshots() {
   "$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$DATASET"
 }

@@ -11,7 +11,8 @@ cp() { /bin/cp "$@"; }
 rm() { /bin/rm "$@"; }
 mkdir() { /bin/mkdir "$@"; }
 state=${FAKE_ZFS_STATE:?FAKE_ZFS_STATE not set}
-mkdir -p "$state/pools" "$state/ds"
+# the fake's folders, made by its first call (a test runs hundreds of calls: no mkdir each time)
+[[ -d $state/snapprops ]] || mkdir -p "$state/pools" "$state/ds" "$state/snaps" "$state/snapprops"
 line="$cmd"
 for arg in "$@"; do line+=" $arg"; done
 printf '%s\n' "$line" >>"${STUB_LOG:?STUB_LOG not set}"
@@ -23,7 +24,9 @@ fi
 
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
 if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|snapshot|destroy|clone))$ ]]; then
-  changes=$(($(cat "$state/.changes" 2>/dev/null || echo 0) + 1))
+  changes=0
+  [[ ! -f $state/.changes ]] || changes=$(<"$state/.changes")
+  changes=$((changes + 1))
   echo "$changes" >"$state/.changes"
   if ((changes == FAKE_FAIL_AT)); then
     echo "$cmd: injected failure at change $changes" >&2
@@ -32,6 +35,18 @@ if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|
 fi
 
 ds_file() { printf '%s/ds/%s' "$state" "${1//\//%}"; }
+# value_in FILE KEY: the value of the first KEY=value line of FILE (nothing if none), read
+# with builtins: the suites call the fake thousands of times
+value_in() {
+  local line
+  [[ -f $1 ]] || return 0
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == "$2="* ]]; then
+      printf '%s' "${line#*=}"
+      return 0
+    fi
+  done <"$1"
+}
 exists() { [[ -f $(ds_file "$1") ]]; }
 default_of() {
   case $1 in
@@ -44,16 +59,17 @@ default_of() {
 }
 get_prop() {
   local value
-  value=$(grep -m1 "^$1=" "$(ds_file "$2")" | cut -d= -f2- || true)
+  value=$(value_in "$(ds_file "$2")" "$1")
   [[ -n $value ]] || value=$(default_of "$1" "$2")
   printf '%s\n' "$value"
 }
 set_prop() {
-  local file
+  local file line kept=()
   file=$(ds_file "$2")
-  grep -v "^${1%%=*}=" "$file" >"$file.new" || true
-  printf '%s\n' "$1" >>"$file.new"
-  mv "$file.new" "$file"
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line == "${1%%=*}="* ]] || kept+=("$line")
+  done <"$file"
+  printf '%s\n' "${kept[@]}" "$1" >"$file"
 }
 
 zpool_create() {
@@ -107,21 +123,21 @@ zpool_status() {
 snap_file() { printf '%s/snaps/%s' "$state" "${1//\//%}"; }
 # user properties of snapshots (zfs snapshot -o), one name=value line each
 snap_props() { printf '%s/snapprops/%s' "$state" "${1//\//%}"; }
-mkdir -p "$state/snaps" "$state/snapprops"
 snap_prop() {
   local value
-  value=$(grep -m1 "^$1=" "$(snap_props "$2")" 2>/dev/null | cut -d= -f2- || true)
+  value=$(value_in "$(snap_props "$2")" "$1")
   printf '%s\n' "${value:--}"
 }
 
 # list_snapshots DATASET: name<TAB>userrefs, oldest first (creation, then name)
 list_snapshots() {
-  local prefix
+  local prefix name
   prefix=$(snap_file "$1@")
   for f in "$prefix"*; do
     [[ -e $f ]] || continue
     read -r created refs <"$f"
-    printf '%s\t%s\t%s\n' "$created" "$(basename "$f" | tr '%' '/')" "$refs"
+    name=${f##*/}
+    printf '%s\t%s\t%s\n' "$created" "${name//%//}" "$refs"
   done | sort -n -k1,1 -s | cut -f2-
 }
 
@@ -157,7 +173,7 @@ case "$cmd $*" in
   "zfs list -H -t snapshot -o name -d 1 -s creation "*) list_snapshots "${11}" | cut -f1 ;;
   "zfs list -H -t filesystem,volume -o origin -r "*)
     for f in "$state/ds"/*; do
-      o=$(grep -m1 '^origin=' "$f" | cut -d= -f2- || true)
+      o=$(value_in "$f" origin)
       echo "${o:--}"
     done ;;
   "zfs destroy -d "*)
@@ -199,7 +215,7 @@ case "$cmd $*" in
   "zpool list -H -o name "*) [[ -f $state/pools/$5 ]] || { echo "cannot open '$5': no such pool" >&2; exit 1; }; echo "$5" ;;
   "zpool status"*) shift; zpool_status "$@" ;;
   "zpool create "*) shift; zpool_create "$@" ;;
-  "zpool get ashift "*) printf 'NAME PROPERTY VALUE SOURCE\n%s ashift %s local\n' "$3" "$(cat "$state/pools/$3.ashift")" ;;
+  "zpool get ashift "*) printf 'NAME PROPERTY VALUE SOURCE\n%s ashift %s local\n' "$3" "$(<"$state/pools/$3.ashift")" ;;
   "zfs list -H -o name "*@*) [[ -e $(snap_file "$5") ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs get -H -o value "*@*) [[ -e $(snap_file "$6") ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
