@@ -611,6 +611,12 @@ class ClusterSpec(Strict):
     restore: Restore = Restore()
     monitor: ClusterMonitor = ClusterMonitor()
     drill: Drill = Drill()
+    retired: bool = Field(default=False, description=(
+        "the cluster is given up: its bundle holds only clusters/<name>/90-retire.sh (stops the "
+        "standby, removes its cron files, installed scripts and monitor lines; keeps dataset "
+        "and archive unless given --destroy-data --yes) and primary/45-remove-from-primary.sh "
+        "(stops archiving, drops the slot, removes what the primary step installed); its port "
+        "is free again, its name, OS user, dataset, mountpoint and primary stay claimed"))
 
     @property
     def user(self) -> str:
