@@ -430,7 +430,15 @@ fake_primary_server() {
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$SANDBOX/pgbin stub apply-include '
 include=$(dirname "$(cat "$SANDBOX/.pg/config_file")")/pitr-archive.conf
-[[ -f $include ]] || exit 0
+if [[ ! -f $include ]] || ! grep -qxF "include \x27pitr-archive.conf\x27" "$(cat "$SANDBOX/.pg/config_file")"; then
+  # the include taken out (a retired cluster): its settings fall back to the values of the files
+  for f in "$SANDBOX"/.pg/base:*; do
+    name=${f##*/base:}
+    [[ $1 == all || $(cat "$SANDBOX/.pg/context:$name") == sighup ]] || continue
+    /bin/cp "$f" "$SANDBOX/.pg/cur:$name"
+  done
+  exit 0
+fi
 pattern="^([a-z_]+) = \x27(.*)\x27\$"
 while IFS= read -r line; do
   [[ $line =~ $pattern ]] || continue
@@ -458,6 +466,8 @@ done
 case $sql in
   "select 1") echo 1 ;;
   *pg_reload_conf*) "$SANDBOX/pgbin/apply-include" sighup; echo t ;;
+  *pg_terminate_backend*) echo t ;;
+  *pg_drop_replication_slot*) /bin/rm -f "$SANDBOX/.pg/slot"; echo ;;
   *pg_create_physical_replication_slot*)
     [[ -e $SANDBOX/.pg/slot ]] || echo physical >"$SANDBOX/.pg/slot"
     echo "(slot)" ;;
