@@ -106,6 +106,17 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         _check_in_pool(pool.name, dataset.name, src, ("datasets", key, "name"), problems)
         taken.claim("dataset", dataset.name, src, ("datasets", key, "name"))
         taken.claim("mountpoint", dataset.mountpoint, src, ("datasets", key, "mountpoint"))
+    for cluster in host.retired:
+        # what stays on the host until its retire script runs (and after it without
+        # --destroy-data): the dataset, its mountpoint, the OS user owning them. Its ports
+        # are free: the retire script stops the standby and no clone is made any more
+        c, csrc = cluster.spec, cluster.source
+        _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
+        taken.claim("dataset", cluster.dataset, csrc, ("dataset",),
+                    implied=f"retired cluster {c.name}")
+        taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",),
+                    implied=f"retired cluster {c.name}")
+        taken.claim("OS user", c.user, csrc, ("os_user",), implied=f"retired cluster {c.name}")
     for cluster in host.clusters:
         c, csrc = cluster.spec, cluster.source
         _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
@@ -121,17 +132,6 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         _check_cluster(cluster, problems)
         if spec.managed_vip:
             _check_routable(spec, cluster, problems)
-    for cluster in host.retired:
-        # what stays on the host until its retire script runs (and after it without
-        # --destroy-data): the dataset, its mountpoint, the OS user owning them. Its ports
-        # are free: the retire script stops the standby and no clone is made any more
-        c, csrc = cluster.spec, cluster.source
-        _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
-        taken.claim("dataset", cluster.dataset, csrc, ("dataset",),
-                    implied=f"retired cluster {c.name}")
-        taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",),
-                    implied=f"retired cluster {c.name}")
-        taken.claim("OS user", c.user, csrc, ("os_user",), implied=f"retired cluster {c.name}")
 
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
