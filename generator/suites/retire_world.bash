@@ -13,6 +13,7 @@ setup_retired() {
   setup_stubs
   fake_ownership
   fake_users
+  # shellcheck disable=SC2034 # make_pool (test_helper.bash) creates the pool of this name
   POOL=$(query "facts['pool']['name']")
   NAME=$(retired_fact "['name']")
   USER_NAME=$(retired_fact "['user']")
@@ -45,6 +46,7 @@ a_retired_world() {
   echo 4242 >"$SANDBOX/pg_root/postmaster.pid"
   for name in snapshot.cron drill.cron; do echo "# cron" >"$SANDBOX/cron.d/$name"; done
   for name in snapshot retention drill restore; do echo "#!/bin/sh" >"$SANDBOX/sbin/$name"; done
+  # shellcheck disable=SC2016 # the installed check's own text, as monitor.sh has it
   printf '#!/bin/sh\n  if [[ -z $only || $only == %s ]]; then\n    check_cluster %s %s /x 1 pg_wal /y pitr- 1 2 3 4 5 6 w 60\n' \
     "$NAME" "$NAME" "$DATASET" >"$SANDBOX/sbin/pitr-check"
   echo "/pg_arch/other 10.0.0.1(rw)" >"$SANDBOX/exports"
