@@ -175,3 +175,17 @@ setup() {
   [[ $output == *"dry-run"* ]]
   [ "$(world_state)" = "$before" ]
 }
+
+@test "primary-remove: --no-postgres (a passive HA node) removes helper, mount and sudo rule, asks no server" {
+  fake_systemctl
+  a_primary_world
+  script=$(remove_script)
+  conf=$(cat "$PG_ETC/postgresql.conf")
+  run -0 "$script" --no-postgres --yes
+  [ "$(cat "$PG_ETC/postgresql.conf")" = "$conf" ]
+  [ -e "$PG_ETC/pitr-archive.conf" ]
+  [ ! -e "$SANDBOX/sbin/pitr-archive-wal" ]
+  [ ! -e "$SANDBOX/sbin/pitr-archive-mount" ]
+  [ ! -e "$SANDBOX/sudoers.d/pitr" ]
+  [ -z "$(calls '^psql')" ]
+}
