@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from generator import __version__
 from generator import cluster_plan as cp
 from generator import pgversions as pv
-from generator.plan import (CONFIG_MODE, VIP_UNIT, PlannedFile, datasets_of, plan_host,
-                            pool_layout, vip_routes)
+from generator.plan import (CONFIG_MODE, VIP_UNIT, PlannedFile, archive_dir, datasets_of,
+                            installed_names, plan_host, pool_layout, vip_routes)
 from generator.render import environment, render_file
 from generator.validate import Host
 
@@ -45,6 +45,7 @@ def _facts(host: Host) -> dict:
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
                      for d in datasets_of(host)],
         "clusters": [_cluster_facts(host, c) for c in host.clusters],
+        "retired": [_retired_facts(host, c) for c in host.retired],
         "vip": _vip_facts(host),
     }
 
@@ -86,6 +87,22 @@ def _cluster_facts(host: Host, cluster) -> dict:
     }
 
 
+def _retired_facts(host: Host, cluster) -> dict:
+    """A retired cluster: what its retire scripts act on (the suites' retire tests)."""
+    c = cluster.spec
+    paths = cp.paths_of(host.spec, cluster)
+    return {
+        "name": c.name, "user": c.user, "dataset": cluster.dataset,
+        "mountpoint": cluster.mountpoint, "paths": asdict(paths),
+        "archive_export": archive_dir(host, c.name),
+        "installed": installed_names(c),
+        "wal_fresh_minutes": c.monitor.archive_warn_minutes,
+        "replication_slot": c.replication.slot,
+        "primary": {"os_user": c.primary.os_user, "archive_mount": c.archive_mount,
+                    "archive_helper": c.archive_helper},
+    }
+
+
 def _manifest(host: Host, planned: list[PlannedFile], digests: dict[str, str]) -> bytes:
     files = [{"path": p.path, "role": p.role, "cluster": p.cluster,
               "sha256": digests[p.path], "mode": f"{p.mode:04o}",
@@ -106,7 +123,8 @@ def _manifest(host: Host, planned: list[PlannedFile], digests: dict[str, str]) -
 def _readme(host: Host, planned: list[PlannedFile]) -> bytes:
     steps = sorted((p for p in planned if p.order is not None), key=lambda p: (p.order, p.path))
     text = environment().get_template("bundle-README.md.j2").render(
-        version=__version__, host=host.spec, clusters=host.clusters, steps=steps,
+        version=__version__, host=host.spec, clusters=host.clusters, retired=host.retired,
+        steps=steps,
         files=sorted(planned, key=lambda p: p.path))
     return text.encode()
 

@@ -48,7 +48,9 @@ def cmd_validate(args) -> int:
     hosts = load_and_validate(Path(args.specs))
     print_warnings(hosts)
     clusters = sum(len(h.clusters) for h in hosts)
-    print(f"ok: {len(hosts)} host spec(s), {clusters} cluster spec(s)")
+    retired = sum(len(h.retired) for h in hosts)
+    print(f"ok: {len(hosts)} host spec(s), {clusters} cluster spec(s)"
+          + (f", {retired} retired" if retired else ""))
     return 0
 
 
@@ -78,7 +80,10 @@ def cmd_build(args) -> int:
                 differs |= status != "identical"
                 if args.check and status == "identical":
                     continue
-                print(f"{status:<10} {path}")
+                why = _why_removed(host, bundle_dir, path) if status == "removed" else ""
+                print(f"{status:<10} {path}{f'  ({why})' if why else ''}")
+            for line in _cluster_removals(host, bundle_dir, report):
+                print(line)
         for name, content in fleet_files(fleet) if args.ansible else []:
             status, path = write_file(out / name, content, 0o640, args.check)
             differs |= status != "identical"
@@ -88,6 +93,44 @@ def cmd_build(args) -> int:
         print("bundle differs from the specs" if differs else "bundle matches the specs")
         return 1 if differs else 0
     return 0
+
+
+def _removed_cluster(bundle_dir: Path, path: str) -> str | None:
+    """The cluster whose folder (clusters/<name>/...) a removed path was in."""
+    parts = Path(path).relative_to(bundle_dir).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "clusters" else None
+
+
+def _why_removed(host, bundle_dir: Path, path: str) -> str:
+    name = _removed_cluster(bundle_dir, path)
+    if name is None or name in {c.spec.name for c in host.clusters}:
+        return ""
+    if name in {c.spec.name for c in host.retired}:
+        return f"cluster {name} is retired"
+    return f"cluster {name} has no spec any more"
+
+
+def _cluster_removals(host, bundle_dir: Path, report) -> list[str]:
+    """One line per cluster whose files a build removed because it is retired or its spec is
+    gone, saying what to run on the hosts."""
+    counts: dict[str, int] = {}
+    for status, path in report:
+        name = _removed_cluster(bundle_dir, path) if status == "removed" else None
+        if name and name not in {c.spec.name for c in host.clusters}:
+            counts[name] = counts.get(name, 0) + 1
+    retired = {c.spec.name for c in host.retired}
+    lines = []
+    for name, count in sorted(counts.items()):
+        if name in retired:
+            lines.append(f"{'retired':<10} {name}: removed {count} file(s) of clusters/{name}/; "
+                         f"run clusters/{name}/primary/45-remove-from-primary.sh on its primary, "
+                         f"then clusters/{name}/90-retire.sh on {host.name}")
+        else:
+            lines.append(f"{'gone':<10} {name}: no spec any more, removed {count} file(s) of "
+                         f"clusters/{name}/; its standby, cron files and monitor lines stay on "
+                         f"{host.name}: put the spec back with `retired: true` to get its "
+                         "retire scripts")
+    return lines
 
 
 def cmd_diff(args) -> int:

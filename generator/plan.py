@@ -117,7 +117,10 @@ def plan_host(host: Host) -> list[PlannedFile]:
     ]
     for cluster in host.clusters:
         files += plan_cluster(host, cluster)
-    files += plan_monitor(host, all_sources)
+    monitor = plan_monitor(host, all_sources)
+    for cluster in host.retired:
+        files += plan_retired(host, cluster, monitor[0])
+    files += monitor
     return files
 
 
@@ -249,8 +252,9 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                            context=context, **kw)
 
     primary_nodes = " and ".join(c.primary.nodes)
-    snapshot_installed = f"/usr/local/sbin/pitr-snapshot-{c.name}"
-    retention_installed = f"/usr/local/sbin/pitr-wal-retention-{c.name}"
+    installed = installed_names(c)  # the retire script removes the same files
+    snapshot_installed = installed["snapshot_script"]
+    retention_installed = installed["retention_script"]
     context.update({
         "retention_installed": retention_installed,
         # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
@@ -354,8 +358,8 @@ def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[
         "port": cp.drill_port(c),
         "state_file": cp.drill_state_file(c),
         "history_file": f"{c.drill.state_dir}/drill-{c.name}.log",
-        "installed": f"/usr/local/sbin/pitr-drill-{c.name}",
-        "restore_installed": f"/usr/local/sbin/pitr-restore-{c.name}",
+        "installed": installed_names(c)["drill_script"],
+        "restore_installed": installed_names(c)["restore_script"],
         "replay_timestamp": pv.has("pg_last_xact_replay_timestamp", c.postgres.version),
         "restore_file": restore,
     }
@@ -375,6 +379,61 @@ def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[
         cluster_file("75-install-drill-cron.sh", "drill-cron", "cluster/drill-cron.sh.j2",
                      "install the restore drill, the restore script it runs, and its cron "
                      "schedule", order=75),
+    ]
+
+
+def installed_names(c) -> dict[str, str]:
+    """What 70- and 75-install-*.sh install for cluster c (the retire script removes them)."""
+    return {
+        "snapshot_cron": f"/etc/cron.d/pitr-bundle-{c.name}",
+        "drill_cron": f"/etc/cron.d/pitr-bundle-{c.name}-drill",
+        "snapshot_script": f"/usr/local/sbin/pitr-snapshot-{c.name}",
+        "retention_script": f"/usr/local/sbin/pitr-wal-retention-{c.name}",
+        "drill_script": f"/usr/local/sbin/pitr-drill-{c.name}",
+        "restore_script": f"/usr/local/sbin/pitr-restore-{c.name}",
+    }
+
+
+def plan_retired(host: Host, cluster, monitor_check: PlannedFile) -> list[PlannedFile]:
+    """A retired cluster's bundle: the primary-side removal (role primary-remove) and the
+    backup host's retire script (role retire), which carries the host's monitor check, now
+    without this cluster, to replace an installed one that still checks it."""
+    c = cluster.spec
+    paths = cp.paths_of(host.spec, cluster)
+    context = {
+        "c": c, "cluster": cluster, "paths": paths,
+        "installed": installed_names(c),
+        "archive_export": archive_dir(host, c.name),
+        "restore_parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
+        "monitor_installed": MONITOR_INSTALLED,
+        "monitor_file": monitor_check,
+        "monitored": monitor_check.context["monitored"],
+        # WAL archived this recently means the primary still archives here
+        "wal_fresh_minutes": c.monitor.archive_warn_minutes,
+        "primary_step": {
+            "include_name": cp.INCLUDE_NAME,
+            "psql_candidates": cp.psql_candidates(cluster),
+            "slots": pv.has("replication slots", c.postgres.version),
+        },
+    }
+    sources = [host.source, cluster.source]
+    base = f"clusters/{c.name}"
+    primary_nodes = " and ".join(c.primary.nodes)
+    return [
+        PlannedFile(f"{base}/primary/45-remove-from-primary.sh", "primary-remove",
+                    "cluster/primary-remove.sh.j2",
+                    "retired cluster: stop archiving to the backup host (the include and its "
+                    "line in postgresql.conf, the pg_hba.conf lines), drop the replication "
+                    "slot, remove the archive helper, boot mount and sudo rule",
+                    sources, cluster=c.name, order=45, destructive=True,
+                    runs_on=f"primary {primary_nodes}", context=context,
+                    uses_install_block=False),
+        PlannedFile(f"{base}/90-retire.sh", "retire", "cluster/retire.sh.j2",
+                    "retired cluster: stop the standby, remove its cron files, installed "
+                    "scripts and monitor lines; keep dataset and archive (--destroy-data "
+                    "--yes destroys them)",
+                    sources, cluster=c.name, order=90, destructive=True, context=context,
+                    context_force=True),
     ]
 
 

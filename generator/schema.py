@@ -790,6 +790,12 @@ class ClusterSpec(Strict):
         "thresholds of this cluster's checks in host/monitor.sh and primary/check-primary.sh"))
     drill: Drill = Field(default=Drill(), description=(
         "the scheduled restore drill (default: on, weekly, Sundays 05:17 UTC)"))
+    retired: bool = Field(default=False, description=(
+        "the cluster is given up: its bundle holds only clusters/<name>/90-retire.sh (stops the "
+        "standby, removes its cron files, installed scripts and monitor lines; keeps dataset "
+        "and archive unless given --destroy-data --yes) and primary/45-remove-from-primary.sh "
+        "(stops archiving, drops the slot, removes what the primary step installed); its port "
+        "is free again, its name, OS user, dataset, mountpoint and primary stay claimed"))
 
     @property
     def user(self) -> str:

@@ -32,7 +32,10 @@ class Cluster:
 class Host:
     spec: HostSpec
     source: SpecFile
-    clusters: list[Cluster] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)  # the clusters backed up
+    # clusters marked retired: only their retire scripts are built, and nothing else of the
+    # bundle (datasets, exports, VIP routes, monitor) knows them any more
+    retired: list[Cluster] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -103,6 +106,17 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         _check_in_pool(pool.name, dataset.name, src, ("datasets", key, "name"), problems)
         taken.claim("dataset", dataset.name, src, ("datasets", key, "name"))
         taken.claim("mountpoint", dataset.mountpoint, src, ("datasets", key, "mountpoint"))
+    for cluster in host.retired:
+        # what stays on the host until its retire script runs (and after it without
+        # --destroy-data): the dataset, its mountpoint, the OS user owning them. Its ports
+        # are free: the retire script stops the standby and no clone is made any more
+        c, csrc = cluster.spec, cluster.source
+        _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
+        taken.claim("dataset", cluster.dataset, csrc, ("dataset",),
+                    implied=f"retired cluster {c.name}")
+        taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",),
+                    implied=f"retired cluster {c.name}")
+        taken.claim("OS user", c.user, csrc, ("os_user",), implied=f"retired cluster {c.name}")
     for cluster in host.clusters:
         c, csrc = cluster.spec, cluster.source
         _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
@@ -155,7 +169,9 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
 def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem]) -> None:
     """Clusters whose primaries share a server (a primary or HA partner address), on any
     backup host, must not share its archive helper or mount point: the second one would
-    archive into the first one's folder. Nor can two specs back up one PostgreSQL server."""
+    archive into the first one's folder. Nor can two specs back up one PostgreSQL server.
+    A retired cluster keeps these claims: its primary-side removal script takes away the
+    include, helper and mount it names, which another spec's primary step would have put."""
     taken = _Registry(problems)
     for cluster in clusters:
         c, src = cluster.spec, cluster.source
@@ -222,7 +238,7 @@ def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
 
     found = []
     for host in hosts:
-        for cluster in host.clusters:
+        for cluster in host.clusters:  # a retired cluster's settings no longer matter
             c, src = cluster.spec, cluster.source
             if (c.replication.slot and c.primary.max_slot_wal_keep_size is None
                     and pv.has("max_slot_wal_keep_size", c.postgres.version)):
@@ -274,7 +290,9 @@ def validate(specs: list[SpecFile]) -> list[Host]:
         cluster.dataset = cluster.dataset or f"{host.spec.pool.name}/{cluster.spec.name}"
         by_host[host.name].append(cluster)
     for host in hosts.values():
-        host.clusters = sorted(by_host[host.name], key=lambda c: c.spec.name)
+        ordered = sorted(by_host[host.name], key=lambda c: c.spec.name)
+        host.clusters = [c for c in ordered if not c.spec.retired]
+        host.retired = [c for c in ordered if c.spec.retired]
         _check_host(host, problems)
     _check_primary_servers(clusters, problems)
     if problems:

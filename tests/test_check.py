@@ -87,6 +87,9 @@ FAULT_TESTS = {
 
     "drill": "the restore drill",
     "drill-cron": "the drill installer",
+    # a retired cluster's scripts (only in bundles with one: see test_retire.py)
+    "retire": "the retire script",
+    "primary-remove": "the primary-side removal",
     # changes nothing: its fault test makes each query or reading fail
     "check-primary": "the primary check",
 }

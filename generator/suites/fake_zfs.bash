@@ -176,6 +176,23 @@ case "$cmd $*" in
       o=$(value_in "$f" origin)
       echo "${o:--}"
     done ;;
+  "zfs list -H -t filesystem,volume -o name,origin")
+    for f in "$state/ds"/*; do
+      o=$(grep -m1 '^origin=' "$f" | cut -d= -f2- || true)
+      printf '%s\t%s\n' "$(basename "$f" | tr '%' '/')" "${o:--}"
+    done ;;
+  "zfs destroy -R "*)
+    # the dataset, its children, their snapshots and every clone of those snapshots
+    exists "$3" || { echo "cannot open '$3': dataset does not exist" >&2; exit 1; }
+    for f in "$state/ds"/*; do
+      n=$(basename "$f" | tr '%' '/')
+      o=$(grep -m1 '^origin=' "$f" | cut -d= -f2- || true)
+      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then rm -f "$f"; fi
+    done
+    for f in "$state/snaps"/* "$state/snapprops"/*; do
+      n=$(basename "$f" | tr '%' '/')
+      if [[ $n == "$3@"* || $n == "$3/"*@* ]]; then rm -f "$f"; fi
+    done ;;
   "zfs destroy -d "*)
     target=$3
     if [[ $target == *,* ]]; then

@@ -99,3 +99,32 @@ drifted_pool() {
   }
   each_fault applied_world "$script" --remove --yes
 }
+
+@test "faults: the retire script, failing at each change, stops and then completes on a re-run" {
+  load retire_world
+  setup_retired
+  fault_point runuser '*stop*'
+  fault_point rm "*$SANDBOX/*"
+  fault_point install
+  retired_world() {
+    a_retired_world
+    "$STUB_BIN/zfs" create -p -o mountpoint=/x "$DATASET/child"
+  }
+  each_fault retired_world "$(retire_script)" --destroy-data --yes
+}
+
+@test "faults: the primary-side removal, failing at each change, stops and then completes on a re-run" {
+  load retire_world
+  setup_retired
+  fake_systemctl
+  rm "$STUB_BIN/realpath" # this file's setup stubs it for the pool script
+  fake_primary_server # its psql stub, which the gate below wraps
+  # ending the walsender, the reload and the drop of the slot (one gate per command)
+  fault_point psql '*select pg_*'
+  fault_point rm "*$SANDBOX/*"
+  fault_point install
+  fault_point cp
+  fault_point systemctl 'disable*'
+  fault_point "$SANDBOX/pgbin/pg_ctl" 'restart*'
+  each_fault a_primary_world "$(remove_script)" --restart --yes
+}

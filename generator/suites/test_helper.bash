@@ -437,7 +437,15 @@ fake_primary_server() {
   STUB_TARGET=$SANDBOX/pgbin stub apply-include '
 config_file=$(<"$SANDBOX/.pg/config_file")
 include=${config_file%/*}/pitr-archive.conf
-[[ -f $include ]] || exit 0
+if [[ ! -f $include ]] || ! grep -qxF "include \x27pitr-archive.conf\x27" "$config_file"; then
+  # the include taken out (a retired cluster): its settings fall back to the values of the files
+  for f in "$SANDBOX"/.pg/base:*; do
+    name=${f##*/base:}
+    [[ $1 == all || $(<"$SANDBOX/.pg/context:$name") == sighup ]] || continue
+    /bin/cp "$f" "$SANDBOX/.pg/cur:$name"
+  done
+  exit 0
+fi
 pattern="^([a-z_]+) = \x27(.*)\x27\$"
 while IFS= read -r line; do
   [[ $line =~ $pattern ]] || continue
@@ -465,6 +473,8 @@ done
 case $sql in
   "select 1") echo 1 ;;
   *pg_reload_conf*) "$SANDBOX/pgbin/apply-include" sighup; echo t ;;
+  *pg_terminate_backend*) echo t ;;
+  *pg_drop_replication_slot*) /bin/rm -f "$SANDBOX/.pg/slot"; echo ;;
   *pg_create_physical_replication_slot*)
     [[ -e $SANDBOX/.pg/slot ]] || echo physical >"$SANDBOX/.pg/slot"
     echo "(slot)" ;;
