@@ -106,7 +106,7 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                         "80-install-monitor.sh)", sources, context=context)
     install = PlannedFile("host/80-install-monitor.sh", "monitor", "host/monitor-install.sh.j2",
                           f"install the check as {MONITOR_INSTALLED} with its sudo rule",
-                          sources, order=80, context={**context, "embedded_file": check})
+                          sources, order=80, context={**context, "check_file": check})
     return [check, install]
 
 
@@ -217,14 +217,19 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                              f"day(s) can need (run after each snapshot run; installed as "
                              f"{retention_installed} by 70-install-snapshot-cron.sh)",
                              syslog_tag=f"pitr-wal-retention-{c.name}")
-    context["embedded_file"] = snapshot
+    # the cron installer installs the bundle's own files, checked against SHA256SUMS
+    context["snapshot_file"] = snapshot
+    context["retention_file"] = retention
     # the primary step carries the mount script inside it, rendered as the bundle's own copy
     mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
                                 "cluster/archive-mount.sh.j2",
                                 "boot-time mount of the archive (installed by "
                                 "45-apply-on-primary.sh)")
     context["mount_file"] = mount_script
-    context["embedded_retention"] = retention
+    snapshot_cron = cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
+                                 f"cron schedule of the snapshots ({c.snapshots.schedule}, "
+                                 f"{c.snapshots.time_zone})", mode=CONFIG_MODE)
+    context["snapshot_cron_file"] = snapshot_cron
     restore = cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
                            "point-in-time restore from a snapshot clone (--target-time ..., "
                            "--cleanup NAME); run when needed", destructive=True)
@@ -260,9 +265,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      f"standby configuration ({recovery_file}) and start", order=60),
         snapshot,
         retention,
-        cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
-                     f"cron schedule of the snapshots ({c.snapshots.schedule}, "
-                     f"{c.snapshots.time_zone})", mode=CONFIG_MODE),
+        snapshot_cron,
         cluster_file("70-install-snapshot-cron.sh", "snapshot-cron", "cluster/snapshot-cron.sh.j2",
                      "install the snapshot and WAL retention scripts and their cron schedule",
                      order=70),
@@ -297,12 +300,15 @@ def plan_drill(cm: ClusterModel, cluster_file, restore: PlannedFile) -> list[Pla
                           f"{drill['state_file']}, clone removed (installed as "
                           f"{drill['installed']} by 75-install-drill-cron.sh)",
                           syslog_tag=f"pitr-drill-{c.name}")
+    cron = cluster_file("drill.cron", "drill-cron", "cluster/drill.cron.j2",
+                        f"cron schedule of the restore drill ({c.drill.schedule}, "
+                        f"{c.drill.time_zone})", mode=CONFIG_MODE)
+    # the installer installs the bundle's own files, checked against SHA256SUMS
     drill["file"] = script
+    drill["cron_file"] = cron
     return [
         script,
-        cluster_file("drill.cron", "drill-cron", "cluster/drill.cron.j2",
-                     f"cron schedule of the restore drill ({c.drill.schedule}, "
-                     f"{c.drill.time_zone})", mode=CONFIG_MODE),
+        cron,
         cluster_file("75-install-drill-cron.sh", "drill-cron", "cluster/drill-cron.sh.j2",
                      "install the restore drill, the restore script it runs, and its cron "
                      "schedule", order=75),
