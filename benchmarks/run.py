@@ -8,7 +8,9 @@ Writes benchmarks/RESULTS.md with the machine's description and the figures of t
    prune) and the number of zfs invocations (counted by a shim on PATH).
 3. restore on zfs-fuse + PostgreSQL 16, ~100 MB and ~2 GB: restore.sh (clone) split into
    clone / config / replay, beside a copy-based restore of the same base (benchmarks/restore.py).
-Root only. `--parts build,check,snapshots,restore` runs some of them (printed, RESULTS.md untouched).
+4. the bundle's lines per cluster before and after the lean installers (benchmarks/lean.py).
+Root only. `--parts build,check,snapshots,restore,lines` runs some of them (printed, RESULTS.md
+untouched).
 On demand only (`--parts wal`, never in the default run): the WAL archive over a simulated year
 with and without the WAL retention, and the archive helper's time per file (benchmarks/wal.py).
 """
@@ -334,7 +336,7 @@ def against_targets(walls: dict[str, dict[int, float]], snapshot_calls: dict[int
     ]
 
 
-PARTS = ("build", "check", "snapshots", "restore")
+PARTS = ("build", "check", "snapshots", "restore", "lines")
 ON_DEMAND = ("wal",)
 
 
@@ -363,6 +365,10 @@ def main() -> None:
         from restore import bench_restore
 
         bench_restore(rows)
+    if "lines" in parts:
+        from lean import bench_lines
+
+        bench_lines(rows, synthetic_specs)
     if "wal" in parts:
         from wal import bench_wal
 

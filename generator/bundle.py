@@ -11,10 +11,8 @@ import tarfile
 from dataclasses import asdict, dataclass
 
 from generator import __version__
-from generator import cluster_plan as cp
-from generator import pgversions as pv
-from generator.plan import (CONFIG_MODE, VIP_UNIT, PlannedFile, archive_dir, datasets_of,
-                            installed_names, plan_host, pool_layout, vip_routes)
+from generator.model import VIP_UNIT, ClusterModel, HostModel, derive
+from generator.plan import CONFIG_MODE, PlannedFile, installed_names, plan_host
 from generator.render import environment, render_file
 from generator.validate import Host
 
@@ -30,48 +28,47 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _facts(host: Host) -> dict:
-    """What the shipped bats suites and other tools need to know of the specs (no secrets)."""
-    spec = host.spec
-    vdev_args, layout_lines = pool_layout(host)
+def _facts(model: HostModel) -> dict:
+    """What the shipped bats suites and other tools need to know of the specs (no secrets):
+    read from the derived model the templates were rendered from, never computed again."""
+    spec = model.host.spec
     return {
-        "pool": {"name": spec.pool.name, "ashift": spec.pool.ashift, "vdev_args": vdev_args,
-                 "layout": layout_lines, "devices": spec.pool.all_devices,
+        "pool": {"name": spec.pool.name, "ashift": spec.pool.ashift,
+                 "vdev_args": list(model.vdev_args),
+                 "layout": list(model.layout_lines), "devices": spec.pool.all_devices,
                  "root_properties": spec.pool.root_properties,
                  "pool_options": spec.pool.pool_options, "mountpoint": spec.pool.mountpoint},
         "archive_root": spec.datasets.pg_arch.mountpoint,
         "monitor": spec.monitor.model_dump(),
         "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
-                     for d in datasets_of(host)],
-        "clusters": [_cluster_facts(host, c) for c in host.clusters],
-        "retired": [_retired_facts(host, c) for c in host.retired],
-        "vip": _vip_facts(host),
+                     for d in model.datasets],
+        "clusters": [_cluster_facts(cm) for cm in model.clusters],
+        "retired": [_retired_facts(cm) for cm in model.retired],
+        "vip": _vip_facts(model),
     }
 
 
-def _vip_facts(host: Host) -> dict | None:
-    vip = host.spec.managed_vip
+def _vip_facts(model: HostModel) -> dict | None:
+    vip = model.host.spec.managed_vip
     if not vip:
         return None
     return {"address": vip.address, "interface": vip.interface, "prefix": vip.prefix_length,
-            "unit": VIP_UNIT, "nodes": [r["address"] for r in vip_routes(host)]}
+            "unit": VIP_UNIT, "nodes": [r.address for r in model.vip_routes]}
 
 
-def _cluster_facts(host: Host, cluster) -> dict:
+def _cluster_facts(cm: ClusterModel) -> dict:
 
-    c = cluster.spec
-    paths = cp.paths_of(host.spec, cluster)
+    c, cluster = cm.spec, cm.cluster
     return {
         "name": c.name, "user": c.user, "dataset": cluster.dataset,
-        "mountpoint": cluster.mountpoint, "port": c.port, "restore_port": cp.restore_port(c),
+        "mountpoint": cluster.mountpoint, "port": c.port, "restore_port": cm.restore_port,
         "postgres_version": c.postgres.version, "postgres_major": c.postgres.major_text,
         "binaries": c.postgres.binaries,
         "extensions": [e.name for e in c.postgres.extensions],
-        "paths": asdict(paths),
-        "configure_args": cp.configure_for_backup_host(list(c.postgres.configure), paths.prefix),
-        "recovery_file": "recovery.conf" if pv.has("recovery.conf", c.postgres.version)
-        else "standby.signal",
+        "paths": asdict(cm.paths),
+        "configure_args": list(cm.configure_args),
+        "recovery_file": cm.recovery_file,
         "primary": {"address": c.primary.address, "port": c.primary.port,
                     "nodes": c.primary.nodes, "os_user": c.primary.os_user,
                     "archive_mount": c.archive_mount, "archive_helper": c.archive_helper,
@@ -82,20 +79,19 @@ def _cluster_facts(host: Host, cluster) -> dict:
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
 
         "monitor": c.monitor.model_dump(),
-        "drill": {**c.drill.model_dump(), "port": cp.drill_port(c),
-                  "state_file": cp.drill_state_file(c)},
+        "drill": {**c.drill.model_dump(), "port": cm.drill.port,
+                  "state_file": cm.drill.state_file},
     }
 
 
-def _retired_facts(host: Host, cluster) -> dict:
+def _retired_facts(cm: ClusterModel) -> dict:
     """A retired cluster: what its retire scripts act on (the suites' retire tests)."""
-    c = cluster.spec
-    paths = cp.paths_of(host.spec, cluster)
+    c = cm.spec
     return {
-        "name": c.name, "user": c.user, "dataset": cluster.dataset,
-        "mountpoint": cluster.mountpoint, "paths": asdict(paths),
-        "archive_export": archive_dir(host, c.name),
-        "installed": installed_names(c),
+        "name": c.name, "user": c.user, "dataset": cm.cluster.dataset,
+        "mountpoint": cm.cluster.mountpoint, "paths": asdict(cm.paths),
+        "archive_export": cm.archive_export,
+        "installed": installed_names(cm),
         "wal_fresh_minutes": c.monitor.archive_warn_minutes,
         "replication_slot": c.replication.slot,
         "primary": {"os_user": c.primary.os_user, "archive_mount": c.archive_mount,
@@ -103,7 +99,7 @@ def _retired_facts(host: Host, cluster) -> dict:
     }
 
 
-def _manifest(host: Host, planned: list[PlannedFile], digests: dict[str, str]) -> bytes:
+def _manifest(model: HostModel, planned: list[PlannedFile], digests: dict[str, str]) -> bytes:
     files = [{"path": p.path, "role": p.role, "cluster": p.cluster,
               "sha256": digests[p.path], "mode": f"{p.mode:04o}",
               "order": p.order, "destructive": p.destructive, "runs_on": p.runs_on}
@@ -112,30 +108,36 @@ def _manifest(host: Host, planned: list[PlannedFile], digests: dict[str, str]) -
     document = {
         "generator": "pitr-bundle",
         "version": __version__,
-        "host": host.name,
+        "host": model.name,
         "specs": [{"name": name, "sha256": digest} for name, digest in specs],
-        "facts": _facts(host),
+        "facts": _facts(model),
         "files": files,
     }
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _readme(host: Host, planned: list[PlannedFile]) -> bytes:
+def _readme(model: HostModel, planned: list[PlannedFile]) -> bytes:
     steps = sorted((p for p in planned if p.order is not None), key=lambda p: (p.order, p.path))
     text = environment().get_template("bundle-README.md.j2").render(
-        version=__version__, host=host.spec, clusters=host.clusters, retired=host.retired,
-        steps=steps,
+        version=__version__, host=model.host.spec, clusters=model.host.clusters,
+        retired=model.host.retired, steps=steps,
         files=sorted(planned, key=lambda p: p.path))
     return text.encode()
 
 
 def build_bundle(host: Host) -> list[BundleFile]:
-    planned = plan_host(host)
-    rendered = {p.path: render_file(host, p) for p in planned}
+    """load -> validate -> (derive) plan -> render -> here: the bundle of a validated host."""
+    return bundle_of(derive(host))
+
+
+def bundle_of(model: HostModel) -> list[BundleFile]:
+    """The bundle's files; templates, MANIFEST facts and README all read the one model."""
+    planned = plan_host(model)
+    rendered = {p.path: render_file(model.host, p) for p in planned}
     digests = {path: sha256(content) for path, content in rendered.items()}
     files = [BundleFile(p.path, rendered[p.path], p.mode) for p in planned]
-    files.append(BundleFile("README.md", _readme(host, planned), CONFIG_MODE))
-    files.append(BundleFile("MANIFEST.json", _manifest(host, planned, digests), CONFIG_MODE))
+    files.append(BundleFile("README.md", _readme(model, planned), CONFIG_MODE))
+    files.append(BundleFile("MANIFEST.json", _manifest(model, planned, digests), CONFIG_MODE))
     for f in files[-2:]:
         digests[f.path] = sha256(f.content)
     files.sort(key=lambda f: f.path)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.load import SpecFile
+from generator.model import DRILL_NAME, VIP_UNIT, ClusterModel, HostModel
 from generator.quoting import shell_quote
 from generator.schema import size_bytes
-from generator.validate import Host
 
 SCRIPT_MODE = 0o750
 CONFIG_MODE = 0o640
@@ -39,61 +38,13 @@ class PlannedFile:
         return self.context_force or bool(self.context.get("takes_force"))
 
 
-def pool_layout(host: Host) -> tuple[list[str], list[str]]:
-    """zpool create vdev arguments, and the layout lines the pool script compares with."""
-    pool = host.spec.pool
-    args: list[str] = []
-    lines: list[str] = []
-    for vdev in pool.vdevs:
-        args += [vdev.type, *vdev.disks]
-        lines.append(" ".join(["data", vdev.type] + [posixpath.basename(d) for d in vdev.disks]))
-    if pool.log:
-        args.append("log")
-        if pool.log.type == "mirror":
-            args += ["mirror", *pool.log.devices]
-            lines.append(" ".join(["log", "mirror"] + [posixpath.basename(d)
-                                                     for d in pool.log.devices]))
-        else:
-            args += pool.log.devices
-            lines += [f"log - {posixpath.basename(d)}" for d in pool.log.devices]
-    if pool.cache:
-        args += ["cache", *pool.cache]
-        lines += [f"cache - {posixpath.basename(d)}" for d in pool.cache]
-    if pool.spares:
-        args += ["spare", *pool.spares]
-        lines += [f"spare - {posixpath.basename(d)}" for d in pool.spares]
-    return args, lines
-
-
-@dataclass
-class DatasetPlan:
-    name: str
-    mountpoint: str
-    properties: list[str]  # "name=value", sorted
-    cluster: Optional[str] = None
-
-
-def datasets_of(host: Host) -> list[DatasetPlan]:
-    shared = host.spec.datasets
-    plans = [DatasetPlan(d.name, d.mountpoint, [f"{k}={v}" for k, v in sorted(d.properties.items())])
-             for d in (shared.pg_home, shared.pg_arch, shared.pg_log)]
-    plans += [DatasetPlan(c.dataset, c.mountpoint,
-                          [f"{k}={v}" for k, v in sorted(c.spec.properties.items())], c.spec.name)
-              for c in host.clusters]
-    return plans
-
-
-def archive_dir(host: Host, cluster_name: str) -> str:
-    return f"{host.spec.datasets.pg_arch.mountpoint}/{cluster_name}"
-
-
-def plan_host(host: Host) -> list[PlannedFile]:
+def plan_host(model: HostModel) -> list[PlannedFile]:
+    """The bundle's files, their contexts read from the derived model (nothing recomputed)."""
+    host = model.host
     all_sources = [host.source] + [c.source for c in host.clusters]
-    vdev_args, layout_lines = pool_layout(host)
-    datasets = datasets_of(host)
-    exports = [{"path": archive_dir(host, c.spec.name), "group": c.spec.user,
-                "cluster": c.spec.name,
-                "clients": c.spec.archive_clients} for c in host.clusters]
+    datasets = model.datasets
+    exports = [{"path": cm.archive_export, "group": cm.spec.user, "cluster": cm.name,
+                "clients": cm.spec.archive_clients} for cm in model.clusters]
     files = [
         PlannedFile("verify.sh", "verify", "verify.sh.j2",
                     "check every file of the bundle against SHA256SUMS (run it first)",
@@ -101,7 +52,7 @@ def plan_host(host: Host) -> list[PlannedFile]:
         PlannedFile("host/10-pool.sh", "pool", "host/pool.sh.j2",
                     f"create ZFS pool {host.spec.pool.name} and set its root properties",
                     [host.source], order=10, destructive=True,
-                    context={"vdev_args": vdev_args, "layout_lines": layout_lines,
+                    context={"vdev_args": model.vdev_args, "layout_lines": model.layout_lines,
                              "takes_force": True}),
         PlannedFile("host/20-datasets.sh", "datasets", "host/datasets.sh.j2",
                     "create the shared and per-cluster ZFS datasets", all_sources, order=20,
@@ -109,42 +60,30 @@ def plan_host(host: Host) -> list[PlannedFile]:
                              "shared": [d for d in datasets if d.cluster is None]}),
     ]
     if host.spec.managed_vip:
-        files.append(plan_vip(host))
+        files.append(plan_vip(model))
     files += [
         PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
                     "export the WAL archive folders over NFS and pin the NFS ports",
                     all_sources, order=40, context={"exports": exports}, uses_install_block=True),
     ]
-    for cluster in host.clusters:
-        files += plan_cluster(host, cluster)
-    monitor = plan_monitor(host, all_sources)
-    for cluster in host.retired:
-        files += plan_retired(host, cluster, monitor[0])
+    for cm in model.clusters:
+        files += plan_cluster(model, cm)
+    monitor = plan_monitor(model, all_sources)
+    for cm in model.retired:
+        files += plan_retired(model, cm, monitor[0])
     files += monitor
     return files
 
 
-VIP_UNIT = "pitr-bundle-vip.service"
-
-
-def vip_routes(host: Host) -> list[dict]:
-    """The addresses the backup host connects to (each cluster's primary and HA partner), once
-    each, with the clusters that use them: the VIP script routes each from the virtual IP."""
-    nodes: dict[str, list[str]] = {}
-    for cluster in host.clusters:
-        for address in cluster.spec.primary.nodes:
-            nodes.setdefault(address, []).append(cluster.spec.name)
-    return [{"address": a, "clusters": names} for a, names in nodes.items()]
-
-
-def plan_vip(host: Host) -> PlannedFile:
+def plan_vip(model: HostModel) -> PlannedFile:
+    host = model.host
     vip = host.spec.managed_vip
     return PlannedFile(
         "host/15-vip.sh", "vip", "host/vip.sh.j2",
         f"bring up virtual IP {vip.address}/{vip.prefix_length} on {vip.interface} and route "
         "connections to the primaries from it, at boot too (--remove undoes it)",
         [host.source] + [c.source for c in host.clusters], order=15,
-        context={"vip": vip, "routes": vip_routes(host), "unit_name": VIP_UNIT})
+        context={"vip": vip, "routes": model.vip_routes, "unit_name": VIP_UNIT})
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
@@ -152,37 +91,34 @@ REDO_PROPERTY = "pitr-bundle:redo-wal"
 KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
 
 
-def plan_monitor(host: Host, sources) -> list[PlannedFile]:
+def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
 
     monitored = []
-    for cluster in host.clusters:
-        c, m = cluster.spec, cluster.spec.monitor
-        paths = cp.paths_of(host.spec, cluster)
+    for cm in model.clusters:
+        c, m = cm.spec, cm.spec.monitor
         monitored.append({"name": c.name, "args": [
-            c.name, cluster.dataset, paths.pgdata, str(c.port), cp.wal_dir(c.postgres.version),
-            paths.archive, c.snapshots.prefix, m.archive_warn_minutes, m.archive_crit_minutes,
+            c.name, cm.cluster.dataset, cm.paths.pgdata, str(c.port), cm.wal_dir,
+            cm.paths.archive, c.snapshots.prefix, m.archive_warn_minutes, m.archive_crit_minutes,
             m.restore_warn_minutes, m.restore_crit_minutes, m.snapshot_warn_hours,
-            m.snapshot_crit_hours, cp.receiver_title(c.postgres.version),
-            c.primary.archive_timeout],
-            "drill": ([c.name, cp.drill_state_file(c), m.drill_max_age_days]
-                      if c.drill.enabled else None)})
+            m.snapshot_crit_hours, cm.receiver_title, c.primary.archive_timeout],
+            "drill": ([c.name, cm.drill.state_file, m.drill_max_age_days]
+                      if cm.drill.enabled else None)})
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
                         "80-install-monitor.sh)", sources, context=context)
     install = PlannedFile("host/80-install-monitor.sh", "monitor", "host/monitor-install.sh.j2",
                           f"install the check as {MONITOR_INSTALLED} with its sudo rule",
-                          sources, order=80, context={**context, "embedded_file": check})
+                          sources, order=80, context={**context, "check_file": check})
     return [check, install]
 
 
-def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
+def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
 
-    c = cluster.spec
+    host, cluster, c, paths = model.host, cm.cluster, cm.spec, cm.paths
     version = c.postgres.version
-    paths = cp.paths_of(host.spec, cluster)
     sources = [host.source, cluster.source]
-    configure = cp.configure_for_backup_host(list(c.postgres.configure), paths.prefix)
+    configure = list(cm.configure_args)
     if pv.has("pg_basebackup", version):
         wal = (["-X", "stream"] if pv.has("pg_basebackup tar -X stream", version)
                else ["-X", "fetch"] if pv.has("pg_basebackup -X stream", version) else ["-x"])
@@ -194,12 +130,12 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                       "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", f"pitr-bundle {c.name}"]}
     else:
         basebackup = {"method": "pg_start_backup", "options": []}
-    basebackup["wal_dir"] = "pg_wal" if pv.has("pg_wal", version) else "pg_xlog"
-    recovery_file = "recovery.conf" if pv.has("recovery.conf", version) else "standby.signal"
+    basebackup["wal_dir"] = cm.wal_dir
+    recovery_file = cm.recovery_file
     context = {
         "c": c, "cluster": cluster, "paths": paths,
-        "settings": cp.standby_settings(cluster, paths),
-        "recovery": cp.recovery_settings(cluster, paths),
+        "settings": cm.standby_settings,
+        "recovery": cm.recovery_settings,
         "recovery_file": recovery_file,
         "pg_ctl_waits": pv.has("pg_ctl -w knows standbys", version),
         "basebackup": basebackup,
@@ -227,7 +163,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         },
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
-        "archive_export": archive_dir(host, c.name),
+        "archive_export": cm.archive_export,
         "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",
         # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
         "programs": ["postgres", "pg_ctl", "psql"]
@@ -252,9 +188,8 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                            context=context, **kw)
 
     primary_nodes = " and ".join(c.primary.nodes)
-    installed = installed_names(c)  # the retire script removes the same files
-    snapshot_installed = installed["snapshot_script"]
-    retention_installed = installed["retention_script"]
+    snapshot_installed = cm.snapshot_installed
+    retention_installed = cm.retention_installed
     context.update({
         "retention_installed": retention_installed,
         # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
@@ -263,11 +198,11 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
         "kept_property": KEPT_PROPERTY,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
-        "cron_name": f"pitr-bundle-{c.name}",
+        "cron_name": cm.cron_name,
         "restore": {
-            "parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
-            "port": cp.restore_port(c),
-            "recovery_file": "recovery.conf" if pv.has("recovery.conf", version) else "recovery.signal",
+            "parent": cm.restore_parent,
+            "port": cm.restore_port,
+            "recovery_file": cm.restore_recovery_file,
             "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
                                else "unix_socket_directory"),
             "target_action": ("recovery_target_action = 'promote'"
@@ -285,18 +220,23 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                              f"day(s) can need (run after each snapshot run; installed as "
                              f"{retention_installed} by 70-install-snapshot-cron.sh)",
                              syslog_tag=f"pitr-wal-retention-{c.name}")
-    context["embedded_file"] = snapshot
+    # the cron installer installs the bundle's own files, checked against SHA256SUMS
+    context["snapshot_file"] = snapshot
+    context["retention_file"] = retention
     # the primary step carries the mount script inside it, rendered as the bundle's own copy
     mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
                                 "cluster/archive-mount.sh.j2",
                                 "boot-time mount of the archive (installed by "
                                 "45-apply-on-primary.sh)")
     context["mount_file"] = mount_script
-    context["embedded_retention"] = retention
+    snapshot_cron = cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
+                                 f"cron schedule of the snapshots ({c.snapshots.schedule}, "
+                                 f"{c.snapshots.time_zone})", mode=CONFIG_MODE)
+    context["snapshot_cron_file"] = snapshot_cron
     restore = cluster_file("restore.sh", "restore", "cluster/restore.sh.j2",
                            "point-in-time restore from a snapshot clone (--target-time ..., "
                            "--cleanup NAME); run when needed", destructive=True)
-    drill_files = plan_drill(host, cluster, cluster_file, restore) if c.drill.enabled else []
+    drill_files = plan_drill(cm, cluster_file, restore) if cm.drill.enabled else []
     return [
         cluster_file("30-user.sh", "user", "cluster/user.sh.j2",
                      f"create OS user {c.user}, its folders and .bash_profile", order=30),
@@ -328,9 +268,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
                      f"standby configuration ({recovery_file}) and start", order=60),
         snapshot,
         retention,
-        cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
-                     f"cron schedule of the snapshots ({c.snapshots.schedule}, "
-                     f"{c.snapshots.time_zone})", mode=CONFIG_MODE),
+        snapshot_cron,
         cluster_file("70-install-snapshot-cron.sh", "snapshot-cron", "cluster/snapshot-cron.sh.j2",
                      "install the snapshot and WAL retention scripts and their cron schedule",
                      order=70),
@@ -339,27 +277,22 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
     ]
 
 
-DRILL_NAME = "drill"  # the restore name of every drill: a leftover clone is found and removed
-
-
-def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[PlannedFile]:
+def plan_drill(cm: ClusterModel, cluster_file, restore: PlannedFile) -> list[PlannedFile]:
     """The restore drill (role drill), its cron file and installer (role drill-cron). The
     drill runs restore.sh as a user would; the paths of the clone it makes are restore.sh's."""
 
-    c = cluster.spec
+    c, d = cm.spec, cm.drill
     context = restore.context
-    parent = context["restore"]["parent"]
-    mountpoint = f"{c.restore.mountpoint_root}/{c.name}-{DRILL_NAME}"
     drill = {
         "name": DRILL_NAME,
-        "clone": f"{parent}/{c.name}-{DRILL_NAME}",
-        "pgdata": f"{mountpoint}/pg_root",
-        "log_dir": f"{host.spec.datasets.pg_log.mountpoint}/{c.name}-restore-{DRILL_NAME}",
-        "port": cp.drill_port(c),
-        "state_file": cp.drill_state_file(c),
-        "history_file": f"{c.drill.state_dir}/drill-{c.name}.log",
-        "installed": installed_names(c)["drill_script"],
-        "restore_installed": installed_names(c)["restore_script"],
+        "clone": d.clone,
+        "pgdata": d.pgdata,
+        "log_dir": d.log_dir,
+        "port": d.port,
+        "state_file": d.state_file,
+        "history_file": d.history_file,
+        "installed": d.installed,
+        "restore_installed": d.restore_installed,
         "replay_timestamp": pv.has("pg_last_xact_replay_timestamp", c.postgres.version),
         "restore_file": restore,
     }
@@ -370,41 +303,44 @@ def plan_drill(host: Host, cluster, cluster_file, restore: PlannedFile) -> list[
                           f"{drill['state_file']}, clone removed (installed as "
                           f"{drill['installed']} by 75-install-drill-cron.sh)",
                           syslog_tag=f"pitr-drill-{c.name}")
+    cron = cluster_file("drill.cron", "drill-cron", "cluster/drill.cron.j2",
+                        f"cron schedule of the restore drill ({c.drill.schedule}, "
+                        f"{c.drill.time_zone})", mode=CONFIG_MODE)
+    # the installer installs the bundle's own files, checked against SHA256SUMS
     drill["file"] = script
+    drill["cron_file"] = cron
     return [
         script,
-        cluster_file("drill.cron", "drill-cron", "cluster/drill.cron.j2",
-                     f"cron schedule of the restore drill ({c.drill.schedule}, "
-                     f"{c.drill.time_zone})", mode=CONFIG_MODE),
+        cron,
         cluster_file("75-install-drill-cron.sh", "drill-cron", "cluster/drill-cron.sh.j2",
                      "install the restore drill, the restore script it runs, and its cron "
                      "schedule", order=75),
     ]
 
 
-def installed_names(c) -> dict[str, str]:
-    """What 70- and 75-install-*.sh install for cluster c (the retire script removes them)."""
+def installed_names(cm: ClusterModel) -> dict[str, str]:
+    """What 70- and 75-install-*.sh install for a cluster (the retire script removes them)."""
     return {
-        "snapshot_cron": f"/etc/cron.d/pitr-bundle-{c.name}",
-        "drill_cron": f"/etc/cron.d/pitr-bundle-{c.name}-drill",
-        "snapshot_script": f"/usr/local/sbin/pitr-snapshot-{c.name}",
-        "retention_script": f"/usr/local/sbin/pitr-wal-retention-{c.name}",
-        "drill_script": f"/usr/local/sbin/pitr-drill-{c.name}",
-        "restore_script": f"/usr/local/sbin/pitr-restore-{c.name}",
+        "snapshot_cron": f"/etc/cron.d/{cm.cron_name}",
+        "drill_cron": f"/etc/cron.d/{cm.cron_name}-drill",
+        "snapshot_script": cm.snapshot_installed,
+        "retention_script": cm.retention_installed,
+        "drill_script": cm.drill.installed,
+        "restore_script": cm.drill.restore_installed,
     }
 
 
-def plan_retired(host: Host, cluster, monitor_check: PlannedFile) -> list[PlannedFile]:
+def plan_retired(model: HostModel, cm: ClusterModel,
+                 monitor_check: PlannedFile) -> list[PlannedFile]:
     """A retired cluster's bundle: the primary-side removal (role primary-remove) and the
-    backup host's retire script (role retire), which carries the host's monitor check, now
-    without this cluster, to replace an installed one that still checks it."""
-    c = cluster.spec
-    paths = cp.paths_of(host.spec, cluster)
+    backup host's retire script (role retire), which installs the bundle's own monitor check,
+    now without this cluster, over an installed one that still checks it."""
+    c, cluster = cm.spec, cm.cluster
     context = {
-        "c": c, "cluster": cluster, "paths": paths,
-        "installed": installed_names(c),
-        "archive_export": archive_dir(host, c.name),
-        "restore_parent": c.restore.dataset_parent or f"{host.spec.pool.name}/restore",
+        "c": c, "cluster": cluster, "paths": cm.paths,
+        "installed": installed_names(cm),
+        "archive_export": cm.archive_export,
+        "restore_parent": cm.restore_parent,
         "monitor_installed": MONITOR_INSTALLED,
         "monitor_file": monitor_check,
         "monitored": monitor_check.context["monitored"],
@@ -416,7 +352,7 @@ def plan_retired(host: Host, cluster, monitor_check: PlannedFile) -> list[Planne
             "slots": pv.has("replication slots", c.postgres.version),
         },
     }
-    sources = [host.source, cluster.source]
+    sources = [model.host.source, cluster.source]
     base = f"clusters/{c.name}"
     primary_nodes = " and ".join(c.primary.nodes)
     return [

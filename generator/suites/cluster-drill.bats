@@ -147,7 +147,7 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(20)' "$port" &
 
 @test "drill installer: installs restore.sh and the drill (root, 0500) and the cron file (0644)" {
   fake_ownership
-  installer=$(rebase "$(cluster_script drill-cron)" DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" \
+  installer=$(rebase_installer "$(cluster_script drill-cron)" DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" \
     RESTORE_SCRIPT="$SANDBOX/sbin/pitr-restore" CRON_FILE="$SANDBOX/cron.d/drill")
   run -0 "$installer"
   cmp "$SANDBOX/sbin/pitr-drill" "$DRILL"
@@ -159,4 +159,18 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(20)' "$port" &
   : >"$STUB_LOG"
   run -0 "$installer"
   [ -z "$(calls '^install')" ]
+}
+
+@test "drill installer: a restore.sh beside it that differs from SHA256SUMS is refused (3), nothing installed" {
+  fake_ownership
+  copy=$(bundle_copy)
+  restore=$(cluster_script restore)
+  installer=$(rebase_installer "$copy/$(cluster_script drill-cron | sed "s|^$BUNDLE/||")" \
+    DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" RESTORE_SCRIPT="$SANDBOX/sbin/pitr-restore" \
+    CRON_FILE="$SANDBOX/cron.d/drill")
+  printf '# altered\n' >>"$copy/${restore#"$BUNDLE"/}"
+  run -3 "$installer"
+  [[ $output == *"${restore#"$BUNDLE"/} does not match the bundle's SHA256SUMS"* ]]
+  [ -z "$(calls '^install')" ]
+  [ ! -e "$SANDBOX/sbin/pitr-restore" ] && [ ! -e "$SANDBOX/sbin/pitr-drill" ]
 }

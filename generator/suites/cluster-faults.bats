@@ -157,7 +157,7 @@ snapshot_world() {
   fault_point install
   cron_world() { :; }
   CLUSTER=$(cluster_fact "['name']")
-  each_fault cron_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")" \
+  each_fault cron_world "$(rebase_installer "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")" \
     SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/pitr-wal-retention" \
     CRON_FILE="$SANDBOX/cron.d/pitr")"
 }
@@ -320,7 +320,7 @@ STUB
   fault_point install
   cron_world() { :; }
   [[ -n $(cluster_script drill-cron) ]] || skip "drills are off"
-  each_fault cron_world "$(rebase "$(cluster_script drill-cron)" DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" \
+  each_fault cron_world "$(rebase_installer "$(cluster_script drill-cron)" DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" \
     RESTORE_SCRIPT="$SANDBOX/sbin/pitr-restore" CRON_FILE="$SANDBOX/cron.d/drill")"
 }
 

@@ -7,7 +7,8 @@ setup() {
   setup_stubs
   fake_ownership
   CLUSTER=$(cluster_fact "['name']")
-  INSTALLER=$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")" \
+  INSTALLER_IN_BUNDLE=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and f['path'].endswith('.sh')][0]")
+  INSTALLER=$(rebase_installer "$INSTALLER_IN_BUNDLE" \
     SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/pitr-wal-retention" \
     CRON_FILE="$SANDBOX/cron.d/pitr")
   CRON_IN_BUNDLE=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and not f['path'].endswith('.sh')][0]")
@@ -38,9 +39,30 @@ setup() {
 
 @test "snapshot-cron: a second run changes nothing; --dry-run installs nothing" {
   run -0 "$INSTALLER" --dry-run
+  [[ $output == *"would install the bundle's $(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot' and f['cluster'] == '$CLUSTER'][0]") as $SANDBOX/sbin/pitr-snapshot"* ]]
   [ ! -e "$SANDBOX/sbin/pitr-snapshot" ]
   run -0 "$INSTALLER"
   : >"$STUB_LOG"
   run -0 "$INSTALLER"
+  [[ $output == *"already installed"* ]]
   [ -z "$(calls '^install')" ]
+}
+
+@test "snapshot-cron: a snapshot.sh or wal-retention.sh beside it that differs from SHA256SUMS is refused (3), nothing installed" {
+  copy=$(bundle_copy)
+  installer=$(rebase_installer "$copy/${INSTALLER_IN_BUNDLE#"$BUNDLE"/}" \
+    SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/pitr-wal-retention" \
+    CRON_FILE="$SANDBOX/cron.d/pitr")
+  for role in snapshot wal-retention; do
+    relative=$(query "[f['path'] for f in m['files'] if f['role'] == '$role' and f['cluster'] == '$CLUSTER'][0]")
+    cp "$copy/$relative" "$BATS_TEST_TMPDIR/saved"
+    sed -i 's/^set -Eeuo pipefail$/set -Eeuo pipefail; : altered/' "$copy/$relative"
+    run -3 "$installer"
+    [[ $output == *"$relative does not match the bundle's SHA256SUMS: refusing to install an altered file"* ]]
+    cp "$BATS_TEST_TMPDIR/saved" "$copy/$relative"
+  done
+  [ -z "$(calls '^install')" ]
+  [ ! -e "$SANDBOX/sbin/pitr-snapshot" ] && [ ! -e "$SANDBOX/sbin/pitr-wal-retention" ]
+  run -0 "$installer"
+  cmp "$SANDBOX/sbin/pitr-snapshot" "$(cluster_script snapshot)"
 }

@@ -56,7 +56,7 @@ drifted_pool() {
   stub visudo 'exit 0'
   fault_point install
   monitor_world() { :; }
-  each_fault monitor_world "$(rebase "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")" \
+  each_fault monitor_world "$(rebase_installer "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")" \
     CHECK="$SANDBOX/plugins/check_pitr" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr-check")"
 }
 

@@ -87,10 +87,46 @@ teardown() {
 
 @test "monitor installer: the sudo rule is checked with visudo before it is installed" {
   stub visudo 'exit 1'
-  installer=$(rebase "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers")
+  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers")
   run -1 "$installer"
   [[ $output == *"visudo rejects the generated sudo rule"* ]]
   [ ! -e "$SANDBOX/sudoers" ]
+}
+
+@test "monitor installer: installs the bundle's own check byte for byte (root, 0755), once" {
+  fake_ownership
+  stub visudo 'exit 0'
+  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers")
+  run -0 "$installer" --dry-run
+  [[ $output == *"would install the bundle's ${CHECK#"$BUNDLE"/} as $SANDBOX/pitr-check"* ]]
+  [ ! -e "$SANDBOX/pitr-check" ]
+  run -0 "$installer"
+  cmp "$SANDBOX/pitr-check" "$CHECK"
+  [ "$(stat -c '%U %a' "$SANDBOX/pitr-check")" = "root 755" ]
+  : >"$STUB_LOG"
+  run -0 "$installer"
+  [[ $output == *"$SANDBOX/pitr-check: already installed"* ]]
+  [ -z "$(calls '^install')" ]
+}
+
+@test "monitor installer: a check beside it that differs from SHA256SUMS, or none, is refused (3), nothing installed" {
+  fake_ownership
+  stub visudo 'exit 0'
+  copy=$(bundle_copy)
+  relative=${CHECK#"$BUNDLE"/}
+  installer=$(rebase_installer "$copy/${INSTALLER#"$BUNDLE"/}" CHECK="$SANDBOX/pitr-check" \
+    SUDOERS_FILE="$SANDBOX/sudoers")
+  printf '\n' >>"$copy/$relative"
+  run -3 "$installer"
+  [[ $output == *"$relative does not match the bundle's SHA256SUMS"* ]]
+  rm "$copy/$relative"
+  run -3 "$installer" --dry-run
+  [[ $output == *"$relative is missing"* ]]
+  rm "$copy/SHA256SUMS"
+  run -3 "$installer"
+  [[ $output == *"SHA256SUMS"* ]]
+  [ -z "$(calls '^install')" ]
+  [ ! -e "$SANDBOX/pitr-check" ] && [ ! -e "$SANDBOX/sudoers" ]
 }
 
 @test "monitor: a healthy cluster is OK, with every figure in the perfdata" {

@@ -54,7 +54,7 @@ a_retired_world() {
 }
 
 retire_script() {
-  rebase "$(script_of retire "$NAME")" PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" \
+  rebase_installer "$(script_of retire "$NAME")" PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" \
     ARCHIVE_DIR="$SANDBOX/arch" WAL_DIR="$SANDBOX/arch/arch" EXPORTS_FILE="$SANDBOX/exports" \
     SNAPSHOT_CRON="$SANDBOX/cron.d/snapshot.cron" DRILL_CRON="$SANDBOX/cron.d/drill.cron" \
     SNAPSHOT_SCRIPT="$SANDBOX/sbin/snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/retention" \

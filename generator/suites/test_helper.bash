@@ -144,6 +144,21 @@ PY
   printf '%s\n' "$copy"
 }
 
+# rebase_installer SCRIPT VAR=VALUE...: rebase an installer that still finds the files it
+# installs where SCRIPT lies in its bundle (or in a copy of the bundle, see bundle_copy)
+rebase_installer() {
+  local script=$1
+  shift
+  rebase "$script" INSTALLER_PATH="$script" "$@"
+}
+
+# bundle_copy: a copy of the bundle in this test's folder (to alter a file of it), its path
+bundle_copy() {
+  local copy=$BATS_TEST_TMPDIR/bundle
+  [[ -d $copy ]] || cp -R -- "$BUNDLE" "$copy"
+  printf '%s\n' "$copy"
+}
+
 # fake_ownership: install/stat stubs so that scripts can "chown" inside the sandbox without
 # root or real users: install drops -o/-g but records them, stat reports what was recorded
 fake_ownership() {
