@@ -3,8 +3,8 @@ database, the same WAL, on zfs-fuse + PostgreSQL 15 (issue 15, item 1).
 
     python benchmarks/pgbackrest.py                       # 2 GB, prints the Markdown section
     python benchmarks/pgbackrest.py --scale 10            # a quick try (~160 MB)
-    python benchmarks/pgbackrest.py --bundle main=pitr-bundle \\
-        --bundle sooner=/work/venv/sooner/bin/pitr-bundle   # restore.sh of two generators
+    python benchmarks/pgbackrest.py --bundle main=git:main \\
+        --bundle sooner=git:sooner                        # restore.sh of two generators
     python benchmarks/run.py --parts pgbackrest           # the same, its section into RESULTS.md
 
 Root only. Needs what tests/run installs (zfs-fuse, the npm PostgreSQL 15 server binaries and
@@ -171,22 +171,49 @@ def derived_specs(setup: Setup) -> Path:
     return specs
 
 
-def generator_command(command: str) -> list[str]:
-    """`pitr-bundle` of this checkout (run as `python -m generator`), or a given executable."""
+def resolve_generators(generators: dict[str, str]) -> dict[str, str]:
+    """`git:REF` pinned to its commit, so that the report names what ran."""
+    resolved = {}
+    for label, command in generators.items():
+        if command.startswith("git:"):
+            commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", command[4:]], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            command = f"git:{command[4:]} ({commit})"
+        resolved[label] = command
+    return resolved
+
+
+def build_one(command: str, specs: Path, out: Path, scratch: Path) -> None:
+    """`pitr-bundle` (this checkout, as `python -m generator`), `git:REF` (that commit's
+    generator, exported with git archive: its committed state, not a worktree's edits), an
+    executable, or a bundle folder already built."""
+    cwd, env = REPO, None
     if command in ("", "pitr-bundle", "this"):
-        return [sys.executable, "-m", "generator"]
-    return shlex.split(command)
+        argv = [sys.executable, "-m", "generator"]
+    elif command.startswith("git:"):
+        source = scratch / "source"
+        source.mkdir(parents=True)
+        ref = command[4:].split(" ")[0]
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        # run from the export: `-m` puts it first on sys.path, before this checkout's install
+        argv, cwd, env = [sys.executable, "-m", "generator"], source, dict(os.environ, PYTHONPATH=str(source))
+    elif Path(command).is_dir():
+        shutil.copytree(command, out / "pitr1", symlinks=True)
+        return
+    else:
+        argv = shlex.split(command)
+    result = subprocess.run(argv + ["build", str(specs), "-o", str(out)], cwd=cwd, env=env, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command}: build failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 
 
 def build_bundles(setup: Setup, generators: dict[str, str]) -> None:
     specs = derived_specs(setup)
     for label, command in generators.items():
         out = setup.root / f"out-{label}"
-        if Path(command).is_dir():  # a bundle folder already built
-            shutil.copytree(command, out / "pitr1", symlinks=True)
-        else:
-            subprocess.run(generator_command(command) + ["build", str(specs), "-o", str(out)], cwd=REPO,
-                           check=True, capture_output=True)
+        build_one(command, specs, out, setup.root / f"src-{label}")
         setup.bundles[label] = out / "pitr1"
     manifest = json.loads((next(iter(setup.bundles.values())) / "MANIFEST.json").read_text())
     setup.facts = next(c for c in manifest["facts"]["clusters"] if c["name"] == CLUSTER)
@@ -664,7 +691,7 @@ def unavailable() -> str | None:
 def bench_pgbackrest(rows: list[str], generators: dict[str, str] | None = None, scale: int = DEFAULT_SCALE,
                      tps: int = DEFAULT_TPS, repeats: int = DEFAULT_REPEATS,
                      mb_per_minute: float | None = None) -> None:
-    generators = generators or {"main": "pitr-bundle"}
+    generators = resolve_generators(generators or {"main": "pitr-bundle"})
     reason = unavailable()
     if reason:
         rows += [f"## 4. restore to an open server: pgBackRest against restore.sh\n", f"Not measured: {reason}.\n"]
@@ -716,8 +743,9 @@ def parse_bundles(values: list[str] | None) -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", action="append", metavar="LABEL=COMMAND",
-                        help="a generator whose restore.sh to measure: `pitr-bundle` (this checkout), an "
-                             "executable (e.g. /work/venv/sooner/bin/pitr-bundle) or a built bundle folder; "
+                        help="a generator whose restore.sh to measure: `pitr-bundle` (this checkout), "
+                             "`git:REF` (that commit's generator, e.g. git:main), an executable (e.g. "
+                             "/work/venv/sooner/bin/pitr-bundle) or a built bundle folder; "
                              "repeatable (default: main=pitr-bundle). The first one's scripts set up the standby")
     parser.add_argument("--scale", type=int, default=DEFAULT_SCALE, help="pgbench scale (default: %(default)s, ~2 GB)")
     parser.add_argument("--tps", type=int, default=DEFAULT_TPS,
