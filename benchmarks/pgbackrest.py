@@ -67,7 +67,7 @@ os.environ.setdefault("PITR_PG_CACHE", "/var/cache/pitr-bundle/postgres")
 
 import pg_backend as pg  # noqa: E402
 from restore import (TimedLines, copy_client_tools, destroy_pool_patiently, drop_caches,  # noqa: E402
-                     recovery_figures, utc, wait_open, zfs_destroy, zfs_timing_shim)
+                     recovery_figures, utc, wait_open, zfs_timing_shim)
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: E402
 from zfs_fuse import ZfsFuse, sparse_disks, unavailable_reason  # noqa: E402
 
@@ -746,7 +746,7 @@ def bench_pgbackrest(rows: list[str], generators: dict[str, str] | None = None, 
     generators = resolve_generators(generators or {"main": "pitr-bundle"})
     reason = unavailable()
     if reason:
-        rows += [f"## 4. restore to an open server: pgBackRest against restore.sh\n", f"Not measured: {reason}.\n"]
+        rows += ["## 4. restore to an open server: pgBackRest against restore.sh\n", f"Not measured: {reason}.\n"]
         return
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="pitr-bench-pgbr-", dir="/var/tmp"))
