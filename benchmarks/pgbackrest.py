@@ -193,7 +193,9 @@ def build_one(command: str, specs: Path, out: Path, scratch: Path) -> None:
     elif command.startswith("git:"):
         source = scratch / "source"
         source.mkdir(parents=True)
-        ref = command[4:].split(" ")[0]
+        # the commit resolve_generators pinned at the start ("git:REF (commit)"), not REF now
+        pinned = re.fullmatch(r"git:(\S+)(?: \((\w+)\))?", command)
+        ref = pinned.group(2) or pinned.group(1)
         archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
         # run from the export: `-m` puts it first on sys.path, before this checkout's install
