@@ -13,6 +13,10 @@ Root only. `--parts build,check,snapshots,restore,lines` runs some of them (prin
 untouched).
 On demand only (`--parts wal`, never in the default run): the WAL archive over a simulated year
 with and without the WAL retention, and the archive helper's time per file (benchmarks/wal.py).
+On demand only (`--parts pgbackrest`, ~30-40 min at 2 GB, needs `apt-get install -y pgbackrest`):
+5. restore to an open server, pgBackRest against restore.sh (benchmarks/pgbackrest.py, its
+   options: --bundle LABEL=COMMAND, --scale, --tps, --repeats); its section replaces section 5
+   of RESULTS.md and leaves the rest as it is.
 """
 
 from __future__ import annotations
@@ -337,17 +341,49 @@ def against_targets(walls: dict[str, dict[int, float]], snapshot_calls: dict[int
 
 
 PARTS = ("build", "check", "snapshots", "restore", "lines")
-ON_DEMAND = ("wal",)
+ON_DEMAND = ("wal", "pgbackrest")
+RESULTS = REPO / "benchmarks/RESULTS.md"
+SECTION_PGBACKREST = "## 5. "
+
+
+def splice_section(text: str, section: str) -> str:
+    """RESULTS.md with section 5 (pgBackRest) replaced by `section` (or put before "## Against the
+    targets")."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION_PGBACKREST)), None)
+    if start is None:
+        start = end = next((i for i, line in enumerate(lines) if line.startswith("## Against")), len(lines))
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:]) + "\n"
+
+
+def pgbackrest_section(text: str) -> str | None:
+    """Section 4 of a RESULTS.md (an on-demand part's figures, kept when the default run rewrites
+    the file), or None."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION_PGBACKREST)), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks, write benchmarks/RESULTS.md.")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help="which parts, comma separated (default: %(default)s); RESULTS.md is "
-                             "written only when all run")
+                             "written only when all run; --parts pgbackrest writes its section 5 "
+                             "and adds options: --parts pgbackrest --help")
     parser.add_argument("--deep-up-to", type=int, default=50,
                         help="run `check --deep` up to this many clusters (default: %(default)s; "
                              "minutes per cluster shape)")
+    first = argparse.ArgumentParser(add_help=False)  # which parts, before --help lists the options
+    first.add_argument("--parts", default="")
+    if "pgbackrest" in first.parse_known_args()[0].parts:
+        from pgbackrest import add_arguments  # pytest, PyYAML, the PostgreSQL helpers: only when asked
+
+        add_arguments(parser)
     args = parser.parse_args()
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS) - set(ON_DEMAND))
@@ -373,11 +409,26 @@ def main() -> None:
         from wal import bench_wal
 
         bench_wal(rows)
+    if "pgbackrest" in parts:
+        from pgbackrest import bench_pgbackrest, parse_bundles, section_from_log
+
+        section: list[str] = []
+        if args.report_from:  # the figures of an earlier run, the text of this checkout
+            section = section_from_log(args.report_from)
+        elif os.geteuid() != 0:
+            raise SystemExit("--parts pgbackrest needs root (zfs-fuse, OS users, runuser, drop_caches)")
+        else:
+            bench_pgbackrest(section, parse_bundles(args.bundle), args.scale, args.tps, args.repeats,
+                             args.mb_per_minute)
+        rows += section
+        RESULTS.write_text(splice_section(RESULTS.read_text(), "\n".join(section)))
+        print(f"wrote section 5 of {RESULTS}")
     rows += against_targets(walls, snapshot_calls, checks)
     text = "\n".join(rows) + "\n"
     if set(parts) == set(PARTS):
-        (REPO / "benchmarks/RESULTS.md").write_text(text)
-        print(f"wrote {REPO / 'benchmarks/RESULTS.md'}")
+        kept = pgbackrest_section(RESULTS.read_text()) if RESULTS.exists() and "pgbackrest" not in parts else None
+        RESULTS.write_text(splice_section(text, kept) if kept else text)
+        print(f"wrote {RESULTS}")
     else:
         print(text)
 
