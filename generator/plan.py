@@ -251,6 +251,7 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
     primary_nodes = " and ".join(c.primary.nodes)
     snapshot_installed = f"/usr/local/sbin/pitr-snapshot-{c.name}"
     retention_installed = f"/usr/local/sbin/pitr-wal-retention-{c.name}"
+    fast_open = pv.has("promote ends a recovery pause", version) and c.standby.hot_standby
     context.update({
         "retention_installed": retention_installed,
         # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
@@ -266,7 +267,13 @@ def plan_cluster(host: Host, cluster) -> list[PlannedFile]:
             "recovery_file": "recovery.conf" if pv.has("recovery.conf", version) else "recovery.signal",
             "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
                                else "unix_socket_directory"),
-            "target_action": ("recovery_target_action = 'promote'"
+            # pause at the target, then promote: the server opens without waiting for the
+            # end-of-recovery checkpoint. A pause needs a hot standby (else `pause` acts as
+            # `shutdown`), which only a spec whose standby runs hot is known to allow (its
+            # max_connections and friends are at least the primary's)
+            "promote_at_pause": fast_open,
+            "target_action": ("recovery_target_action = 'pause'" if fast_open
+                              else "recovery_target_action = 'promote'"
                               if pv.has("recovery_target_action", version)
                               else "pause_at_recovery_target = false"
                               if pv.has("pause_at_recovery_target", version) else ""),
