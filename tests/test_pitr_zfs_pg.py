@@ -161,6 +161,9 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
         # end-of-recovery record and checkpoints in the background; up to 12 PostgreSQL
         # promotes at the target itself, with the end-of-recovery checkpoint waited for
         clone_log = "".join(p.read_text() for p in (root / f"mnt/pg_log/{cluster}-restore-t1").iterdir())
+        # the restore_command remembered the day folder it last found WAL in
+        memo = (clone.data_dir / "pitr-fetch.day").read_text().strip()
+        assert memo in {day.name for day in archive.iterdir()}, memo
         if major >= 13:
             assert "recovery paused at the target" in restored.stderr
             assert "received promote request" in clone_log

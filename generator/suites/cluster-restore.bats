@@ -194,6 +194,42 @@ esac'
   fi
 }
 
+@test "restore: the clone's restore_command looks in the last day folder first, then in every one" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  archive=$SANDBOX/arch
+  mkdir -p "$archive"/{2026-11-23,2026-11-24,2026-11-25}
+  echo a1 >"$archive/2026-11-23/000000010000000000000001"
+  echo a2 >"$archive/2026-11-24/000000010000000000000002"
+  echo a3 >"$archive/2026-11-24/000000010000000000000003"
+  run -0 "$(rebase "$RESTORE_SCRIPT" ARCHIVE="$archive")" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  settings=$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-restore.conf
+  [[ $(cluster_fact "['recovery_file']") == standby.signal ]] || settings=${settings%/*}/recovery.conf
+  command=$(sed -n "s/^restore_command = '\(.*\)'\$/\1/p" "$settings")
+  command=${command//\'\'/\'}
+  # fetch FILE: run it as PostgreSQL does, in the data folder, %f, %p and %% replaced
+  fetch() {
+    local c=${command//%f/$1}
+    c=${c//%p/$SANDBOX/got}
+    (cd "$SANDBOX/restore/$CLUSTER-t1/pg_root" && sh -c "${c//%%/%}")
+  }
+  rm -f "$SANDBOX/got"
+  fetch 000000010000000000000001
+  [ "$(cat "$SANDBOX/got")" = a1 ]
+  [ "$(cat "$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-fetch.day")" = 2026-11-23 ]
+  fetch 000000010000000000000002
+  [ "$(cat "$SANDBOX/got")" = a2 ]
+  [ "$(cat "$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-fetch.day")" = 2026-11-24 ]
+  # a hit in the remembered folder never expands the glob (which would find two files)
+  echo other >"$archive/2026-11-25/000000010000000000000003"
+  fetch 000000010000000000000003
+  [ "$(cat "$SANDBOX/got")" = a3 ]
+  # not archived (the end of the archive, a history file that does not exist): exit 1
+  rm -f "$SANDBOX/got"
+  run -1 fetch 000000010000000000000009
+  run -1 fetch 00000002.history
+  [ ! -e "$SANDBOX/got" ]
+}
+
 @test "restore: --snapshot restores a snapshot as it was taken, without replaying the archive" {
   snapshot_at "2026-11-24 08:01:00Z"
   run -0 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20261124T080100Z" --name s1 --yes
