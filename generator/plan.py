@@ -162,7 +162,11 @@ def plan_monitor(host: Host, sources) -> list[PlannedFile]:
             m.snapshot_crit_hours, cp.receiver_title(c.postgres.version),
             c.primary.archive_timeout],
             "drill": ([c.name, cp.drill_state_file(c), m.drill_max_age_days]
-                      if c.drill.enabled else None)})
+                      if c.drill.enabled else None),
+            "rto": [c.name, cp.drill_state_file(c) if c.drill.enabled else "",
+                    "" if c.restore.rto_seconds is None else str(c.restore.rto_seconds),
+                    cluster.dataset, paths.pgdata, cp.wal_dir(c.postgres.version),
+                    c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
