@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -118,6 +119,9 @@ def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
         primary.psql("insert into t values (1, 'A')")
         wait_for("A on the standby", lambda: standby.psql("select count(*) from t") == "1")
         run([scripts / "snapshot.sh"])
+        # WAL the drill must replay: some 20 MB written after the snapshot, before the target
+        primary.psql("insert into t select g, repeat('x', 200) from generate_series(10, 60000) g")
+        written = int(primary.psql("select pg_current_wal_lsn() - '0/0'::pg_lsn"))
         time.sleep(1.5)
         target = utc(time.time())
         time.sleep(1.5)
@@ -131,10 +135,21 @@ def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
         assert recorded["result"] == "ok" and recorded["target"] == target, recorded
         assert recorded["snapshot"].startswith(f"{pool}/{CLUSTER}@pitr-")
         assert recorded["reached"] and int(recorded["duration_seconds"]) >= 0
+        # the replay it saw: from the REDO point before the snapshot past the 20 MB written
+        # after it, at a measured rate; restore.sh's whole run is longer than the replay
+        assert int(recorded["replay_bytes"]) >= 15_000_000, recorded
+        assert int(recorded["replay_bytes"]) <= written, recorded
+        assert re.fullmatch(r"[0-9]+\.[0-9]{3}", recorded["replay_seconds"]), recorded
+        assert int(recorded["replay_bytes_per_second"]) == int(
+            int(recorded["replay_bytes"]) * 1000 // max(int(recorded["replay_seconds"].replace(".", "")), 1))
+        assert float(recorded["restore_seconds"]) > float(recorded["replay_seconds"]), recorded
         assert subprocess.run(["zfs", "list", f"{pool}/restore/{CLUSTER}-drill"],
                               capture_output=True).returncode != 0
         monitor = run([bundle / "host/monitor.sh"], expect=0)
         assert monitor.stdout.startswith("PITR OK") and f"{CLUSTER}_drill_age=" in monitor.stdout
+        # the estimate of a restore to now: figures only (the spec states no RTO)
+        assert re.search(rf"{CLUSTER}_wal_since_snapshot=[1-9][0-9]*B {CLUSTER}_restore_estimate=[0-9]+s;;( |$)",
+                         monitor.stdout), monitor.stdout
 
         # a gap in the archive after the newest snapshot: the drill fails and says why
         run([scripts / "snapshot.sh"])
