@@ -531,8 +531,11 @@ def copy_base(source: Path, target: Path) -> None:
 
 def configure_copy(pgdata: Path, log_dir: Path, clone_conf: str) -> None:
     """restore.sh's recovery settings (read from its clone), moved to this copy's port, socket
-    and log folder; the standby's signal file goes, recovery.signal comes."""
-    replaced = {"port": str(COPY_PORT), "unix_socket_directories": f"'{pgdata}'", "log_directory": f"'{log_dir}'"}
+    and log folder; the standby's signal file goes, recovery.signal comes. PostgreSQL promotes
+    the copy at the target itself, as a copy-based restore leaves it to (restore.sh may pause
+    there and promote by hand: nobody would, here)."""
+    replaced = {"port": str(COPY_PORT), "unix_socket_directories": f"'{pgdata}'", "log_directory": f"'{log_dir}'",
+                "recovery_target_action": "'promote'"}
     lines = []
     for line in clone_conf.splitlines():
         key = line.split("=", 1)[0].strip()

@@ -32,6 +32,12 @@ FACTS = {fact.name: fact for fact in [
     Fact("promote_trigger_file", 120000, 160000),
     Fact("recovery_target_action", 90500, None),
     Fact("pause_at_recovery_target", 90100, 90500),
+    # a promote request ends a recovery paused at its target, and the server then opens with
+    # an end-of-recovery record and checkpoints in the background (13+, "Prefer standby
+    # promotion over recovery pause"); before, a promote waits for pg_wal_replay_resume() and
+    # a target reached always ends with a synchronous end-of-recovery checkpoint (measured on
+    # 10 and 12: "checkpoint starting: end-of-recovery immediate wait" either way)
+    Fact("promote ends a recovery pause", 130000, None),
     Fact("recovery_target_lsn", 100000, None),
     Fact("recovery_target_timeline", None, None),
     # WAL retention on the sending side

@@ -102,7 +102,11 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
             m.restore_warn_minutes, m.restore_crit_minutes, m.snapshot_warn_hours,
             m.snapshot_crit_hours, cm.receiver_title, c.primary.archive_timeout],
             "drill": ([c.name, cm.drill.state_file, m.drill_max_age_days]
-                      if cm.drill.enabled else None)})
+                      if cm.drill.enabled else None),
+            "rto": [c.name, cm.drill.state_file if cm.drill.enabled else "",
+                    "" if c.restore.rto_seconds is None else str(c.restore.rto_seconds),
+                    cm.cluster.dataset, cm.paths.pgdata, cm.wal_dir,
+                    c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
@@ -190,6 +194,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
     primary_nodes = " and ".join(c.primary.nodes)
     snapshot_installed = cm.snapshot_installed
     retention_installed = cm.retention_installed
+    fast_open = pv.has("promote ends a recovery pause", version) and c.standby.hot_standby
     context.update({
         "retention_installed": retention_installed,
         # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
@@ -205,7 +210,13 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
             "recovery_file": cm.restore_recovery_file,
             "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
                                else "unix_socket_directory"),
-            "target_action": ("recovery_target_action = 'promote'"
+            # pause at the target, then promote: the server opens without waiting for the
+            # end-of-recovery checkpoint. A pause needs a hot standby (else `pause` acts as
+            # `shutdown`), which only a spec whose standby runs hot is known to allow (its
+            # max_connections and friends are at least the primary's)
+            "promote_at_pause": fast_open,
+            "target_action": ("recovery_target_action = 'pause'" if fast_open
+                              else "recovery_target_action = 'promote'"
                               if pv.has("recovery_target_action", version)
                               else "pause_at_recovery_target = false"
                               if pv.has("pause_at_recovery_target", version) else ""),

@@ -580,6 +580,9 @@ class Archive(Strict):
     pitr_window_days: int = Field(default=7, ge=1, le=3650, description=(
         "restores to any time of the last N days; the WAL retention deletes the WAL no such "
         "restore needs"))
+    wal_mb_per_hour: Optional[int] = Field(default=None, ge=1, le=10_000_000, description=(
+        "the WAL the primary writes per hour at its busiest (MB), as you know it: with "
+        "restore.rto_seconds, validate checks that the snapshot schedule can meet the RTO"))
 
 
 CRON_FIELDS = [  # (name, low, high, names)
@@ -674,6 +677,14 @@ class Restore(Strict):
     timeout_seconds: int = Field(default=3600, ge=10, description=(
         "restore.sh fails when the restored server is not open after this many seconds (default "
         "3600)"))
+    rto_seconds: Optional[int] = Field(default=None, ge=10, description=(
+        "recovery time objective: the monitor's estimate of a restore to now (WAL since the "
+        "newest snapshot at the drills' replay rate, plus their fixed costs) is CRITICAL above "
+        "it and WARNING above three quarters of it; validate refuses a snapshot schedule that "
+        "cannot meet it at archive.wal_mb_per_hour"))
+    replay_mb_per_second: int = Field(default=20, ge=1, le=100_000, description=(
+        "a conservative WAL replay rate (MB/s) for validate's RTO check, and the monitor's "
+        "until a drill has measured one"))
 
 
 class Drill(Strict):

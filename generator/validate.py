@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from generator import pgversions as pv
 from generator.errors import SpecError, SpecProblem
 from generator.load import SpecFile, load_specs
+from generator.schedule import longest_gap_minutes
 from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, MODELS, ClusterSpec, HostSpec
 
 FRIENDLY = {
@@ -157,6 +158,7 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
             "remove replication.slot")))
 
     _check_postgres_install(cluster, problems)
+    _check_rto(cluster, problems)
     if c.standby.hot_standby:
         for name in pv.HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
@@ -164,6 +166,28 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
                 problems.append(src.problem(("standby", "settings", name), (
                     f"{ours} is below the primary's {theirs}: a hot standby refuses to start "
                     "(raise it, or set standby.hot_standby: false)")))
+
+
+def _check_rto(cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """A restore just before the next snapshot replays the WAL of the longest wait between two
+    snapshots: at the stated WAL rate and a conservative replay rate, it must fit the RTO."""
+
+    c, src = cluster.spec, cluster.source
+    rto, rate = c.restore.rto_seconds, c.archive.wal_mb_per_hour
+    if rto is None or rate is None:
+        return
+    gap = longest_gap_minutes(c.snapshots.schedule)
+    wal_mb = rate * gap / 60
+    replay = wal_mb / c.restore.replay_mb_per_second
+    if replay > rto:
+        fits = rto * c.restore.replay_mb_per_second / rate * 60
+        problems.append(src.problem(("restore", "rto_seconds"), (
+            f"{rto} s cannot be met: snapshots.schedule ({c.snapshots.schedule!r}) waits up to "
+            f"{gap} min between snapshots, in which the primary writes {wal_mb:.0f} MB of WAL "
+            f"(archive.wal_mb_per_hour: {rate}); replaying it at "
+            f"{c.restore.replay_mb_per_second} MB/s (restore.replay_mb_per_second) takes "
+            f"{replay:.0f} s before the restore's fixed costs. Take a snapshot at least every "
+            f"{max(int(fits), 1)} min, or raise the RTO")))
 
 
 def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -118,6 +119,15 @@ def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
         primary.psql("insert into t values (1, 'A')")
         wait_for("A on the standby", lambda: standby.psql("select count(*) from t") == "1")
         run([scripts / "snapshot.sh"])
+        # this PGHOME has no pg_controldata of 17 (the npm build lacks it), so snapshot.sh could
+        # not record the REDO WAL file: record what the standby itself reports, as it would
+        newest = subprocess.run(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation", "-d", "1",
+                                 f"{pool}/{CLUSTER}"], capture_output=True, text=True, check=True).stdout.split()[-1]
+        redo = standby.psql("select redo_wal_file from pg_control_checkpoint()")
+        subprocess.run(["zfs", "set", f"pitr-bundle:redo-wal={redo}", newest], check=True)
+        # WAL the drill must replay: some 20 MB written after the snapshot, before the target
+        primary.psql("insert into t select g, repeat('x', 200) from generate_series(10, 60000) g")
+        written = int(primary.psql("select pg_current_wal_lsn() - '0/0'::pg_lsn"))
         time.sleep(1.5)
         target = utc(time.time())
         time.sleep(1.5)
@@ -131,10 +141,23 @@ def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
         assert recorded["result"] == "ok" and recorded["target"] == target, recorded
         assert recorded["snapshot"].startswith(f"{pool}/{CLUSTER}@pitr-")
         assert recorded["reached"] and int(recorded["duration_seconds"]) >= 0
+        # the replay it saw: from the REDO point before the snapshot past the 20 MB written
+        # after it, at a measured rate; restore.sh's whole run is longer than the replay
+        assert int(recorded["replay_bytes"]) >= 15_000_000, recorded
+        assert int(recorded["replay_bytes"]) <= written, recorded
+        assert re.fullmatch(r"[0-9]+\.[0-9]{3}", recorded["replay_seconds"]), recorded
+        assert int(recorded["replay_bytes_per_second"]) == int(
+            int(recorded["replay_bytes"]) * 1000 // max(int(recorded["replay_seconds"].replace(".", "")), 1))
+        assert float(recorded["restore_seconds"]) > float(recorded["replay_seconds"]), recorded
         assert subprocess.run(["zfs", "list", f"{pool}/restore/{CLUSTER}-drill"],
                               capture_output=True).returncode != 0
         monitor = run([bundle / "host/monitor.sh"], expect=0)
         assert monitor.stdout.startswith("PITR OK") and f"{CLUSTER}_drill_age=" in monitor.stdout
+        # the estimate of a restore to now: figures only (the spec states no RTO)
+        since = re.search(rf"{CLUSTER}_wal_since_snapshot=([0-9]+)B {CLUSTER}_restore_estimate=[0-9]+s;;( |$)",
+                          monitor.stdout)
+        assert since, monitor.stdout
+        assert int(since.group(1)) >= 16 * 1024 * 1024, monitor.stdout  # the 20 MB written since
 
         # a gap in the archive after the newest snapshot: the drill fails and says why
         run([scripts / "snapshot.sh"])

@@ -157,6 +157,19 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
         clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-t1/pg_root", 29100 + major)
         assert clone.psql("select pg_is_in_recovery()") == "f"
         assert clone.psql("select string_agg(note, ',' order by id) from t") == "A"
+        # 13+ (hot standby): paused at the target, then promoted, the server opens with an
+        # end-of-recovery record and checkpoints in the background; up to 12 PostgreSQL
+        # promotes at the target itself, with the end-of-recovery checkpoint waited for
+        clone_log = "".join(p.read_text() for p in (root / f"mnt/pg_log/{cluster}-restore-t1").iterdir())
+        # the restore_command remembered the day folder it last found WAL in
+        memo = (clone.data_dir / "pitr-fetch.day").read_text().strip()
+        assert memo in {day.name for day in archive.iterdir()}, memo
+        if major >= 13:
+            assert "recovery paused at the target" in restored.stderr
+            assert "received promote request" in clone_log
+            assert "end-of-recovery immediate wait" not in clone_log
+        else:
+            assert "recovery paused" not in restored.stderr and "recovery paused" not in clone_log
         wait_for("row B on the live standby", lambda: standby.psql("select note from t where id = 2") == "B")
         assert standby.psql("select status from pg_stat_wal_receiver") == "streaming"
         origin = subprocess.run(["zfs", "get", "-H", "-o", "value", "origin", f"{pool}/restore/{cluster}-t1"],

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import pitr_bundle
+from generator.schedule import longest_gap_minutes
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -464,3 +465,33 @@ def test_drill_fields_are_checked(specs_copy):
     errors = errors_of(specs_copy)
     assert any("drill.schedule: minute: '61' is outside 0-59" in e for e in errors), errors
     assert any("drill.port: Input should be greater than or equal to 1024" in e for e in errors), errors
+
+
+def test_a_snapshot_schedule_that_cannot_meet_the_rto_is_refused_with_the_fix(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    with open(cluster, "a") as spec:
+        spec.write("archive:\n  wal_mb_per_hour: 4000\nrestore:\n  rto_seconds: 600\n")
+    (error,) = errors_of(specs_copy)
+    # the default daily snapshot: 24 h of WAL (96000 MB) at 20 MB/s is 4800 s
+    assert error.startswith(f"{cluster}:{line_of(cluster, 'rto_seconds: 600')}: restore.rto_seconds: "
+                            "600 s cannot be met: snapshots.schedule ('1 8 * * *') waits up to 1440 min")
+    assert "96000 MB of WAL" in error and "takes 4800 s" in error
+    assert "Take a snapshot at least every 180 min" in error
+
+
+def test_a_snapshot_schedule_that_meets_the_rto_passes(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    with open(cluster, "a") as spec:
+        spec.write("archive:\n  wal_mb_per_hour: 4000\nrestore:\n  rto_seconds: 600\n"
+                   "snapshots:\n  schedule: '1 */3 * * *'\n")
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("schedule, gap", [
+    ("1 8 * * *", 1440), ("*/15 * * * *", 15), ("0 */4 * * *", 240), ("17 5 * * 0", 10080),
+    ("0 8 * * 1-5", 4320), ("30 2,14 * * *", 720), ("0 8 1 * *", 44640), ("0 0 1 1 *", 527040),
+    ("0 8 13 * fri", 10080),
+])
+def test_longest_gap_between_snapshots(schedule, gap):
+    assert longest_gap_minutes(schedule) == gap

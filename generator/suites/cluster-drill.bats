@@ -51,6 +51,12 @@ if [[ -n \${FAKE_SERVER_DIES:-} ]]; then
   exit 1
 fi
 echo 'LOG:  recovery stopping before commit of transaction 9, time 2026-11-24 12:00:01+00' >"$SANDBOX/clone-logs/postgresql.log"
+if [[ -z \${FAKE_NO_REDO:-} ]]; then
+  # 256 MiB of WAL replayed in 4 s
+  printf 'LOG:  redo starts at 0/2000028\nLOG:  redo done at 0/12000028\n' >>"$SANDBOX/clone-logs/postgresql.log"
+  echo "restore.sh: replay reached the target after 4.000s" >&2
+  echo "restore.sh: open after 4.500s" >&2
+fi
 echo "restore.sh: restore drill is open" >&2
 STUB
   chmod +x "$SANDBOX/restore.sh"
@@ -71,6 +77,22 @@ state() {
   [ "$(state last_ok_epoch)" -gt 0 ]
   [ -z "$(state error)" ]
   grep -q ' ok snapshot=' "$SANDBOX/state/drill-$CLUSTER.log"
+}
+
+@test "drill: records the replay it saw: WAL bytes, seconds to the target, rate, restore.sh's time" {
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state replay_bytes)" = 268435456 ]
+  [ "$(state replay_seconds)" = 4.000 ]
+  [ "$(state replay_bytes_per_second)" = 67108864 ]
+  [[ $(state restore_seconds) =~ ^[0-9]+\.[0-9]{3}$ ]]
+  [[ $output == *"replayed 256 MB of WAL in 4.000s (64 MB/s)"* ]]
+}
+
+@test "drill: without the server's redo lines the drill passes and records no replay rate" {
+  FAKE_NO_REDO=1 run -0 "$DRILL_SCRIPT"
+  [ "$(state result)" = ok ]
+  [ -z "$(state replay_bytes_per_second)" ]
+  [[ $output == *"no replay rate measured"* ]]
 }
 
 @test "drill: the target lies the spec's lag before the start" {

@@ -165,6 +165,71 @@ esac'
   [[ $output == *"waiting for the restored server to open ("*"replayed up to 2026-11-24 11:58:00+00"* ]]
 }
 
+@test "restore: paused at the target, the server is promoted at once (13+ hot standby), else left to promote" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  # in recovery and paused until promoted; pg_promote answers t and opens the server
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '
+case " $* " in
+  *pg_is_in_recovery*) [[ -f $SANDBOX/.promoted ]] && echo f || echo t ;;
+  *pg_is_wal_replay_paused*) echo t ;;
+  *pg_promote*) touch "$SANDBOX/.promoted"; echo t ;;
+  *pg_last_wal_replay_lsn*) echo "0/3000060 2026-11-24 11:59:59+00" ;;
+esac'
+  settings=$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-restore.conf
+  [[ $(cluster_fact "['recovery_file']") == standby.signal ]] || settings=${settings%/*}/recovery.conf
+  if grep -qx 'readonly PROMOTE_AT_PAUSE=1' "$RESTORE_SCRIPT"; then
+    run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+    grep -qxF "recovery_target_action = 'pause'" "$settings"
+    grep -qxF "hot_standby = 'on'" "${settings%/*}/pitr-restore.conf"
+    [[ $output == *"recovery paused at the target (replayed to 0/3000060 2026-11-24 11:59:59+00): promote"* ]]
+    [[ $output == *"is open"* ]]
+    [ -f "$SANDBOX/.promoted" ]
+  else
+    # an older version (or a standby that is not hot): PostgreSQL promotes at the target
+    # itself; nobody promotes a pause, so the stub never opens
+    run -1 "$(rebase "$RESTORE_SCRIPT" OPEN_TIMEOUT=2)" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+    ! grep -q "recovery_target_action = 'pause'" "$settings"
+    [ ! -f "$SANDBOX/.promoted" ]
+  fi
+}
+
+@test "restore: the clone's restore_command looks in the last day folder first, then in every one" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  archive=$SANDBOX/arch
+  mkdir -p "$archive"/{2026-11-23,2026-11-24,2026-11-25}
+  echo a1 >"$archive/2026-11-23/000000010000000000000001"
+  echo a2 >"$archive/2026-11-24/000000010000000000000002"
+  echo a3 >"$archive/2026-11-24/000000010000000000000003"
+  run -0 "$(rebase "$RESTORE_SCRIPT" ARCHIVE="$archive")" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  settings=$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-restore.conf
+  [[ $(cluster_fact "['recovery_file']") == standby.signal ]] || settings=${settings%/*}/recovery.conf
+  command=$(sed -n "s/^restore_command = '\(.*\)'\$/\1/p" "$settings")
+  command=${command//\'\'/\'}
+  # fetch FILE: run it as PostgreSQL does, in the data folder, %f, %p and %% replaced
+  fetch() {
+    local c=${command//%f/$1}
+    c=${c//%p/$SANDBOX/got}
+    (cd "$SANDBOX/restore/$CLUSTER-t1/pg_root" && sh -c "${c//%%/%}")
+  }
+  rm -f "$SANDBOX/got"
+  fetch 000000010000000000000001
+  [ "$(cat "$SANDBOX/got")" = a1 ]
+  [ "$(cat "$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-fetch.day")" = 2026-11-23 ]
+  fetch 000000010000000000000002
+  [ "$(cat "$SANDBOX/got")" = a2 ]
+  [ "$(cat "$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-fetch.day")" = 2026-11-24 ]
+  # a hit in the remembered folder never expands the glob (which would find two files)
+  echo other >"$archive/2026-11-25/000000010000000000000003"
+  fetch 000000010000000000000003
+  [ "$(cat "$SANDBOX/got")" = a3 ]
+  # not archived (the end of the archive, a history file that does not exist): exit 1
+  rm -f "$SANDBOX/got"
+  run -1 fetch 000000010000000000000009
+  run -1 fetch 00000002.history
+  [ ! -e "$SANDBOX/got" ]
+}
+
 @test "restore: --snapshot restores a snapshot as it was taken, without replaying the archive" {
   snapshot_at "2026-11-24 08:01:00Z"
   run -0 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20261124T080100Z" --name s1 --yes

@@ -41,13 +41,22 @@ a_cluster_world() {
   printf 'when=x\nresult=ok\nlast_ok_epoch=%s\n' "$(date -u +%s)" >"$STATE"
   FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
   "$STUB_BIN/zfs" create -p -o mountpoint=/x "$(cluster_fact "['dataset']")"
-  "$STUB_BIN/zfs" snapshot "$(cluster_fact "['dataset']")@$(cluster_fact "['snapshots']['prefix']")$(date -u +%Y%m%dT%H%M%SZ)"
-  # the check as installed, its per-cluster paths in the sandbox
+  local redo=()
+  [[ -z ${NO_REDO:-} ]] && redo=(-o pitr-bundle:redo-wal=000000010000000000000001)
+  "$STUB_BIN/zfs" snapshot "${redo[@]}" \
+    "$(cluster_fact "['dataset']")@$(cluster_fact "['snapshots']['prefix']")$(date -u +%Y%m%dT%H%M%SZ)"
+  make_check
+  stub pgrep 'exit 0'
+}
+
+# make_check: the check as installed, its per-cluster paths in the sandbox (RTO: its seconds,
+# or none)
+make_check() {
   sed -e "s|'\?$(cluster_fact "['paths']['pgdata']")'\? |$PGDATA |" \
     -e "s|'\?$(cluster_fact "['paths']['archive']")'\? |$ARCHIVE |" \
-    -e "s|check_drill $CLUSTER [^ ]* |check_drill $CLUSTER $STATE |" "$CHECK" >"$BATS_TEST_TMPDIR/check"
+    -e "s|check_drill $CLUSTER [^ ]* |check_drill $CLUSTER $STATE |" \
+    -e "s|check_rto $CLUSTER [^ ]* [^ ]* |check_rto $CLUSTER $STATE ${RTO:-\'\'} |" "$CHECK" >"$BATS_TEST_TMPDIR/check"
   chmod +x "$BATS_TEST_TMPDIR/check"
-  stub pgrep 'exit 0'
 }
 
 teardown() {
@@ -203,4 +212,51 @@ teardown() {
   rm "$STATE"
   run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == *"$CLUSTER: no restore drill has run ($STATE missing)"* ]]
+}
+
+# wal_since_snapshot: the standby writes segment 0x11 (16 MiB) last; the snapshot's REDO WAL
+# file is segment 1 (a_cluster_world): 17 segments, 272 MiB
+wal_since_snapshot() {
+  local wal_dir
+  wal_dir=$(query "'pg_wal' if int(facts['clusters'][0]['postgres_major'].split('.')[0]) >= 10 else 'pg_xlog'")
+  # a recycled segment with a future name, older: not the position
+  truncate -s 16M "$PGDATA/$wal_dir/000000010000000000000030"
+  touch -d '-1 hour' "$PGDATA/$wal_dir/000000010000000000000030"
+  truncate -s 16M "$PGDATA/$wal_dir/000000010000000000000011"
+}
+
+@test "monitor: the estimated time of a restore to now, from the last drill's replay rate and fixed costs" {
+  RTO=60 a_cluster_world
+  wal_since_snapshot
+  # the drill replayed 256 MiB at 16 MiB/s and restore.sh took 4 s more: 272/16 + 4 = 21 s
+  printf 'replay_bytes=268435456\nreplay_seconds=16.000\nreplay_bytes_per_second=16777216\nrestore_seconds=20.000\n' >>"$STATE"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_wal_since_snapshot=285212672B ${CLUSTER}_restore_estimate=21s;45;60"* ]]
+  RTO=25 make_check
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR WARNING - $CLUSTER: a restore to now would take about 21s (RTO 25s): 272 MB of WAL since "*" at the last drill's 16 MB/s, plus 4s fixed |"* ]]
+  RTO=20 make_check
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: a restore to now would take about 21s (RTO 20s)"* ]]
+}
+
+@test "monitor: without a drill that replayed enough WAL, the estimate uses the spec's replay rate" {
+  RTO=10 a_cluster_world
+  wal_since_snapshot
+  # 16 MiB replayed: too little to measure a rate
+  printf 'replay_bytes=16777216\nreplay_seconds=0.100\nreplay_bytes_per_second=167772160\nrestore_seconds=3.000\n' >>"$STATE"
+  rate=$(sed -n "s/^ *check_rto $CLUSTER .* \([0-9]*\)\$/\1/p" "$CHECK")
+  estimate=$(((285212672 + rate * 1048576 - 1) / (rate * 1048576)))
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: a restore to now would take about ${estimate}s (RTO 10s): 272 MB of WAL since "*" at the spec's $rate MB/s, plus 0s fixed"* ]]
+  [[ $output == *" ${CLUSTER}_restore_estimate=${estimate}s;7;10"* ]]
+}
+
+@test "monitor: a snapshot without its REDO WAL file: no estimate, a WARNING only when an RTO is set" {
+  NO_REDO=1 a_cluster_world
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output != *_restore_estimate=* ]]
+  RTO=60 make_check
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: cannot estimate a restore's time (newest snapshot "*", REDO WAL -, newest WAL 000000010000000000000001)"* ]]
 }

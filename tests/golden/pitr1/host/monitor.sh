@@ -137,6 +137,72 @@ check_drill() {
   fi
 }
 
+# ms_of SECONDS: 12.345 -> 12345 (empty when not such a number)
+ms_of() {
+  if [[ $1 =~ ^([0-9]+)\.([0-9]{3})$ ]]; then
+    echo $((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[2]}))
+  fi
+}
+
+# check_rto NAME DRILL_STATE RTO DATASET PGDATA WAL_DIR PREFIX SPEC_MB_PER_SECOND
+# The time a restore to now would take, before anyone needs one: the WAL since the REDO point
+# of the newest snapshot (its pitr-bundle:redo-wal, to the segment the standby writes last,
+# counted whole) at the replay rate the last drill measured (when it replayed at least 64 MiB;
+# else the spec's conservative rate), plus the fixed costs the drill saw (restore.sh's time
+# beyond the replay). RTO: CRITICAL above it, WARNING above three quarters (empty: figures
+# only). DRILL_STATE empty: drills are off.
+check_rto() {
+  local name=$1 state=$2 rto=$3 dataset=$4 pgdata=$5 wal_dir=$6 prefix=$7 spec_rate=$8
+  local snapshot redo line size current key value
+  local drill_bytes="" drill_rate="" replay_s="" restore_s="" rate source fixed_ms=0
+  snapshot=$(zfs list -H -t snapshot -o name -d 1 -s creation "$dataset" 2>/dev/null |
+    grep -F "@$prefix" | tail -n1) || true
+  redo=""
+  [[ -z $snapshot ]] || redo=$(zfs get -H -o value pitr-bundle:redo-wal "$snapshot" 2>/dev/null) || true
+  # the segment written last: the newest by time (recycled segments carry future names)
+  line=$(find "$pgdata/$wal_dir" -maxdepth 1 -type f -regextype posix-extended \
+    -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%T@ %s %f\n' 2>/dev/null | sort -n | tail -n1) || true
+  read -r _ size current <<<"$line"
+  current=${current%.partial}
+  if ! [[ $redo =~ ^[0-9A-F]{24}$ && $current =~ ^[0-9A-F]{24}$ ]]; then
+    [[ -z $rto ]] || raise 1 "$name: cannot estimate a restore's time (newest snapshot ${snapshot:-none}, REDO WAL ${redo:-unknown}, newest WAL ${current:-none})"
+    return
+  fi
+  # a segment is written at its full size; 16 MiB unless the file says otherwise
+  ((size >= 1048576)) || size=16777216
+  local per_log=$((4294967296 / size)) first last bytes
+  first=$((16#${redo:8:8} * per_log + 16#${redo:16:8}))
+  last=$((16#${current:8:8} * per_log + 16#${current:16:8}))
+  bytes=$(((last >= first ? last - first + 1 : 0) * size))
+  if [[ -n $state && -r $state ]]; then
+    while IFS='=' read -r key value; do
+      case $key in
+        replay_bytes) drill_bytes=$value ;;
+        replay_bytes_per_second) drill_rate=$value ;;
+        replay_seconds) replay_s=$value ;;
+        restore_seconds) restore_s=$value ;;
+      esac
+    done <"$state"
+  fi
+  if [[ $drill_bytes =~ ^[0-9]+$ && $drill_rate =~ ^[1-9][0-9]*$ ]] && ((drill_bytes >= 67108864)); then
+    rate=$drill_rate source="the last drill's"
+    local replay_ms restore_ms
+    replay_ms=$(ms_of "$replay_s") restore_ms=$(ms_of "$restore_s")
+    if [[ -n $replay_ms && -n $restore_ms ]] && ((restore_ms > replay_ms)); then
+      fixed_ms=$((restore_ms - replay_ms))
+    fi
+  else
+    rate=$((spec_rate * 1048576)) source="the spec's"
+  fi
+  local estimate=$(((bytes + rate - 1) / rate + (fixed_ms + 999) / 1000)) warn="" level=0
+  if [[ -n $rto ]]; then
+    warn=$((rto * 3 / 4))
+    level=$(age_level "$estimate" "$((warn + 1))" "$((rto + 1))")
+  fi
+  PERFDATA+=("${name}_wal_since_snapshot=${bytes}B" "${name}_restore_estimate=${estimate}s;$warn;$rto")
+  ((level == 0)) || raise "$level" "$name: a restore to now would take about ${estimate}s (RTO ${rto}s): $((bytes / 1048576)) MB of WAL since ${snapshot#*@} at $source $((rate / 1048576)) MB/s, plus $(((fixed_ms + 999) / 1000))s fixed"
+}
+
 # check_cluster NAME DATASET PGDATA PORT WAL_DIR ARCHIVE PREFIX ARCH_W ARCH_C REST_W REST_C SNAP_W SNAP_C
 #   RECEIVER ARCHIVE_TIMEOUT
 # RECEIVER: the WAL receiver's process title for this major (`walreceiver` from 10, `wal
@@ -231,10 +297,12 @@ main() {
   if [[ -z $only || $only == pg168104 ]]; then
     check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 26 50 'wal receiver process' 60
     check_drill pg168104 /var/lib/pitr-bundle/drill-pg168104.state 8
+    check_rto pg168104 /var/lib/pitr-bundle/drill-pg168104.state '' zp1/pg168104 /pg168104/pg_root pg_xlog pitr- 20
   fi
   if [[ -z $only || $only == pg168121 ]]; then
     check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 26 50 walreceiver 60
     check_drill pg168121 /var/lib/pitr-bundle/drill-pg168121.state 8
+    check_rto pg168121 /var/lib/pitr-bundle/drill-pg168121.state '' zp1/pg168121 /pg168121/pg_root pg_wal pitr- 20
   fi
   local words=(OK WARNING CRITICAL UNKNOWN) summary
   if ((${#MESSAGES[@]})); then

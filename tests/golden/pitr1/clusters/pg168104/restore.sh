@@ -183,6 +183,9 @@ readonly PG_MAJOR=9.0
 readonly RECOVERY_FILE=recovery.conf
 readonly SOCKET_SETTING=unix_socket_directory
 readonly TARGET_ACTION=''
+# 1: recovery pauses at the target and this script promotes it, so that the server opens with
+# an end-of-recovery record and checkpoints in the background (PostgreSQL 13+, hot standby)
+readonly PROMOTE_AT_PAUSE=0
 readonly DB_USER=postgres
 readonly OPEN_TIMEOUT=3600
 readonly REDO_PROPERTY=pitr-bundle:redo-wal
@@ -309,9 +312,25 @@ write_owned() {
   run install -o "$OS_USER" -g "$OS_USER" -m 0600 "$content" "$1"
 }
 
+# fetch_command: the restore_command of a clone. The archive files WAL under the UTC day it
+# archives it, in WAL order, so the next segment is nearly always in the day folder of the
+# last one: a direct look there (remembered in the data folder, restore_command's working
+# folder), and only a miss (a new day, a timeline history, the end of the archive) expands the
+# glob over every day folder, a stat per day it keeps. (Measured at 365 day folders on ext4:
+# 26 ms a segment with the glob, 14 ms with the direct look, 12 ms a bare cp.) PostgreSQL
+# replaces %f, %p and %%: a percent sign for the shell is written %% (16 refuses any other; seen in its log).
+fetch_command() {
+  local archive memo=pitr-fetch.day
+  archive=$(printf '%q' "$ARCHIVE")
+  printf '%s' "{ read -r d <$memo; } 2>/dev/null; " \
+    "[ -n \"\$d\" ] && [ -f $archive/\"\$d\"/%f ] && exec cp --preserve=timestamps $archive/\"\$d\"/%f \"%p\"; " \
+    "for f in $archive/*/%f; do [ -f \"\$f\" ] || exit 1; d=\${f%%/*}; echo \"\${d##*/}\" >$memo; " \
+    "exec cp --preserve=timestamps \"\$f\" \"%p\"; done; exit 1"
+}
+
 configure_clone() {
   local pgdata=$1 port=$2 logdir=$3 target_setting=$4 restore_command
-  restore_command="cp --preserve=timestamps $ARCHIVE/*/%f \"%p\""
+  restore_command=$(fetch_command)
   if [[ $target_setting == own ]]; then
     # --snapshot: replay only the WAL the snapshot holds in its own WAL folder, then open: the
     # standby as it was when the snapshot was taken, whatever the version. (Not
@@ -340,6 +359,8 @@ configure_clone() {
     printf 'log_directory = %s\n' "$(pg_quote "$logdir")"
     # a restored copy must never archive into the live archive
     printf "archive_mode = 'off'\n"
+    # a pause at the target needs connections during recovery (without, `pause` shuts down)
+    ((PROMOTE_AT_PAUSE == 0)) || printf "hot_standby = 'on'\n"
     if [[ $RECOVERY_FILE == recovery.signal ]]; then
       printf "primary_conninfo = ''\n"
       printf "primary_slot_name = ''\n"
@@ -376,15 +397,47 @@ replay_progress() {
   [[ -z $log ]] || printf 'log: %s' "$(tail -n 1 -- "$log" | cut -c1-200)"
 }
 
+# psql_clone PGDATA PORT SQL: one value from the restored server (empty when it does not answer)
+psql_clone() {
+  as_user "$PGHOME/bin/psql" -X -A -t -q -h "$1" -p "$2" -U "$DB_USER" -d postgres -c "$3" 2>/dev/null || true
+}
+
+# promote_paused PGDATA PORT: the recovery paused at its target: say where, then promote
+# without waiting (the server opens with an end-of-recovery record; its checkpoint runs in
+# the background)
+promote_paused() {
+  local reached
+  reached=$(psql_clone "$1" "$2" "select pg_last_wal_replay_lsn() || ' ' || coalesce(pg_last_xact_replay_timestamp()::text, 'no transaction')")
+  info "recovery paused at the target (replayed to ${reached:-?}): promote"
+  [[ $(psql_clone "$1" "$2" 'select pg_promote(false)') == t ]] || warn "the promote request was not accepted: waiting"
+}
+
+# now_ms: milliseconds since 1970; since_ms START: seconds since START, like 12.345
+now_ms() { date +%s%3N; }
+since_ms() {
+  local ms=$(($(now_ms) - $1))
+  printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+# wait_until_open PGDATA PORT LOGDIR: (the drill reads the times it prints: "replay reached
+# the target after Ns", "open after Ns", counted from the server's start)
 wait_until_open() {
-  local pgdata=$1 port=$2 logdir=$3 deadline state started=$SECONDS report logfile gone=0
+  local pgdata=$1 port=$2 logdir=$3 deadline state started=$SECONDS report logfile gone=0 promoted=0
+  local start_ms
+  start_ms=$(now_ms)
   deadline=$((SECONDS + OPEN_TIMEOUT))
   report=$((SECONDS + 10))
   while ((SECONDS < deadline)); do
-    state=$(as_user "$PGHOME/bin/psql" -X -A -t -q -h "$pgdata" -p "$port" -U "$DB_USER" -d postgres \
-      -c 'select pg_is_in_recovery()' 2>/dev/null || true)
+    state=$(psql_clone "$pgdata" "$port" 'select pg_is_in_recovery()')
     if [[ $state == f ]]; then
+      info "open after $(since_ms "$start_ms")s"
       return 0
+    fi
+    if ((PROMOTE_AT_PAUSE && !promoted)) && [[ $state == t &&
+      $(psql_clone "$pgdata" "$port" 'select pg_is_wal_replay_paused()') == t ]]; then
+      info "replay reached the target after $(since_ms "$start_ms")s"
+      promote_paused "$pgdata" "$port"
+      promoted=1
     fi
     if as_user "$PGHOME/bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
       gone=0

@@ -186,6 +186,11 @@ USAGE
 
 # what the drill found, recorded at exit whatever happened
 RESULT="" ERROR="" SNAPSHOT="" TARGET="" REACHED="" SANITY="" PORT="" STARTED=0 RECORD=0
+# the replay the drill saw (the monitor estimates a restore's time from it): WAL bytes from
+# where redo started to where it stopped, the seconds from the server's start to the target
+# (to the open server where PostgreSQL promotes by itself: conservative), and restore.sh's
+# whole run (its fixed costs are the difference)
+REPLAY_BYTES="" REPLAY_SECONDS="" REPLAY_RATE="" RESTORE_SECONDS=""
 
 # restore_script: the bundle's restore.sh when the drill runs from the bundle, else the
 # installed copy
@@ -282,6 +287,33 @@ run_restore() {
   return 1
 }
 
+# lsn_bytes LSN: 16/B374D848 as a byte position
+lsn_bytes() {
+  local high=${1%/*} low=${1#*/}
+  printf '%s\n' $((16#$high * 4294967296 + 16#$low))
+}
+
+# measure_replay RESTORE_OUTPUT RESTORE_MS: the replay's bytes (the server's "redo starts at"
+# and "redo done at" log lines), seconds (restore.sh's "replay reached the target after" or
+# "open after") and rate; left empty when a line is missing
+measure_replay() {
+  local out=$1 restore_ms=$2 start stop seconds ms
+  RESTORE_SECONDS=$(printf '%d.%03d' $((restore_ms / 1000)) $((restore_ms % 1000)))
+  start=$(cat "$CLONE_LOGS"/* 2>/dev/null | sed -n 's/.*redo starts at \([0-9A-F]*\/[0-9A-F]*\).*/\1/p' | tail -n 1)
+  stop=$(cat "$CLONE_LOGS"/* 2>/dev/null | sed -n 's/.*redo done at \([0-9A-F]*\/[0-9A-F]*\).*/\1/p' | tail -n 1)
+  seconds=$(sed -n 's/.*replay reached the target after \([0-9.]*\)s$/\1/p' "$out" | tail -n 1)
+  [[ -n $seconds ]] || seconds=$(sed -n 's/.*open after \([0-9.]*\)s$/\1/p' "$out" | tail -n 1)
+  if [[ -z $start || -z $stop || ! $seconds =~ ^[0-9]+\.[0-9]{3}$ ]]; then
+    warn "no replay rate measured (redo start '${start:-?}', end '${stop:-?}', ${seconds:-?} s)"
+    return 0
+  fi
+  REPLAY_BYTES=$(($(lsn_bytes "$stop") - $(lsn_bytes "$start")))
+  REPLAY_SECONDS=$seconds
+  ms=$((10#${seconds/./}))
+  REPLAY_RATE=$((REPLAY_BYTES * 1000 / (ms > 0 ? ms : 1)))
+  info "replayed $((REPLAY_BYTES / 1048576)) MB of WAL in ${REPLAY_SECONDS}s ($((REPLAY_RATE / 1048576)) MB/s); restore.sh took ${RESTORE_SECONDS}s"
+}
+
 # psql_drill SQL: one value from the drill's server
 psql_drill() {
   as_user "$PGHOME/bin/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$CLONE_PGDATA" -p "$PORT" \
@@ -315,6 +347,10 @@ record() {
     printf 'target=%s\n' "$TARGET"
     printf 'reached=%s\n' "$REACHED"
     printf 'duration_seconds=%s\n' "$duration"
+    printf 'replay_bytes=%s\n' "$REPLAY_BYTES"
+    printf 'replay_seconds=%s\n' "$REPLAY_SECONDS"
+    printf 'replay_bytes_per_second=%s\n' "$REPLAY_RATE"
+    printf 'restore_seconds=%s\n' "$RESTORE_SECONDS"
     printf 'port=%s\n' "$PORT"
     printf 'sanity=%s\n' "$(one_line "$SANITY")"
     printf 'error=%s\n' "$(one_line "$ERROR")"
@@ -383,10 +419,13 @@ drill() {
   PORT=$(free_port) || fail "no free port in $FIRST_PORT-$((FIRST_PORT + 9))"
   step "restore to $TARGET on port $PORT"
   make_temp out
+  local restore_start
+  restore_start=$(date +%s%3N)
   if ! run_restore "$out"; then
     cat "$out" >&2
     fail "$ERROR"
   fi
+  measure_replay "$out" $(($(date +%s%3N) - restore_start))
   SNAPSHOT=$(zfs get -H -o value origin "$CLONE")
   step "check the restored server"
   SANITY=$(psql_drill "$SANITY_QUERY" 2>&1) || fail "the sanity query failed: $SANITY"
