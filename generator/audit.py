@@ -341,6 +341,11 @@ def _run_job(command: list[str], job: BatsJob, jobs: list[BatsJob], progress: Pr
     progress.update(jobs)
 
 
+def _suite_size(job: BatsJob) -> int:
+    """How many tests a suite has (its share of the work, near enough)."""
+    return job.suite.read_text(errors="replace").count("\n@test ")
+
+
 def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = False,
              each_cluster: bool = False) -> int:
     """The host suites once; the cluster suites (cluster-*.bats) once per shape of cluster
@@ -383,10 +388,15 @@ def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = Fals
             progress.write_out([f"# cluster {clusters[group[0]]['name']} stands for "
                                 f"{', '.join(clusters[i]['name'] for i in group[1:])} "
                                 "(the same scripts and facts up to names, ports, addresses)"])
-    workers = max(1, os.cpu_count() or 1)
+    # two suites more than cores: the suites wait at times (a stub server that opens after a
+    # while, a process they expect to die), and a waiting suite should not hold a core
+    workers = (os.cpu_count() or 1) + 2
     printed = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_run_job, command, job, jobs, progress) for job in jobs]
+        # the largest suites first, so that no long one starts last; printed in job order
+        started = {id(job): pool.submit(_run_job, command, job, jobs, progress)
+                   for job in sorted(jobs, key=_suite_size, reverse=True)}
+        futures = [started[id(job)] for job in jobs]
         for future in futures:  # print each suite's output whole, in job order
             future.result()
             progress.write_out(jobs[printed].output)
