@@ -188,6 +188,8 @@ readonly TARGET_ACTION=$'recovery_target_action = \'pause\''
 readonly PROMOTE_AT_PAUSE=1
 readonly DB_USER=postgres
 readonly OPEN_TIMEOUT=3600
+# how often the wait for the restored server says how far replay got
+readonly PROGRESS_SECONDS=10
 readonly REDO_PROPERTY=pitr-bundle:redo-wal
 readonly KEPT_PROPERTY=pitr-bundle:wal-kept-from
 # user properties on each clone: the restore's request, and how far it got
@@ -426,7 +428,7 @@ wait_until_open() {
   local start_ms
   start_ms=$(now_ms)
   deadline=$((SECONDS + OPEN_TIMEOUT))
-  report=$((SECONDS + 10))
+  report=$((SECONDS + PROGRESS_SECONDS))
   while ((SECONDS < deadline)); do
     state=$(psql_clone "$pgdata" "$port" 'select pg_is_in_recovery()')
     if [[ $state == f ]]; then
@@ -456,7 +458,7 @@ wait_until_open() {
     fi
     if ((SECONDS >= report)); then
       info "waiting for the restored server to open ($((SECONDS - started))s of ${OPEN_TIMEOUT}s): $(replay_progress "$pgdata" "$port" "$logdir")"
-      report=$((SECONDS + 10))
+      report=$((SECONDS + PROGRESS_SECONDS))
     fi
     # a short poll: a restore is usually open within seconds, and every wait adds to it
     sleep 0.2
