@@ -494,7 +494,10 @@ restore() {
       [[ -n $value && ${#value} -le 63 ]] || usage_error "a restore point name has 1 to 63 characters"
       target_setting="recovery_target_name = $(pg_quote "$value")"
       ;;
-    latest) ;;
+    latest)
+      # every snapshot there is, one taken this very second too: replay runs to the archive's end
+      before=$(($(date -u +%s) + 1))
+      ;;
   esac
   [[ -n $before ]] || before=$(date -u +%s)
   if ! [[ $before =~ ^[0-9]+$ ]]; then
