@@ -60,7 +60,7 @@ def derived_specs(root: Path, pool: str, disks: list[Path]) -> Path:
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     c = yaml.safe_load(cluster_file.read_text())
     c.update({"dataset": f"{pool}/{CLUSTER}", "mountpoint": f"{mnt}/{CLUSTER}", "port": STANDBY_PORT})
-    c["postgres"]["version"] = str(MAJOR)
+    c["postgres"]["version"] = pg.server_version(MAJOR)
     c["primary"].update({
         "address": "127.0.0.1", "port": PRIMARY_PORT, "ha_partner": None,
         "data_dir": str(root / "primary/data"), "os_user": pg.DEFAULT_OS_USER,
@@ -150,11 +150,14 @@ def test_retire_a_cluster_then_destroy_its_data(zfs_fuse, client_tools):
         primary.psql("select pg_switch_wal()")
         wait_for("archived", lambda: any(archive.glob(f"*/{segment}")))
         run([scripts / "snapshot.sh"])
+        # installers install the bundle's own files: INSTALLER_PATH says where their bundle is
         run([rebase(scripts / "70-install-snapshot-cron.sh", root / "run/70.sh",
+                    INSTALLER_PATH=str(scripts / "70-install-snapshot-cron.sh"),
                     CRON_FILE=str(installed["SNAPSHOT_CRON"]),
                     SNAPSHOT_SCRIPT=str(installed["SNAPSHOT_SCRIPT"]),
                     RETENTION_SCRIPT=str(installed["RETENTION_SCRIPT"]))])
         run([rebase(scripts / "75-install-drill-cron.sh", root / "run/75.sh",
+                    INSTALLER_PATH=str(scripts / "75-install-drill-cron.sh"),
                     CRON_FILE=str(installed["DRILL_CRON"]), DRILL_SCRIPT=str(installed["DRILL_SCRIPT"]),
                     RESTORE_SCRIPT=str(installed["RESTORE_SCRIPT"]))])
         assert all(path.is_file() for path in installed.values())
@@ -193,6 +196,7 @@ def test_retire_a_cluster_then_destroy_its_data(zfs_fuse, client_tools):
 
         # the backup host: refused while the archive's WAL is fresh
         retire = rebase(scripts / "90-retire.sh", root / "run/a/90-retire.sh",
+                        INSTALLER_PATH=str(scripts / "90-retire.sh"),
                         MONITOR_CHECK=str(check), EXPORTS_FILE=str(system / "exports"),
                         **{name: str(path) for name, path in installed.items()})
         refused = run([retire], expect=3)
@@ -218,6 +222,11 @@ def test_retire_a_cluster_then_destroy_its_data(zfs_fuse, client_tools):
         # destroy the data: only with --yes
         run([retire, "--destroy-data"], expect=4)
         assert zfs_exists(f"{pool}/{CLUSTER}")
+        # zfs-fuse calls a dataset busy for a while after the last files in it were closed (the
+        # restore's --cleanup retries for the same reason): unmounted first, as an operator
+        # would do on "dataset is busy"
+        wait_for("unmounted", lambda: subprocess.run(["zfs", "unmount", f"{pool}/{CLUSTER}"],
+                                                     capture_output=True).returncode == 0)
         destroyed = run([retire, "--destroy-data", "--yes"])
         assert f"run: zfs destroy -R {pool}/{CLUSTER}" in destroyed.stderr
         assert not zfs_exists(f"{pool}/{CLUSTER}")

@@ -88,6 +88,13 @@ snapshot_at() {
   calls "^zfs clone .* $DATASET@${PREFIX}20261124T080100Z " | grep -q .
 }
 
+@test "restore: --latest takes a snapshot taken this very second" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  snapshot_at "$(/bin/date -u '+%F %T')Z"
+  run -0 "$RESTORE_SCRIPT" --latest --name t1 --yes
+  calls "^zfs clone .* $DATASET@${PREFIX}$(/bin/date -u +%Y%m%d)T" | grep -q .
+}
+
 @test "restore: --cleanup stops the restore and destroys only a clone of this cluster" {
   snapshot_at "2026-11-24 08:01:00Z"
   run -0 "$RESTORE_SCRIPT" --latest --name t1 --yes
