@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 import pg_backend as pg
-from conftest import EXAMPLE_SPECS, backend_missing, pitr_bundle
+from conftest import backend_missing, pitr_bundle
+from test_drill_zfs_pg import derived_specs as drill_specs
 from test_primary_real_pg import rebase
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
@@ -39,40 +39,9 @@ STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT, OTHER_PORT = 31001, 31002, 31003, 3101
 
 
 def derived_specs(root: Path, pool: str, disks: list[Path]) -> Path:
-    specs = root / "specs"
-    shutil.copytree(EXAMPLE_SPECS, specs)
-    mnt = root / "mnt"
-    host_file = specs / "hosts/pitr1.yaml"
-    host = yaml.safe_load(host_file.read_text())
-    host["address"], host["virtual_ip"] = "127.0.0.1", "127.0.0.1"
-    host["pool"].update({"name": pool, "device_paths": "any", "mountpoint": f"{mnt}/{pool}",
-                         "pool_options": {"cachefile": "none"},
-                         "vdevs": [{"type": "raidz1", "disks": [str(d) for d in disks]}]})
-    del host["pool"]["log"], host["pool"]["spares"]
-    host["pool"]["properties"]["compression"] = "lzjb"  # zfs-fuse has no lz4
-    for key in ("pg_home", "pg_arch", "pg_log"):
-        host["datasets"][key] = {"name": f"{pool}/{key}", "mountpoint": f"{mnt}/{key}"}
-    host_file.write_text(yaml.safe_dump(host))
-    other_file = specs / f"clusters/{OTHER}.yaml"
-    other = yaml.safe_load(other_file.read_text())
-    other.update({"dataset": f"{pool}/{OTHER}", "mountpoint": f"{mnt}/{OTHER}", "port": OTHER_PORT})
-    other_file.write_text(yaml.safe_dump(other))
-    cluster_file = specs / f"clusters/{CLUSTER}.yaml"
-    c = yaml.safe_load(cluster_file.read_text())
-    c.update({"dataset": f"{pool}/{CLUSTER}", "mountpoint": f"{mnt}/{CLUSTER}", "port": STANDBY_PORT})
-    c["postgres"]["version"] = pg.server_version(MAJOR)
-    c["primary"].update({
-        "address": "127.0.0.1", "port": PRIMARY_PORT, "ha_partner": None,
-        "data_dir": str(root / "primary/data"), "os_user": pg.DEFAULT_OS_USER,
-        "archive_mount": f"{mnt}/pg_arch/{CLUSTER}",
-        "archive_script": str(root / "primary/bin/pitr-archive-wal"),
-        "archive_via_sudo": False, "archive_requires_mount": False})
-    c["primary"] = {k: v for k, v in c["primary"].items() if v is not None}
-    c["standby"]["settings"] = {"shared_buffers": "32MB", "max_connections": 200}
-    c["restore"] = {"port": RESTORE_PORT, "mountpoint_root": f"{mnt}/restore", "timeout_seconds": 120}
-    c["drill"] = {"state_dir": str(root / "state")}
-    cluster_file.write_text(yaml.safe_dump(c))
-    return specs
+    """The drill test's derivation of the example specs, with pg168104 kept as the neighbour
+    that must stay untouched."""
+    return drill_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), OTHER_PORT)
 
 
 def zfs_exists(name: str) -> bool:
