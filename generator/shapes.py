@@ -13,9 +13,15 @@ into shapes. Only the identity values are abstracted, each to a placeholder that
 - its characters' classes and its length: each ASCII letter stands as `a` or `A`, each digit
   as `0`, every other character as itself. So a value with `.`, `-`, `%`, `*`, a space,
   a quote or a non-ASCII letter shapes its own group, and so does a value of another length.
-A value is not abstracted (and so makes a shape of its own) when its text appears anywhere in
-the suites (e.g. port 5432, which their fake postgresql.conf says, or 15, a PG_VERSION they
-write): there a suite could tell it from another of its class.
+A value counts where it stands as a whole number or word: not as a part of a longer number
+(digits and dots), so the host address 10.0.0.1 holds neither the version 10.0 nor the value
+0.1, and 54321 does not hold the port 5432.
+A value is not abstracted (and so makes a shape of its own) when the suites hold it so (e.g.
+port 5432, which their fake postgresql.conf says, or 15, a PG_VERSION they write): there a
+suite could tell it from another of its class. A suite that matched a part of a longer number
+would have to write that part itself, and so would hold it.
+Which occurrences are replaced does not bear on soundness, only on how many clusters share a
+shape: whatever is not replaced stays literal and must then be equal text in both.
 The digests of the specs (in each script's provenance header) are abstracted to one
 placeholder: nothing reads them but a reviewer.
 The argument rests on the scripts and suites treating identity values as opaque words:
@@ -48,6 +54,16 @@ def value_class(value: str) -> str:
     return value.translate(_CLASS)
 
 
+def _standing(value: str) -> str:
+    """A pattern of `value` where it stands whole, not inside a longer number."""
+    return r"(?<![0-9])(?<![0-9]\.)" + re.escape(value) + r"(?![0-9])(?!\.[0-9])"
+
+
+def named_by(value: str, suites_text: str) -> bool:
+    """Whether the suites hold `value` (see the module's docstring)."""
+    return re.search(_standing(value), suites_text) is not None
+
+
 def _identity_values(facts: dict, suites_text: str) -> list[str]:
     values: list[str] = []
     for path in IDENTITY:
@@ -58,7 +74,7 @@ def _identity_values(facts: dict, suites_text: str) -> list[str]:
             if value is None or isinstance(value, bool):
                 continue
             text = str(value)
-            if text and text not in suites_text and text not in values:
+            if text and text not in values and not named_by(text, suites_text):
                 values.append(text)
     return values
 
@@ -73,7 +89,7 @@ def shape_key(bundle_dir: Path, manifest: dict, index: int, suites_text: str) ->
         if spec["sha256"] not in placeholder:
             values.append(spec["sha256"])
             placeholder[spec["sha256"]] = "\0spec digest\0"
-    pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+    pattern = re.compile("|".join(_standing(v) for v in sorted(values, key=len, reverse=True)))
 
     def abstract(text: str) -> str:
         return pattern.sub(lambda m: placeholder[m.group()], text) if values else text

@@ -347,6 +347,25 @@ def test_a_value_of_another_class_or_one_the_suites_name_gives_a_shape_of_its_ow
     assert ["pg168123"] in _shapes(tmp_path / "b/pitr1")
 
 
+def test_a_value_inside_a_longer_number_neither_splits_nor_counts_as_named(tmp_path):
+    """The version 17.0 inside the host's virtual IP 10.17.0.199 is not the version: clusters on
+    17.0, 17.4 and 17.6 share a shape; and the suites' address 10.0.0.9 does not name 10.0."""
+    from generator.shapes import named_by
+
+    specs = _fleet_specs(tmp_path)
+    host = specs / "hosts/pitr1.yaml"
+    host.write_text(host.read_text().replace("address: 192.168.1.199", "address: 10.17.0.199"))
+    for name, version in (("pg168122", "17.0"), ("pg168123", "17.4")):
+        path = specs / f"clusters/{name}.yaml"
+        path.write_text(path.read_text().replace('version: "17.6"', f'version: "{version}"'))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    assert "10.17.0.199/32" in (bundle / "clusters/pg168122/primary/pg_hba.conf.lines").read_text()
+    assert _shapes(bundle) == [["pg168104"], ["pg168121", "pg168122", "pg168123"]]
+    assert not named_by("10.0", "printf '/srv/other 10.0.0.9(ro)'") and not named_by("5432", "54321")
+    assert named_by("5432", "port = 5432\n") and named_by("2000", "x:2000:") and named_by("10.0", "[[ $v == 10.0* ]]")
+
+
 def _leaves(value, path=()):
     if isinstance(value, dict):
         for key, item in value.items():
