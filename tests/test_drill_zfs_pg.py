@@ -33,9 +33,9 @@ STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT = 29617, 29717, 29817
 
 def derived_specs(root: Path, pool: str, disks: list[Path],
                   ports: tuple[int, int, int] = (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT),
-                  other_port: int | None = None) -> Path:
+                  other_port: int | None = None, major: int = MAJOR) -> Path:
     """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
-    a real primary at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
+    a real primary of `major` at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
     other_port) for tests that need a neighbour."""
     standby_port, primary_port, restore_port = ports
     specs = root / "specs"
@@ -62,7 +62,7 @@ def derived_specs(root: Path, pool: str, disks: list[Path],
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     c = yaml.safe_load(cluster_file.read_text())
     c.update({"dataset": f"{pool}/{CLUSTER}", "mountpoint": f"{mnt}/{CLUSTER}", "port": standby_port})
-    c["postgres"]["version"] = pg.server_version(MAJOR)
+    c["postgres"]["version"] = pg.server_version(major)
     c["primary"].update({
         "address": "127.0.0.1", "port": primary_port, "ha_partner": None,
         "data_dir": str(root / "primary/data"), "os_user": pg.DEFAULT_OS_USER,
