@@ -25,7 +25,7 @@ import yaml
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
-from test_drill_zfs_pg import derived_specs
+from derived_example import derived_specs
 from test_pitr_zfs_pg import utc
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
