@@ -125,6 +125,29 @@ def test_scripts_carry_provenance_strict_mode_and_end_with_main(built):
         assert text.rstrip().endswith('main "$@"')
 
 
+def test_the_primary_unit_follows_the_data_dir_layout_unless_the_spec_names_it(specs_copy, tmp_path):
+    """primary.systemd_unit's documented defaults: RHEL/PGDG's postgresql-<major>.service,
+    Debian's postgresql@<version>-<name>.service for its layout; the boot mount unit is ordered
+    Before= it and --restart restarts it."""
+    def unit_of(cluster: str) -> str:
+        out = tmp_path / "out"
+        pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+        script = (out / f"pitr1/clusters/{cluster}/primary/45-apply-on-primary.sh").read_text()
+        assert "\nBefore=$PG_UNIT\n" in script
+        facts = json.loads((out / "pitr1/MANIFEST.json").read_text())["facts"]["clusters"]
+        unit = next(c for c in facts if c["name"] == cluster)["primary"]["systemd_unit"]
+        assert f"\nreadonly PG_UNIT={unit}\n" in script
+        return unit
+
+    assert unit_of("pg168121") == "postgresql-17.service"  # /var/lib/pgsql/17/data
+    assert unit_of("pg168104") == "postgresql-9.0.service"  # /pgdata/pg_root: not Debian's
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "data_dir: /var/lib/pgsql/17/data", "data_dir: /var/lib/postgresql/17/main")
+    assert unit_of("pg168121") == "postgresql@17-main.service"
+    edit(cluster, "data_dir: /var/lib/postgresql/17/main", "data_dir: /var/lib/postgresql/17/main\n  systemd_unit: pg-own.service")
+    assert unit_of("pg168121") == "pg-own.service"
+
+
 def test_files_from_an_earlier_build_that_are_gone_are_removed(specs_copy, built):
     stale = built / "pitr1/host/99-old.sh"
     manifest_path = built / "pitr1/MANIFEST.json"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import pitr_bundle
+from generator.audit import tool
 from generator.inert import blot_inert
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,6 +96,15 @@ FAULT_TESTS = {
     "check-primary": "the primary check",
 }
 CHANGES_NOTHING = {"verify", "binaries"}  # binaries: checks an installation, changes nothing
+
+
+def test_no_assertion_of_the_shipped_suites_is_one_that_cannot_fail():
+    """`! cmd` anywhere but last in a bats test never fails it (bash -e ignores a negated
+    command): shellcheck's SC2314 at severity error names each; write `! cmd || false`."""
+    suites = sorted((REPO / "generator/suites").glob("*.bats"))
+    result = subprocess.run([tool("shellcheck"), "-f", "gcc", "-S", "error", "--include=SC2314",
+                             *map(str, suites)], capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stdout, result.stdout + result.stderr
 
 
 def test_every_script_role_has_a_fault_test(example_bundle):

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 import pg_backend as pg
-from conftest import EXAMPLE_SPECS, backend_missing, pitr_bundle
+from conftest import backend_missing, pitr_bundle
+from derived_example import derived_specs
 from test_pitr_zfs_pg import utc
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
@@ -29,52 +29,6 @@ pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
 MAJOR = 17
 CLUSTER = "pg168121"
 STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT = 29617, 29717, 29817
-
-
-def derived_specs(root: Path, pool: str, disks: list[Path],
-                  ports: tuple[int, int, int] = (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT),
-                  other_port: int | None = None) -> Path:
-    """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
-    a real primary at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
-    other_port) for tests that need a neighbour."""
-    standby_port, primary_port, restore_port = ports
-    specs = root / "specs"
-    shutil.copytree(EXAMPLE_SPECS, specs)
-    mnt = root / "mnt"
-    other_file = specs / "clusters/pg168104.yaml"
-    if other_port is None:
-        other_file.unlink()
-    else:
-        other = yaml.safe_load(other_file.read_text())
-        other.update({"dataset": f"{pool}/pg168104", "mountpoint": f"{mnt}/pg168104", "port": other_port})
-        other_file.write_text(yaml.safe_dump(other))
-    host_file = specs / "hosts/pitr1.yaml"
-    host = yaml.safe_load(host_file.read_text())
-    host["address"], host["virtual_ip"] = "127.0.0.1", "127.0.0.1"
-    host["pool"].update({"name": pool, "device_paths": "any", "mountpoint": f"{mnt}/{pool}",
-                         "pool_options": {"cachefile": "none"},
-                         "vdevs": [{"type": "raidz1", "disks": [str(d) for d in disks]}]})
-    del host["pool"]["log"], host["pool"]["spares"]
-    host["pool"]["properties"]["compression"] = "lzjb"  # zfs-fuse has no lz4
-    for key in ("pg_home", "pg_arch", "pg_log"):
-        host["datasets"][key] = {"name": f"{pool}/{key}", "mountpoint": f"{mnt}/{key}"}
-    host_file.write_text(yaml.safe_dump(host))
-    cluster_file = specs / f"clusters/{CLUSTER}.yaml"
-    c = yaml.safe_load(cluster_file.read_text())
-    c.update({"dataset": f"{pool}/{CLUSTER}", "mountpoint": f"{mnt}/{CLUSTER}", "port": standby_port})
-    c["postgres"]["version"] = pg.server_version(MAJOR)
-    c["primary"].update({
-        "address": "127.0.0.1", "port": primary_port, "ha_partner": None,
-        "data_dir": str(root / "primary/data"), "os_user": pg.DEFAULT_OS_USER,
-        "archive_mount": f"{mnt}/pg_arch/{CLUSTER}",
-        "archive_script": str(root / "primary/bin/pitr-archive-wal"),
-        "archive_via_sudo": False, "archive_requires_mount": False})
-    c["primary"] = {k: v for k, v in c["primary"].items() if v is not None}
-    c["standby"]["settings"] = {"shared_buffers": "32MB", "max_connections": 200}
-    c["restore"] = {"port": restore_port, "mountpoint_root": f"{mnt}/restore", "timeout_seconds": 120}
-    c["drill"] = {"state_dir": str(root / "state")}
-    cluster_file.write_text(yaml.safe_dump(c))
-    return specs
 
 
 def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
@@ -87,7 +41,8 @@ def test_drill_ok_then_a_gap_in_the_archive_fails_it(zfs_fuse, client_tools):
     drop_user(CLUSTER)
     pg.ensure_os_user(pg.DEFAULT_OS_USER)
     pool = "pd" + os.urandom(3).hex()
-    specs = derived_specs(root, pool, sparse_disks(root / "disks", 3, "256M"))
+    specs = derived_specs(root, pool, sparse_disks(root / "disks", 3, "256M"),
+                          (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
     bundle = root / "out/pitr1"
     scripts = bundle / f"clusters/{CLUSTER}"

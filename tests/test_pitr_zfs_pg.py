@@ -1,78 +1,31 @@
 """The whole point of the host, for real: a standby on a zfs-fuse dataset streams from a real
 primary; the generated snapshot script snapshots it; the generated restore script clones the
 newest snapshot before a target time and replays archived WAL up to it; the generated monitor
-check sees it all. One PostgreSQL major up to 11 (recovery.conf) and one from 12 (signals)."""
+check sees it all. One PostgreSQL major up to 11 (recovery.conf) and one from 12 (signals).
+The bundle is the example specs' (cluster pg168121 with its slot), with only disks, addresses,
+ports, folders and the version moved onto this machine (tests/derived_example.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
-import textwrap
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
+from derived_example import CLUSTER, derived_specs
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
 
 pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
-
-
-def write_specs(root: Path, pool: str, disks: list[Path], major: int) -> Path:
-    specs = root / "specs"
-    (specs / "hosts").mkdir(parents=True)
-    (specs / "clusters").mkdir()
-    mnt = root / "mnt"
-    (specs / "hosts/test.yaml").write_text(textwrap.dedent(f"""\
-        name: test
-        address: 127.0.0.1
-        pool:
-          name: {pool}
-          device_paths: any
-          pool_options: {{cachefile: none}}
-          mountpoint: {mnt}/{pool}
-          vdevs: [{{type: raidz1, disks: [{disks[0]}, {disks[1]}, {disks[2]}]}}]
-          properties: {{compression: lzjb}}
-        datasets:
-          pg_home: {{name: {pool}/pg_home, mountpoint: {mnt}/pg_home}}
-          pg_arch: {{name: {pool}/pg_arch, mountpoint: {mnt}/pg_arch}}
-          pg_log: {{name: {pool}/pg_log, mountpoint: {mnt}/pg_log}}
-        """))
-    (specs / f"clusters/pz{major}.yaml").write_text(textwrap.dedent(f"""\
-        name: pz{major}
-        host: test
-        mountpoint: {mnt}/pz{major}
-        port: {29000 + major}
-        postgres: {{version: "{pg.server_version(major)}"}}
-        primary:
-          address: 127.0.0.1
-          port: {27100 + major}
-          data_dir: {root}/primary/data
-          os_user: {pg.DEFAULT_OS_USER}
-          archive_mount: {mnt}/pg_arch/pz{major}
-          archive_script: {root}/primary/bin/pitr-archive-wal
-          archive_via_sudo: false
-          archive_requires_mount: false
-        standby:
-          hot_standby: true
-          settings: {{shared_buffers: 32MB, max_connections: 100}}
-        snapshots:
-          keep: {{hourly: 24, daily: 7}}
-        restore:
-          port: {29100 + major}
-          mountpoint_root: {mnt}/restore
-          timeout_seconds: 120
-        drill:
-          state_dir: {root}/state
-        """))
-    return specs
 
 
 def utc(epoch: float) -> str:
@@ -80,21 +33,24 @@ def utc(epoch: float) -> str:
 
 
 @pytest.mark.parametrize("major", [11, 16])
-def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
+def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
-    root = tmp_path
+    # a short root: the clone's unix socket lives in its data folder (at most 107 bytes)
+    root = Path(tempfile.mkdtemp(prefix="pz", dir="/tmp"))
     root.chmod(0o755)
     pg.grant_traverse(root)
-    cluster = f"pz{major}"
+    cluster = CLUSTER
     drop_user(cluster)
     pg.ensure_os_user(pg.DEFAULT_OS_USER)
-    pool = "pz" + secrets.token_hex(3)
+    pool = "pz" + os.urandom(3).hex()
     disks = sparse_disks(root / "disks", 3, "256M")
-    specs = write_specs(root, pool, disks, major)
+    specs = derived_specs(root, pool, disks, (29000 + major, 27100 + major, 29100 + major), major=major)
+    slot = yaml.safe_load((specs / f"clusters/{cluster}.yaml").read_text())["replication"]["slot"]
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
-    bundle = root / "out/test"
-    facts = json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"][0]
+    bundle = root / "out/pitr1"
+    facts = next(c for c in json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"]
+                 if c["name"] == cluster)
     paths = facts["paths"]
     scripts = bundle / f"clusters/{cluster}"
     primary = pg.PgServer(major, root / "primary/data", 27100 + major)
@@ -122,6 +78,7 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
         primary.hba([line for line in lines if line and not line.startswith("#")])
         primary.start()
         primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
+        primary.psql(f"select pg_create_physical_replication_slot('{slot}')")
         primary.psql("create table t (id int primary key, note text)")
 
         Path(paths["pghome"]).symlink_to(compose_pghome(root / "soft", major, client_tools))
@@ -130,6 +87,7 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
         run([scripts / "60-standby.sh"], env=env)
         standby = pg.PgServer(major, Path(paths["pgdata"]), 29000 + major)
         wait_for("streaming", lambda: standby.psql("select status from pg_stat_wal_receiver") == "streaming")
+        assert primary.psql(f"select active from pg_replication_slots where slot_name = '{slot}'") == "t"
 
         # a target before any snapshot is refused, with the reason
         early = run([scripts / "restore.sh", "--target-time", utc(time.time() - 3600), "--yes"], expect=3)
@@ -209,3 +167,4 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, tmp_path, client_tools):
         drop_user(cluster)
         time.sleep(0.5)
         destroy_pool(pool)
+        shutil.rmtree(root, ignore_errors=True)

@@ -25,7 +25,7 @@ import pytest
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
-from test_drill_zfs_pg import derived_specs as drill_specs
+from derived_example import derived_specs as drill_specs
 from test_primary_real_pg import rebase
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
@@ -41,7 +41,7 @@ STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT, OTHER_PORT = 31001, 31002, 31003, 3101
 def derived_specs(root: Path, pool: str, disks: list[Path]) -> Path:
     """The drill test's derivation of the example specs, with pg168104 kept as the neighbour
     that must stay untouched."""
-    return drill_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), OTHER_PORT)
+    return drill_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), OTHER_PORT, major=MAJOR)
 
 
 def zfs_exists(name: str) -> bool:

@@ -446,6 +446,22 @@ def test_wal_safety_fields_are_checked(specs_copy):
                   "archive.pitr_window_days"):
         assert re.search(rf"pg168121.yaml:\d+: {re.escape(field)}: ", errors), (field, errors)
 
+def test_the_archive_alarm_and_the_drill_lag_must_be_above_archive_timeout(specs_copy):
+    """The monitor's archive freshness agrees with archive_timeout: a quiet primary archives
+    only that often, so an alarm at or below it would ring on a healthy host."""
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "max_slot_wal_keep_size: 20GB", "max_slot_wal_keep_size: 20GB\n  archive_timeout: 1200")
+    edit(cluster, "port: 19212\n", "port: 19212\nmonitor: {archive_warn_minutes: 20}\ndrill: {target_lag_minutes: 15}\n")
+    errors = errors_of(specs_copy)
+    assert any(re.search(r"pg168121.yaml:\d+: monitor.archive_warn_minutes: 20 min is not above "
+                         r"archive_timeout \(1200 s\)", e) for e in errors), errors
+    assert any(re.search(r"pg168121.yaml:\d+: drill.target_lag_minutes: 15 min is not above "
+                         r"archive_timeout \(1200 s\)", e) for e in errors), errors
+    edit(cluster, "archive_timeout: 1200", "archive_timeout: 840")  # 14 min: below both
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stderr
+
+
 def test_monitor_warn_thresholds_may_not_exceed_crit(specs_copy):
     cluster = specs_copy / "clusters/pg168121.yaml"
     edit(cluster, "port: 19212\n", "port: 19212\nmonitor: {slot_retained_warn_mb: 9000, archive_crit_minutes: 2000}\n")

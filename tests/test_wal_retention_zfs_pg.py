@@ -1,46 +1,50 @@
 """WAL retention for real: zfs-fuse + PostgreSQL 18 (whose pg_controldata the client tools
-carry). The generated snapshot script records each snapshot's REDO WAL file; the generated WAL
-retention deletes what no restore of the window can need; afterwards a restore from the oldest
-snapshot the window keeps WAL for reaches a time just after it, a target before it is refused
-with the restorable points, and a snapshot older than the window opens with --snapshot. Then,
-over a simulated span (a fake clock for the scripts: snapshot names and day folders), the
-archive stays bounded and no segment that an independent model says is needed is ever gone."""
+carry), on the bundle of the example specs with only disks, addresses, ports and folders moved
+onto this machine (cluster pg168121, its slot, the default PITR window of 7 days and the
+default keep counts; derived as the drill test derives them). The generated snapshot script
+records each snapshot's REDO WAL file; the generated WAL retention deletes what no restore of
+the window can need; afterwards a restore from the oldest snapshot the window keeps WAL for
+reaches a time just after it, a target before it is refused with the restorable points, and a
+snapshot older than the window opens with --snapshot. Then, over a simulated span (a fake clock
+for the scripts: snapshot names and day folders; a snapshot run a day for 18 days), the archive
+stays bounded and no segment that an independent model says is needed is ever gone."""
 
 from __future__ import annotations
 
 import json
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
-from test_pitr_zfs_pg import utc, write_specs
+from derived_example import derived_specs
+from test_pitr_zfs_pg import utc
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for  # noqa: F401
 from zfs_fuse import destroy_pool, sparse_disks
 
 pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
 
 MAJOR = 18  # the client tools' pg_controldata must match the server's pg_control
+CLUSTER = "pg168121"
 STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT = 28301, 28302, 28303
+DAY = 86400
 
 
 def retention_specs(root: Path, pool: str, disks: list[Path]) -> Path:
-    specs = write_specs(root, pool, disks, MAJOR)
-    cluster = specs / f"clusters/pz{MAJOR}.yaml"
-    text = cluster.read_text()
-    for old, new in ((f"port: {29000 + MAJOR}", f"port: {STANDBY_PORT}"),
-                     (f"port: {27100 + MAJOR}", f"port: {PRIMARY_PORT}"),
-                     (f"port: {29100 + MAJOR}", f"port: {RESTORE_PORT}")):
-        assert old in text
-        text = text.replace(old, new)
-    cluster.write_text(text + "archive:\n  pitr_window_days: 1\n")
+    """The drill test's derivation on PostgreSQL 18; the retention's own settings (window,
+    keep counts, slot) stay the example's."""
+    specs = derived_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
+    cluster = yaml.safe_load((specs / f"clusters/{CLUSTER}.yaml").read_text())
+    assert "archive" not in cluster and "snapshots" not in cluster, "the example now sets its own"
+    assert cluster["replication"]["slot"]
     return specs
 
 
@@ -67,21 +71,25 @@ def segment_number(name: str) -> int:
     return int(name[8:16], 16) * 256 + int(name[16:24], 16)
 
 
-def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client_tools):
+def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, client_tools):
     if MAJOR not in pg.available_majors():
         backend_missing(f"PostgreSQL {MAJOR} binaries: run tests/backends/install-postgres.sh")
-    root = tmp_path
+    # a short root: the clone's unix socket lives in its data folder (at most 107 bytes)
+    root = Path(tempfile.mkdtemp(prefix="pw", dir="/tmp"))
     root.chmod(0o755)
     pg.grant_traverse(root)
-    cluster = f"pz{MAJOR}"
+    cluster = CLUSTER
     drop_user(cluster)
     pg.ensure_os_user(pg.DEFAULT_OS_USER)
-    pool = "pw" + secrets.token_hex(3)
+    pool = "pw" + os.urandom(3).hex()
     disks = sparse_disks(root / "disks", 3, "1G")
     specs = retention_specs(root, pool, disks)
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
-    bundle = root / "out/test"
-    facts = json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"][0]
+    bundle = root / "out/pitr1"
+    facts = next(c for c in json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"]
+                 if c["name"] == cluster)
+    window_days = facts["archive"]["pitr_window_days"]
+    assert window_days == 7, "the example's window is the documented default"
     paths = facts["paths"]
     scripts = bundle / f"clusters/{cluster}"
     primary = pg.PgServer(MAJOR, root / "primary/data", PRIMARY_PORT)
@@ -109,6 +117,8 @@ def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client
         primary.hba([line for line in lines if line and not line.startswith("#")])
         primary.start()
         primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
+        slot = yaml.safe_load((specs / f"clusters/{cluster}.yaml").read_text())["replication"]["slot"]
+        primary.psql(f"select pg_create_physical_replication_slot('{slot}')")
         primary.psql("create table t (id int primary key, note text)")
 
         home = compose_pghome(root / "soft", MAJOR, client_tools)
@@ -121,6 +131,7 @@ def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client
         run([scripts / "60-standby.sh"], env=env)
         standby = pg.PgServer(MAJOR, Path(paths["pgdata"]), STANDBY_PORT)
         wait_for("streaming", lambda: standby.psql("select status from pg_stat_wal_receiver") == "streaming")
+        assert primary.psql(f"select active from pg_replication_slots where slot_name = '{slot}'") == "t"
 
         def write_and_switch(note: str, switches: int = 2) -> None:
             for i in range(switches):
@@ -167,10 +178,10 @@ def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client
         s3, redo3 = snapshot()
         t3 = time.time()
 
-        # --- the retention, on a clock where the window (1 day) starts between s2 and s3 ------
+        # --- the retention, on a clock where the window (7 days) starts between s2 and s3 -----
         clock = fake_clock(root / "clock")
-        # now + offset - 1 day = the middle between s2 and s3
-        (clock / "offset").write_text(str(int(86400 - (time.time() - (t2 + t3) / 2))))
+        # now + offset - 7 days = the middle between s2 and s3
+        (clock / "offset").write_text(str(int(window_days * DAY - (time.time() - (t2 + t3) / 2))))
         before = archived(archive)
         assert redo1 in before
         dry = run([scripts / "wal-retention.sh", "--dry-run"],
@@ -213,14 +224,15 @@ def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client
         run([scripts / "restore.sh", "--cleanup", "w3", "--yes"])
         clones.remove("w3")
 
-        # --- a simulated span: a snapshot run every 8 hours for 4 days, WAL between them --------
+        # --- a simulated span: the example's daily snapshot run (with its pruning by the
+        # default keep counts) for 24 days, WAL between them ----------------------------------
         # snapshot -> REDO WAL file (from SQL)
         model = {s.split("@")[1]: r for s, r in ((s1, redo1), (s2, redo2), (s3, redo3))}
-        offset = 86400 * 3
+        offset = DAY * (window_days + 1)
         most = 0
         newest_segment = 0
-        for step_no in range(12):
-            offset += 8 * 3600
+        for step_no in range(24):
+            offset += DAY
             (clock / "offset").write_text(str(offset))
             write_and_switch(f"span{step_no}", switches=3)
             path_env = dict(os.environ, PATH=f"{clock}:{os.environ['PATH']}")
@@ -235,17 +247,20 @@ def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client
                                        f"{pool}/{cluster}"], capture_output=True, text=True,
                                       check=True).stdout.split())
             now = time.time() + offset
-            start = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now - 86400))
+            start = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now - window_days * DAY))
             ours = sorted(s for s in model if f"{pool}/{cluster}@{s}" in kept)
             anchor = max([s for s in ours if s[len("pitr-"):] < start] or [ours[0]])
             needed = min(segment_number(model[s]) for s in ours if s >= anchor)
             missing = [n for n in range(needed, newest_segment + 1) if n not in segments]
             assert not missing, f"step {step_no}: needed segments gone: {missing}"
             most = max(most, len(segments))
-        # bounded: a day's window plus the 8 hours to the anchor (4 runs of 3 switches and a
-        # checkpoint each, and a little REDO lag), not the whole span
-        assert most <= 4 * 5 + 6, most
-        assert len(segments) < newest_segment - segment_number(redo1) - 10
+        # bounded: the window plus the gap to the anchor, at most a week with the default keep
+        # counts (daily 7, then weekly): 15 runs of 3 switches and a checkpoint each, and a
+        # little REDO lag; not the whole span
+        print(f"simulated span: at most {most} segments kept, {len(segments)} at the end, "
+              f"{newest_segment - segment_number(redo1) + 1} written since the first snapshot")
+        assert most <= 15 * 5 + 6, most
+        assert len(segments) < newest_segment - segment_number(redo1) - 20
     finally:
         for name in clones:
             subprocess.run([str(scripts / "restore.sh"), "--cleanup", name, "--yes"], capture_output=True)
@@ -257,3 +272,4 @@ def test_wal_retention_restores_and_a_bounded_archive(zfs_fuse, tmp_path, client
         drop_user(cluster)
         time.sleep(0.5)
         destroy_pool(pool)
+        shutil.rmtree(root, ignore_errors=True)

@@ -2,7 +2,10 @@
 archive_timeout and, on 13+ with a slot, max_slot_wal_keep_size (absent before 13, where the
 server would refuse it); with a queue limit the generated archive helper drops WAL past it,
 reports success, says so in the server log and counts it, so pg_wal stops growing while the
-archive is away."""
+archive is away. The bundle is the example specs' with cluster pg168121's primary moved onto
+this machine (address, port, data folder, helper path, version); the settings under test are
+the example's own (its slot, max_slot_wal_keep_size 20GB, the default archive_timeout of 60 s),
+and for the queue limit, off by default, the test turns it on."""
 
 from __future__ import annotations
 
@@ -12,35 +15,42 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 import pg_backend as pg
-from conftest import backend_missing, pitr_bundle
-from test_standby_real_pg import PRIMARY_OS_USER, wait_for, write_specs
+from conftest import EXAMPLE_SPECS, backend_missing, pitr_bundle
+from test_standby_real_pg import PRIMARY_OS_USER, wait_for
 
 pytestmark = pytest.mark.postgres
 
 PORTS = {12: 28312, 16: 28316}
+CLUSTER = "pg168121"
 
 
-def primary_with_bundle_settings(root: Path, major: int, extra: str) -> tuple[pg.PgServer, Path]:
+def primary_with_bundle_settings(root: Path, major: int, extra: dict | None = None) -> tuple[pg.PgServer, Path]:
     """A real primary whose postgresql.conf includes the bundle's pitr-archive.conf, built from
-    a spec with a slot and `extra` lines under primary:."""
+    the example specs (pg168121's primary moved here), with `extra` fields under primary:."""
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
     root.chmod(0o755)
     pg.grant_traverse(root)
     pg.ensure_os_user(PRIMARY_OS_USER)
-    specs = write_specs(root, major)
-    cluster = specs / f"clusters/pgt{major}.yaml"
-    text = cluster.read_text()
-    text = text.replace(f"port: {27000 + major}", f"port: {PORTS[major]}")
-    text = text.replace(f"port: {28000 + major}", f"port: {PORTS[major] + 100}")
-    text = text.replace("replication: {user: replicator}", "replication: {user: replicator, slot: pitr_s1}")
-    text = text.replace("  archive_requires_mount: false  # no NFS between two folders of one machine\n",
-                        "  archive_requires_mount: false\n" + extra)
-    cluster.write_text(text)
+    specs = root / "specs"
+    shutil.copytree(EXAMPLE_SPECS, specs)
+    path = specs / f"clusters/{CLUSTER}.yaml"
+    spec = yaml.safe_load(path.read_text())
+    assert spec["replication"]["slot"] and "archive_timeout" not in spec["primary"]
+    spec["postgres"]["version"] = pg.server_version(major)
+    spec["primary"].update({
+        "address": "127.0.0.1", "port": PORTS[major], "data_dir": str(root / "primary/data"),
+        "archive_mount": str(root / f"pg_arch/{CLUSTER}"),
+        "archive_script": str(root / "primary/bin/pitr-archive-wal"),
+        "archive_via_sudo": False,  # the test primary's user owns the archive folder
+        "archive_requires_mount": False,  # no NFS between two folders of one machine
+        **(extra or {})})
+    path.write_text(yaml.safe_dump(spec))
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
-    bundle = root / f"out/test/clusters/pgt{major}/primary"
+    bundle = root / f"out/pitr1/clusters/{CLUSTER}/primary"
     user = pwd.getpwnam(PRIMARY_OS_USER)
     (root / "primary/bin").mkdir(parents=True)
     shutil.copy(bundle / "pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
@@ -56,13 +66,12 @@ def primary_with_bundle_settings(root: Path, major: int, extra: str) -> tuple[pg
 
 @pytest.mark.parametrize("major", [12, 16])
 def test_archive_timeout_and_max_slot_wal_keep_size_reach_the_primary(major, tmp_path):
-    primary, conf = primary_with_bundle_settings(
-        tmp_path, major, "  archive_timeout: 45\n  max_slot_wal_keep_size: 3GB\n")
+    primary, conf = primary_with_bundle_settings(tmp_path, major)
     try:
         primary.start()
-        assert primary.psql("show archive_timeout") == "45s"
+        assert primary.psql("show archive_timeout") == "1min"  # the default, 60 s
         if major >= 13:
-            assert primary.psql("show max_slot_wal_keep_size") == "3GB"
+            assert primary.psql("show max_slot_wal_keep_size") == "20GB"  # the example's
         else:
             assert "max_slot_wal_keep_size" not in conf.read_text()
     finally:
@@ -72,7 +81,7 @@ def test_archive_timeout_and_max_slot_wal_keep_size_reach_the_primary(major, tmp
 def test_queue_limit_drops_wal_loudly_instead_of_filling_the_primary(tmp_path):
     state = tmp_path / "state"
     primary, _ = primary_with_bundle_settings(
-        tmp_path, 16, f"  archive_queue_max: 32MB\n  archive_state_dir: {state}\n")
+        tmp_path, 16, {"archive_queue_max": "32MB", "archive_state_dir": str(state)})
     state.mkdir()
     os.chown(state, pwd.getpwnam(PRIMARY_OS_USER).pw_uid, -1)
     # the archive folder does not exist: every copy fails, as with the backup host away
@@ -85,7 +94,7 @@ def test_queue_limit_drops_wal_loudly_instead_of_filling_the_primary(tmp_path):
         wait_for("a failed archive attempt", lambda: int(primary.psql(
             "select failed_count from pg_stat_archiver")) > 0)
         # past two waiting segments the helper reports success and drops them
-        dropped = state / "pgt16-dropped-wal"
+        dropped = state / f"{CLUSTER}-dropped-wal"
         wait_for("dropped WAL counted", lambda: dropped.exists() and int(dropped.read_text().split()[0]) >= 1,
                  timeout=120)
         wait_for("the queue back under the limit", lambda: len(list(
@@ -93,7 +102,7 @@ def test_queue_limit_drops_wal_loudly_instead_of_filling_the_primary(tmp_path):
         files, size, last, _ = dropped.read_text().split()
         assert int(size) == int(files) * 16 * 1024 * 1024 and len(last) == 24
         assert int(primary.psql("select archived_count from pg_stat_archiver")) >= int(files)
-        assert not (tmp_path / "pg_arch").joinpath("pgt16/arch").exists()
+        assert not (tmp_path / "pg_arch").joinpath(f"{CLUSTER}/arch").exists()
         log = "".join(p.read_text(errors="replace") for p in (primary.data_dir / "log").glob("*")) \
             if (primary.data_dir / "log").is_dir() else primary.log_tail(400)
         assert "DROPPED " in log and "over the queue limit of 33554432 bytes" in log

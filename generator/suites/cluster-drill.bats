@@ -70,7 +70,7 @@ state() {
   run -0 "$DRILL_SCRIPT"
   calls '^restore.sh --target-time [0-9-]+ [0-9:]+\+00 --name drill --port [0-9]+ --yes$' | grep -q .
   calls '^restore.sh --cleanup drill --yes$' | grep -q .
-  ! "$STUB_BIN/zfs" list -H -o name "$CLONE"
+  ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
   [ "$(state result)" = ok ]
   [ "$(state snapshot)" = "$DATASET@${PREFIX}20261124T080100Z" ]
   [ "$(state sanity)" = 42 ]
@@ -108,7 +108,7 @@ state() {
   run -1 "$DRILL_SCRIPT"
   [ "$(state result)" = failed ]
   [[ $(state error) == *"a WAL file is missing"* ]]
-  ! "$STUB_BIN/zfs" list -H -o name "$CLONE"
+  ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
   [ -z "$(state last_ok_epoch)" ]
 }
 

@@ -77,10 +77,10 @@ nothing_installed() {
   pg_setting max_replication_slots 7 postmaster "configuration file" "$PG_ETC/postgresql.conf"
   pg_fact senders_other 3
   run -0 "$PRIMARY_SCRIPT"
-  ! grep -q '^wal_level' "$INCLUDE"
-  ! grep -q '^archive_mode' "$INCLUDE"
-  ! grep -q '^max_wal_senders' "$INCLUDE"
-  ! grep -q '^max_replication_slots' "$INCLUDE"
+  ! grep -q '^wal_level' "$INCLUDE" || false
+  ! grep -q '^archive_mode' "$INCLUDE" || false
+  ! grep -q '^max_wal_senders' "$INCLUDE" || false
+  ! grep -q '^max_replication_slots' "$INCLUDE" || false
   grep -q '^archive_command' "$INCLUDE"
   [[ $output == *"wal_level = 'logical'"*"left as it is"* ]]
   [[ $output != *"RESTART"* ]]
@@ -102,8 +102,8 @@ nothing_installed() {
   pg_fact "base:max_slot_wal_keep_size" "$((keep_needed - 1))MB"
   rm -f "$INCLUDE"
   run -0 "$PRIMARY_SCRIPT" --no-mount
-  ! grep -q '^archive_timeout' "$INCLUDE"
-  ! grep -q '^max_slot_wal_keep_size' "$INCLUDE"
+  ! grep -q '^archive_timeout' "$INCLUDE" || false
+  ! grep -q '^max_slot_wal_keep_size' "$INCLUDE" || false
   [[ $output == *"archive_timeout = '$((timeout_needed - 1))s'"*"left as it is"* ]]
   # looser ones in other units (1h; 1TB) are brought down to the caps
   pg_fact "base:archive_timeout" 1h

@@ -107,10 +107,28 @@ snapshot_at() {
   ! "$STUB_BIN/zfs" list -H -o name "$POOL/restore/$CLUSTER-t1" 2>/dev/null
 }
 
+@test "restore: the same name and target again resumes its clone; the name with another target is refused" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  snapshot_at "2026-11-24 13:00:00Z"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  : >"$STUB_LOG"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"restore t1 exists for this target"*"resuming it"* ]]
+  [ -z "$(calls '^zfs (clone|destroy)')" ]
+  # another time, even one whose newest snapshot is the same, and another snapshot: refused
+  for target in '2026-11-24 12:30:00+00' '2026-11-24 14:00:00+00'; do
+    : >"$STUB_LOG"
+    run -3 "$RESTORE_SCRIPT" --target-time "$target" --name t1 --yes
+    [[ $output == *"restore t1 exists ($POOL/restore/$CLUSTER-t1) for another target: clean it up first with --cleanup t1"* ]]
+    [ -z "$(calls '^zfs (clone|destroy|set)|pg_ctl')" ]
+  done
+  [ "$("$STUB_BIN/zfs" get -H -o value origin "$POOL/restore/$CLUSTER-t1")" = "$DATASET@${PREFIX}20261124T080100Z" ]
+}
+
 @test "restore: --dry-run clones nothing and starts nothing" {
   snapshot_at "2026-11-24 08:01:00Z"
   run -0 "$RESTORE_SCRIPT" --latest --name t1 --dry-run
-  ! calls '^zfs (clone|create)|pg_ctl' | grep -q .
+  [ -z "$(calls '^zfs (clone|create)|pg_ctl')" ]
   [[ $output == *"would run: zfs clone"* ]]
 }
 
@@ -244,10 +262,11 @@ esac'
   pgdata=$SANDBOX/restore/$CLUSTER-s1/pg_root
   settings=$pgdata/pitr-restore.conf
   [[ $(cluster_fact "['recovery_file']") == standby.signal ]] || settings=$pgdata/recovery.conf
-  ! grep -q recovery_target_time "$settings"
+  # no target and no target action (recovery_target_timeline is not a target)
+  ! grep -qE "^recovery_target(_time|_lsn|_name|_xid|_action)? *=" "$settings" || false
+  grep -qxF "recovery_target_timeline = 'latest'" "$settings"
   # only the WAL the snapshot holds: never the archive
   grep -qxF "restore_command = 'false'" "$settings"
-  ! grep -q "^recovery_target" "$settings"
   run -3 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20991124T080100Z" --name s2 --yes
   [[ $output == *"no snapshot"* ]]
 }
@@ -267,7 +286,7 @@ esac'
   [[ $output == *"no longer holds the WAL a replay from $DATASET@${PREFIX}20261110T080100Z needs"* ]]
   [[ $output == *"any time after 2026-11-17 08:01:00+00"* ]]
   [[ $output == *"--snapshot ${PREFIX}20261110T080100Z"*"taken 2026-11-10 08:01:00+00"* ]]
-  ! calls '^zfs clone' | grep -q .
+  [ -z "$(calls '^zfs clone')" ]
   # inside the window: restored
   run -0 "$RESTORE_SCRIPT" --target-time '2026-11-18 12:00:00+00' --name t1 --yes
 }

@@ -195,6 +195,30 @@ else
 fi'
 }
 
+# a PostgreSQL source tarball in miniature: configure, make and make install really run (as in
+# the build), and install a pg_config that reports what the build script expects of a finished
+# build; installs go to PREFIX in the sandbox (the configure line keeps the real prefix)
+fake_source_tarball() {
+  local tarball=$1 prefix=$2 script=$3 src EXPECTED_VERSION EXPECTED_CONFIGURE
+  eval "$(grep -E '^readonly EXPECTED_(VERSION|CONFIGURE)=' "$script" | sed 's/^readonly //')"
+  src=$BATS_TEST_TMPDIR/src/postgresql-fake
+  mkdir -p "$src/contrib"
+  printf '#!/bin/sh\nprintf "%%s\\n" "$@" >config.args\ncp config.args %q\n' "$BATS_TEST_TMPDIR/configure.args" >"$src/configure"
+  chmod +x "$src/configure"
+  {
+    # shellcheck disable=SC2016 # the quoted text is the fake pg_config's own code
+    printf '#!/bin/sh\ncase $1 in\n'
+    printf '  --version) printf "%%s\\n" %q ;;\n' "$EXPECTED_VERSION"
+    printf '  --configure) printf "%%s\\n" %q ;;\n' "$EXPECTED_CONFIGURE"
+    printf 'esac\n'
+  } >"$src/pg_config.in"
+  printf 'all:\n\tcp pg_config.in pg_config\ninstall: all\n\tmkdir -p %s/bin\n\tinstall -m 0755 pg_config %s/bin/pg_config\n' \
+    "$prefix" "$prefix" >"$src/Makefile"
+  printf 'all:\n\ttouch built\ninstall: all\n\tmkdir -p %s/share/extension\n\ttouch %s/share/extension/contrib.control\n' \
+    "$prefix" "$prefix" >"$src/contrib/Makefile"
+  tar -czf "$tarball" -C "$BATS_TEST_TMPDIR/src" postgresql-fake
+}
+
 # jq_get JSON KEY: one field of a JSON object printed by query
 jq_get() {
   python3 -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print("" if v is None else v)' "$1" "$2"
