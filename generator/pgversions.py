@@ -72,7 +72,7 @@ FACTS = {fact.name: fact for fact in [
     # connections, which a standby with hot_standby=off never accepts
     Fact("pg_ctl -w knows standbys", 100000, None),
     # process titles and monitoring views
-    Fact("walreceiver process title", 100000, None),  # before: "wal receiver process"
+    Fact("walreceiver process title", 110000, None),  # before (10 too): "wal receiver process"
     Fact("pg_stat_archiver", 90400, None),  # before: count archive_status/*.ready
     Fact("replication slots", 90400, None),
     Fact("pg_current_wal_lsn", 100000, None),  # before: pg_current_xlog_location

@@ -1,7 +1,8 @@
 """The whole point of the host, for real: a standby on a zfs-fuse dataset streams from a real
 primary; the generated snapshot script snapshots it; the generated restore script clones the
 newest snapshot before a target time and replays archived WAL up to it; the generated monitor
-check sees it all. One PostgreSQL major up to 11 (recovery.conf) and one from 12 (signals).
+check sees it all. PostgreSQL 10 (recovery.conf, the WAL receiver's old process title), 11
+(recovery.conf) and 16 (signals).
 The bundle is the example specs' (cluster pg168121 with its slot), with only disks, addresses,
 ports, folders and the version moved onto this machine (tests/derived_example.py)."""
 
@@ -32,7 +33,7 @@ def utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(epoch))
 
 
-@pytest.mark.parametrize("major", [11, 16])
+@pytest.mark.parametrize("major", [10, 11, 16])
 def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")

@@ -164,7 +164,10 @@ teardown() {
 @test "monitor: the WAL receiver is looked up under the title of the cluster's major" {
   a_cluster_world
   run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
-  if [[ $(cluster_fact "['postgres_major']") == 9.* ]]; then
+  local major
+  major=$(cluster_fact "['postgres_major']")
+  # the title changed in 11: "wal receiver process" up to 10 (seen on a real 10), "walreceiver" since
+  if [[ $major == 9.* || $major == 10 ]]; then
     calls '^pgrep -P [0-9]+ -f wal receiver process$' | grep -q .
   else
     calls '^pgrep -P [0-9]+ -f walreceiver$' | grep -q .
