@@ -14,7 +14,7 @@ here, the issue's own measurement used 15.18 too). Takes the machine-wide zfs-fu
 sessions take (/run/pitr-bundle-zfs-fuse.lock), so no test session stops the daemon under it.
 
 The spec is the example's (specs/hosts/pitr1.yaml, specs/clusters/pg168121.yaml) with only disks,
-addresses, ports, folders and OS users changed, and the version 17.6 -> 15 (pgBackRest 2.45);
+addresses, ports, folders and OS users changed, and the version 17.6 -> the installed 15.x (pgBackRest 2.45);
 the bundle is built by each given generator (`--bundle LABEL=COMMAND`, default: this checkout's)
 and its restore.sh runs as shipped. One primary (npm PostgreSQL 15, 127.0.0.1) archives every
 segment twice from one archive_command: the bundle's helper into the day folders, then
@@ -159,7 +159,7 @@ def derived_specs(setup: Setup) -> Path:
     cluster = yaml.safe_load(EXAMPLE_CLUSTER.read_text())
     cluster.update(os_user=OS_USER, dataset=f"{pool}/{CLUSTER}", mountpoint=f"{mnt}/{CLUSTER}",
                    port=STANDBY_PORT)
-    cluster["postgres"]["version"] = str(MAJOR)
+    cluster["postgres"]["version"] = pg.server_version(MAJOR)  # the full release: a bare major is refused
     cluster["primary"].update(
         address="127.0.0.1", port=PRIMARY_PORT, ha_partner="127.0.0.3",
         data_dir=f"{setup.root}/primary/data", os_user=PRIMARY_USER,
