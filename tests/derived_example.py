@@ -16,10 +16,13 @@ CLUSTER = "pg168121"
 
 
 def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, int, int],
-                  other_port: int | None = None, major: int = 17) -> Path:
+                  other_port: int | None = None, major: int | None = 17,
+                  log: Path | None = None, spare: Path | None = None) -> Path:
     """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
     a real primary of `major` at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
-    other_port) for tests that need a neighbour."""
+    other_port) for tests that need a neighbour. The example's log device and spare are dropped,
+    or kept with `log` and `spare` as their disks for tests of the pool's layout. major None
+    keeps the example's version, for tests that start no server (no binaries needed)."""
     standby_port, primary_port, restore_port = ports
     specs = root / "specs"
     shutil.copytree(EXAMPLE_SPECS, specs)
@@ -37,15 +40,22 @@ def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, in
     host["pool"].update({"name": pool, "device_paths": "any", "mountpoint": f"{mnt}/{pool}",
                          "pool_options": {"cachefile": "none"},
                          "vdevs": [{"type": "raidz1", "disks": [str(d) for d in disks]}]})
-    del host["pool"]["log"], host["pool"]["spares"]
+    if log is None or spare is None:
+        del host["pool"]["log"], host["pool"]["spares"]
+    else:
+        host["pool"]["log"]["devices"] = [str(log)]
+        host["pool"]["spares"] = [str(spare)]
     host["pool"]["properties"]["compression"] = "lzjb"  # zfs-fuse has no lz4
     for key in ("pg_home", "pg_arch", "pg_log"):
         host["datasets"][key] = {"name": f"{pool}/{key}", "mountpoint": f"{mnt}/{key}"}
+    host["nfs"].update({"exports_file": f"{root}/etc/exports",
+                        "ports_file": f"{root}/etc/nfs.conf.d/pitr-bundle.conf"})
     host_file.write_text(yaml.safe_dump(host))
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     c = yaml.safe_load(cluster_file.read_text())
     c.update({"dataset": f"{pool}/{CLUSTER}", "mountpoint": f"{mnt}/{CLUSTER}", "port": standby_port})
-    c["postgres"]["version"] = pg.server_version(major)
+    if major is not None:
+        c["postgres"]["version"] = pg.server_version(major)
     c["primary"].update({
         "address": "127.0.0.1", "port": primary_port, "ha_partner": None,
         "data_dir": str(root / "primary/data"), "os_user": pg.DEFAULT_OS_USER,

@@ -1,4 +1,7 @@
-"""The generated pool and datasets scripts against real ZFS (Debian's zfs-fuse, sparse files)."""
+"""The generated pool and datasets scripts against real ZFS (Debian's zfs-fuse, sparse files), on
+the example specs' bundle derived by tests/derived_example.py (disks, pool name, mountpoints,
+addresses; compression lzjb). Its cluster is pg168121; pg168104 (9.0) is dropped, as in the
+other derived tests."""
 
 from __future__ import annotations
 
@@ -6,60 +9,34 @@ import json
 import re
 import secrets
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import pitr_bundle
+from derived_example import CLUSTER, derived_specs
 from zfs_fuse import destroy_pool, sparse_disks
 
 pytestmark = pytest.mark.zfs
+
+PORTS = (27390, 27391, 27392)  # standby, primary, restore: nothing is started here
 
 
 def zfs(*args: str) -> str:
     return subprocess.run(["zfs", *args], check=True, capture_output=True, text=True).stdout
 
 
-def write_specs(root: Path, pool: str, disks: list[Path], spare_disks: list[Path] | None = None) -> Path:
-    specs = root / "specs"
-    (specs / "hosts").mkdir(parents=True, exist_ok=True)
-    (specs / "clusters").mkdir(exist_ok=True)
-    mnt = root / "mnt"
-    data, log, spare = disks[:3], disks[3], disks[4]
-    (specs / "hosts/test.yaml").write_text(textwrap.dedent(f"""\
-        name: test
-        address: 127.0.0.1
-        pool:
-          name: {pool}
-          ashift: 12
-          device_paths: any        # sparse files, not disks
-          pool_options: {{cachefile: none}}
-          mountpoint: {mnt}/{pool}
-          vdevs:
-            - type: raidz1
-              disks: [{", ".join(map(str, data))}]
-          log: {{type: single, devices: [{log}]}}
-          spares: [{spare}]
-          properties: {{compression: lzjb}}   # zfs-fuse has no lz4
-        datasets:
-          pg_home: {{name: {pool}/pg_home, mountpoint: {mnt}/pg_home}}
-          pg_arch: {{name: {pool}/pg_arch, mountpoint: {mnt}/pg_arch}}
-          pg_log: {{name: {pool}/pg_log, mountpoint: {mnt}/pg_log}}
-        nfs:
-          exports_file: {root}/etc/exports
-          ports_file: {root}/etc/nfs.conf.d/pitr-bundle.conf
-        """))
-    (specs / "clusters/pgt1.yaml").write_text(textwrap.dedent(f"""\
-        name: pgt1
-        host: test
-        dataset: {pool}/pgt1
-        mountpoint: {mnt}/pgt1
-        properties: {{recordsize: 8K}}
-        port: 25432
-        postgres: {{version: "17.6"}}
-        primary: {{address: 127.0.0.1, port: 5432}}
-        """))
+def write_specs(root: Path, pool: str, disks: list[Path], **change) -> Path:
+    """The example specs derived by tests/derived_example.py: 3 sparse files for the raidz1, one
+    for the log device and one for the spare, the pool named `pool`, mountpoints and the NFS
+    files under root, addresses 127.0.0.1, compression lzjb (zfs-fuse has no lz4). `change`
+    sets fields of pg168121 (a test that needs one names it and says why)."""
+    specs = derived_specs(root, pool, disks[:3], PORTS, major=None, log=disks[3], spare=disks[4])
+    cluster = specs / f"clusters/{CLUSTER}.yaml"
+    spec = yaml.safe_load(cluster.read_text())
+    spec.update(change)
+    cluster.write_text(yaml.safe_dump(spec))
     return specs
 
 
@@ -76,7 +53,7 @@ def host_bundle(zfs_fuse, tmp_path):
     disks = sparse_disks(tmp_path / "disks", 5)
     specs = write_specs(tmp_path, pool, disks)
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
-    yield pool, tmp_path / "out/test", disks
+    yield pool, tmp_path / "out/pitr1", disks
     destroy_pool(pool)
 
 
@@ -120,22 +97,30 @@ def test_drifted_property_is_reconciled(host_bundle):
     assert zfs("get", "-H", "-o", "value", "atime", pool).strip() == "off"
 
 
-def test_datasets_are_created_mounted_and_idempotent(host_bundle, tmp_path):
-    pool, bundle, _ = host_bundle
-    run_script(bundle / "host/10-pool.sh", "--yes")
-    run_script(bundle / "host/20-datasets.sh")
-    mnt = tmp_path / "mnt"
-    for name, mountpoint in [("pg_home", "pg_home"), ("pg_arch", "pg_arch"), ("pg_log", "pg_log"),
-                             ("pgt1", "pgt1")]:
-        dataset = f"{pool}/{name}"
-        assert zfs("get", "-H", "-o", "value", "mountpoint", dataset).strip() == str(mnt / mountpoint)
-        assert zfs("get", "-H", "-o", "value", "mounted", dataset).strip() == "yes"
-        # inherited from the pool root
-        assert zfs("get", "-H", "-o", "value", "compression", dataset).strip() == "lzjb"
-    assert zfs("get", "-H", "-o", "value", "recordsize", f"{pool}/pgt1").strip() == "8K"
-    again = run_script(bundle / "host/20-datasets.sh")
-    assert "0 created, 0 updated, 4 already present" in again.stderr
-    assert "run:" not in again.stderr
+def test_datasets_are_created_mounted_and_idempotent(zfs_fuse, tmp_path):
+    """One field changed from the example: pg168121 gets properties {recordsize: 8K} (the example
+    sets no dataset property), to prove a cluster's properties reach its dataset."""
+    pool = "pbd" + secrets.token_hex(3)
+    specs = write_specs(tmp_path, pool, sparse_disks(tmp_path / "disks", 5), properties={"recordsize": "8K"})
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    try:
+        run_script(bundle / "host/10-pool.sh", "--yes")
+        run_script(bundle / "host/20-datasets.sh")
+        mnt = tmp_path / "mnt"
+        for name, mountpoint in [("pg_home", "pg_home"), ("pg_arch", "pg_arch"), ("pg_log", "pg_log"),
+                                 (CLUSTER, CLUSTER)]:
+            dataset = f"{pool}/{name}"
+            assert zfs("get", "-H", "-o", "value", "mountpoint", dataset).strip() == str(mnt / mountpoint)
+            assert zfs("get", "-H", "-o", "value", "mounted", dataset).strip() == "yes"
+            # inherited from the pool root
+            assert zfs("get", "-H", "-o", "value", "compression", dataset).strip() == "lzjb"
+        assert zfs("get", "-H", "-o", "value", "recordsize", f"{pool}/{CLUSTER}").strip() == "8K"
+        again = run_script(bundle / "host/20-datasets.sh")
+        assert "0 created, 0 updated, 4 already present" in again.stderr
+        assert "run:" not in again.stderr
+    finally:
+        destroy_pool(pool)
 
 
 def test_dry_run_changes_nothing_on_real_zfs(host_bundle):
@@ -178,7 +163,7 @@ def test_existing_pool_with_another_layout_is_refused(zfs_fuse, tmp_path):
     try:
         specs = write_specs(tmp_path, pool, disks)
         pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
-        result = run_script(tmp_path / "out/test/host/10-pool.sh", "--yes", expect=3)
+        result = run_script(tmp_path / "out/pitr1/host/10-pool.sh", "--yes", expect=3)
         assert "exists with another layout" in result.stderr
         assert "data mirror disk00 disk01" in result.stderr
     finally:
@@ -189,29 +174,29 @@ def test_host_scripts_in_run_order_on_real_zfs(host_bundle, tmp_path):
     """pool -> datasets -> user -> NFS exports, as the bundle README orders them, for real."""
     pool, bundle, _ = host_bundle
     mnt = tmp_path / "mnt"
-    subprocess.run(["userdel", "-r", "pgt1"], capture_output=True)
-    subprocess.run(["groupdel", "pgt1"], capture_output=True)
+    subprocess.run(["userdel", "-r", CLUSTER], capture_output=True)
+    subprocess.run(["groupdel", CLUSTER], capture_output=True)
     try:
         run_script(bundle / "host/10-pool.sh", "--yes")
         run_script(bundle / "host/20-datasets.sh")
-        run_script(bundle / "clusters/pgt1/30-user.sh")
-        assert (mnt / "pgt1/pg_root").stat().st_mode & 0o777 == 0o700
+        run_script(bundle / f"clusters/{CLUSTER}/30-user.sh")
+        assert (mnt / CLUSTER / "pg_root").stat().st_mode & 0o777 == 0o700
         first = run_script(bundle / "host/40-nfs-exports.sh")
         exports = (tmp_path / "etc/exports").read_text()
-        assert f"{mnt}/pg_arch/pgt1 127.0.0.1(rw,no_root_squash,sync)" in exports
-        archive = mnt / "pg_arch/pgt1/arch"
+        assert f"{mnt}/pg_arch/{CLUSTER} 127.0.0.1(rw,no_root_squash,sync)" in exports
+        archive = mnt / "pg_arch" / CLUSTER / "arch"
         assert archive.is_dir() and archive.stat().st_mode & 0o7777 == 0o2750
         assert "port=892" in (tmp_path / "etc/nfs.conf.d/pitr-bundle.conf").read_text()
         # every script again: nothing changes
-        for script in ("host/10-pool.sh", "host/20-datasets.sh", "clusters/pgt1/30-user.sh",
+        for script in ("host/10-pool.sh", "host/20-datasets.sh", f"clusters/{CLUSTER}/30-user.sh",
                        "host/40-nfs-exports.sh"):
             again = run_script(bundle / script, "--yes") if "pool" in script else run_script(bundle / script)
             assert "run:" not in again.stderr, f"{script} changed something on a second run:\n{again.stderr}"
         assert (tmp_path / "etc/exports").read_text() == exports
         assert "run: install" in first.stderr
     finally:
-        subprocess.run(["userdel", "-r", "pgt1"], capture_output=True)
-        subprocess.run(["groupdel", "pgt1"], capture_output=True)
+        subprocess.run(["userdel", "-r", CLUSTER], capture_output=True)
+        subprocess.run(["groupdel", CLUSTER], capture_output=True)
 
 
 def snapshot_names(dataset: str) -> list[str]:
@@ -261,21 +246,20 @@ def test_snapshot_and_restore_act_only_on_their_own_dataset(host_bundle):
 
 def test_a_cluster_dataset_one_level_deeper_is_created_with_its_parent(zfs_fuse, tmp_path):
     """validate accepts zp1/standby/crm14; the datasets script must create it (zfs create -p),
-    not stop at "parent does not exist"."""
+    not stop at "parent does not exist". One field changed from the example: pg168121's dataset
+    is <pool>/standby/pg168121 (the example's is one level deep)."""
     pool = "pbn" + secrets.token_hex(3)
     disks = sparse_disks(tmp_path / "disks", 5)
-    specs = write_specs(tmp_path, pool, disks)
-    cluster = specs / "clusters/pgt1.yaml"
-    cluster.write_text(cluster.read_text().replace(f"dataset: {pool}/pgt1", f"dataset: {pool}/standby/pgt1"))
+    specs = write_specs(tmp_path, pool, disks, dataset=f"{pool}/standby/{CLUSTER}")
     pitr_bundle("validate", str(specs), check=True)
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
-    bundle = tmp_path / "out/test"
+    bundle = tmp_path / "out/pitr1"
     try:
         run_script(bundle / "host/10-pool.sh", "--yes")
         run_script(bundle / "host/20-datasets.sh")
-        assert zfs("get", "-H", "-o", "value", "mountpoint", f"{pool}/standby/pgt1").strip() == \
-            str(tmp_path / "mnt/pgt1")
-        assert zfs("get", "-H", "-o", "value", "mounted", f"{pool}/standby/pgt1").strip() == "yes"
+        assert zfs("get", "-H", "-o", "value", "mountpoint", f"{pool}/standby/{CLUSTER}").strip() == \
+            str(tmp_path / "mnt" / CLUSTER)
+        assert zfs("get", "-H", "-o", "value", "mounted", f"{pool}/standby/{CLUSTER}").strip() == "yes"
         again = run_script(bundle / "host/20-datasets.sh")
         assert "0 created, 0 updated, 4 already present" in again.stderr
     finally:

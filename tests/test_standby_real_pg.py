@@ -1,4 +1,10 @@
-"""The generated per-cluster scripts against real PostgreSQL servers of majors 10 to 18.
+"""The generated per-cluster scripts against real PostgreSQL servers of majors 10 to 18, on the
+example specs' bundle (cluster pg168121, with its replication slot) derived by
+tests/derived_example.py: disks, addresses, ports, folders moved onto this machine and the
+version set to each major's server (the only thing that moves per major). The pool and the
+datasets are not made here (plain folders stand in for them, the host scripts are not run: they
+are proven on zfs-fuse by test_host_zfs_fuse and the *_zfs_pg tests), so the derived disks are
+never touched.
 
 For each major: a primary on 127.0.0.1 configured with the bundle's archive settings, helper and
 pg_hba lines; on the "backup host" side (the same machine, paths under the test's folder) the
@@ -16,7 +22,7 @@ import os
 import pwd
 import shutil
 import subprocess
-import textwrap
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,12 +30,19 @@ import pytest
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
+from derived_example import CLUSTER, derived_specs
 
 pytestmark = pytest.mark.postgres
 
 MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18]
 PRIMARY_OS_USER = pg.DEFAULT_OS_USER
 PASSWORD = "Tr0ub4dor-test-only"
+SLOT = "pitr1_pg168121"  # the example's replication slot
+
+
+def ports(major: int) -> tuple[int, int, int]:
+    """standby, primary, restore (never started here) ports of one major."""
+    return 28000 + major, 27000 + major, 27300 + major
 
 
 def compose_pghome(folder: Path, major: int, client_bin: Path) -> Path:
@@ -50,45 +63,6 @@ def compose_pghome(folder: Path, major: int, client_bin: Path) -> Path:
     subprocess.run(["chmod", "-R", "go+rX", str(home)], check=True)
     pg.grant_traverse(home)
     return home
-
-
-def write_specs(root: Path, major: int) -> Path:
-    specs = root / "specs"
-    (specs / "hosts").mkdir(parents=True)
-    (specs / "clusters").mkdir()
-    (specs / "hosts/test.yaml").write_text(textwrap.dedent(f"""\
-        name: test
-        address: 127.0.0.1
-        pool:
-          name: tp
-          device_paths: any
-          vdevs: [{{type: mirror, disks: [/dev/null-a, /dev/null-b]}}]
-        datasets:
-          pg_home: {{name: tp/pg_home, mountpoint: {root}/pg_home}}
-          pg_arch: {{name: tp/pg_arch, mountpoint: {root}/pg_arch}}
-          pg_log: {{name: tp/pg_log, mountpoint: {root}/pg_log}}
-        """))
-    (specs / f"clusters/pgt{major}.yaml").write_text(textwrap.dedent(f"""\
-        name: pgt{major}
-        host: test
-        mountpoint: {root}/data
-        port: {28000 + major}
-        postgres: {{version: "{pg.server_version(major)}"}}
-        primary:
-          address: 127.0.0.1
-          port: {27000 + major}
-          data_dir: {root}/primary/data
-          os_user: {PRIMARY_OS_USER}
-          archive_mount: {root}/pg_arch/pgt{major}
-          archive_script: {root}/primary/bin/pitr-archive-wal
-          archive_via_sudo: false        # the test primary's user owns the archive folder
-          archive_requires_mount: false  # no NFS between two folders of one machine
-        replication: {{user: replicator}}
-        standby:
-          hot_standby: true
-          settings: {{shared_buffers: 32MB, max_connections: 100}}
-        """))
-    return specs
 
 
 def run(cmd, *, env=None, expect=0) -> subprocess.CompletedProcess:
@@ -119,19 +93,24 @@ def drop_user(name: str) -> None:
 
 
 @pytest.mark.parametrize("major", MAJORS)
-def test_standby_from_generated_scripts(major, tmp_path, client_tools):
+def test_standby_from_generated_scripts(major, client_tools):
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
-    root = tmp_path
+    # a short root: the standby's unix socket lives in its data folder (at most 107 bytes)
+    root = Path(tempfile.mkdtemp(prefix="ps", dir="/tmp"))
     root.chmod(0o755)
     pg.grant_traverse(root)
-    cluster = f"pgt{major}"
+    cluster = CLUSTER
+    standby_port, primary_port, restore_port = ports(major)
     drop_user(cluster)
     pg.ensure_os_user(PRIMARY_OS_USER)
-    specs = write_specs(root, major)
+    # never created: no pool here (see the module's docstring)
+    specs = derived_specs(root, "pz" + str(major), [root / f"no-pool/disk{i}" for i in range(3)],
+                          (standby_port, primary_port, restore_port), major=major)
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
-    bundle = root / "out/test"
+    bundle = root / "out/pitr1"
     facts = json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"][0]
+    assert facts["name"] == cluster
     paths = facts["paths"]
 
     # --- the primary, with the bundle's archive settings, helper and pg_hba lines
@@ -140,7 +119,7 @@ def test_standby_from_generated_scripts(major, tmp_path, client_tools):
     shutil.copy(bundle / f"clusters/{cluster}/primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
     (root / "primary/bin/pitr-archive-wal").chmod(0o755)
     archive = Path(paths["archive"])
-    primary = pg.PgServer(major, root / "primary/data", 27000 + major)
+    primary = pg.PgServer(major, root / "primary/data", primary_port)
     standby_pgctl = None
     try:
         primary.initdb()
@@ -152,10 +131,12 @@ def test_standby_from_generated_scripts(major, tmp_path, client_tools):
         primary.hba([line for line in hba_lines if line and not line.startswith("#")])
         primary.start()
         primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
+        primary.psql(f"select pg_create_physical_replication_slot('{SLOT}')")
         primary.psql("create table t (id int primary key, note text)")
 
         # --- the backup host side, with the generated scripts
-        for folder in ("pg_home", "pg_log", "data"):
+        # plain folders where the derived datasets would mount
+        for folder in ("mnt", "mnt/pg_home", "mnt/pg_log", f"mnt/{cluster}"):
             (root / folder).mkdir(exist_ok=True)
             (root / folder).chmod(0o755)
         run([bundle / f"clusters/{cluster}/30-user.sh"])
@@ -178,13 +159,15 @@ def test_standby_from_generated_scripts(major, tmp_path, client_tools):
         other = "standby.signal" if major < 12 else "recovery.conf"
         assert not (Path(paths["pgdata"]) / other).exists()
 
-        standby = pg.PgServer(major, Path(paths["pgdata"]), 28000 + major)
+        standby = pg.PgServer(major, Path(paths["pgdata"]), standby_port)
 
         # streaming, seen from both ends
         wait_for("pg_stat_replication on the primary", lambda: primary.psql(
             f"select state from pg_stat_replication where application_name = '{cluster}'") == "streaming")
         wait_for("pg_stat_wal_receiver on the standby",
                  lambda: standby.psql("select status from pg_stat_wal_receiver") == "streaming")
+        # through the example's slot
+        assert primary.psql(f"select active from pg_replication_slots where slot_name = '{SLOT}'") == "t"
 
         # a row written on the primary appears on the hot standby
         primary.psql("insert into t values (1, 'streamed')")
@@ -213,7 +196,7 @@ def test_standby_from_generated_scripts(major, tmp_path, client_tools):
         assert primary.psql(f"select count(*) from pg_stat_replication where application_name = '{cluster}'") == "0"
 
         # the replication password reached .pgpass from the environment, never the bundle
-        for path in [*bundle.rglob("*"), root / "out/test.tar.gz"]:
+        for path in [*bundle.rglob("*"), root / "out/pitr1.tar.gz"]:
             if path.is_file():
                 assert PASSWORD.encode() not in path.read_bytes(), path
 
@@ -227,3 +210,4 @@ def test_standby_from_generated_scripts(major, tmp_path, client_tools):
                             "-m", "immediate", "stop"], capture_output=True)
         primary.stop(mode="immediate", check=False)
         drop_user(cluster)
+        shutil.rmtree(root, ignore_errors=True)
