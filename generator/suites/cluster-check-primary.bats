@@ -26,7 +26,7 @@ setup() {
 # keeping 1 MB with its WAL reserved
 healthy_primary() {
   NOW=$(date -u +%s)
-  primary_answers on "0|$((NOW - 30))|0||$NOW" "true|1048576|reserved|1073741824"
+  primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824"
 }
 
 # primary_answers ARCHIVE_MODE ARCHIVER_ROW SLOT_ROW: what the stub psql answers (a row of
@@ -84,14 +84,23 @@ ready() {
 
 @test "check-primary: a failing archive_command is CRITICAL, naming the file (9.4+: pg_stat_archiver)" {
   ((MAJOR >= 904)) || skip "no pg_stat_archiver before 9.4"
-  primary_answers on "7|$((NOW - 600))|$((NOW - 60))|000000010000000000000042|$NOW" "true|1048576|reserved|1073741824"
+  primary_answers on "7|$((NOW - 600))|$((NOW - 60))|000000010000000000000042|$NOW|t" "true|1048576|reserved|1073741824"
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == "PITR-PRIMARY CRITICAL - $CLUSTER: archive_command fails since "*" UTC (7 failures, last for 000000010000000000000042)"* ]]
+  [[ $output == *"archive_failed=7c"* ]]
+  # a failure in the second of the last success: the server's comparison decides, not seconds
+  primary_answers on "1|$NOW|$NOW|000000010000000000000043|$NOW|t" "true|1048576|reserved|1073741824"
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"(1 failures, last for 000000010000000000000043)"* ]]
+  grep -q 'last_failed_time > last_archived_time' "$CHECK"
+  # failures that a later success ended: OK
+  primary_answers on "7|$NOW|$((NOW - 60))|000000010000000000000042|$NOW|f" "true|1048576|reserved|1073741824"
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == *"archive_failed=7c"* ]]
 }
 
 @test "check-primary: archive_mode off, or a primary that does not answer, is CRITICAL" {
-  primary_answers off "0|$((NOW - 30))|0||$NOW" "true|1048576|reserved|1073741824"
+  primary_answers off "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824"
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == "PITR-PRIMARY CRITICAL - $CLUSTER: archive_mode is off: nothing reaches the backup host"* ]]
   stub psql 'echo "psql: error: connection to server failed" >&2; exit 2'
@@ -114,7 +123,7 @@ ready() {
 @test "check-primary: the spec's slot missing, keeping too much, or losing its WAL (13+: wal_status)" {
   [[ -n $SLOT ]] || skip "the spec names no replication slot"
   ((MAJOR >= 904)) || skip "no slots before 9.4"
-  local archiver="0|$((NOW - 30))|0||$NOW" warn crit
+  local archiver="0|$((NOW - 30))|0||$NOW|f" warn crit
   primary_answers on "$archiver" ""
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == *"replication slot $SLOT missing: the standby cannot stream"* ]]

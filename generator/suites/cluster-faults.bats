@@ -310,7 +310,7 @@ STUB
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub psql 'case "$*" in
   *"show archive_mode"*) echo on ;;
-  *pg_stat_archiver*) echo "0|1700000000|0||1700000100" ;;
+  *pg_stat_archiver*) echo "0|1700000000|0||1700000100|f" ;;
   *pg_replication_slots*) echo "true|1024|reserved|1073741824" ;;
 esac'
   for command in psql du find; do
