@@ -72,13 +72,17 @@ check_archiving() {
   fi
   [[ $mode != off ]] || raise 2 "archive_mode is off: nothing reaches the backup host"
   if ((HAS_ARCHIVER)); then
-    local row failed last_ok last_failed failed_wal now
+    local row failed last_ok last_failed failed_wal now failing
+    # the server compares the two times itself: in whole seconds a failure in the second of
+    # the last success would not count
     row=$(sql "select failed_count, coalesce(extract(epoch from last_archived_time)::bigint, 0),
       coalesce(extract(epoch from last_failed_time)::bigint, 0), coalesce(last_failed_wal, ''),
-      extract(epoch from now())::bigint from pg_stat_archiver") || { raise 3 "pg_stat_archiver unreadable"; return 0; }
-    IFS='|' read -r failed last_ok last_failed failed_wal now <<<"$row"
+      extract(epoch from now())::bigint,
+      coalesce(last_failed_time > last_archived_time, last_failed_time is not null)
+      from pg_stat_archiver") || { raise 3 "pg_stat_archiver unreadable"; return 0; }
+    IFS='|' read -r failed last_ok last_failed failed_wal now failing <<<"$row"
     PERFDATA+=("archive_failed=${failed}c")
-    if ((last_failed > last_ok)); then
+    if [[ $failing == t ]]; then
       raise 2 "archive_command fails since $(date -u -d "@$last_failed" '+%F %T') UTC ($failed failures, last for $failed_wal)"
     fi
     ((last_ok == 0)) || PERFDATA+=("archive_last_ok_age=$((now - last_ok))s")
