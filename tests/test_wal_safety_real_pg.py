@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 import pg_backend as pg
-from conftest import EXAMPLE_SPECS, backend_missing, pitr_bundle
+from conftest import backend_missing, pitr_bundle
+from derived_example import CLUSTER, derived_specs
 from test_standby_real_pg import PRIMARY_OS_USER, wait_for
 
 pytestmark = pytest.mark.postgres
 
 PORTS = {12: 28312, 16: 28316}
-CLUSTER = "pg168121"
 
 
 def primary_with_bundle_settings(root: Path, major: int, extra: dict | None = None) -> tuple[pg.PgServer, Path]:
@@ -35,19 +35,12 @@ def primary_with_bundle_settings(root: Path, major: int, extra: dict | None = No
     root.chmod(0o755)
     pg.grant_traverse(root)
     pg.ensure_os_user(PRIMARY_OS_USER)
-    specs = root / "specs"
-    shutil.copytree(EXAMPLE_SPECS, specs)
+    specs = derived_specs(root, "nopool", [root / f"no-pool/disk{i}" for i in range(3)],
+                          (PORTS[major] + 100, PORTS[major], PORTS[major] + 200), major=major)
     path = specs / f"clusters/{CLUSTER}.yaml"
     spec = yaml.safe_load(path.read_text())
     assert spec["replication"]["slot"] and "archive_timeout" not in spec["primary"]
-    spec["postgres"]["version"] = pg.server_version(major)
-    spec["primary"].update({
-        "address": "127.0.0.1", "port": PORTS[major], "data_dir": str(root / "primary/data"),
-        "archive_mount": str(root / f"pg_arch/{CLUSTER}"),
-        "archive_script": str(root / "primary/bin/pitr-archive-wal"),
-        "archive_via_sudo": False,  # the test primary's user owns the archive folder
-        "archive_requires_mount": False,  # no NFS between two folders of one machine
-        **(extra or {})})
+    spec["primary"].update(extra or {})
     path.write_text(yaml.safe_dump(spec))
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
     bundle = root / f"out/pitr1/clusters/{CLUSTER}/primary"
@@ -102,7 +95,7 @@ def test_queue_limit_drops_wal_loudly_instead_of_filling_the_primary(tmp_path):
         files, size, last, _ = dropped.read_text().split()
         assert int(size) == int(files) * 16 * 1024 * 1024 and len(last) == 24
         assert int(primary.psql("select archived_count from pg_stat_archiver")) >= int(files)
-        assert not (tmp_path / "pg_arch").joinpath(f"{CLUSTER}/arch").exists()
+        assert not (tmp_path / "mnt/pg_arch").joinpath(f"{CLUSTER}/arch").exists()
         log = "".join(p.read_text(errors="replace") for p in (primary.data_dir / "log").glob("*")) \
             if (primary.data_dir / "log").is_dir() else primary.log_tail(400)
         assert "DROPPED " in log and "over the queue limit of 33554432 bytes" in log
