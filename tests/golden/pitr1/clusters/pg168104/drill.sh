@@ -6,7 +6,7 @@
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
 #
 # Restore drill of cluster pg168104: restores to 30 min before now with restore.sh under
-# the name `drill` on a free port (from 20212), waits until it is open, runs a sanity
+# the name 'drill' on a free port (from 20212), waits until it is open, runs a sanity
 # query, records the result in /var/lib/pitr-bundle/drill-pg168104.state (the host monitor reads it) and a line in
 # /var/lib/pitr-bundle/drill-pg168104.log, and always removes its clone. Run by cron (17 5 * * 0, UTC)
 # as /usr/local/sbin/pitr-drill-pg168104, or by hand from the bundle. Exit 0 the drill succeeded, 1 it failed.

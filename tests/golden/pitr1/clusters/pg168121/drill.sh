@@ -6,7 +6,7 @@
 #   clusters/pg168121.yaml sha256:9dfe73cdba27c7393ac1170c82af02d393e461ac83b290304a34e001e2c24967
 #
 # Restore drill of cluster pg168121: restores to 30 min before now with restore.sh under
-# the name `drill` on a free port (from 20213), waits until it is open, runs a sanity
+# the name 'drill' on a free port (from 20213), waits until it is open, runs a sanity
 # query, records the result in /var/lib/pitr-bundle/drill-pg168121.state (the host monitor reads it) and a line in
 # /var/lib/pitr-bundle/drill-pg168121.log, and always removes its clone. Run by cron (17 5 * * 0, UTC)
 # as /usr/local/sbin/pitr-drill-pg168121, or by hand from the bundle. Exit 0 the drill succeeded, 1 it failed.

@@ -302,7 +302,9 @@ write_helper() {
 # path but the WAL file's, and only one inside the data directory's WAL folder.
 set -Eeuo pipefail
 umask 027
-readonly ARCHIVE=/pgarch/pg168104/arch
+readonly CLUSTER=pg168104
+readonly MOUNT=/pgarch/pg168104
+readonly ARCHIVE="$MOUNT/arch"
 # primary.archive_queue_max in bytes (0: off) and where the dropped files are counted
 readonly QUEUE_MAX=0
 readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168104-dropped-wal
@@ -341,7 +343,7 @@ drop_if_queue_full() {
 main() {
   if [[ ${1:-} == -h || ${1:-} == --help ]]; then
     printf 'usage: %s %%p %%f (archive_command of cluster %s: copies one WAL file into %s)\n' \
-      "${0##*/}" pg168104 "$ARCHIVE"
+      "${0##*/}" "$CLUSTER" "$ARCHIVE"
     exit 0
   fi
   (($# == 2)) || { printf 'pitr-archive-wal: usage: %s %%p %%f\n' "${0##*/}" >&2; exit 2; }
@@ -353,7 +355,7 @@ main() {
   [[ -f $source && ! -L $source ]] || die "$source: not a regular file"
   drop_if_queue_full "$source" "$name"
   # never fill the primary's own disk when the export is not mounted
-  mountpoint -q /pgarch/pg168104 || die "/pgarch/pg168104 is not mounted"
+  mountpoint -q "$MOUNT" || die "$MOUNT is not mounted"
   [[ -d $ARCHIVE ]] || die "archive folder $ARCHIVE missing"
 
   local existing
