@@ -10,9 +10,12 @@ or file another script role adds, all stay in the text as they are and so split 
 into shapes. Only the identity values are abstracted, each to a placeholder that keeps:
 - which value it is (equal values, e.g. a user named like its cluster, share a placeholder;
   different ones do not);
-- its characters' classes and its length: each ASCII letter stands as `a` or `A`, each digit
-  as `0`, every other character as itself. So a value with `.`, `-`, `%`, `*`, a space,
-  a quote or a non-ASCII letter shapes its own group, and so does a value of another length.
+- the order of its character classes: a run of ASCII lower-case letters stands as `a`, of
+  upper-case ones as `A`, of digits as `0`, every other character as itself. So a value with
+  `.`, `-`, `%`, `*`, a space, a quote or a non-ASCII letter shapes its own group, and so do
+  all-digit and all-letter values; 10.1.0.2 and 10.1.0.10, c7 and c12 do not (an opaque word's
+  length is nothing a script or suite reads: no width, offset or limit applies to these
+  values; validate bounds their lengths).
 A value counts where it stands as a whole number or word: not as a part of a longer number
 (digits and dots), so the host address 10.0.0.1 holds neither the version 10.0 nor the value
 0.1, and 54321 does not hold the port 5432.
@@ -50,8 +53,12 @@ _CLASS = str.maketrans({**dict.fromkeys("abcdefghijklmnopqrstuvwxyz", "a"),
                         **dict.fromkeys("0123456789", "0")})
 
 
+_RUN = re.compile(r"a+|A+|0+")
+
+
 def value_class(value: str) -> str:
-    return value.translate(_CLASS)
+    """`value`'s class: its characters' classes, each run of one class as one character."""
+    return _RUN.sub(lambda run: run.group()[0], value.translate(_CLASS))
 
 
 def _standing(value: str) -> str:

@@ -344,18 +344,32 @@ def test_clusters_alike_up_to_names_ports_and_addresses_share_a_shape(tmp_path, 
 
 def test_a_value_of_another_class_or_one_the_suites_name_gives_a_shape_of_its_own(tmp_path):
     specs = _fleet_specs(tmp_path)
-    edit = {"pg168122": ("port: 19422", "port: 2000"),  # 2000: a uid the suites write
-            "pg168123": ("port: 19423", "port: 3001")}
-    for name, (old, new) in edit.items():
-        path = specs / f"clusters/{name}.yaml"
-        path.write_text(path.read_text().replace(old, new))
+    path = specs / "clusters/pg168122.yaml"  # 2000: a uid the suites write
+    path.write_text(path.read_text().replace("port: 19422", "port: 2000"))
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "a"), check=True)
-    assert _shapes(tmp_path / "a/pitr1") == [["pg168104"], ["pg168121"], ["pg168122"], ["pg168123"]]
+    assert _shapes(tmp_path / "a/pitr1") == [["pg168104"], ["pg168121", "pg168123"], ["pg168122"]]
     path = specs / "clusters/pg168123.yaml"  # a user with an underscore: another class
-    path.write_text(path.read_text().replace("port: 3001", "port: 19423")
-                    .replace("user: replicator", "user: repl_cator"))
+    path.write_text(path.read_text().replace("user: replicator", "user: repl_cator"))
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "b"), check=True)
     assert ["pg168123"] in _shapes(tmp_path / "b/pitr1")
+
+
+def test_values_of_other_lengths_share_a_shape(tmp_path):
+    """A fleet's addresses and ports differ in length (192.168.1.9 and 192.168.1.131, 9400 and
+    19423): the lengths of opaque words split no shape; their character classes still do."""
+    from generator.shapes import value_class
+
+    specs = _fleet_specs(tmp_path)
+    path = specs / "clusters/pg168123.yaml"
+    path.write_text(path.read_text().replace("192.168.1.133", "192.168.1.9")
+                    .replace("192.168.1.143", "10.2.30.1").replace("port: 19423", "port: 9400"))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    facts = json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"][3]
+    assert (facts["name"], facts["primary"]["address"], facts["port"]) == ("pg168123", "192.168.1.9", 9400)
+    assert _shapes(bundle) == [["pg168104"], ["pg168121", "pg168122", "pg168123"]]
+    assert value_class("10.1.0.2") == value_class("192.168.10.130") == "0.0.0.0"
+    assert value_class("pg_7") == "a_0" != value_class("pg7") and value_class("c0001") != value_class("0001")
 
 
 def test_a_value_inside_a_longer_number_neither_splits_nor_counts_as_named(tmp_path):
