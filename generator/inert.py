@@ -9,7 +9,9 @@ place does. Only these places are blotted, where shellcheck reads no letter or d
 - the body of a here-document with a quoted delimiter (`cat <<'EOF'`): literal text, never
   parsed; of an unquoted one, a line without `$`, backquote or backslash (nothing expands);
 - a comment line (`#` first on the line, outside any quote or here-document) without `$`,
-  backquote or backslash, unless it is a `# shellcheck` directive or a shebang (`#!`);
+  backquote or backslash (but one last on the line after a blank, as a command shown with its
+  continuation lines has: it escapes only the newline, whatever letters stand before it),
+  unless it is a `# shellcheck` directive or a shebang (`#!`);
 - the value of an assignment on a line made only of assignments (`readonly A=x B='y z'`,
   `local`, `export`, `declare`, with their `\\` continuation lines), and the elements of a
   multi-line array assignment (`NAME=(` ... `)`), when the value is a plain word,
@@ -176,7 +178,8 @@ def blot_inert(text: str) -> str:
             continue
         stripped = line.lstrip()
         if stripped.startswith("#"):
-            if not line.startswith("#!") and not _DIRECTIVE.match(line) and not _EXPANDS.search(line):
+            shown = line[:-2] if line.endswith(" \\") else line  # a shown continuation
+            if not line.startswith("#!") and not _DIRECTIVE.match(line) and not _EXPANDS.search(shown):
                 out[i] = line[:len(line) - len(stripped)] + "#" + _blot(stripped[1:])
             i += 1
             continue

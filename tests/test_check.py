@@ -254,6 +254,11 @@ def test_blotting_hides_only_what_shellcheck_does_not_read():
     assert blotted[5] == "local root=${BASH_SOURCE[0]%/*} self=xxxxxxxx/xxxxxxxx/x.xx expected"
     assert blotted[8] == "  'xxxx-xxxxxx xxxxxxxx'"
     assert blot_inert("cat <<'EOF'\nno end") == "cat <<'EOF'\nno end"
+    # a command shown in a comment, with its continuation: blotted, the backslash kept; any
+    # other backslash, a $ or a backquote keeps the comment as it is
+    assert blot_inert("#   ./configure --prefix=/pg17 \\") == "#   ./xxxxxxxxx --xxxxxx=/xxxx \\"
+    for kept in ("# a\\b c", "# a \\n", "# $HOME \\", "# `id` x"):
+        assert blot_inert(kept) == kept
 
 
 def _fleet_specs(tmp_path: Path, hostile: list[str] | None = None) -> Path:
@@ -299,6 +304,19 @@ def test_a_value_that_makes_shellcheck_complain_is_reported_in_its_cluster_file(
     assert "pg168121/35-build.sh" not in out and "pg168122/35-build.sh" not in out
     assert len(checked) < len(paths) - 10  # the alike scripts of the copies were not run
     assert bundle / "clusters/pg168123/35-build.sh" in checked
+
+
+def test_clusters_alike_blot_to_the_same_scripts(tmp_path):
+    """Clusters that differ only in their names, ports and addresses cost one shellcheck run
+    per script role, not one per cluster: every value of theirs stands in an inert place."""
+    pitr_bundle("build", str(_fleet_specs(tmp_path)), "-o", str(tmp_path / "out"), check=True)
+    bundle = tmp_path / "out/pitr1"
+    for script in sorted((bundle / "clusters/pg168121").rglob("*")):
+        if script.is_file() and script.read_bytes().startswith(b"#!"):
+            relative = script.relative_to(bundle / "clusters/pg168121")
+            bodies = {blot_inert((bundle / "clusters" / name / relative).read_text())
+                      for name in ("pg168121", "pg168122", "pg168123")}
+            assert len(bodies) == 1, relative
 
 
 def test_a_finding_in_scripts_alike_is_reported_for_each_of_them(tmp_path, monkeypatch, capsys):
