@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_cluster_user
   mkdir -p "$SANDBOX/mnt/pg_root" "$SANDBOX/home"
   fake_pghome "$SANDBOX/pghome"
@@ -12,6 +12,14 @@ setup() {
   export PITR_REPLICATION_PASSWORD='s3cret:with\colon'
   stub rsync
   stub ssh
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 uses_pg_basebackup() {

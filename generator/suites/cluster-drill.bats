@@ -5,14 +5,14 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_cluster_user
   POOL=$(query "facts['pool']['name']")
   CLUSTER=$(cluster_fact "['name']")
   DATASET=$(cluster_fact "['dataset']")
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
   DRILL=$(cluster_script drill)
-  [[ -n $DRILL ]] || skip "drills are off for $CLUSTER"
+  [[ -n $DRILL ]] || { WORLD_SKIP="drills are off for $CLUSTER"; return 0; }
   CLONE=$(sed -n "s/^readonly CLONE=//p" "$DRILL" | tr -d "'")
   STATE=$SANDBOX/state/drill-$CLUSTER.state
   fake_pghome "$SANDBOX/pghome"
@@ -22,10 +22,18 @@ setup() {
   "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}20261124T080100Z"
   restore_stub
   DRILL_SCRIPT=$(rebase "$DRILL" RESTORE_SCRIPT="$SANDBOX/restore.sh" CLONE_PGDATA="$SANDBOX/clone/pg_root" \
-    CLONE_LOGS="$SANDBOX/clone-logs" STATE_DIR="$SANDBOX/state" LOCK_FILE="$BATS_TEST_TMPDIR/drill.lock" \
+    CLONE_LOGS="$SANDBOX/clone-logs" STATE_DIR="$SANDBOX/state" LOCK_FILE="$WORLD/drill.lock" \
     PGHOME="$SANDBOX/pghome")
   stub logger
   : >"$STUB_LOG"
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 # restore_stub: restore.sh as a stub: the clone appears in the fake ZFS with the server's log
@@ -156,7 +164,11 @@ state() {
 }
 
 @test "drill: the port is the first free one from the spec's" {
-  port=$(sed -n 's/^readonly FIRST_PORT=//p' "$DRILL")
+  [ "$(sed -n 's/^readonly FIRST_PORT=//p' "$DRILL")" = "$(cluster_fact "['drill']['port']")" ]
+  # then a port of this test's own: the shapes' suites run side by side, and their clusters'
+  # drill ports are neighbours
+  port=$((40000 + RANDOM % 20000))
+  DRILL_SCRIPT=$(rebase "$DRILL_SCRIPT" FIRST_PORT="$port")
   python3 -c 'import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(20)' "$port" &

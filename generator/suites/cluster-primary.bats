@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   fake_ownership
   fake_users
@@ -17,6 +17,14 @@ setup() {
   SLOT=$(query "facts['clusters'][${CLUSTER_INDEX:-0}]['replication_slot']")
   INCLUDE=$PG_ETC/pitr-archive.conf
   HELPER_IN_BUNDLE=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['cluster'] == '$(cluster_fact "['name']")' and f['path'].endswith('pitr-archive-wal.sh')][0]")
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 # nothing_installed: no helper, mount script, unit, sudo rule, include or hba change

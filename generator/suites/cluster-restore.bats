@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_cluster_user
   DATASET=$(cluster_fact "['dataset']")
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
@@ -21,6 +21,14 @@ setup() {
   RESTORE_SCRIPT=$(rebase "$(cluster_script restore)" PGHOME="$SANDBOX/pghome" \
     RESTORE_ROOT="$SANDBOX/restore" LOG_ROOT="$SANDBOX/log" OPEN_TIMEOUT=5)
   : >"$STUB_LOG"
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 snapshot_at() {

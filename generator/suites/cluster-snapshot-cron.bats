@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   fake_ownership
   CLUSTER=$(cluster_fact "['name']")
@@ -12,6 +12,14 @@ setup() {
     SNAPSHOT_SCRIPT="$SANDBOX/sbin/pitr-snapshot" RETENTION_SCRIPT="$SANDBOX/sbin/pitr-wal-retention" \
     CRON_FILE="$SANDBOX/cron.d/pitr")
   CRON_IN_BUNDLE=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'snapshot-cron' and f['cluster'] == '$CLUSTER' and not f['path'].endswith('.sh')][0]")
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 @test "snapshot-cron: installs the bundle's snapshot and WAL retention scripts (root, 0500) and cron file (0644)" {

@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   DATASET=$(cluster_fact "['dataset']")
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
@@ -15,6 +15,14 @@ setup() {
   stub logger
   set_clock "2026-01-01 08:01:00"
   SNAPSHOT_SCRIPT=$(rebase "$(cluster_script snapshot)" LOCK_FILE="$SANDBOX/snapshot.lock")
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 snapshots() {

@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_cluster_user
   PGDATA=$SANDBOX/pg_root
   mkdir -p "$PGDATA" "$SANDBOX/home" "$SANDBOX/log"
@@ -15,6 +15,14 @@ setup() {
     PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log")
   RECOVERY_FILE=$(cluster_fact "['recovery_file']")
   export PITR_REPLICATION_PASSWORD=secret
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 @test "standby: writes the settings, includes them once, and the signal or recovery.conf of its version" {

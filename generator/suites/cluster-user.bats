@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   fake_ownership
   fake_users
@@ -12,6 +12,14 @@ setup() {
   USER_SCRIPT=$(rebase "$(cluster_script user)" OS_HOME="$SANDBOX/home" \
     PGDATA="$SANDBOX/mnt/pg_root" SOFT_BAK="$SANDBOX/pg_home/soft_bak" \
     PG_HOME_DIR="$SANDBOX/pg_home" LOG_DIR="$SANDBOX/pg_log" MOUNTPOINT="$SANDBOX/mnt")
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 @test "user: creates the group and user, then its folders with owners and modes" {

@@ -4,7 +4,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   DATASET=$(cluster_fact "['dataset']")
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
@@ -22,6 +22,14 @@ setup() {
   RETENTION=$(rebase "$(cluster_script wal-retention)" LOCK_FILE="$SANDBOX/snapshot.lock" \
     ARCHIVE="$ARCHIVE")
   : >"$STUB_LOG"
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 now_stamp() {

@@ -3,12 +3,20 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   DATASETS_SCRIPT=$(script_of datasets)
   POOL=$(query "facts['pool']['name']")
   "$STUB_BIN/zpool" create -o ashift=12 "$POOL" mirror /dev/a /dev/b
   : >"$STUB_LOG"
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
 }
 
 @test "datasets: creates every shared and cluster dataset with its mountpoint" {

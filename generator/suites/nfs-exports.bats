@@ -3,7 +3,7 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   fake_ownership
   stub getent 'echo "$2:x:2000:"'
@@ -13,6 +13,14 @@ setup() {
   NFS_SCRIPT=$(rebase "$(script_of nfs-exports)" \
     ARCHIVE_ROOT="$SANDBOX/arch" EXPORTS_FILE="$EXPORTS_FILE" \
     PORTS_FILE="$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf")
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
   mapfile -t CLUSTERS < <(query "[c['name'] for c in facts['clusters']]")
 }
 

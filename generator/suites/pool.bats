@@ -3,13 +3,21 @@
 
 load test_helper
 
-setup() {
+make_world() {
   setup_stubs
   POOL_SCRIPT=$(script_of pool)
   POOL=$(query "facts['pool']['name']")
-  mapfile -t DEVICES < <(query "facts['pool']['devices']")
   stub realpath 'exit 0'
   stub blkid 'exit 2'
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
+  mapfile -t DEVICES < <(query "facts['pool']['devices']")
 }
 
 expected_create() {
