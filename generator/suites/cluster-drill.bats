@@ -165,15 +165,17 @@ state() {
 
 @test "drill: the port is the first free one from the spec's" {
   [ "$(sed -n 's/^readonly FIRST_PORT=//p' "$DRILL")" = "$(cluster_fact "['drill']['port']")" ]
-  # then a port of this test's own: the shapes' suites run side by side, and their clusters'
-  # drill ports are neighbours
-  port=$((40000 + RANDOM % 20000))
-  DRILL_SCRIPT=$(rebase "$DRILL_SCRIPT" FIRST_PORT="$port")
+  # then a port of this test's own, one the kernel picks (the shapes' suites run side by side,
+  # their clusters' drill ports are neighbours; and a number written here would be one the
+  # suites name, see generator/shapes.py)
   python3 -c 'import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(20)' "$port" &
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(20)' "$BATS_TEST_TMPDIR/port" &
   listener=$!
-  for _ in $(seq 50); do (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do [[ -s $BATS_TEST_TMPDIR/port ]] && break; sleep 0.1; done
+  port=$(<"$BATS_TEST_TMPDIR/port")
+  DRILL_SCRIPT=$(rebase "$DRILL_SCRIPT" FIRST_PORT="$port")
   run -0 "$DRILL_SCRIPT"
   kill "$listener"
   [ "$(state port)" = $((port + 1)) ]

@@ -68,6 +68,8 @@ script_of() {
 # test of the file is then skipped with it.
 world_setup_file() {
   export WORLD=$BATS_FILE_TMPDIR/world WORLD_SAVED=$BATS_FILE_TMPDIR/world.saved WORLD_SKIP=""
+  # one world at one path: the file's tests run one after the other, even under bats --jobs
+  export BATS_NO_PARALLELIZE_WITHIN_FILE=true
   WORLD_BUILDING=1
   set -a
   "$@"
