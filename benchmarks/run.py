@@ -61,7 +61,10 @@ def median_of(runs: int, command_for) -> tuple[float, int, float, int]:
     return results[len(results) // 2]
 
 
-def synthetic_specs(folder: Path, clusters: int) -> Path:
+MAJORS = (10, 12, 15, 17)  # the synthetic clusters' PostgreSQL majors, in turn
+
+
+def synthetic_specs(folder: Path, clusters: int, majors: tuple[int, ...] = MAJORS) -> Path:
     (folder / "hosts").mkdir(parents=True)
     (folder / "clusters").mkdir()
     disks = ", ".join(f"/dev/disk/by-id/ata-DISK{n:02d}" for n in range(11))
@@ -84,7 +87,7 @@ def synthetic_specs(folder: Path, clusters: int) -> Path:
             host: fleet
             port: {20000 + n}
             postgres:
-              version: "{[10, 12, 15, 17][n % 4]}.{n % 9}"
+              version: "{majors[n % len(majors)]}.{n % 9}"
               configure: [--prefix=/usr/local/pgsql, --with-openssl, 'CFLAGS=-O2 -g']
             primary: {{address: 10.1.{n // 250}.{n % 250 + 1}, ha_partner: 10.2.{n // 250}.{n % 250 + 1}}}
             """))
@@ -155,7 +158,7 @@ def bench_build(rows: list[str]) -> dict[str, dict[int, float]]:
     return walls
 
 
-CHECK_COUNTS = (1, 10, 50)
+CHECK_HOSTS = ((1, MAJORS), (10, MAJORS), (10, MAJORS[-1:]), (50, MAJORS))
 
 
 def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]:
@@ -167,15 +170,15 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
     rows.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     py = [sys.executable, "-m", "generator"]
     base = Path(tempfile.mkdtemp(prefix="pitr-bench-check-"))
-    walls: dict[str, dict[int, float]] = {"cold": {}, "warm": {}, "deep": {}}
+    walls: dict[str, dict[int, float]] = {"cold": {}, "warm": {}, "deep": {}, "cold one major": {}}
     sys.path.insert(0, str(REPO))
     from generator.audit import read_manifest, suites_text
     from generator.shapes import cluster_shapes
 
     try:
-        for count in CHECK_COUNTS:
-            work = base / str(count)
-            specs = synthetic_specs(work / "specs", count)
+        for count, majors in CHECK_HOSTS:
+            work = base / f"{count}-{len(majors)}"
+            specs = synthetic_specs(work / "specs", count, majors)
             subprocess.run(py + ["build", str(specs), "-o", str(work / "out")], check=True,
                            capture_output=True)
             bundle = work / "out/fleet"
@@ -184,15 +187,21 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
             load = f"{os.getloadavg()[0]:.1f}"
             cold, _, cold_cpu, code = timed(py + ["check", str(bundle)], env=env, ok=(0, 1))
             warm, _, warm_cpu, code2 = timed(py + ["check", str(bundle)], env=env, ok=(0, 1))
-            walls["cold"][count], walls["warm"][count] = cold, warm
             failed = " (failures)" if code or code2 else ""
             deep = deep_cpu = "-"
-            if count <= deep_up_to:
+            # the targets read the four-major hosts; one major is a second figure for 10
+            four_majors = majors == MAJORS
+            if four_majors:
+                walls["cold"][count], walls["warm"][count] = cold, warm
+            else:
+                walls["cold one major"][count] = cold
+            if four_majors and count <= deep_up_to:
                 deep_s, _, deep_c, code3 = timed(py + ["check", "--deep", str(bundle)], env=env,
                                                  ok=(0, 1))
                 walls["deep"][count] = deep_s
                 deep, deep_cpu = f"{deep_s:.0f}" + (" (failures)" if code3 else ""), f"{deep_c:.0f}"
-            rows.append(f"| {count} | {shapes} | {cold:.1f}{failed} | {cold_cpu:.0f} | {warm:.1f} | "
+            label = str(count) if four_majors else f"{count}, one major"
+            rows.append(f"| {label} | {shapes} | {cold:.1f}{failed} | {cold_cpu:.0f} | {warm:.1f} | "
                         f"{warm_cpu:.0f} | {deep} | {deep_cpu} | {load} |")
             print(rows[-1], flush=True)
     finally:
@@ -202,7 +211,11 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
                 "position, the simulated year), shellcheck cached. The cluster suites run once per "
                 "cluster shape (generator/shapes.py). CPU s: user + system of the command and "
                 "its children. load before: the 1-minute load average when the row started (the "
-                f"machine has {os.cpu_count()} cores). --deep measured up to {deep_up_to} clusters. "
+                f"machine has {os.cpu_count()} cores). The synthetic clusters run PostgreSQL "
+                f"{', '.join(map(str, MAJORS))} in turn, so a host of 4 or more has at least four "
+                "shapes (the suites' fakes compute with the major); the row 'one major' is a host "
+                f"of the same size on {MAJORS[-1]} alone. --deep measured up to {deep_up_to} clusters "
+                "(four majors). "
                 f"The load average when part 1b ended: "
                 f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}.\n")
     rows.append("Target: `check` of a 10-cluster bundle, cold, < 60 s.\n")
@@ -321,13 +334,19 @@ def against_targets(walls: dict[str, dict[int, float]], snapshot_calls: dict[int
         f"{verdict(cold_100, 15)}." if cold_100 is not None else
         "- cold shellcheck of 100 clusters: not measured",
         f"- cold `check` (shellcheck + bats) of 10 clusters: {checks['cold'][10]:.1f} s, target "
-        f"< 60 s: {verdict(checks['cold'][10], 60)} (section 1b: wall and CPU, and the load)."
+        f"< 60 s: {verdict(checks['cold'][10], 60)} on four PostgreSQL majors (section 1b: wall "
+        "and CPU, and the load); "
+        + (f"on one major: {checks['cold one major'][10]:.1f} s, "
+           f"{verdict(checks['cold one major'][10], 60)}. " if 10 in checks["cold one major"] else "")
+        + "Each major is a shape of its own, and each shape runs the cluster suites (about 40 s of "
+        "CPU); the suites' setups are built once per file, so what is left is mostly the "
+        "processes the scripts under test start (about 100 a test)."
         if 10 in checks.get("cold", {}) else "- cold `check` of 10 clusters: not measured",
         f"- build + shellcheck of 100 clusters: {build_100:.1f} s + {cold_100:.0f} s cold, target "
         f"< 10 s: {verdict(both_100, 10)}. shellcheck runs once per distinct script body "
-        "(generator/inert.py), at every severity, about 0.2 s of CPU a body; the synthetic "
-        "clusters differ in their PostgreSQL majors and configure lines, so their bodies stay "
-        "many. Meeting the target would need fewer bodies checked or a shallower analysis, both "
+        "up to inert places (generator/inert.py), at every severity: for the synthetic clusters "
+        "about one body per script role and PostgreSQL major, several of 1,000 lines or more. "
+        "Meeting the target would need fewer bodies checked or a shallower analysis, both "
         "excluded. The cache makes every later check fast (next line)."
         if both_100 is not None else "- build + shellcheck of 100 clusters: not measured",
         f"- a second `check` of an unchanged 100-cluster bundle: {warm_100:.2f} s, target < 1 s: "
