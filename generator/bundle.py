@@ -165,6 +165,10 @@ def _member(name: str, mode: int, size: int = 0, directory: bool = False) -> tar
 
 
 TAR_BUFFER = 1 << 20  # bytes of tar stream handed to gzip at a time, not tarfile's 512s
+# gzip level 4, not the default 6: a 1,000-cluster bundle's 204 MiB of tar stream compress in
+# half the time (3.0 s against 6.1 s on one core) to a tarball 5 % larger (44 MiB against 42);
+# level 1 would save 1 s more for a third more bytes
+GZIP_LEVEL = 4
 
 
 def tarball(host_name: str, files: list[BundleFile]) -> bytes:
@@ -173,7 +177,7 @@ def tarball(host_name: str, files: list[BundleFile]) -> bytes:
     name. zlib releases the GIL while it compresses, so the CLI runs this beside the writing
     of the bundle's files."""
     packed = io.BytesIO()
-    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6, filename="") as gz, \
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=GZIP_LEVEL, filename="") as gz, \
             io.BufferedWriter(gz, buffer_size=TAR_BUFFER) as buffered, \
             tarfile.open(fileobj=buffered, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for folder in [""] + bundle_folders(files):
