@@ -367,6 +367,8 @@ def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = Fals
     # the suites' MANIFEST queries, answered once for all of them (test_helper.bash: query)
     env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()),
                PITR_QUERY_CACHE=query_cache.name)
+    for name in [n for n in env if n.startswith("PITR_WORLD")]:
+        del env[name]  # test_helper.bash's own (world_setup_file): never from outside
     clusters = manifest.data["facts"]["clusters"]
     if each_cluster:
         groups = [[index] for index in range(len(clusters))]

@@ -36,6 +36,20 @@ def test_example_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
     assert result.stdout.count("faults: the restore script") == 2  # on both clusters
 
 
+def test_a_world_variable_from_outside_reaches_no_suite(example_bundle, tmp_path, monkeypatch):
+    """The suites keep their worlds under PITR_WORLD (test_helper.bash: world_setup_file); one
+    left in the reviewer's environment must not become the place a suite writes its stubs."""
+    stray = tmp_path / "stray"
+    monkeypatch.setenv("PITR_WORLD", str(stray))
+    monkeypatch.setenv("PITR_WORLD_SAVED", str(tmp_path / "stray.saved"))
+    result = pitr_bundle("check", "--filter", "check-primary: a healthy|snapshot: takes",
+                         str(example_bundle))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok 1 snapshot: takes") == 2
+    assert "check-primary: a healthy" in result.stdout
+    assert not stray.exists() and not (tmp_path / "stray.saved").exists()
+
+
 def test_check_without_deep_leaves_the_tagged_tests_out_and_says_so(example_bundle):
     result = pitr_bundle("check", "--filter", "faults: the (user|pool) script|snapshot: takes",
                          str(example_bundle))

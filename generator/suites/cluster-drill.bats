@@ -12,7 +12,7 @@ make_world() {
   DATASET=$(cluster_fact "['dataset']")
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
   DRILL=$(cluster_script drill)
-  [[ -n $DRILL ]] || { WORLD_SKIP="drills are off for $CLUSTER"; return 0; }
+  [[ -n $DRILL ]] || { PITR_WORLD_SKIP="drills are off for $CLUSTER"; return 0; }
   CLONE=$(sed -n "s/^readonly CLONE=//p" "$DRILL" | tr -d "'")
   STATE=$SANDBOX/state/drill-$CLUSTER.state
   fake_pghome "$SANDBOX/pghome"
@@ -22,7 +22,7 @@ make_world() {
   "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}20261124T080100Z"
   restore_stub
   DRILL_SCRIPT=$(rebase "$DRILL" RESTORE_SCRIPT="$SANDBOX/restore.sh" CLONE_PGDATA="$SANDBOX/clone/pg_root" \
-    CLONE_LOGS="$SANDBOX/clone-logs" STATE_DIR="$SANDBOX/state" LOCK_FILE="$WORLD/drill.lock" \
+    CLONE_LOGS="$SANDBOX/clone-logs" STATE_DIR="$SANDBOX/state" LOCK_FILE="$PITR_WORLD/drill.lock" \
     PGHOME="$SANDBOX/pghome")
   stub logger
   : >"$STUB_LOG"

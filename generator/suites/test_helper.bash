@@ -60,33 +60,33 @@ script_of() {
 
 # world_setup_file MAKE_WORLD: in a suite's setup_file. The world its tests start from (the
 # stubs, the fake ZFS, the sandbox and what MAKE_WORLD puts there) is built once per file, into
-# $WORLD, and saved; world_reset (in setup) puts the saved copy back before each test. Building
+# $PITR_WORLD, and saved; world_reset (in setup) puts the saved copy back before each test. Building
 # it costs a test hundreds of processes; copying it back costs two. The world stays at one path
 # for the whole file, so the absolute paths written into it stay right. Every variable
 # MAKE_WORLD sets is exported (set -a), so that each test sees it (not arrays: bash cannot
-# export them; a suite sets those in setup). MAKE_WORLD may set WORLD_SKIP to a reason: every
+# export them; a suite sets those in setup). MAKE_WORLD may set PITR_WORLD_SKIP to a reason: every
 # test of the file is then skipped with it.
 world_setup_file() {
-  export WORLD=$BATS_FILE_TMPDIR/world WORLD_SAVED=$BATS_FILE_TMPDIR/world.saved WORLD_SKIP=""
+  export PITR_WORLD=$BATS_FILE_TMPDIR/world PITR_WORLD_SAVED=$BATS_FILE_TMPDIR/world.saved PITR_WORLD_SKIP=""
   # one world at one path: the file's tests run one after the other, even under bats --jobs
   export BATS_NO_PARALLELIZE_WITHIN_FILE=true
-  WORLD_BUILDING=1
+  PITR_WORLD_BUILDING=1
   set -a
   "$@"
   set +a
-  unset WORLD_BUILDING
-  [[ -n $WORLD_SKIP ]] || /bin/cp -a "$WORLD" "$WORLD_SAVED"
+  unset PITR_WORLD_BUILDING
+  [[ -n $PITR_WORLD_SKIP ]] || /bin/cp -a "$PITR_WORLD" "$PITR_WORLD_SAVED"
 }
 
 # world_reset: in a suite's setup, after world_setup_file: the saved world back in place
 world_reset() {
-  [[ -z $WORLD_SKIP ]] || skip "$WORLD_SKIP"
-  /bin/rm -rf "$WORLD"
-  /bin/cp -a "$WORLD_SAVED" "$WORLD"
+  [[ -z $PITR_WORLD_SKIP ]] || skip "$PITR_WORLD_SKIP"
+  /bin/rm -rf "$PITR_WORLD"
+  /bin/cp -a "$PITR_WORLD_SAVED" "$PITR_WORLD"
 }
 
 setup_stubs() {
-  local base=${WORLD:-$BATS_TEST_TMPDIR}
+  local base=${PITR_WORLD:-$BATS_TEST_TMPDIR}
   STUB_BIN=$base/bin
   STUB_LOG=$base/calls.log
   FAKE_ZFS_STATE=$base/zfs-state
@@ -144,7 +144,7 @@ rebase() {
   local script=$1 copy
   shift
   copy=$BATS_TEST_TMPDIR/${script##*/}
-  [[ -z ${WORLD_BUILDING:-} ]] || copy=$WORLD/${script##*/}  # no test folder yet
+  [[ -z ${PITR_WORLD_BUILDING:-} ]] || copy=$PITR_WORLD/${script##*/}  # no test folder yet
   python3 -S - "$script" "$copy" "$@" <<'PY'
 import re, shlex, sys
 source, target, *assignments = sys.argv[1:]
