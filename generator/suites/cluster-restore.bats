@@ -1,6 +1,11 @@
 #!/usr/bin/env bats
 # The restore script (role "restore") against the fake zfs, with a stub pg_ctl and psql.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: restore
+# view facts: name user dataset recovery_file snapshots.prefix
+# view host: pool.name
+
 load test_helper
 
 make_world() {
@@ -49,6 +54,14 @@ snapshot_at() {
   run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
   calls "^zfs clone -o mountpoint=$SANDBOX/restore/$CLUSTER-t1 .*$DATASET@${PREFIX}20261124T080100Z " | grep -q .
   [[ $output == *"is open"* ]]
+}
+
+@test "restore: leaves no temporary file behind (those of its pipelines included)" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  mkdir "$BATS_TEST_TMPDIR/tmp"
+  TMPDIR=$BATS_TEST_TMPDIR/tmp run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [ -f "$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-restore.conf" ]
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/tmp")" ]
 }
 
 @test "restore: the clone becomes a recovery target: standby files gone, target with zone, no archiving" {
