@@ -76,9 +76,10 @@ check_own_checksum() {
 check_own_checksum
 # quote ARGS: the arguments as one line a shell would read back the same
 quote() {
-  local out="" arg
+  local out="" arg quoted
   for arg in "$@"; do
-    out+="$(printf '%q' "$arg") "
+    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    out+="$quoted "
   done
   printf '%s' "${out% }"
 }

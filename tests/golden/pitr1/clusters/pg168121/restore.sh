@@ -73,9 +73,10 @@ check_own_checksum() {
 check_own_checksum
 # quote ARGS: the arguments as one line a shell would read back the same
 quote() {
-  local out="" arg
+  local out="" arg quoted
   for arg in "$@"; do
-    out+="$(printf '%q' "$arg") "
+    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    out+="$quoted "
   done
   printf '%s' "${out% }"
 }
@@ -306,10 +307,16 @@ oldest_snapshot() {
   zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET" | grep -F -m1 "@$PREFIX" || true
 }
 
-# write_owned FILE: standard input into FILE, owned by the cluster's user, mode 0600
+# write_owned FILE: standard input into FILE, owned by the cluster's user, mode 0600. Its
+# callers pipe into it (so a failing producer fails the step: pipefail), which runs it in a
+# subshell, where the script's EXIT trap does not run: its temporary copy is removed by a trap
+# of its own, whether install succeeds or not
 write_owned() {
+  ((BASH_SUBSHELL > 0)) || die "write_owned runs at the end of a pipeline (its own EXIT trap)"
   local content
-  make_temp content
+  content=$(mktemp)
+  # shellcheck disable=SC2064 # the path is fixed now: the trap removes this very file
+  trap "rm -f -- $(printf '%q' "$content")" EXIT
   cat >"$content"
   run install -o "$OS_USER" -g "$OS_USER" -m 0600 "$content" "$1"
 }

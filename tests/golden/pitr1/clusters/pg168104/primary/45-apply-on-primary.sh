@@ -76,9 +76,10 @@ check_own_checksum() {
 check_own_checksum
 # quote ARGS: the arguments as one line a shell would read back the same
 quote() {
-  local out="" arg
+  local out="" arg quoted
   for arg in "$@"; do
-    out+="$(printf '%q' "$arg") "
+    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    out+="$quoted "
   done
   printf '%s' "${out% }"
 }
@@ -446,9 +447,10 @@ make_temp() {
 
 # quote ARGS: the arguments as one line a shell would read back the same
 quote() {
-  local out="" arg
+  local out="" arg quoted
   for arg in "$@"; do
-    out+="$(printf '%q' "$arg") "
+    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    out+="$quoted "
   done
   printf '%s' "${out% }"
 }
@@ -999,10 +1001,10 @@ boot_mount() {
     if ((FILE_CHANGED)); then
       run systemctl daemon-reload
     fi
-    if systemctl is-enabled --quiet "$(basename "$UNIT_FILE")" 2>/dev/null; then
-      info "$(basename "$UNIT_FILE"): already enabled"
+    if systemctl is-enabled --quiet "${UNIT_FILE##*/}" 2>/dev/null; then
+      info "${UNIT_FILE##*/}: already enabled"
     else
-      run systemctl enable "$(basename "$UNIT_FILE")"
+      run systemctl enable "${UNIT_FILE##*/}"
     fi
   else
     local content
