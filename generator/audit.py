@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from pathlib import Path
 from generator.contents import foreign_files, listed_names
 from generator.errors import UsageError
 from generator.inert import blot_inert
-from generator.shapes import cluster_shapes
+from generator.shapes import suite_runs
+from generator.views import declared_view, write_view
 
 SHELL_ROLES_EXCLUDED = {"snapshot-cron"}  # cron.d files are not shell scripts
 
@@ -251,9 +253,10 @@ DEEP_TAG = "deep"  # bats tag of the exhaustive tests: `# bats test_tags=deep` (
 class BatsJob:
     suite: Path
     cluster: str | None  # the cluster it runs on (None: a host suite)
-    stands_for: list[str]  # other clusters of the same shape
+    stands_for: list[str]  # other clusters it runs for (the same view: generator/views.py)
     env: dict
     output: list[str]
+    misses: Path | None = None  # where the suite's reads outside its view are written
     passed: int = 0
     failed: int = 0
     done: bool = False
@@ -337,6 +340,11 @@ def _run_job(command: list[str], job: BatsJob, jobs: list[BatsJob], progress: Pr
             progress.update(jobs)
     if proc.wait() != 0 and not job.failed:
         job.failed = 1  # bats itself failed (a broken suite, a missing tool)
+    if job.misses is not None and job.misses.exists():
+        read = sorted(set(job.misses.read_text().splitlines()))
+        job.output += [f"# {job.suite.name} read outside its view (its '# view' lines, "
+                       "generator/views.py): " + expr for expr in read]
+        job.failed += 1
     job.done = True
     progress.update(jobs)
 
@@ -346,15 +354,57 @@ def _suite_size(job: BatsJob) -> int:
     return job.suite.read_text(errors="replace").count("\n@test ")
 
 
+SCRATCH_ENV = "PITR_CHECK_TMPDIR"  # where check's bats runs keep their files (overrides the pick)
+
+
+def _tmpfs_allowing_exec(folder: str) -> bool:
+    """Whether `folder` lies on a tmpfs mounted without noexec (from /proc/mounts)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    best = None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 4 and (folder == fields[1] or
+                                 folder.startswith(fields[1].rstrip("/") + "/")):
+            if best is None or len(fields[1]) > len(best[1]):
+                best = fields
+    return best is not None and best[2] == "tmpfs" and "noexec" not in best[3].split(",")
+
+
+def scratch_root() -> str | None:
+    """The folder check's scratch goes in: $PITR_CHECK_TMPDIR, else a memory file system
+    (XDG_RUNTIME_DIR, /dev/shm) where programs may run, else the system's default (None).
+    The suites create, copy and delete tens of thousands of small files (each test's world,
+    stubs, the scripts' temporary files); on a disk file system that was a third of check's
+    CPU time (ext4 on these machines: 29 ms to put back a world of 75 files, tmpfs 7 ms)."""
+    if os.environ.get(SCRATCH_ENV):
+        return os.environ[SCRATCH_ENV]
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
+        if (candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK)
+                and _tmpfs_allowing_exec(os.path.realpath(candidate))):
+            return candidate
+    return None
+
+
+def _all_deep(suite: Path) -> bool:
+    """Whether every test of the suite is tagged deep (`# bats file_tags=...deep...`)."""
+    return re.search(rf"^# bats file_tags=(.*,)?\s*{DEEP_TAG}\s*(,|$)",
+                     suite.read_text(errors="replace"), re.M) is not None
+
+
 def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = False,
              each_cluster: bool = False) -> int:
-    """The host suites once; the cluster suites (cluster-*.bats) once per shape of cluster
-    (generator/shapes.py: clusters alike up to their names, ports and addresses behave
-    alike), or once per cluster with each_cluster. Without `deep`, the tests tagged deep
-    (every fault position, the simulated year) are left out. Suites run in parallel over
+    """The host suites once; each cluster suite (cluster-*.bats) once per distinct view of a
+    cluster (generator/views.py: what the suite declares it reads, the same up to names, ports
+    and addresses), or once per cluster with each_cluster. Without `deep`, the tests tagged
+    deep (every fault position, the simulated year) are left out. Suites run in parallel over
     the cores; each one's TAP output is printed whole, in order, as it finishes."""
     manifest = read_manifest(bundle_dir)
     suites = sorted(suites_dir().glob("*.bats"))
+    if not deep:  # a suite tagged deep as a whole would run no test: not started at all
+        suites = [suite for suite in suites if not _all_deep(suite)]
     host_suites = [p for p in suites if not p.name.startswith("cluster-")]
     cluster_suites = [p for p in suites if p.name.startswith("cluster-")]
     command = [tool("bats"), "--formatter", "tap", "--print-output-on-failure",
@@ -363,36 +413,47 @@ def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = Fals
         command += ["--filter-tags", f"!{DEEP_TAG}"]
     if filter_text:
         command += ["--filter", filter_text]
-    query_cache = tempfile.TemporaryDirectory(prefix="pitr-bundle-check-")
-    # the suites' MANIFEST queries, answered once for all of them (test_helper.bash: query)
+    scratch = tempfile.TemporaryDirectory(prefix="pitr-bundle-check-", dir=scratch_root())
+    work = Path(scratch.name)
+    (work / "tmp").mkdir()
+    # the host suites' MANIFEST queries, answered once for all of them (test_helper.bash:
+    # query); TMPDIR: bats and the scripts under test keep their files in the scratch too,
+    # and whatever they leave goes with it
     env = dict(os.environ, PITR_BUNDLE_DIR=str(bundle_dir.resolve()),
-               PITR_QUERY_CACHE=query_cache.name)
-    for name in [n for n in env if n.startswith("PITR_WORLD")]:
-        del env[name]  # test_helper.bash's own (world_setup_file): never from outside
+               PITR_QUERY_CACHE=str(work), TMPDIR=str(work / "tmp"))
+    for name in [n for n in env if n.startswith(("PITR_WORLD", "PITR_VIEW"))]:
+        del env[name]  # test_helper.bash's own (world_setup_file, views): never from outside
     clusters = manifest.data["facts"]["clusters"]
+    views = {suite.name: declared_view(suite) for suite in cluster_suites}
     if each_cluster:
-        groups = [[index] for index in range(len(clusters))]
+        runs = {name: [[index] for index in range(len(clusters))] for name in views}
     else:
-        groups = cluster_shapes(bundle_dir, manifest.data, suites_text())
+        runs = suite_runs(bundle_dir, manifest.data, views, suites_text())
     jobs: list[BatsJob] = []
-    for group in groups:
-        first = clusters[group[0]]
-        for suite in cluster_suites:
-            jobs.append(BatsJob(suite, first["name"], [clusters[i]["name"] for i in group[1:]],
-                                dict(env, CLUSTER_INDEX=str(group[0])), []))
+    for suite in cluster_suites:
+        for group in runs[suite.name]:
+            folder = work / "views" / f"{suite.stem}-{group[0]}"
+            root = write_view(bundle_dir, manifest.data, group[0], views[suite.name], folder)
+            (folder / "queries").mkdir()
+            job_env = dict(env, PITR_BUNDLE_DIR=str(root), CLUSTER_INDEX="0",
+                           PITR_QUERY_CACHE=str(folder / "queries"),
+                           PITR_VIEW_WHOLE=str(folder / "whole.json"),
+                           PITR_VIEW_MISSES=str(folder / "misses"))
+            jobs.append(BatsJob(suite, clusters[group[0]]["name"],
+                                [clusters[i]["name"] for i in group[1:]], job_env, [],
+                                misses=folder / "misses"))
+    cluster_runs = len(jobs)
     jobs += [BatsJob(suite, None, [], env, []) for suite in host_suites]
     progress = Progress(len(jobs))
-    progress.plan(f"bats: {len(host_suites)} host suites, {len(cluster_suites)} cluster suites "
-                  f"on {len(groups)} cluster shape(s) of {len(clusters)} cluster(s)"
+    progress.plan(f"bats: {len(host_suites)} host suites; {len(cluster_suites)} cluster suites "
+                  f"in {cluster_runs} runs for {len(clusters)} cluster(s)"
+                  + ("" if each_cluster else " (each once per distinct view of a cluster)")
                   + ("" if deep else f"; tests tagged {DEEP_TAG} left out (check --deep)"))
-    for group in groups:
-        if len(group) > 1:
-            progress.write_out([f"# cluster {clusters[group[0]]['name']} stands for "
-                                f"{', '.join(clusters[i]['name'] for i in group[1:])} "
-                                "(the same scripts and facts up to names, ports, addresses)"])
-    # two suites more than cores: the suites wait at times (a stub server that opens after a
-    # while, a process they expect to die), and a waiting suite should not hold a core
-    workers = (os.cpu_count() or 1) + 2
+    # four suites more than cores: the suites wait at times (a stub server that opens after a
+    # while, restore.sh polling its fake server, a process they expect to die), and a waiting
+    # suite should not hold a core (with two more, check of a 10-cluster host on 2 cores left
+    # about a tenth of their time idle)
+    workers = (os.cpu_count() or 1) + 4
     printed = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # the largest suites first, so that no long one starts last; printed in job order
@@ -404,5 +465,5 @@ def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = Fals
             progress.write_out(jobs[printed].output)
             printed += 1
     progress.close()
-    query_cache.cleanup()
+    scratch.cleanup()
     return 1 if any(job.failed for job in jobs) else 0

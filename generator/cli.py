@@ -242,9 +242,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", help="run only bats tests whose name matches this regex")
     p.add_argument("--deep", action="store_true",
                    help="also the exhaustive bats tests (every fault position, a simulated year "
-                        "of snapshots): minutes per cluster shape")
+                        "of snapshots): minutes per distinct view of a cluster")
     p.add_argument("--each-cluster", action="store_true",
-                   help="run the cluster suites on every cluster, not once per cluster shape")
+                   help="run the cluster suites on every cluster, not once per distinct view of a cluster")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("import-pg-config",

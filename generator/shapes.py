@@ -1,10 +1,9 @@
-"""Clusters of a bundle that the cluster suites need to run on: one per distinct shape.
+"""Which clusters a cluster suite needs to run on: one per distinct view, up to names.
 
-What varies from cluster to cluster, and what a suite could see of it: the suites run a
-cluster's files (every file of the bundle with that cluster, read from disk) against the
-cluster's MANIFEST facts, which is all they know of the specs. Two clusters whose files and
-facts are the same text once their IDENTITY values are replaced by placeholders are the same
-program run on the same facts, up to those values: version-dependent branches, hot standby
+What a suite sees of a cluster is its view (generator/views.py): the files and facts it
+declares, nothing else, enforced while it runs. Two clusters whose views are the same text
+once their IDENTITY values are replaced by placeholders are the same program run on the same
+facts, up to those values: version-dependent branches, hot standby
 on or off, a slot or none, keep counts, configure lines, custom paths, a hook, any new fact
 or file another script role adds, all stay in the text as they are and so split clusters
 into shapes. Only the identity values are abstracted, each to a placeholder that keeps:
@@ -32,9 +31,10 @@ compared for equality, joined into paths, passed as arguments, never ordered or 
 with (a computed value such as the restore port is a fact of its own). Replacing text
 throughout (not only in `readonly` lines) also catches a value that coincides with other
 text of a script: the texts then differ, and so do the shapes.
-tests/test_check.py: clusters that differ only in identity values share a shape; a changed
+tests/test_check.py: clusters that differ only in identity values share a key; a changed
 byte in one cluster's file, a value of another class, or a value the suites name, each gives
-a shape of its own; the key covers every fact."""
+a key of its own; the key covers every fact in the view. tests/test_views.py: what lies
+outside a suite's view splits none of its runs, what lies inside does."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ import hashlib
 import json
 import re
 from pathlib import Path
+
+from generator.views import View, view_manifest
 
 # facts (paths in a cluster's MANIFEST facts) that name a cluster rather than shape it
 IDENTITY = (("name",), ("user",), ("port",), ("restore_port",), ("postgres_version",),
@@ -86,37 +88,53 @@ def _identity_values(facts: dict, suites_text: str) -> list[str]:
     return values
 
 
-def shape_key(bundle_dir: Path, manifest: dict, index: int, suites_text: str) -> str:
-    """The shape of the cluster at `index` of the MANIFEST facts (a hex digest)."""
-    facts = manifest["facts"]["clusters"][index]
-    values = _identity_values(facts, suites_text)
-    placeholder = {v: f"\0{n}:{value_class(v)}\0" for n, v in enumerate(values)}
-    # the specs' digests in the provenance headers: opaque, only ever compared whole
-    for spec in manifest.get("specs", []):
-        if spec["sha256"] not in placeholder:
-            values.append(spec["sha256"])
-            placeholder[spec["sha256"]] = "\0spec digest\0"
-    pattern = re.compile("|".join(_standing(v) for v in sorted(values, key=len, reverse=True)))
+class Abstraction:
+    """A cluster's text with its identity values (and the specs' digests) as placeholders."""
 
-    def abstract(text: str) -> str:
-        return pattern.sub(lambda m: placeholder[m.group()], text) if values else text
+    def __init__(self, manifest: dict, index: int, suites_text: str):
+        values = _identity_values(manifest["facts"]["clusters"][index], suites_text)
+        self.placeholder = {v: f"\0{n}:{value_class(v)}\0" for n, v in enumerate(values)}
+        # the specs' digests in the provenance headers: opaque, only ever compared whole
+        for spec in manifest.get("specs", []):
+            if spec["sha256"] not in self.placeholder:
+                values.append(spec["sha256"])
+                self.placeholder[spec["sha256"]] = "\0spec digest\0"
+        self.pattern = (re.compile("|".join(_standing(v) for v in
+                                            sorted(values, key=len, reverse=True)))
+                        if values else None)
 
-    files = []
-    for entry in manifest["files"]:
-        if entry.get("cluster") != facts["name"]:
-            continue
-        described = {k: v for k, v in entry.items() if k != "sha256"}
-        content = (bundle_dir / entry["path"]).read_bytes().decode("utf-8", "surrogateescape")
-        files.append(abstract(json.dumps(described, sort_keys=True, ensure_ascii=False))
-                     + "\0" + abstract(content))
-    material = [abstract(json.dumps(facts, sort_keys=True, ensure_ascii=False))] + sorted(files)
+    def __call__(self, text: str) -> str:
+        if self.pattern is None:
+            return text
+        return self.pattern.sub(lambda m: self.placeholder[m.group()], text)
+
+
+def view_key(bundle_dir: Path, manifest: dict, index: int, view: View, suites_text: str,
+             abstraction: Abstraction | None = None, contents: dict | None = None) -> str:
+    """The key of what a suite sees of the cluster at `index` through `view` (generator/
+    views.py), up to the cluster's identity values: equal keys, the same test run. `contents`
+    caches the abstracted text of the cluster's files by path (one cluster, many suites)."""
+    abstract = abstraction or Abstraction(manifest, index, suites_text)
+    contents = {} if contents is None else contents
+    seen = view_manifest(manifest, index, view)
+    seen["files"] = [{k: v for k, v in entry.items() if k != "sha256"} for entry in seen["files"]]
+    material = [abstract(json.dumps(seen, sort_keys=True, ensure_ascii=False))]
+    for entry in seen["files"]:
+        if entry["path"] not in contents:
+            raw = (bundle_dir / entry["path"]).read_bytes().decode("utf-8", "surrogateescape")
+            contents[entry["path"]] = abstract(raw)
+        material.append(contents[entry["path"]])
     return hashlib.sha256("\0\0".join(material).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def cluster_shapes(bundle_dir: Path, manifest: dict, suites_text: str) -> list[list[int]]:
-    """The clusters' indexes grouped by shape, in MANIFEST order; the first of each group is
-    the one the cluster suites run on."""
-    groups: dict[str, list[int]] = {}
+def suite_runs(bundle_dir: Path, manifest: dict, views: dict[str, View],
+               suites_text: str) -> dict[str, list[list[int]]]:
+    """For each suite (by name), the clusters' indexes grouped by that suite's view key, in
+    MANIFEST order; the first of each group is the one the suite runs on."""
+    runs: dict[str, dict[str, list[int]]] = {suite: {} for suite in views}
     for index in range(len(manifest["facts"]["clusters"])):
-        groups.setdefault(shape_key(bundle_dir, manifest, index, suites_text), []).append(index)
-    return list(groups.values())
+        abstraction, contents = Abstraction(manifest, index, suites_text), {}
+        for suite, view in views.items():
+            key = view_key(bundle_dir, manifest, index, view, suites_text, abstraction, contents)
+            runs[suite].setdefault(key, []).append(index)
+    return {suite: list(groups.values()) for suite, groups in runs.items()}

@@ -12,6 +12,7 @@ import pytest
 from conftest import pitr_bundle
 from generator.audit import tool
 from generator.inert import blot_inert
+from generator.views import View
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,7 +57,7 @@ def test_check_without_deep_leaves_the_tagged_tests_out_and_says_so(example_bund
     assert result.returncode == 0, result.stdout + result.stderr
     assert "tests tagged deep left out (check --deep)" in result.stderr  # the plan, once
     assert "faults:" not in result.stdout
-    assert result.stdout.count("ok 1 snapshot: takes") == 2  # one per shape
+    assert result.stdout.count("ok 1 snapshot: takes") == 2  # one per view: 9.0 and 17 differ
     assert "\r" not in result.stderr  # not a terminal: no redrawn status line
     deep = pitr_bundle("check", "--deep", "--filter", "faults: the (user|pool) script",
                        str(example_bundle))
@@ -352,15 +353,21 @@ def test_a_finding_in_scripts_alike_is_reported_for_each_of_them(tmp_path, monke
     assert out.count("[SC2086]") == 3
 
 
-# --- cluster suites once per shape (generator/shapes.py) --------------------------------------
+# --- what a suite sees of a cluster, up to identity values (generator/shapes.py) ----------------
+
+# every file and fact of a cluster (a suite that declared no narrower view would see more: the
+# host's facts too); the tests below are about the abstraction of identity values
+WHOLE_CLUSTER = View(None, None, ())
+
 
 def _shapes(bundle: Path) -> list[list[str]]:
     from generator.audit import read_manifest, suites_text
-    from generator.shapes import cluster_shapes
+    from generator.shapes import suite_runs
 
     manifest = read_manifest(bundle).data
     names = [c["name"] for c in manifest["facts"]["clusters"]]
-    return [[names[i] for i in group] for group in cluster_shapes(bundle, manifest, suites_text())]
+    groups = suite_runs(bundle, manifest, {"all": WHOLE_CLUSTER}, suites_text())["all"]
+    return [[names[i] for i in group] for group in groups]
 
 
 def test_clusters_alike_up_to_names_ports_and_addresses_share_a_shape(tmp_path, example_bundle):
@@ -449,18 +456,18 @@ def _same_class_other(value):
     return text + " "
 
 
-def test_the_shape_key_covers_every_fact_a_suite_can_read(example_bundle):
-    """Whatever fact of a cluster changes, even to a value of the same class, its shape key
-    changes: a suite cannot read a fact the grouping did not look at."""
+def test_the_view_key_covers_every_fact_in_the_view(example_bundle):
+    """Whatever fact of a cluster changes, even to a value of the same class, the key of a view
+    that holds it changes: a suite cannot read a fact the grouping did not look at."""
     import copy
 
     from generator.audit import read_manifest, suites_text
-    from generator.shapes import shape_key
+    from generator.shapes import view_key
 
     manifest = read_manifest(example_bundle).data
     text = suites_text()
     for index, facts in enumerate(manifest["facts"]["clusters"]):
-        key = shape_key(example_bundle, manifest, index, text)
+        key = view_key(example_bundle, manifest, index, WHOLE_CLUSTER, text)
         leaves = [(p, v) for p, v in _leaves(facts) if v is not None]
         assert len(leaves) > 30
         for path, value in leaves:
@@ -469,4 +476,4 @@ def test_the_shape_key_covers_every_fact_a_suite_can_read(example_bundle):
             for step in path[:-1]:
                 target = target[step]
             target[path[-1]] = _same_class_other(value)
-            assert shape_key(example_bundle, changed, index, text) != key, path
+            assert view_key(example_bundle, changed, index, WHOLE_CLUSTER, text) != key, path

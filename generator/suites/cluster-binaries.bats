@@ -3,6 +3,10 @@
 # against a fake installation in the sandbox. For real, with Debian's PostgreSQL 15:
 # tests/test_packaged_postgres.py.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: binaries
+# view facts: name extensions postgres_version
+
 load test_helper
 
 setup() {

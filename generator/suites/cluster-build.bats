@@ -4,6 +4,10 @@
 # and ownership faked in the sandbox. For real, compiling Debian's PostgreSQL 15 source:
 # tests/test_build_from_source.py.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: build
+# view facts: name user configure_args paths.prefix
+
 load test_helper
 
 setup() {

@@ -4,6 +4,10 @@
 # it asks depends on the major (pg_stat_archiver and slots from 9.4, wal_status from 13,
 # pg_xlog before 10). For real, on PostgreSQL 10 and 17: tests/test_check_primary_real_pg.py.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: check-primary
+# view facts: name postgres_major replication_slot monitor
+
 load test_helper
 
 setup() {

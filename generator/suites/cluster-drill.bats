@@ -1,7 +1,12 @@
 #!/usr/bin/env bats
-# The restore drill (role "drill") and its installer (role "drill-cron"), with restore.sh as a
-# stub that makes the clone in the fake ZFS. The drill against real ZFS and PostgreSQL:
+# The restore drill (role "drill"), with restore.sh as a stub that makes the clone in the fake
+# ZFS (its installer: cluster-drill-cron.bats). The drill against real ZFS and PostgreSQL:
 # tests/test_drill_zfs_pg.py.
+
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: drill
+# view facts: name user dataset drill snapshots.prefix
+# view host: pool.name
 
 load test_helper
 
@@ -179,34 +184,4 @@ import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(20)' "$BATS_
   run -0 "$DRILL_SCRIPT"
   kill "$listener"
   [ "$(state port)" = $((port + 1)) ]
-}
-
-@test "drill installer: installs restore.sh and the drill (root, 0500) and the cron file (0644)" {
-  fake_ownership
-  installer=$(rebase_installer "$(cluster_script drill-cron)" DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" \
-    RESTORE_SCRIPT="$SANDBOX/sbin/pitr-restore" CRON_FILE="$SANDBOX/cron.d/drill")
-  run -0 "$installer"
-  cmp "$SANDBOX/sbin/pitr-drill" "$DRILL"
-  cmp "$SANDBOX/sbin/pitr-restore" "$(cluster_script restore)"
-  [ "$(stat -c '%U %a' "$SANDBOX/sbin/pitr-drill")" = "root 500" ]
-  cron=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'drill-cron' and f['cluster'] == '$CLUSTER' and not f['path'].endswith('.sh')][0]")
-  cmp "$SANDBOX/cron.d/drill" "$cron"
-  grep -Eq "^$(cluster_fact "['drill']['schedule']" | sed 's/\*/\\*/g') root /usr/local/sbin/pitr-drill-$CLUSTER$" "$cron"
-  : >"$STUB_LOG"
-  run -0 "$installer"
-  [ -z "$(calls '^install')" ]
-}
-
-@test "drill installer: a restore.sh beside it that differs from SHA256SUMS is refused (3), nothing installed" {
-  fake_ownership
-  copy=$(bundle_copy)
-  restore=$(cluster_script restore)
-  installer=$(rebase_installer "$copy/$(cluster_script drill-cron | sed "s|^$BUNDLE/||")" \
-    DRILL_SCRIPT="$SANDBOX/sbin/pitr-drill" RESTORE_SCRIPT="$SANDBOX/sbin/pitr-restore" \
-    CRON_FILE="$SANDBOX/cron.d/drill")
-  printf '# altered\n' >>"$copy/${restore#"$BUNDLE"/}"
-  run -3 "$installer"
-  [[ $output == *"${restore#"$BUNDLE"/} does not match the bundle's SHA256SUMS"* ]]
-  [ -z "$(calls '^install')" ]
-  [ ! -e "$SANDBOX/sbin/pitr-restore" ] && [ ! -e "$SANDBOX/sbin/pitr-drill" ]
 }

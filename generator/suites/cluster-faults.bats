@@ -7,6 +7,11 @@
 # every fault position of every script: minutes per cluster, so only with `check --deep`
 # bats file_tags=deep
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: user build primary check-primary basebackup standby snapshot wal-retention snapshot-cron restore drill drill-cron
+# view facts: name user dataset postgres_major archive primary snapshots paths
+# view host: pool.name
+
 load test_helper
 
 setup() {
@@ -167,7 +172,7 @@ snapshot_world() {
   fake_users
   USER_NAME=$(cluster_fact "['user']")
   PGHOME=$BATS_TEST_TMPDIR/pghome
-  fake_pghome "$PGHOME"
+  fake_pghome "$PGHOME" "$(cluster_fact "['postgres_major']")"
   stub rsync
   stub ssh
   fault_point install

@@ -1,6 +1,10 @@
 #!/usr/bin/env bats
 # The snapshot-cron installer (role "snapshot-cron"): snapshot script and /etc/cron.d file.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: snapshot-cron snapshot wal-retention
+# view facts: name
+
 load test_helper
 
 make_world() {

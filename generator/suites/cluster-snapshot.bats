@@ -1,6 +1,11 @@
 #!/usr/bin/env bats
 # The snapshot script (role "snapshot") against the fake zfs, with a fake clock.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: snapshot
+# view facts: name dataset port paths.pgdata paths.pghome snapshots
+# view host: pool.name
+
 load test_helper
 
 make_world() {

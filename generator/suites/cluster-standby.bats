@@ -1,6 +1,10 @@
 #!/usr/bin/env bats
 # The standby script (role "standby"), with PGDATA in a sandbox and a stub pg_ctl.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: standby
+# view facts: name user port postgres_major paths.archive primary.address recovery_file
+
 load test_helper
 
 make_world() {

@@ -1,6 +1,10 @@
 #!/usr/bin/env bats
 # The per-cluster user script (role "user"), with accounts and paths in a sandbox.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: user bash-profile
+# view facts: name user
+
 load test_helper
 
 make_world() {

@@ -2,6 +2,11 @@
 # The WAL retention script (role "wal-retention") against the fake zfs, a fake clock and a
 # fake pg_controldata; and with the snapshot script over a simulated span of runs.
 
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: wal-retention snapshot
+# view facts: name dataset archive snapshots.prefix
+# view host: pool.name
+
 load test_helper
 
 make_world() {

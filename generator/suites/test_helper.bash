@@ -33,29 +33,82 @@ query() {
   } <"$key"
 }
 
+# _query EXPR: the answer from MANIFEST.json. In a suite's view (check: generator/views.py,
+# PITR_VIEW_WHOLE set) also from the whole bundle: an answer that differs (a fact or file the
+# view leaves out) is a read outside the view, written to PITR_VIEW_MISSES for check to report,
+# and fails here, whatever the caller makes of the failure.
+# The first call of a run also answers, into the cache, what suites ask most: every fact of
+# the first cluster (cluster_fact) and its scripts by role (script_of), each only where the
+# view and the whole bundle agree; one Python start instead of one per question.
 _query() {
-  python3 -S - "$BUNDLE/MANIFEST.json" "$1" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-value = eval(sys.argv[2], {"m": m, "facts": m["facts"]})
-if isinstance(value, (list, tuple)):
-    for item in value:
-        print(item if not isinstance(item, (dict, list)) else json.dumps(item))
-elif value is not None:
-    print(value)
+  python3 -S - "$BUNDLE/MANIFEST.json" "$1" "${PITR_VIEW_WHOLE:-}" "${PITR_VIEW_MISSES:-}" \
+    "${PITR_QUERY_CACHE:-${BATS_RUN_TMPDIR:-}}" <<'PY'
+import json, os, re, sys
+manifest, expr, whole, misses, cache = sys.argv[1:]
+view_m = json.load(open(manifest))
+whole_m = json.load(open(whole)) if whole else None
+
+def answer(m, expr):
+    try:
+        value = eval(expr, {"m": m, "facts": m["facts"]})
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(value, (list, tuple)):
+        return ([] if value is None else [str(value)]), None
+    return [json.dumps(v) if isinstance(v, (dict, list)) else str(v) for v in value], None
+
+def agreed(expr):
+    found = answer(view_m, expr)
+    return found if whole_m is None or answer(whole_m, expr) == found else None
+
+def warm():
+    """Cache entries, named as query() names them, for the questions suites ask most."""
+    questions = []
+    def walk(expr, value):
+        questions.append(expr)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{expr}['{key}']", item)
+    for index, cluster in enumerate(view_m["facts"].get("clusters", [])[:1]):
+        walk(f"facts['clusters'][{index}]", cluster)
+    for f in view_m["files"]:
+        if f.get("cluster"):
+            questions.append(f"[f['path'] for f in m['files'] if f['role'] == '{f['role']}' "
+                             f"and f['cluster'] == '{f['cluster']}' and f['path'].endswith('.sh')]")
+    for question in questions:
+        found = agreed(question)
+        if found is None or found[1] is not None:
+            continue
+        key = os.path.join(cache, "query-" + re.sub("[^A-Za-z0-9]", "_", question)[:200])
+        with open(f"{key}.{os.getpid()}", "w") as out:
+            out.write("".join(line + "\n" for line in [question] + found[0]))
+        os.replace(f"{key}.{os.getpid()}", key)
+
+if cache and not os.path.exists(os.path.join(cache, "warmed")):
+    open(os.path.join(cache, "warmed"), "w").close()
+    warm()
+lines, error = answer(view_m, expr)
+if whole_m is not None and answer(whole_m, expr) != (lines, error):
+    with open(misses or "/dev/null", "a") as log:
+        log.write(expr + "\n")
+    sys.exit(f"query: {expr}: outside this suite's view (add it to the suite's '# view' lines)")
+if error:
+    sys.exit(f"query: {expr}: {error}")
+for line in lines:
+    print(line)
 PY
 }
 
 # script_of ROLE [CLUSTER]: absolute path of the bundle script with that role
 script_of() {
-  local cluster=${2:-}
-  if [[ -n $cluster ]]; then
-    query "[f['path'] for f in m['files'] if f['role'] == '$1' and f['cluster'] == '$cluster' and f['path'].endswith('.sh')]" |
-      head -n1 | sed "s|^|$BUNDLE/|"
+  local path
+  if [[ -n ${2:-} ]]; then
+    path=$(query "[f['path'] for f in m['files'] if f['role'] == '$1' and f['cluster'] == '$2' and f['path'].endswith('.sh')]")
   else
-    query "[f['path'] for f in m['files'] if f['role'] == '$1' and f['path'].endswith('.sh')]" |
-      head -n1 | sed "s|^|$BUNDLE/|"
+    path=$(query "[f['path'] for f in m['files'] if f['role'] == '$1' and f['path'].endswith('.sh')]")
   fi
+  path=${path%%$'\n'*}
+  [[ -z $path ]] || printf '%s/%s\n' "$BUNDLE" "$path"
 }
 
 # world_setup_file MAKE_WORLD: in a suite's setup_file. The world its tests start from (the
@@ -209,8 +262,13 @@ case $target in "$SANDBOX"/*) ;; *) echo "install outside the sandbox: $target" 
 printf "%s\t%s %s %s\n" "$target" "$owner" "$group" "$((8#${mode:-755}))" >>"$SANDBOX/.owners"'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub stat '
-path=${*: -1}
-recorded=$(awk -F "\t" -v p="$path" "\$1 == p { v = \$2 } END { print v }" "$SANDBOX/.owners" 2>/dev/null)
+path=${*: -1} recorded=""
+# the last record of the path (builtins only: the scripts stat often)
+if [[ -f $SANDBOX/.owners ]]; then
+  while IFS=$'"'"'\t'"'"' read -r recorded_path owner_group_mode; do
+    [[ $recorded_path != "$path" ]] || recorded=$owner_group_mode
+  done <"$SANDBOX/.owners"
+fi
 if [[ -n $recorded ]]; then
   read -r o g m <<<"$recorded"
   format="%U %G %a"
@@ -288,12 +346,21 @@ cluster_script() {
   script_of "$1" "$(cluster_fact "['name']")"
 }
 
-# fake_pghome DIR: PostgreSQL binaries of a cluster as stubs: pg_ctl keeps "running" in a
-# state file; pg_basebackup writes a tar-format backup (base.tar, pg_wal.tar, one tablespace)
+# cluster_file NAME: absolute path of the first cluster's bundle file named NAME (any role)
+cluster_file() {
+  local path
+  path=$(query "[f['path'] for f in m['files'] if f['cluster'] == '$(cluster_fact "['name']")' and f['path'].rsplit('/', 1)[-1] == '$1']")
+  [[ -n $path ]] || return 1
+  printf '%s/%s\n' "$BUNDLE" "${path%%$'\n'*}"
+}
+
+# fake_pghome DIR [MAJOR]: PostgreSQL binaries of a cluster as stubs: pg_ctl keeps "running"
+# in a state file; pg_basebackup writes a tar-format backup (base.tar, pg_wal.tar, one
+# tablespace) whose PG_VERSION says MAJOR, and fails without one (a suite that needs a backup
+# says which major; one that does not need not read the cluster's: see generator/views.py)
 fake_pghome() {
   local dir=$1
-  export FAKE_PG_MAJOR
-  FAKE_PG_MAJOR=$(cluster_fact "['postgres_major']")
+  export FAKE_PG_MAJOR=${2:-}
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$dir/bin stub pg_ctl '
 data=""
@@ -306,6 +373,7 @@ case " $* " in
 esac'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$dir/bin stub pg_basebackup '
+[[ -n $FAKE_PG_MAJOR ]] || { echo "fake pg_basebackup: fake_pghome was given no major" >&2; exit 99; }
 target=""
 while (($#)); do [[ $1 == -D ]] && target=$2; shift; done
 src=$(mktemp -d)

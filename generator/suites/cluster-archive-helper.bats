@@ -1,0 +1,103 @@
+#!/usr/bin/env bats
+# The archive helper and the archive mount script that the primary-side script installs
+# (role "primary": pitr-archive-wal.sh, pitr-archive-mount.sh), run on their own.
+
+# What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
+# view roles: primary:pitr-archive-wal.sh primary:pitr-archive-mount.sh
+# view facts: name
+
+load test_helper
+
+make_world() {
+  setup_stubs
+  HELPER_IN_BUNDLE=$(cluster_file pitr-archive-wal.sh)
+  MOUNT_IN_BUNDLE=$(cluster_file pitr-archive-mount.sh)
+}
+
+setup_file() {
+  world_setup_file make_world
+}
+
+setup() {
+  world_reset
+}
+
+archive_helper() {
+  mkdir -p "$SANDBOX/archive/arch" "$SANDBOX/pgdata/pg_wal"
+  stub mountpoint 'exit 0'
+  rebase "$HELPER_IN_BUNDLE" ARCHIVE="$SANDBOX/archive/arch"
+}
+
+@test "archive helper: copies a WAL file into today's UTC folder" {
+  helper=$(archive_helper)
+  cd "$SANDBOX/pgdata"
+  echo wal1 >pg_wal/000000010000000000000001
+  chmod 0600 pg_wal/000000010000000000000001
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  archived=$SANDBOX/archive/arch/$(TZ=UTC date +%F)/000000010000000000000001
+  cmp pg_wal/000000010000000000000001 "$archived"
+  # readable by the standby's user through the folder's group, whatever pg_wal's mode
+  [ "$(/usr/bin/stat -c %a "$archived")" = 640 ]
+  [ -z "$(find "$SANDBOX/archive" -name '*.tmp')" ]
+}
+
+@test "archive helper: never overwrites; the same content again is success" {
+  helper=$(archive_helper)
+  cd "$SANDBOX/pgdata"
+  echo wal1 >pg_wal/000000010000000000000001
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  echo other >pg_wal/000000010000000000000001
+  run -1 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  [[ $output == *"exists with other content: refusing to overwrite"* ]]
+  [ "$(cat "$SANDBOX/archive/arch/"*/000000010000000000000001)" = wal1 ]
+}
+
+@test "archive helper: refuses names and paths that are not WAL files of this data directory" {
+  helper=$(archive_helper)
+  cd "$SANDBOX/pgdata"
+  run -1 "$helper" /etc/shadow 000000010000000000000001
+  run -1 "$helper" pg_wal/../../x 000000010000000000000001
+  run -1 "$helper" pg_wal/x 'x;id'
+  [ -z "$(ls -A "$SANDBOX/archive/arch")" ]
+}
+
+@test "archive helper: no queue limit unless the spec sets one" {
+  grep -qxE 'readonly QUEUE_MAX=[0-9]+' "$HELPER_IN_BUNDLE"
+}
+
+@test "archive helper: past the queue limit it drops the file, counts it, logs loudly and reports success" {
+  stub logger
+  mkdir -p "$SANDBOX/pgdata/pg_wal/archive_status"
+  stub mountpoint 'exit 0'
+  # 16-byte "segments": a limit of 48 bytes is three waiting files
+  helper=$(rebase "$HELPER_IN_BUNDLE" ARCHIVE="$SANDBOX/archive/arch" QUEUE_MAX=48 \
+    DROPPED_FILE="$SANDBOX/state/dropped-wal")
+  cd "$SANDBOX/pgdata"
+  for n in 1 2 3 4; do
+    printf '0123456789abcdef' >"pg_wal/00000001000000000000000$n"
+  done
+  touch pg_wal/archive_status/000000010000000000000001.ready pg_wal/archive_status/000000010000000000000002.ready
+  # under the limit, and the archive is gone: a failure PostgreSQL retries
+  run -1 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  [ ! -e "$SANDBOX/state/dropped-wal" ]
+  touch pg_wal/archive_status/000000010000000000000003.ready pg_wal/archive_status/000000010000000000000004.ready
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  [[ $output == *"DROPPED 000000010000000000000001, not archived: 4 WAL files (64 bytes) wait"* ]]
+  run -0 "$helper" pg_wal/000000010000000000000002 000000010000000000000002
+  read -r files bytes last _ <"$SANDBOX/state/dropped-wal"
+  [ "$files $bytes $last" = "2 32 000000010000000000000002" ]
+  [ "$(calls '^logger -p daemon.crit -t pitr-archive-wal -- DROPPED ' | wc -l)" -eq 2 ]
+  [ ! -e "$SANDBOX/archive" ]
+}
+
+@test "archive mount: the export is mounted nosuid, nodev, noexec whatever the spec's options" {
+  stub mountpoint 'exit 1'
+  stub mount
+  script=$(rebase "$MOUNT_IN_BUNDLE" MOUNTPOINT="$SANDBOX/pgarch")
+  run -0 "$script"
+  options=$(calls '^mount -t nfs -o ' | cut -d' ' -f5)
+  [[ ,$options, == *,nosuid,* && ,$options, == *,nodev,* && ,$options, == *,noexec,* ]]
+  # the last word wins in mount(8): nothing after them turns them off
+  [[ $options == *,nosuid,nodev,noexec ]]
+}
