@@ -153,3 +153,15 @@ def test_check_keeps_the_suites_files_in_its_own_scratch(monkeypatch, tmp_path):
         pytest.skip("no /dev/shm tmpfs without noexec on this machine")
     assert audit.scratch_root() == "/dev/shm"
     assert not audit._tmpfs_allowing_exec(str(tmp_path)) or str(tmp_path).startswith("/dev/shm")
+
+
+def test_no_cluster_suite_asks_whether_a_bundle_file_exists():
+    """A view leaves undeclared files out: a suite that asked whether one exists (or listed the
+    bundle's folders) would take another branch in the view than on the bundle, silently. The
+    suites find files through query (compared with the whole bundle) and read them (a missing
+    one fails); this keeps it so."""
+    asking = re.compile(r"(\[\[?|test)\s+!?\s*-[efdsrx]\s+\"?\$\{?BUNDLE|(ls|find|compgen|stat)\b[^\n]*\$\{?BUNDLE\b")
+    for suite in CLUSTER_SUITES:
+        for number, line in enumerate(suite.read_text().splitlines(), 1):
+            assert not asking.search(line), f"{suite.name}:{number}: {line.strip()}"
+    assert asking.search('[[ -f "$BUNDLE/x" ]]') and asking.search("ls $BUNDLE/clusters")
