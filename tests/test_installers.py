@@ -75,7 +75,7 @@ def test_installers_install_checked_files_and_refuse_altered_ones(bundle):
     wal-retention.sh, restore.sh), a missing one and a missing SHA256SUMS are refused with
     exit 3 and nothing installed."""
     suites = [suites_dir() / s for s in ("monitor.bats", "cluster-snapshot-cron.bats",
-                                         "cluster-drill.bats")]
+                                         "cluster-drill-cron.bats")]
     result = subprocess.run(
         [tool("bats"), "--formatter", "tap", "--print-output-on-failure",
          "--filter", "installer|snapshot-cron:", *map(str, suites)],
