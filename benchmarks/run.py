@@ -414,7 +414,7 @@ def main() -> None:
                              "and adds options: --parts pgbackrest --help")
     parser.add_argument("--deep-up-to", type=int, default=50,
                         help="run `check --deep` up to this many clusters (default: %(default)s; "
-                             "minutes per cluster shape)")
+                             "minutes per distinct view of a cluster)")
     first = argparse.ArgumentParser(add_help=False)  # which parts, before --help lists the options
     first.add_argument("--parts", default="")
     if "pgbackrest" in first.parse_known_args()[0].parts:
