@@ -48,13 +48,21 @@ on_error() {
 }
 trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
 TEMP_FILES=()
+TEMP_FILES_SHELL=$BASH_SUBSHELL
 remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script exits, its path put in VAR
+# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR
 make_temp() {
   local path
+  if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
+    # a subshell (a pipeline's stage, a $(...)): bash runs no inherited EXIT trap there, so
+    # this shell removes its own files when it exits; the parent's stay the parent's
+    TEMP_FILES=() TEMP_FILES_SHELL=$BASH_SUBSHELL
+    trap remove_temp_files EXIT
+  fi
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"

@@ -43,13 +43,21 @@ on_error() {
 }
 trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
 TEMP_FILES=()
+TEMP_FILES_SHELL=$BASH_SUBSHELL
 remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script exits, its path put in VAR
+# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR
 make_temp() {
   local path
+  if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
+    # a subshell (a pipeline's stage, a $(...)): bash runs no inherited EXIT trap there, so
+    # this shell removes its own files when it exits; the parent's stay the parent's
+    TEMP_FILES=() TEMP_FILES_SHELL=$BASH_SUBSHELL
+    trap remove_temp_files EXIT
+  fi
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
@@ -307,16 +315,11 @@ oldest_snapshot() {
   zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET" | grep -F -m1 "@$PREFIX" || true
 }
 
-# write_owned FILE: standard input into FILE, owned by the cluster's user, mode 0600. Its
-# callers pipe into it (so a failing producer fails the step: pipefail), which runs it in a
-# subshell, where the script's EXIT trap does not run: its temporary copy is removed by a trap
-# of its own, whether install succeeds or not
+# write_owned FILE: standard input into FILE, owned by the cluster's user, mode 0600 (its
+# callers pipe into it: a subshell, whose temporary file make_temp removes when it exits)
 write_owned() {
-  ((BASH_SUBSHELL > 0)) || die "write_owned runs at the end of a pipeline (its own EXIT trap)"
   local content
-  content=$(mktemp)
-  # shellcheck disable=SC2064 # the path is fixed now: the trap removes this very file
-  trap "rm -f -- $(printf '%q' "$content")" EXIT
+  make_temp content
   cat >"$content"
   run install -o "$OS_USER" -g "$OS_USER" -m 0600 "$content" "$1"
 }
