@@ -110,9 +110,14 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         older = run([scripts / "restore.sh", "--target-time", utc(time.time() - 3600), "--yes"], expect=3)
         assert "older than the oldest snapshot" in older.stderr
 
-        # restore to T: A, not B, open on its own port; the standby streams on
-        restored = run([scripts / "restore.sh", "--target-time", target, "--name", "t1", "--yes"])
+        # restore to T: A, not B, open on its own port; the standby streams on; no temporary
+        # file of the restore (its settings are written through pipelines) stays behind
+        restore_tmp = root / "restore-tmp"
+        restore_tmp.mkdir()
+        restored = run([scripts / "restore.sh", "--target-time", target, "--name", "t1", "--yes"],
+                       env=dict(os.environ, TMPDIR=str(restore_tmp)))
         assert "is open" in restored.stderr
+        assert list(restore_tmp.iterdir()) == []
         clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-t1/pg_root", 29100 + major)
         assert clone.psql("select pg_is_in_recovery()") == "f"
         assert clone.psql("select string_agg(note, ',' order by id) from t") == "A"
