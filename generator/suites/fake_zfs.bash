@@ -25,7 +25,7 @@ fi
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
 if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|snapshot|destroy|clone))$ ]]; then
   changes=0
-  [[ ! -f $state/.changes ]] || changes=$(<"$state/.changes")
+  [[ ! -f $state/.changes ]] || read -r changes <"$state/.changes"
   changes=$((changes + 1))
   echo "$changes" >"$state/.changes"
   if ((changes == FAKE_FAIL_AT)); then
@@ -34,38 +34,49 @@ if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|
   fi
 fi
 
-ds_file() { printf '%s/ds/%s' "$state" "${1//\//%}"; }
-# value_in FILE KEY: the value of the first KEY=value line of FILE (nothing if none), read
-# with builtins: the suites call the fake thousands of times
+# The helpers answer in REPLY, with builtins alone, never through $(...): each command
+# substitution is a process, and the suites call the fake thousands of times.
+# ds_file DATASET / snap_file SNAPSHOT / snap_props SNAPSHOT: the file that stands for it
+ds_file() { REPLY=$state/ds/${1//\//%}; }
+snap_file() { REPLY=$state/snaps/${1//\//%}; }
+# user properties of snapshots (zfs snapshot -o), one name=value line each
+snap_props() { REPLY=$state/snapprops/${1//\//%}; }
+# value_in FILE KEY: the value of the first KEY=value line of FILE (empty if none)
 value_in() {
   local line
+  REPLY=""
   [[ -f $1 ]] || return 0
   while IFS= read -r line || [[ -n $line ]]; do
     if [[ $line == "$2="* ]]; then
-      printf '%s' "${line#*=}"
+      REPLY=${line#*=}
       return 0
     fi
   done <"$1"
 }
-exists() { [[ -f $(ds_file "$1") ]]; }
+exists() { ds_file "$1"; [[ -f $REPLY ]]; }
 default_of() {
   case $1 in
-    mountpoint) printf '/%s' "$2" ;;
-    compression | dedup) echo off ;;
-    atime | canmount) echo on ;;
-    type) echo filesystem ;;
-    *) echo - ;;
+    mountpoint) REPLY=/$2 ;;
+    compression | dedup) REPLY=off ;;
+    atime | canmount) REPLY=on ;;
+    type) REPLY=filesystem ;;
+    *) REPLY=- ;;
   esac
 }
+# prop_of PROPERTY DATASET: its value (or default) in REPLY; get_prop prints it
+prop_of() {
+  ds_file "$2"
+  value_in "$REPLY" "$1"
+  [[ -n $REPLY ]] || default_of "$1" "$2"
+}
 get_prop() {
-  local value
-  value=$(value_in "$(ds_file "$2")" "$1")
-  [[ -n $value ]] || value=$(default_of "$1" "$2")
-  printf '%s\n' "$value"
+  prop_of "$1" "$2"
+  printf '%s\n' "$REPLY"
 }
 set_prop() {
   local file line kept=()
-  file=$(ds_file "$2")
+  ds_file "$2"
+  file=$REPLY
   while IFS= read -r line || [[ -n $line ]]; do
     [[ $line == "${1%%=*}="* ]] || kept+=("$line")
   done <"$file"
@@ -102,7 +113,8 @@ zpool_create() {
   local ashift=0 opt
   for opt in "${pool_opts[@]}"; do [[ $opt == ashift=* ]] && ashift=${opt#ashift=}; done
   echo "$ashift" >"$state/pools/$pool.ashift"
-  : >"$(ds_file "$pool")"
+  ds_file "$pool"
+  : >"$REPLY"
   [[ -n $mountpoint ]] && set_prop "mountpoint=$mountpoint" "$pool"
   for opt in "${root_props[@]}"; do set_prop "$opt" "$pool"; done
   [[ -z $section ]] || true
@@ -120,19 +132,17 @@ zpool_status() {
   done
 }
 
-snap_file() { printf '%s/snaps/%s' "$state" "${1//\//%}"; }
-# user properties of snapshots (zfs snapshot -o), one name=value line each
-snap_props() { printf '%s/snapprops/%s' "$state" "${1//\//%}"; }
 snap_prop() {
-  local value
-  value=$(value_in "$(snap_props "$2")" "$1")
-  printf '%s\n' "${value:--}"
+  snap_props "$2"
+  value_in "$REPLY" "$1"
+  printf '%s\n' "${REPLY:--}"
 }
 
 # list_snapshots DATASET: name<TAB>userrefs, oldest first (creation, then name)
 list_snapshots() {
   local prefix name
-  prefix=$(snap_file "$1@")
+  snap_file "$1@"
+  prefix=$REPLY
   for f in "$prefix"*; do
     [[ -e $f ]] || continue
     read -r created refs <"$f"
@@ -143,13 +153,15 @@ list_snapshots() {
 
 destroy_snapshot() {
   local f
-  f=$(snap_file "$1")
+  snap_file "$1"
+  f=$REPLY
   [[ -e $f ]] || { echo "could not find any snapshots to destroy; check snapshot names." >&2; exit 1; }
   if grep -rqxF "origin=$1" "$state/ds"; then
     echo "cannot destroy '$1': snapshot has dependent clones" >&2
     exit 1
   fi
-  rm -f "$f" "$(snap_props "$1")"
+  snap_props "$1"
+  rm -f "$f" "$REPLY"
 }
 
 case "$cmd $*" in
@@ -160,37 +172,47 @@ case "$cmd $*" in
     shift
     props=()
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
-    [[ -e $(snap_file "$1") ]] && { echo "cannot create snapshot '$1': dataset already exists" >&2; exit 1; }
+    snap_file "$1"
+    [[ -e $REPLY ]] && { echo "cannot create snapshot '$1': dataset already exists" >&2; exit 1; }
     exists "${1%@*}" || { echo "cannot open '${1%@*}': dataset does not exist" >&2; exit 1; }
-    printf '%s 0\n' "$(date -u +%s)" >"$(snap_file "$1")"
-    rm -f "$(snap_props "$1")"
-    for p in "${props[@]}"; do printf '%s\n' "$p" >>"$(snap_props "$1")"; done ;;
+    snap_file "$1"
+    # creation from `date`: the suites put a fake one on PATH to choose it
+    printf '%s 0\n' "$(date -u +%s)" >"$REPLY"
+    snap_props "$1"
+    rm -f "$REPLY"
+    if ((${#props[@]})); then printf '%s\n' "${props[@]}" >"$REPLY"; fi ;;
   "zfs list -H -t snapshot -o name,userrefs -d 1 -s creation "*) list_snapshots "${11}" ;;
   "zfs list -H -t snapshot -o name,"*:*" -d 1 -s creation "*)
     list_snapshots "${11}" | while IFS=$'\t' read -r n _; do
-      printf '%s\t%s\n' "$n" "$(snap_prop "${6#name,}" "$n")"
+      snap_props "$n"
+      value_in "$REPLY" "${6#name,}"
+      printf '%s\t%s\n' "$n" "${REPLY:--}"
     done ;;
   "zfs list -H -t snapshot -o name -d 1 -s creation "*) list_snapshots "${11}" | cut -f1 ;;
   "zfs list -H -t filesystem,volume -o origin -r "*)
     for f in "$state/ds"/*; do
-      o=$(value_in "$f" origin)
-      echo "${o:--}"
+      value_in "$f" origin
+      echo "${REPLY:--}"
     done ;;
   "zfs list -H -t filesystem,volume -o name,origin")
     for f in "$state/ds"/*; do
-      o=$(grep -m1 '^origin=' "$f" | cut -d= -f2- || true)
-      printf '%s\t%s\n' "$(basename "$f" | tr '%' '/')" "${o:--}"
+      value_in "$f" origin
+      n=${f##*/}
+      printf '%s\t%s\n' "${n//%//}" "${REPLY:--}"
     done ;;
   "zfs destroy -R "*)
     # the dataset, its children, their snapshots and every clone of those snapshots
     exists "$3" || { echo "cannot open '$3': dataset does not exist" >&2; exit 1; }
     for f in "$state/ds"/*; do
-      n=$(basename "$f" | tr '%' '/')
-      o=$(grep -m1 '^origin=' "$f" | cut -d= -f2- || true)
+      n=${f##*/}
+      n=${n//%//}
+      value_in "$f" origin
+      o=$REPLY
       if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then rm -f "$f"; fi
     done
     for f in "$state/snaps"/* "$state/snapprops"/*; do
-      n=$(basename "$f" | tr '%' '/')
+      n=${f##*/}
+      n=${n//%//}
       if [[ $n == "$3@"* || $n == "$3/"*@* ]]; then rm -f "$f"; fi
     done ;;
   "zfs destroy -d "*)
@@ -203,39 +225,45 @@ case "$cmd $*" in
     else
       destroy_snapshot "$target"
     fi ;;
-  "zfs hold "*) read -r c r <"$(snap_file "$3")"; echo "$c $((r + 1))" >"$(snap_file "$3")" ;;
-  "zfs get -H -p -o value creation "*) cut -d' ' -f1 "$(snap_file "$7")" ;;
+  "zfs hold "*) snap_file "$3"; read -r c r <"$REPLY"; echo "$c $((r + 1))" >"$REPLY" ;;
+  "zfs get -H -p -o value creation "*) snap_file "$7"; read -r c _ <"$REPLY"; echo "$c" ;;
   "zfs clone "*)
     shift
     props=()
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
-    [[ -e $(snap_file "$1") ]] || { echo "cannot open '$1'" >&2; exit 1; }
+    snap_file "$1"
+    [[ -e $REPLY ]] || { echo "cannot open '$1'" >&2; exit 1; }
     exists "${2%/*}" || { echo "cannot create '$2': parent does not exist" >&2; exit 1; }
-    : >"$(ds_file "$2")"
+    ds_file "$2"
+    : >"$REPLY"
     set_prop "origin=$1" "$2"
     for p in "${props[@]}"; do set_prop "$p" "$2"; done
     # a clone holds what the dataset held (the fake keeps no snapshot contents)
-    source_root="$(get_prop mountpoint "${1%@*}")/pg_root"
-    clone_root="$(get_prop mountpoint "$2")/pg_root"
-    mkdir -p "$(dirname "$clone_root")"
+    prop_of mountpoint "${1%@*}"
+    source_root=$REPLY/pg_root
+    prop_of mountpoint "$2"
+    clone_root=$REPLY/pg_root
+    mkdir -p "${clone_root%/*}"
     if [[ -d $source_root ]]; then cp -a "$source_root" "$clone_root"; else mkdir -p "$clone_root"; fi
     ;;
   "zfs create -p "*)
     shift 2
     props=()
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
-    : >"$(ds_file "$1")"
+    ds_file "$1"
+    : >"$REPLY"
     for p in "${props[@]}"; do set_prop "$p" "$1"; done ;;
   "zfs destroy "*)
     exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }
-    rm -f "$(ds_file "$2")" ;;
+    ds_file "$2"
+    rm -f "$REPLY" ;;
   "zpool list -H -o name "*) [[ -f $state/pools/$5 ]] || { echo "cannot open '$5': no such pool" >&2; exit 1; }; echo "$5" ;;
   "zpool status"*) shift; zpool_status "$@" ;;
   "zpool create "*) shift; zpool_create "$@" ;;
   "zpool get ashift "*) printf 'NAME PROPERTY VALUE SOURCE\n%s ashift %s local\n' "$3" "$(<"$state/pools/$3.ashift")" ;;
-  "zfs list -H -o name "*@*) [[ -e $(snap_file "$5") ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
+  "zfs list -H -o name "*@*) snap_file "$5"; [[ -e $REPLY ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
-  "zfs get -H -o value "*@*) [[ -e $(snap_file "$6") ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
+  "zfs get -H -o value "*@*) snap_file "$6"; [[ -e $REPLY ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
   "zfs create "*)
@@ -244,7 +272,8 @@ case "$cmd $*" in
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
     exists "$1" && { echo "cannot create '$1': dataset already exists" >&2; exit 1; }
     exists "${1%/*}" || { echo "cannot create '$1': parent does not exist" >&2; exit 1; }
-    : >"$(ds_file "$1")"
+    ds_file "$1"
+    : >"$REPLY"
     for p in "${props[@]}"; do set_prop "$p" "$1"; done
     ;;
   *) echo "fake $cmd: unsupported call: $*" >&2; exit 2 ;;
