@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,31 @@ def test_a_world_variable_from_outside_reaches_no_suite(example_bundle, tmp_path
     assert "check-primary: a healthy" in result.stdout
     assert not stray.exists() and not (tmp_path / "stray.saved").exists()
 
+
+def test_the_helpers_run_checks_python_not_the_first_on_path(example_bundle, tmp_path):
+    """test_helper.bash starts the Python check gives it (PITR_PYTHON, check's own), not the
+    `python3` first on PATH: a reviewer's may be a launcher (pyenv's shim) or missing from the
+    system folders the stubbed PATH keeps (a Python only in a virtualenv)."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "python3").write_text("#!/bin/sh\necho 'python3 from PATH' >&2\nexit 1\n")
+    (shims / "python3").chmod(0o755)
+    started = tmp_path / "started"
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\necho started >>{started}\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    suites = tmp_path / "suites"
+    shutil.copytree(REPO / "generator/suites", suites)
+    (suites / "python.bats").write_text(
+        "load test_helper\n@test 'a fact' { [ \"$(query \"facts['pool']['name']\")\" = "
+        + json.loads((example_bundle / "MANIFEST.json").read_text())["facts"]["pool"]["name"]
+        + " ]; }\n")
+    env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}", PITR_PYTHON=str(wrapper),
+               PITR_BUNDLE_DIR=str(example_bundle), TMPDIR=str(tmp_path))
+    result = subprocess.run([tool("bats"), "--formatter", "tap", str(suites / "python.bats")],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert started.read_text().count("started") == 1
 
 def test_check_without_deep_leaves_the_tagged_tests_out_and_says_so(example_bundle):
     result = pitr_bundle("check", "--filter", "faults: the (user|pool) script|snapshot: takes",

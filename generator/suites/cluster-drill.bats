@@ -173,7 +173,7 @@ state() {
   # then a port of this test's own, one the kernel picks (the shapes' suites run side by side,
   # their clusters' drill ports are neighbours; and a number written here would be one the
   # suites name, see generator/shapes.py)
-  python3 -c 'import socket, sys, time
+  "$PYTHON" -S -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
 open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
 import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(20)' "$BATS_TEST_TMPDIR/port" &

@@ -47,7 +47,7 @@ snapshots() {
     run -0 "$SNAPSHOT_SCRIPT"
     advance 108000
   done
-  run python3 - "$(cluster_fact "['snapshots']['keep']" | tr "'" '"')" <<'PY'
+  run "$PYTHON" -S - "$(cluster_fact "['snapshots']['keep']" | tr "'" '"')" <<'PY'
 import datetime, json, sys
 keep = json.loads(sys.argv[1])
 start = datetime.datetime(2026, 1, 1, 8, 1)

@@ -203,7 +203,7 @@ printf "Bytes per WAL segment:                16777216\n"'
     # the model: the newest snapshot taken before now - window, else the oldest, and every
     # newer one, replay from their REDO segment (recorded independently here)
     printf '%s %s\n' "$(now_stamp)" $((n - 3)) >>"$SANDBOX/.model"
-    python3 - "$SANDBOX/.model" "$(cat "$SANDBOX/.now")" "$WINDOW" "$n" "$ARCHIVE" \
+    "$PYTHON" -S - "$SANDBOX/.model" "$(cat "$SANDBOX/.now")" "$WINDOW" "$n" "$ARCHIVE" \
       "$("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$DATASET" | sed "s|.*@$PREFIX||")" <<'PY'
 import datetime, os, sys
 model, now, window, newest, archive, kept = sys.argv[1:]

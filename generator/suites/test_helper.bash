@@ -8,6 +8,10 @@ bats_require_minimum_version 1.5.0
 
 BUNDLE=${PITR_BUNDLE_DIR:?run through: pitr-bundle check BUNDLE_DIR}
 SUITES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# the Python the helpers run: check's own interpreter (PITR_PYTHON). The first `python3` on
+# PATH may be a launcher (pyenv's shim: 0.1 s a start, the suites start hundreds) or, on the
+# stubbed PATH of setup_stubs (system folders only), missing (a Python only in a virtualenv)
+PYTHON=${PITR_PYTHON:-python3}
 
 # query EXPR: evaluate a Python expression on the manifest (bound to m); prints str/list lines.
 # The bundle does not change during a run: answers are kept in $PITR_QUERY_CACHE (shared by
@@ -41,7 +45,7 @@ query() {
 # the first cluster (cluster_fact) and its scripts by role (script_of), each only where the
 # view and the whole bundle agree; one Python start instead of one per question.
 _query() {
-  python3 -S - "$BUNDLE/MANIFEST.json" "$1" "${PITR_VIEW_WHOLE:-}" "${PITR_VIEW_MISSES:-}" \
+  "$PYTHON" -S - "$BUNDLE/MANIFEST.json" "$1" "${PITR_VIEW_WHOLE:-}" "${PITR_VIEW_MISSES:-}" \
     "${PITR_QUERY_CACHE:-${BATS_RUN_TMPDIR:-}}" <<'PY'
 import json, os, re, sys
 manifest, expr, whole, misses, cache = sys.argv[1:]
@@ -198,7 +202,7 @@ rebase() {
   shift
   copy=$BATS_TEST_TMPDIR/${script##*/}
   [[ -z ${PITR_WORLD_BUILDING:-} ]] || copy=$PITR_WORLD/${script##*/}  # no test folder yet
-  python3 -S - "$script" "$copy" "$@" <<'PY'
+  "$PYTHON" -S - "$script" "$copy" "$@" <<'PY'
 import re, shlex, sys
 source, target, *assignments = sys.argv[1:]
 lines = open(source).read().split("\n")
@@ -308,7 +312,7 @@ fake_source_tarball() {
 
 # jq_get JSON KEY: one field of a JSON object printed by query
 jq_get() {
-  python3 -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print("" if v is None else v)' "$1" "$2"
+  "$PYTHON" -S -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print("" if v is None else v)' "$1" "$2"
 }
 
 # fake_users: getent/groupadd/useradd/runuser/chown/id stubs over files in the sandbox, so
