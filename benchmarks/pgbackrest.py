@@ -55,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -398,14 +399,20 @@ def measure_rate(setup: Setup, tps: int) -> tuple[float, str]:
     return wal_mb_between(setup.primary, start, end), done.group(1) if done else "?"
 
 
-def take_base(setup: Setup) -> dict:
-    """Time 0: pgBackRest's full backup, then the standby's restartpoint at the primary's newest
-    checkpoint and snapshot.sh. Returns their durations and where each replay starts."""
+def take_full(setup: Setup) -> dict:
+    """pgBackRest's full backup: its duration, size and where its replay starts."""
     started = time.monotonic()
     pgbackrest(setup, "backup", "--type=full")
     backup_s = time.monotonic() - started
     info = json.loads(pgbackrest(setup, "info", "--output=json").stdout)
     backup = info[0]["backup"][-1]
+    return {"backup_s": backup_s, "backup_start_lsn": backup["lsn"]["start"],
+            "repo_mb": backup["info"]["repository"]["delta"] / 2**20}
+
+
+def take_snapshot(setup: Setup) -> dict:
+    """The standby's restartpoint at the primary's newest checkpoint, then snapshot.sh: its
+    duration and where restore.sh's replay starts."""
     setup.primary.psql("checkpoint")
     wait_replayed(setup, setup.primary.psql("select pg_current_wal_lsn()"))
     setup.standby.psql("checkpoint")  # on a standby: a restartpoint
@@ -413,13 +420,36 @@ def take_base(setup: Setup) -> dict:
     started = time.monotonic()
     run([setup.main_scripts / "snapshot.sh"])
     snapshot_s = time.monotonic() - started
-    return {"backup_s": backup_s, "backup_start_lsn": backup["lsn"]["start"], "snapshot_s": snapshot_s,
-            "redo_lsn": redo_lsn, "repo_mb": backup["info"]["repository"]["delta"] / 2**20}
+    return {"snapshot_s": snapshot_s, "redo_lsn": redo_lsn}
 
 
-def run_workload(setup: Setup, start_lsn: str, mb_per_minute: float) -> list[dict]:
-    """pgbench unthrottled; at each of MINUTES x mb_per_minute MB of WAL since start_lsn, a
-    marker before and after a target time. Returns the targets."""
+def wait_for_wal(setup: Setup, start_lsn: str, goal_mb: float, failure: list[BaseException]) -> None:
+    """Until the primary has written goal_mb MB of WAL since start_lsn (pgbench running)."""
+    while True:
+        if failure:
+            raise RuntimeError(f"pgbench failed: {failure[0]}")
+        now = setup.primary.psql("select pg_current_wal_lsn()")
+        if wal_mb_between(setup.primary, start_lsn, now) >= goal_mb:
+            return
+        time.sleep(0.5)
+
+
+def hours_after_full(setup: Setup, full_lsn: str, hours: float, mb_per_minute: float) -> float:
+    """pgbench unthrottled until `hours` of workload's WAL follow pgBackRest's full: the newest
+    snapshot of an hourly schedule comes that long after the day's full. Returns its wall s."""
+    began = time.monotonic()
+    with unthrottled(setup) as failure:
+        wait_for_wal(setup, full_lsn, hours * 60 * mb_per_minute, failure)
+    wait_archived(setup)
+    wait_replayed(setup, setup.primary.psql("select pg_current_wal_lsn()"))
+    log(f"{hours:g} h of workload after the full: {time.monotonic() - began:.0f} s of pgbench")
+    return time.monotonic() - began
+
+
+@contextmanager
+def unthrottled(setup: Setup):
+    """pgbench unthrottled in the background while the body runs; yields the list its failure
+    goes to."""
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -433,18 +463,22 @@ def run_workload(setup: Setup, start_lsn: str, mb_per_minute: float) -> list[dic
 
     worker = threading.Thread(target=bench, daemon=True)
     worker.start()
+    try:
+        yield failure
+    finally:
+        stop.set()
+        worker.join()
+
+
+def run_workload(setup: Setup, start_lsn: str, mb_per_minute: float, full_lsn: str) -> list[dict]:
+    """pgbench unthrottled; at each of MINUTES x mb_per_minute MB of WAL since start_lsn, a
+    marker before and after a target time. Returns the targets, each with the WAL restore.sh
+    replays (wal_mb, from the snapshot) and pgBackRest (wal_mb_full, from its full)."""
     targets = []
     began = time.monotonic()
-    try:
+    with unthrottled(setup) as failure:
         for minutes in MINUTES:
-            goal = minutes * mb_per_minute
-            while True:
-                if failure:
-                    raise RuntimeError(f"pgbench failed: {failure[0]}")
-                now = setup.primary.psql("select pg_current_wal_lsn()")
-                if wal_mb_between(setup.primary, start_lsn, now) >= goal:
-                    break
-                time.sleep(0.5)
+            wait_for_wal(setup, start_lsn, minutes * mb_per_minute, failure)
             tag = f"m{minutes}"
             setup.primary.psql(f"insert into marker (tag) values ('{tag}-before')")
             time.sleep(1.1)
@@ -453,12 +487,10 @@ def run_workload(setup: Setup, start_lsn: str, mb_per_minute: float) -> list[dic
             setup.primary.psql(f"insert into marker (tag) values ('{tag}-after')")
             lsn = setup.primary.psql("select pg_current_wal_lsn()")
             targets.append({"minutes": minutes, "tag": tag, "time": target,
-                            "wal_mb": wal_mb_between(setup.primary, start_lsn, lsn)})
-            log(f"target {minutes} min: {target}, {targets[-1]['wal_mb']:.0f} MB of WAL after the base, "
-                f"{time.monotonic() - began:.0f} s of pgbench")
-    finally:
-        stop.set()
-        worker.join()
+                            "wal_mb": wal_mb_between(setup.primary, start_lsn, lsn),
+                            "wal_mb_full": wal_mb_between(setup.primary, full_lsn, lsn)})
+            log(f"target {minutes} min: {target}, {targets[-1]['wal_mb']:.0f} MB of WAL after the snapshot, "
+                f"{targets[-1]['wal_mb_full']:.0f} MB after the full, {time.monotonic() - began:.0f} s of pgbench")
     wait_archived(setup)
     wait_replayed(setup, setup.primary.psql("select pg_current_wal_lsn()"))  # the standby idle
     return targets
@@ -598,12 +630,10 @@ def section(info: dict, targets: list[dict], results: dict, wall: float) -> list
         f"{info['mb_per_minute']:.1f} MB of WAL, measured: pgbench -R {info['tps']} (4 clients) for 60 s "
         f"after a checkpoint ran {info['tps_done']} tps; the workload then runs unthrottled and the targets "
         f"are placed at 5, 30, 55 such minutes of WAL after the base (compressed: {info['workload_s']:.0f} s "
-        "of wall time in all). The base at time 0: pgBackRest's full backup "
-        f"({info['backup_s']:.0f} s, {info['repo_mb']:.0f} MB in the repository), the standby's snapshot by "
-        f"snapshot.sh ({info['snapshot_s']:.2f} s). Each cell: the median of {info['repeats']} runs, page "
+        "of wall time in all). " + schedule_text(info) + " Each cell: the median of {info['repeats']} runs, page "
         "cache dropped before each, the tools' order alternating run by run; load: the 1-, 5-, 15-minute "
         f"load average when the first of those runs started (the machine has {os.cpu_count()} cores, shared).\n",
-        "| target (WAL MB) | tool | pick s | clone / copy s | config s | start → open s | startup s "
+        "| target (WAL MB the tool replays) | tool | pick s | clone / copy s | config s | start → open s | startup s "
         "| replay s | end of recovery s | **open s** (runs) | load |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for target in targets:
@@ -611,8 +641,9 @@ def section(info: dict, targets: list[dict], results: dict, wall: float) -> list
         for tool in tools:
             runs = by_tool[tool]
             totals = ", ".join(f"{r['total']:.1f}" for r in runs)
+            replayed = target.get("wal_mb_full", target["wal_mb"]) if tool == "pgbackrest" else target["wal_mb"]
             rows.append(
-                f"| {target['minutes']} min ({target['wal_mb']:.0f}) | {tool} | {cell(median(runs, 'pick'))} | "
+                f"| {target['minutes']} min ({replayed:.0f}) | {tool} | {cell(median(runs, 'pick'))} | "
                 f"{cell(median(runs, 'base'))} | {cell(median(runs, 'config'))} | {cell(median(runs, 'replay_open'))} | "
                 f"{cell(median(runs, 'startup'))} | {cell(median(runs, 'redo'))} | {cell(median(runs, 'checkpoint'))} | "
                 f"**{median(runs, 'total'):.2f}** ({totals}) | {runs[0]['load']} |")
@@ -647,6 +678,19 @@ def section(info: dict, targets: list[dict], results: dict, wall: float) -> list
     rows.append(f"\nWhole benchmark: {wall / 60:.1f} min. Not measured in this run: the OpenZFS guest "
                 "(kernel ZFS), and a size above 2 GB (`--scale`: 400 is ~6 GB).\n")
     return rows
+
+
+def schedule_text(info: dict) -> str:
+    hours = info.get("full_hours_before", 0)
+    full = f"pgBackRest's full backup ({info['backup_s']:.0f} s, {info['repo_mb']:.0f} MB in the repository)"
+    snapshot = f"the standby's snapshot by snapshot.sh ({info['snapshot_s']:.2f} s)"
+    if not hours:
+        return (f"The base at time 0: {full}, {snapshot}: both at the same moment, pgBackRest's best "
+                "case (its daily full as fresh as the newest snapshot).")
+    return (f"The schedules users run: {full} at time 0 (a daily full), then {hours:g} h of the workload "
+            f"(unthrottled, {info.get('hours_s', 0):.0f} s), then {snapshot}, the newest of an hourly "
+            "`snapshots.schedule`; the targets follow the snapshot, so pgBackRest replays "
+            f"{hours:g} h of WAL more than restore.sh.")
 
 
 def against_goal(targets: list[dict], results: dict) -> str:
@@ -695,9 +739,11 @@ def mechanisms(info: dict, targets: list[dict], results: dict) -> str:
              "restore (an estimate from this run, not a measurement)." if per_hour else "")
     return ("The data dir: restore.sh clones a snapshot, a constant cost whatever the size (section 3); "
             "`pgbackrest restore` reads, decompresses (lz4) and writes every file of the full backup and "
-            "fsyncs them, a cost that grows with the database and is paid at every target. The WAL: both "
-            "replay the same WAL from the same point (the full and the snapshot at time 0), each through "
-            "its own restore_command: restore.sh `cp` of an uncompressed segment out of the day folders, "
+            "fsyncs them, a cost that grows with the database and is paid at every target. The WAL: "
+            + ("pgBackRest replays from its full, restore.sh from the snapshot, the same WAL after it, "
+               if info.get("full_hours_before") else
+               "both replay the same WAL from the same point (the full and the snapshot at time 0), ")
+            + "each through its own restore_command: restore.sh `cp` of an uncompressed segment out of the day folders, "
             "pgBackRest `archive-get`, a process per segment that finds it in the repository and "
             "decompresses it; replay writes into the clone's copy-on-write blocks or the copy's fresh ones, "
             "on the same pool. What each segment costs here: the pool runs compression=off (zfs-fuse "
@@ -708,13 +754,22 @@ def mechanisms(info: dict, targets: list[dict], results: dict) -> str:
             "spends CPU per byte in user space on a shared 2-core machine: the likely cause of the replay "
             "rates above, not isolated in this run (a kernel ZFS run with lz4 would tell). The end of recovery: the checkpoint PostgreSQL writes before it opens when "
             "recovery ends at the target with `recovery_target_action = promote` (pgBackRest's "
-            "`--target-action=promote`, main's restore.sh); a restore.sh that pauses at the target and then "
-            "promotes opens with an end-of-recovery record and checkpoints afterwards (`-` in the table). "
-            "The schedule: both bases at time 0 is pgBackRest's best case, a daily full taken just before "
+            "`--target-action=promote`; restore.sh before its pause-then-promote); restore.sh, which pauses at "
+            "the target and then promotes (13+ with hot standby), opens with an end-of-recovery record and "
+            "checkpoints afterwards (`-` in the table). "
+            + schedule_why(info, extra) + " zfs-fuse runs ZFS in user space: absolute times are not kernel ZFS figures.")
+
+
+def schedule_why(info: dict, extra: str) -> str:
+    if info.get("full_hours_before"):
+        return (f"The schedule: pgBackRest's full {info['full_hours_before']:g} h before the newest snapshot, "
+                "as a daily full and an hourly `snapshots.schedule` leave it during the day: restore.sh's "
+                "replay stays within an hour of WAL, pgBackRest's grows with the hours since its full.")
+    return ("The schedule: both bases at time 0 is pgBackRest's best case, a daily full taken just before "
             "the newest snapshot; the example's snapshot schedule is daily too (the default, 08:01), so "
             "later in the day both replays grow alike, while with an hourly `snapshots.schedule` "
             "restore.sh's replay stays under an hour of WAL and pgBackRest's grows with the hours since its "
-            f"full.{extra} zfs-fuse runs ZFS in user space: absolute times are not kernel ZFS figures.")
+            f"full.{extra}")
 
 
 def verdict(targets: list[dict], results: dict) -> str:
@@ -766,7 +821,7 @@ def unavailable() -> str | None:
 
 def bench_pgbackrest(rows: list[str], generators: dict[str, str] | None = None, scale: int = DEFAULT_SCALE,
                      tps: int = DEFAULT_TPS, repeats: int = DEFAULT_REPEATS,
-                     mb_per_minute: float | None = None) -> None:
+                     mb_per_minute: float | None = None, full_hours_before: float = 0) -> None:
     generators = resolve_generators(generators or {"main": "pitr-bundle"})
     reason = unavailable()
     if reason:
@@ -789,10 +844,13 @@ def bench_pgbackrest(rows: list[str], generators: dict[str, str] | None = None, 
             measured, tps_done = measure_rate(setup, tps)
             rate = mb_per_minute or measured
             log(f"{db_mb:.0f} MB; one minute at {tps} tps = {measured:.1f} MB of WAL; using {rate:.1f}")
-            base = take_base(setup)
+            base = take_full(setup)
+            base["hours_s"] = (hours_after_full(setup, base["backup_start_lsn"], full_hours_before, rate)
+                               if full_hours_before else 0.0)
+            base.update(take_snapshot(setup))
             log(f"base: {json.dumps(base)}")
             work_start = time.monotonic()
-            targets = run_workload(setup, base["redo_lsn"], rate)
+            targets = run_workload(setup, base["redo_lsn"], rate, base["backup_start_lsn"])
             workload_s = time.monotonic() - work_start
             results = restore_all(setup, targets, repeats)
         finally:
@@ -802,6 +860,7 @@ def bench_pgbackrest(rows: list[str], generators: dict[str, str] | None = None, 
             "machine": f"{os.cpu_count()} cores, load at the end {load()}", "pgbackrest": version,
             "generators": generators, "scale": scale, "db_mb": db_mb, "tps": tps, "tps_done": tps_done,
             "mb_per_minute": rate, "workload_s": workload_s, "repeats": repeats,
+            "full_hours_before": full_hours_before,
             **base}
     info["wall_s"] = time.monotonic() - began
     log("figures: " + json.dumps({"info": info, "targets": targets, "results": results}))
@@ -844,6 +903,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the steady workload whose minute of WAL is measured (default: %(default)s)")
     parser.add_argument("--mb-per-minute", type=float, help="use this WAL per minute instead of the measured one")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs per target and tool")
+    parser.add_argument("--full-hours-before", type=float, default=0, metavar="H",
+                        help="pgBackRest's full H hours of workload before the newest snapshot (an "
+                             "hourly snapshot schedule, a daily full); default 0: both at the same moment, "
+                             "pgBackRest's best case")
     parser.add_argument("--report-from", type=Path, metavar="STDERR_LOG",
                         help="measure nothing: the section again from the stderr of an earlier run")
 
@@ -858,7 +921,8 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("needs root (zfs-fuse, OS users, runuser, drop_caches)")
     rows: list[str] = []
-    bench_pgbackrest(rows, parse_bundles(args.bundle), args.scale, args.tps, args.repeats, args.mb_per_minute)
+    bench_pgbackrest(rows, parse_bundles(args.bundle), args.scale, args.tps, args.repeats, args.mb_per_minute,
+                     args.full_hours_before)
     print("\n".join(rows))
 
 

@@ -456,7 +456,7 @@ def main() -> None:
             raise SystemExit("--parts pgbackrest needs root (zfs-fuse, OS users, runuser, drop_caches)")
         else:
             bench_pgbackrest(section, parse_bundles(args.bundle), args.scale, args.tps, args.repeats,
-                             args.mb_per_minute)
+                             args.mb_per_minute, args.full_hours_before)
         rows += section
         RESULTS.write_text(splice_section(RESULTS.read_text(), "\n".join(section)))
         print(f"wrote section 5 of {RESULTS}")
