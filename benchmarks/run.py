@@ -15,7 +15,7 @@ On demand only (`--parts wal`, never in the default run): the WAL archive over a
 with and without the WAL retention, and the archive helper's time per file (benchmarks/wal.py).
 On demand only (`--parts pgbackrest`, ~30-40 min at 2 GB, needs `apt-get install -y pgbackrest`):
 5. restore to an open server, pgBackRest against restore.sh (benchmarks/pgbackrest.py, its
-   options: --bundle LABEL=COMMAND, --scale, --tps, --repeats); its section replaces section 5
+   options: --bundle LABEL=COMMAND, --scale, --tps, --repeats, --full-hours-before); its section replaces section 5
    of RESULTS.md and leaves the rest as it is.
 """
 
