@@ -163,8 +163,9 @@ COLD_RUNS = 3  # the 10-cluster hosts (the target's): a cold check varies by +-1
 
 
 # a fixed workload like check's (bash forking and starting small programs), timed before each
-# row of section 1b: the same check took 84 s of CPU in one run and 115 s in another on this
-# shared machine (same code, same bundle); this column shows such a slower stretch
+# row of section 1b, to tell a slower machine from slower code: the same check took 84 s of CPU
+# in one run and 115 s in another (same code, same kind of bundle). In its first run this
+# reference stayed at 1.06-1.15 s while check took 107 s of CPU: it does not explain that spread
 REFERENCE = "for i in {1..1000}; do x=$(/bin/true); done"
 
 
@@ -239,7 +240,7 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
                 "its children. load before: the 1-minute load average when the row started (the "
                 f"machine has {os.cpu_count()} cores). reference CPU s: `bash -c '{REFERENCE}'` "
                 "just before the row, a fixed workload like check's (forks, small programs): "
-                "where it takes longer, the machine ran slower and so did the row's check. "
+                "where it takes longer, the machine ran slower. "
                 f"The synthetic clusters run PostgreSQL "
                 f"{', '.join(map(str, MAJORS))} in turn: the suites that see a script or fact that "
                 "differs by major (restore.sh, the primary-side script, the standby's) run once per "
