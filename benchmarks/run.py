@@ -162,25 +162,13 @@ CHECK_HOSTS = ((1, MAJORS), (10, MAJORS), (10, MAJORS[-1:]), (50, MAJORS))
 COLD_RUNS = 3  # the 10-cluster hosts (the target's): a cold check varies by +-10 % run to run
 
 
-# a fixed workload like check's (bash forking and starting small programs), timed before each
-# row of section 1b, to tell a slower machine from slower code: the same check took 84 s of CPU
-# in one run and 115 s in another (same code, same kind of bundle). In its first run this
-# reference stayed at 1.06-1.15 s while check took 107 s of CPU: it does not explain that spread
-REFERENCE = "for i in {1..1000}; do x=$(/bin/true); done"
-
-
-def speed_reference() -> float:
-    """Seconds of CPU (user + system) the REFERENCE workload takes now."""
-    return timed(["bash", "-c", REFERENCE])[2]
-
-
 def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]:
     """Section 1b: `pitr-bundle check` (shellcheck + the bats suites) as a reviewer runs it;
     returns the wall times by kind and cluster count."""
     rows.append("## 1b. check (shellcheck + bats)\n")
     rows.append("| clusters | cluster suite runs | check cold s | cold CPU s | check warm s | "
-                "warm CPU s | check --deep s | deep CPU s | load before | reference CPU s |")
-    rows.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                "warm CPU s | check --deep s | deep CPU s | load before |")
+    rows.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     py = [sys.executable, "-m", "generator"]
     base = Path(tempfile.mkdtemp(prefix="pitr-bench-check-"))
     walls: dict[str, dict[int, float]] = {"cold": {}, "warm": {}, "deep": {}, "cold one major": {}}
@@ -201,7 +189,6 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
             runs = suite_runs(bundle, read_manifest(bundle).data, views, suites_text())
             suite_count = sum(len(groups) for groups in runs.values())
             load = f"{os.getloadavg()[0]:.1f}"
-            reference = speed_reference()
             # cold: each run with an empty shellcheck cache; the target host, the median of 3
             colds = []
             for attempt in range(COLD_RUNS if count == 10 else 1):
@@ -226,7 +213,7 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
                 deep, deep_cpu = f"{deep_s:.0f}" + (" (failures)" if code3 else ""), f"{deep_c:.0f}"
             label = str(count) if four_majors else f"{count}, one major"
             rows.append(f"| {label} | {suite_count} | {cold:.1f}{spread}{failed} | {cold_cpu:.0f} | {warm:.1f} | "
-                        f"{warm_cpu:.0f} | {deep} | {deep_cpu} | {load} | {reference:.2f} |")
+                        f"{warm_cpu:.0f} | {deep} | {deep_cpu} | {load} |")
             print(rows[-1], flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -238,10 +225,7 @@ def bench_check(rows: list[str], deep_up_to: int) -> dict[str, dict[int, float]]
                 f"--deep. The 10-cluster rows: the median of {COLD_RUNS} cold runs (the range in "
                 "brackets). CPU s: user + system of the command and "
                 "its children. load before: the 1-minute load average when the row started (the "
-                f"machine has {os.cpu_count()} cores). reference CPU s: `bash -c '{REFERENCE}'` "
-                "just before the row, a fixed workload like check's (forks, small programs): "
-                "where it takes longer, the machine ran slower. "
-                f"The synthetic clusters run PostgreSQL "
+                f"machine has {os.cpu_count()} cores). The synthetic clusters run PostgreSQL "
                 f"{', '.join(map(str, MAJORS))} in turn: the suites that see a script or fact that "
                 "differs by major (restore.sh, the primary-side script, the standby's) run once per "
                 "major; the row 'one major' is a host "
