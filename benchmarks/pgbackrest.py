@@ -630,8 +630,9 @@ def section(info: dict, targets: list[dict], results: dict, wall: float) -> list
         f"{info['mb_per_minute']:.1f} MB of WAL, measured: pgbench -R {info['tps']} (4 clients) for 60 s "
         f"after a checkpoint ran {info['tps_done']} tps; the workload then runs unthrottled and the targets "
         f"are placed at 5, 30, 55 such minutes of WAL after the base (compressed: {info['workload_s']:.0f} s "
-        "of wall time in all). " + schedule_text(info) + " Each cell: the median of {info['repeats']} runs, page "
-        "cache dropped before each, the tools' order alternating run by run; load: the 1-, 5-, 15-minute "
+        "of wall time in all). " + schedule_text(info)
+        + (f" Each cell: the median of {info['repeats']} runs, page" if info["repeats"] > 1 else " Each cell: one run, page")
+        + " cache dropped before each, the tools' order reversed from one round of the tools to the next; load: the 1-, 5-, 15-minute "
         f"load average when the first of those runs started (the machine has {os.cpu_count()} cores, shared).\n",
         "| target (WAL MB the tool replays) | tool | pick s | clone / copy s | config s | start → open s | startup s "
         "| replay s | end of recovery s | **open s** (runs) | load |",
