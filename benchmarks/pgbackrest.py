@@ -676,8 +676,10 @@ def section(info: dict, targets: list[dict], results: dict, wall: float) -> list
     rows += why(targets, results)
     rows.append("")
     rows.append(mechanisms(info, targets, results))
+    other_size = ("a size above 2 GB (`--scale`: 350 is ~5 GB)" if info["scale"] <= DEFAULT_SCALE
+                  else "the 2 GB of the default `--scale`")
     rows.append(f"\nWhole benchmark: {wall / 60:.1f} min. Not measured in this run: the OpenZFS guest "
-                "(kernel ZFS), and a size above 2 GB (`--scale`: 400 is ~6 GB).\n")
+                f"(kernel ZFS), and {other_size}.\n")
     return rows
 
 
