@@ -2,7 +2,11 @@
 primary; the generated snapshot script snapshots it; the generated restore script clones the
 newest snapshot before a target time and replays archived WAL up to it; the generated monitor
 check sees it all. PostgreSQL 10 (recovery.conf, the WAL receiver's old process title), 11
-(recovery.conf) and 16 (signals).
+(recovery.conf), 12 (signals; recovery that runs out of WAL before its target still opens) and
+16 (which refuses to open short of the target). Each says where recovery stopped: a target
+reached in one line, a target past the archive's end refused with the point reached (the
+archive_command broken on the primary, as when archiving fails for a while), and --list
+shows the range of times a restore can reach.
 The bundle is the example specs' (cluster pg168121 with its slot), with only disks, addresses,
 ports, folders and the version moved onto this machine (tests/derived_example.py)."""
 
@@ -15,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -33,7 +38,12 @@ def utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(epoch))
 
 
-@pytest.mark.parametrize("major", [10, 11, 16])
+def stopped_at(line: str) -> float:
+    """The time of the last replayed transaction in restore.sh's line "... stopped at T, LSN ..."."""
+    return datetime.fromisoformat(line.split("stopped at ")[1].split(", LSN")[0]).timestamp()
+
+
+@pytest.mark.parametrize("major", [10, 11, 12, 16])
 def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
     if major not in pg.available_majors():
         backend_missing(f"PostgreSQL {major} binaries: run tests/backends/install-postgres.sh")
@@ -117,6 +127,11 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         restored = run([scripts / "restore.sh", "--target-time", target, "--name", "t1", "--yes"],
                        env=dict(os.environ, TMPDIR=str(restore_tmp)))
         assert "is open" in restored.stderr
+        # reached, said in one line: the last transaction replayed is A's (before the target)
+        reached = next(line for line in restored.stderr.splitlines()
+                       if f"reached the target {target}: stopped at " in line)
+        assert ", timeline 1, last WAL file restored " in reached and "(PostgreSQL: recovery stopping " in reached
+        assert stopped_at(reached) < datetime.fromisoformat(target).timestamp(), reached
         assert list(restore_tmp.iterdir()) == []
         clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-t1/pg_root", 29100 + major)
         assert clone.psql("select pg_is_in_recovery()") == "f"
@@ -150,9 +165,48 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         ok = run([check], expect=0)
         assert ok.stdout.startswith("PITR OK"), ok.stdout
 
+        # --list: the range in times (from the snapshot to the newest archived WAL file), the
+        # snapshot, the restore
+        listed = run([scripts / "restore.sh", "--list"]).stdout
+        newest = max((f for day in archive.iterdir() for f in day.iterdir()), key=lambda f: f.stat().st_mtime)
+        snap_name = origin.split("@")[1]
+        snap_time = datetime.strptime(snap_name.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M:%S UTC")
+        assert (f"Restorable with --target-time: from {snap_time} (snapshot {snap_name}) to "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(int(newest.stat().st_mtime)))} UTC "
+                f"(the newest archived WAL file, {newest.name})") in listed, listed
+        assert f"{snap_name}" in listed and "to any later time" in listed, listed
+        assert "  t1 " in listed and "running" in listed, listed
+
         # --cleanup removes the clone
         run([scripts / "restore.sh", "--cleanup", "t1", "--yes"])
         assert subprocess.run(["zfs", "list", f"{pool}/restore/{cluster}-t1"], capture_output=True).returncode != 0
+
+        # the archive falls behind (its command fails on the primary): C is committed after
+        # the newest archived WAL; a target after C is refused with the point reached, the
+        # clone kept: 12 opens short of it and restore.sh finds it in the log, 16 refuses
+        primary.psql("alter system set archive_command = '/bin/false'")
+        primary.psql("select pg_reload_conf()")
+        time.sleep(1)
+        primary.psql("insert into t values (3, 'C')")
+        primary.psql("select pg_switch_wal()")
+        time.sleep(1.5)
+        past_end = utc(time.time())
+        short = run([scripts / "restore.sh", "--target-time", past_end, "--name", "t2", "--yes"], expect=1)
+        error = [line for line in short.stderr.splitlines() if "ERROR" in line][-1]
+        assert f"ERROR: recovery ended before the target {past_end} was reached" in error, short.stderr
+        assert ", timeline 1, last WAL file restored " in error, error
+        assert stopped_at(error) < datetime.fromisoformat(past_end).timestamp(), error
+        assert "is kept for inspection" in short.stderr and "--cleanup t2" in short.stderr
+        assert "reached the target" not in short.stderr and "is open:" not in short.stderr
+        if major >= 13:
+            assert '(PostgreSQL: "recovery ended before configured recovery target was reached")' in error
+        else:
+            assert f"PostgreSQL {major} opened there anyway" in error
+            short_clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-t2/pg_root", 29100 + major)
+            assert short_clone.psql("select string_agg(note, ',' order by id) from t") == "A,B"
+        run([scripts / "restore.sh", "--cleanup", "t2", "--yes"])
+        primary.psql("alter system reset archive_command")
+        primary.psql("select pg_reload_conf()")
 
         # an archive that stalls is CRITICAL
         for path in archive.rglob("*"):
@@ -165,7 +219,8 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         stopped = run([check], expect=2)
         assert f"{cluster}: standby not running" in stopped.stdout
     finally:
-        for data in (root / f"mnt/restore/{cluster}-t1/pg_root", Path(paths["pgdata"])):
+        for data in (root / f"mnt/restore/{cluster}-t1/pg_root", root / f"mnt/restore/{cluster}-t2/pg_root",
+                     Path(paths["pgdata"])):
             if (data / "postmaster.pid").exists():
                 subprocess.run(["runuser", "-u", cluster, "--", str(pghome_bin / "pg_ctl"), "-D", str(data),
                                 "-m", "immediate", "stop"], capture_output=True)

@@ -46,6 +46,37 @@ snapshot_at() {
   rm -f "$STUB_BIN/date"
 }
 
+# recovery_log NAME LINES...: a server log of a recovery, for $FAKE_RECOVERY_LOG
+recovery_log() {
+  local file=$SANDBOX/$1.log
+  shift
+  local line
+  for line in "database system was interrupted while in recovery at log time 2026-11-24 08:00:00 UTC" "$@"; do
+    # a line of another level (FATAL:) as it is
+    [[ $line =~ ^[A-Z]+:\  ]] || line="LOG:  $line"
+    printf '%s\n' "$line"
+  done >"$file"
+  printf '%s\n' "$file"
+}
+
+# server_dies: a pg_ctl whose server logs $FAKE_RECOVERY_LOG and dies (no pid file stays)
+server_dies() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_ctl '
+log=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -l ]] && log=${args[i+1]}; done
+case " $* " in
+  *" status "*) exit 3 ;;
+  *" start"*) cat "$FAKE_RECOVERY_LOG" >>"$log" ;;
+esac'
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'exit 2'
+}
+
+# the lines of a recovery that ran out of WAL at 0/6000A10, its last transaction at 11:59:58.25
+SHORT_LINES=('restored log file "000000010000000000000006" from archive' 'redo done at 0/6000A10'
+  'last completed transaction was at log time 2026-11-24 11:59:58.25+00')
+
 @test "restore: clones the newest snapshot strictly before the target" {
   snapshot_at "2026-11-24 08:01:00Z"
   snapshot_at "2026-11-24 12:00:00Z"
@@ -179,16 +210,9 @@ snapshot_at() {
 
 @test "restore: a server that dies while it replays fails the restore at once, with its log's last lines" {
   snapshot_at "2026-11-24 08:01:00Z"
-  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
-  STUB_TARGET=$SANDBOX/pghome/bin stub pg_ctl '
-log=""
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -l ]] && log=${args[i+1]}; done
-case " $* " in
-  *" status "*) exit 3 ;;
-  *" start"*) printf "LOG:  starting\nFATAL:  requested WAL segment 000000010000000000000007 has already been removed\n" >"$log" ;;
-esac'
-  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'exit 2'
+  FAKE_RECOVERY_LOG=$(recovery_log removed 'FATAL:  requested WAL segment 000000010000000000000007 has already been removed')
+  export FAKE_RECOVERY_LOG
+  server_dies
   script=$(rebase "$RESTORE_SCRIPT" OPEN_TIMEOUT=600)
   SECONDS=0
   run -1 "$script" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
@@ -310,4 +334,152 @@ esac'
   [ -z "$(calls '^zfs clone')" ]
   # inside the window: restored
   run -0 "$RESTORE_SCRIPT" --target-time '2026-11-18 12:00:00+00' --name t1 --yes
+}
+
+@test "restore: a target reached says so in one line: the target, the last transaction, LSN, timeline" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"reached the target 2026-11-24 12:00:00+00: stopped at 2026-11-24 11:59:58.25+00, LSN 0/6000A10, timeline 1, last WAL file restored 000000010000000000000006 (PostgreSQL: recovery stopping before commit of transaction 740, time 2026-11-24 12:00:00.5+00)"* ]]
+  [[ $output == *"is open"* ]]
+  # the server logs in English, to its log folder, the lines this script reads
+  for setting in "log_destination = 'stderr'" "log_min_messages = 'warning'" "lc_messages = 'C'"; do
+    grep -qxF "$setting" "$SANDBOX/restore/$CLUSTER-t1/pg_root/pitr-restore.conf"
+  done
+}
+
+@test "restore: the timeline reached is the parent in the history file of the timeline it opened on" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  wal_dir=$(sed -n "s/^readonly WAL_DIR=//p" "$RESTORE_SCRIPT")
+  FAKE_RECOVERY_LOG=$(recovery_log opened3 'restored log file "000000020000000000000006" from archive' \
+    'recovery stopping after WAL location (LSN) "0/6000A10"' 'redo done at 0/6000A10' \
+    'selected new timeline ID: 3' 'database system is ready to accept connections')
+  export FAKE_RECOVERY_LOG
+  # the clone's history file, as the server writes it when it opens
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '
+mkdir -p "$SANDBOX/restore/'"$CLUSTER"'-t1/pg_root/'"$wal_dir"'"
+printf "1\t0/4000000\tno recovery target specified\n\n2\t0/6000A10\tat lsn 0/6000A10\n" >"$SANDBOX/restore/'"$CLUSTER"'-t1/pg_root/'"$wal_dir"'/00000003.history"
+echo f'
+  run -0 "$RESTORE_SCRIPT" --target-lsn 0/6000A10 --name t1 --yes
+  # no transaction in the replayed WAL: said so
+  [[ $output == *"reached the target LSN 0/6000A10: stopped at (no transaction replayed), LSN 0/6000A10, timeline 2, last WAL file restored 000000020000000000000006"* ]]
+}
+
+@test "restore: a server that opened short of the target (up to 12) fails the restore, naming both, the clone kept open" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  FAKE_RECOVERY_LOG=$(recovery_log short "${SHORT_LINES[@]}" 'selected new timeline ID: 2' \
+    'archive recovery complete' 'database system is ready to accept connections')
+  export FAKE_RECOVERY_LOG
+  run -1 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"ERROR: recovery ended before the target 2026-11-24 12:00:00+00 was reached: stopped at 2026-11-24 11:59:58.25+00, LSN 0/6000A10, timeline 1, last WAL file restored 000000010000000000000006; PostgreSQL "*" opened there anyway"* ]]
+  [[ $output == *"the clone $POOL/restore/$CLUSTER-t1 is kept for inspection (its server open at that point: psql -h $SANDBOX/restore/$CLUSTER-t1/pg_root -p "*"); remove it with: restore.sh --cleanup t1"* ]]
+  [[ $output != *"is open:"* && $output != *"reached the target"* ]]
+  # the last ERROR line (what the drill records) names the target and the point
+  [[ $(grep ERROR <<<"$output" | tail -n 1) == *"before the target 2026-11-24 12:00:00+00 was reached: stopped at 2026-11-24 11:59:58.25+00"* ]]
+  "$STUB_BIN/zfs" list -H -o name "$POOL/restore/$CLUSTER-t1"
+  # run again (a resume): the same answer, never a success
+  run -1 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"the restored server already runs"*"ERROR: recovery ended before the target"* ]]
+}
+
+@test "restore: PostgreSQL 13+'s 'recovery ended before configured recovery target was reached' is named, with the point reached" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  FAKE_RECOVERY_LOG=$(recovery_log fatal "${SHORT_LINES[@]}" \
+    'FATAL:  recovery ended before configured recovery target was reached' 'startup process (PID 9) exited with exit code 1')
+  export FAKE_RECOVERY_LOG
+  server_dies
+  run -1 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $(grep ERROR <<<"$output" | tail -n 1) == *"ERROR: recovery ended before the target 2026-11-24 12:00:00+00 was reached (PostgreSQL: \"recovery ended before configured recovery target was reached\"): stopped at 2026-11-24 11:59:58.25+00, LSN 0/6000A10, timeline 1, last WAL file restored 000000010000000000000006"* ]]
+  [[ $output == *"is kept for inspection (its server stopped, its log in $SANDBOX/log/$CLUSTER-restore-t1); remove it with: restore.sh --cleanup t1"* ]]
+  [[ $output != *"stopped before it opened"* ]]
+}
+
+@test "restore: a target before the snapshot's consistent point is named, with the way out" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  FAKE_RECOVERY_LOG=$(recovery_log early 'recovery stopping before commit of transaction 9, time 2026-11-24 12:00:01+00' \
+    'FATAL:  requested recovery stop point is before consistent recovery point')
+  export FAKE_RECOVERY_LOG
+  server_dies
+  run -1 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"ERROR: the target 2026-11-24 12:00:00+00 lies before the point where $DATASET@${PREFIX}20261124T080100Z is consistent (PostgreSQL: \"requested recovery stop point is before consistent recovery point\")"*"--before TIME"* ]]
+}
+
+@test "restore: --before picks an older snapshot for a time target too" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  snapshot_at "2026-11-24 11:00:00Z"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --before '2026-11-24 10:00:00+00' --name t1 --yes
+  calls "^zfs clone .* $DATASET@${PREFIX}20261124T080100Z " | grep -q .
+  # a --before after the target changes nothing
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 12:00:00+00' --before '2026-11-24 13:00:00+00' --name t2 --yes
+  calls "^zfs clone .* $DATASET@${PREFIX}20261124T110000Z " | grep -q .
+}
+
+@test "restore: a log that does not say where recovery stopped fails the restore" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  FAKE_RECOVERY_LOG=$(recovery_log mute 'database system is ready to accept connections')
+  export FAKE_RECOVERY_LOG
+  run -1 "$(rebase "$RESTORE_SCRIPT" LOG_SETTLE_SECONDS=1)" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  [[ $output == *"ERROR: cannot tell where recovery stopped"* ]]
+}
+
+@test "restore: --latest says how far the archive went: last transaction, LSN, last WAL file and its archive time" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  archive=$SANDBOX/arch
+  mkdir -p "$archive/2026-11-24"
+  touch -d '2026-11-24 11:59:59Z' "$archive/2026-11-24/000000010000000000000006"
+  FAKE_RECOVERY_LOG=$(recovery_log latest "${SHORT_LINES[@]}" 'selected new timeline ID: 2' \
+    'database system is ready to accept connections')
+  export FAKE_RECOVERY_LOG
+  run -0 "$(rebase "$RESTORE_SCRIPT" ARCHIVE="$archive")" --latest --name t1 --yes
+  [[ $output == *"replayed the archive to its end: stopped at 2026-11-24 11:59:58.25+00, LSN 0/6000A10, timeline 1, last WAL file restored 000000010000000000000006 (archived 2026-11-24 11:59:59 UTC)"* ]]
+}
+
+@test "restore: --snapshot says what it opened at" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  FAKE_RECOVERY_LOG=$(recovery_log own 'redo done at 0/5000100' \
+    'last completed transaction was at log time 2026-11-24 08:00:59+00' 'selected new timeline ID: 2' \
+    'database system is ready to accept connections')
+  export FAKE_RECOVERY_LOG
+  run -0 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20261124T080100Z" --name s1 --yes
+  [[ $output == *"opened at the snapshot's own consistent point: stopped at 2026-11-24 08:00:59+00, LSN 0/5000100, timeline ?, no WAL file restored from the archive"* ]]
+}
+
+@test "restore: --list shows the range in UTC, each snapshot's system, major and timeline, and the restores" {
+  # the oldest snapshot's WAL is gone; the second carries no generation properties
+  for spec in "2026-11-10 08:01:00Z 10 -o pitr-bundle:system-id=7301 -o pitr-bundle:major=MAJOR -o pitr-bundle:timeline=1" \
+    "2026-11-17 08:01:00Z 40" "2026-11-24 08:01:00Z 70 -o pitr-bundle:system-id=7301 -o pitr-bundle:major=MAJOR -o pitr-bundle:timeline=2"; do
+    read -r d t redo props <<<"$spec"
+    major=$(sed -n "s/^readonly PG_MAJOR=//p" "$RESTORE_SCRIPT" | tr -d "'")
+    printf '#!/bin/sh\nexec /bin/date -d "%s %s" "$@"\n' "$d" "$t" >"$STUB_BIN/date"
+    chmod +x "$STUB_BIN/date"
+    # shellcheck disable=SC2086 # the properties are words on purpose
+    "$STUB_BIN/zfs" snapshot ${props//MAJOR/$major} -o "pitr-bundle:redo-wal=0000000100000000000000$redo" \
+      "$DATASET@$PREFIX$(/bin/date -u -d "$d $t" +%Y%m%dT%H%M%SZ)"
+    rm -f "$STUB_BIN/date"
+  done
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000040 "$DATASET"
+  archive=$SANDBOX/arch
+  mkdir -p "$archive"/{2026-11-24,2026-11-25}
+  touch -d '2026-11-24 10:00:00Z' "$archive/2026-11-24/000000010000000000000070"
+  touch -d '2026-11-25 00:00:07Z' "$archive/2026-11-25/000000010000000000000071"
+  script=$(rebase "$RESTORE_SCRIPT" ARCHIVE="$archive")
+  run -0 "$script" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
+  run -0 --separate-stderr "$script" --list
+  [[ $output == *"Restorable with --target-time: from 2026-11-17 08:01:00 UTC (snapshot ${PREFIX}20261117T080100Z) to 2026-11-25 00:00:07 UTC (the newest archived WAL file, 000000010000000000000071)"* ]]
+  grep -E "^  2026-11-10 08:01:00 UTC +${PREFIX}20261110T080100Z +7301 +$major +1 +only as taken \(--snapshot\)" <<<"$output"
+  grep -E "^  2026-11-17 08:01:00 UTC +${PREFIX}20261117T080100Z +- +- +- +to any later time" <<<"$output"
+  grep -E "^  2026-11-24 08:01:00 UTC +${PREFIX}20261124T080100Z +7301 +$major +2 +to any later time" <<<"$output"
+  grep -E "^  t1 +running +from ${PREFIX}20261124T080100Z +\(time 2026-11-24 12:00:00\+00 port [0-9]+\)" <<<"$output"
+}
+
+@test "restore: --list refuses to look empty: a failing zfs or a missing archive exits 1, saying what failed" {
+  snapshot_at "2026-11-24 08:01:00Z"
+  run -1 env FAKE_FAIL='zfs list *' "$RESTORE_SCRIPT" --list
+  [[ $output == *"ERROR: redo_floors failed: zfs: injected failure"* ]]
+  [[ $output != *"step 'start'"* ]]
+  run -1 env FAKE_FAIL='zfs get *' "$RESTORE_SCRIPT" --list
+  [[ $output == *"failed: zfs: injected failure"* ]]
+  run -1 "$(rebase "$RESTORE_SCRIPT" ARCHIVE="$SANDBOX/no-archive")" --list
+  [[ $output == *"ERROR: the archive folder $SANDBOX/no-archive is missing"* ]]
+  [[ $output == *"${PREFIX}20261124T080100Z"* ]]
 }

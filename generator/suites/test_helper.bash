@@ -359,7 +359,8 @@ cluster_file() {
 }
 
 # fake_pghome DIR [MAJOR]: PostgreSQL binaries of a cluster as stubs: pg_ctl keeps "running"
-# in a state file; pg_basebackup writes a tar-format backup (base.tar, pg_wal.tar, one
+# in a state file, and a restore's clone (pitr-restore.conf) logs into pg_ctl's -l file the
+# lines of a recovery that reached its target, or the file $FAKE_RECOVERY_LOG; pg_basebackup writes a tar-format backup (base.tar, pg_wal.tar, one
 # tablespace) whose PG_VERSION says MAJOR, and fails without one (a suite that needs a backup
 # says which major; one that does not need not read the cluster's: see generator/views.py)
 fake_pghome() {
@@ -367,12 +368,28 @@ fake_pghome() {
   export FAKE_PG_MAJOR=${2:-}
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$dir/bin stub pg_ctl '
-data=""
+data="" log=""
 args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -D ]] && data=${args[i+1]}; done
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ ${args[i]} == -D ]] && data=${args[i+1]}
+  [[ ${args[i]} == -l ]] && log=${args[i+1]}
+done
 case " $* " in
   *" status "*) [[ -f $data/postmaster.pid ]] ;;
-  *" start"*) sleep 0.01; echo 4242 >"$data/postmaster.pid" ;;
+  *" start"*)
+    sleep 0.01
+    echo 4242 >"$data/postmaster.pid"
+    if [[ -n $log && -f $data/pitr-restore.conf ]]; then
+      if [[ -n ${FAKE_RECOVERY_LOG:-} ]]; then
+        cat "$FAKE_RECOVERY_LOG" >>"$log"
+      else
+        printf "%s\n" "LOG:  database system was interrupted while in recovery at log time 2026-11-24 08:00:00 UTC" \
+          "LOG:  restored log file \"000000010000000000000006\" from archive" \
+          "LOG:  recovery stopping before commit of transaction 740, time 2026-11-24 12:00:00.5+00" \
+          "LOG:  redo done at 0/6000A10" "LOG:  last completed transaction was at log time 2026-11-24 11:59:58.25+00" \
+          "LOG:  selected new timeline ID: 2" "LOG:  database system is ready to accept connections" >>"$log"
+      fi
+    fi ;;
   *" stop"*) rm -f "$data/postmaster.pid" ;;
 esac'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
