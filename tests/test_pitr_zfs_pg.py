@@ -130,6 +130,7 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         # reached, said in one line: the last transaction replayed is A's (before the target)
         reached = next(line for line in restored.stderr.splitlines()
                        if f"reached the target {target}: stopped at " in line)
+        print(reached)  # shown with the test's output when it fails (or under -rP)
         assert ", timeline 1, last WAL file restored " in reached and "(PostgreSQL: recovery stopping " in reached
         assert stopped_at(reached) < datetime.fromisoformat(target).timestamp(), reached
         assert list(restore_tmp.iterdir()) == []
@@ -168,6 +169,7 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         # --list: the range in times (from the snapshot to the newest archived WAL file), the
         # snapshot, the restore
         listed = run([scripts / "restore.sh", "--list"]).stdout
+        print(listed)
         newest = max((f for day in archive.iterdir() for f in day.iterdir()), key=lambda f: f.stat().st_mtime)
         snap_name = origin.split("@")[1]
         snap_time = datetime.strptime(snap_name.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -188,11 +190,13 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         primary.psql("select pg_reload_conf()")
         time.sleep(1)
         primary.psql("insert into t values (3, 'C')")
+        segment = primary.psql("select pg_walfile_name(pg_current_wal_lsn())")
         primary.psql("select pg_switch_wal()")
         time.sleep(1.5)
         past_end = utc(time.time())
         short = run([scripts / "restore.sh", "--target-time", past_end, "--name", "t2", "--yes"], expect=1)
         error = [line for line in short.stderr.splitlines() if "ERROR" in line][-1]
+        print(short.stderr)
         assert f"ERROR: recovery ended before the target {past_end} was reached" in error, short.stderr
         assert ", timeline 1, last WAL file restored " in error, error
         assert stopped_at(error) < datetime.fromisoformat(past_end).timestamp(), error
@@ -207,6 +211,7 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         run([scripts / "restore.sh", "--cleanup", "t2", "--yes"])
         primary.psql("alter system reset archive_command")
         primary.psql("select pg_reload_conf()")
+        wait_for("C's WAL segment archived", lambda: any(archive.glob(f"*/{segment}")))
 
         # an archive that stalls is CRITICAL
         for path in archive.rglob("*"):
