@@ -188,6 +188,8 @@ readonly RESTORE_ROOT=/pg_restore
 readonly DEFAULT_PORT=20211
 readonly LOG_ROOT=/pg_log
 readonly ARCHIVE=/pg_arch/pg168104/arch
+# the data folder's WAL folder, where the server writes the history file of the timeline it opens on
+readonly WAL_DIR=pg_xlog
 readonly PG_MAJOR=9.0
 readonly RECOVERY_FILE=recovery.conf
 readonly SOCKET_SETTING=unix_socket_directory
@@ -204,6 +206,11 @@ readonly KEPT_PROPERTY=pitr-bundle:wal-kept-from
 # user properties on each clone: the restore's request, and how far it got
 readonly REQUEST_PROPERTY=pitr-bundle:request
 readonly STAGE_PROPERTY=pitr-bundle:stage
+# how long an open server's last log lines may take to reach the log file (the collector
+# writes what the startup process logged a moment later)
+readonly LOG_SETTLE_SECONDS=10
+# this run's target in words, its snapshot and its name (the messages on how it ended name them)
+TARGET_SHOWN="" SNAPSHOT="" RESTORE_NAME=""
 
 usage() {
   cat <<USAGE
@@ -218,11 +225,17 @@ TARGET is one of:
   --snapshot NAME     a snapshot (e.g. ${PREFIX}20261124T080101Z) as it was taken: only the
                       WAL it holds is replayed, never the archive (for snapshots older than
                       the WAL retention's window)
-  --before TIME       for --target-lsn/--target-name: take the newest snapshot before TIME
+  --before TIME       take the newest snapshot before TIME (for --target-lsn/--target-name;
+                      for --target-time when the newest snapshot before it is refused)
   --port PORT         the restored server's port (default $DEFAULT_PORT)
   --name NAME         the restore's name (default: r<UTC time>); clone $RESTORE_PARENT/$CLUSTER-NAME
   --cleanup NAME      stop a restore and destroy its clone
-Exit: 0 open (or cleaned up), 1 a step failed, 2 usage, 3 refused, 4 not confirmed.
+  --list              the snapshots (times UTC, system, major, timeline), the range of times
+                      a restore can reach, and the restores there are
+Every restore ends with one line that says where recovery stopped: the time of the last
+transaction replayed, its LSN and timeline.
+Exit: 0 open at the target (or cleaned up, listed), 1 a step failed or recovery ended before
+the target (the clone is kept: see the ERROR line), 2 usage, 3 refused, 4 not confirmed.
 USAGE
 }
 
@@ -369,6 +382,11 @@ configure_clone() {
     printf 'port = %s\n' "$port"
     printf '%s = %s\n' "$SOCKET_SETTING" "$(pg_quote "$pgdata")"
     printf 'log_directory = %s\n' "$(pg_quote "$logdir")"
+    # this script reads where recovery stopped from the server's LOG lines, in English, in
+    # that folder (startup.log or the collector's files), whatever the standby's settings say
+    printf "log_destination = 'stderr'\n"
+    printf "log_min_messages = 'warning'\n"
+    printf "lc_messages = 'C'\n"
     # a restored copy must never archive into the live archive
     printf "archive_mode = 'off'\n"
     # a pause at the target needs connections during recovery (without, `pause` shuts down)
@@ -393,6 +411,141 @@ configure_clone() {
 # newest_log LOGDIR: the server log written last (the collector's file, or startup.log)
 newest_log() {
   find "$1" -maxdepth 1 -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-
+}
+
+# server_log LOGDIR: the restore's server log, its files oldest first (startup.log, the
+# collector's files)
+server_log() {
+  local file
+  while read -r file; do
+    cat -- "$file"
+  done < <(find "$1" -maxdepth 1 -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2-)
+}
+
+# recovery_facts LOGDIR: what the server logged of its archive recovery, KEY=VALUE lines:
+#   stopping   its "recovery stopping ..." line: it reached the target (every version)
+#   lsn        "redo done at LSN": where replay ended
+#   xact       "last completed transaction was at log time T": the last transaction replayed
+#   wal_file   the last WAL file restored from the archive
+#   opened     "selected new timeline ID: N": it ended recovery and opened on timeline N
+#   ended      short: PostgreSQL 13+ refused to open short of the target ("recovery ended
+#              before configured recovery target was reached"); early: the target lies
+#              before the snapshot's consistent point
+# A start of the server (a resumed restore starts it again) begins afresh; the start that
+# opened the server is the last one read.
+recovery_facts() {
+  server_log "$1" | awk '
+    function after(text,   at) { at = index($0, text); return at ? substr($0, at + length(text)) : "" }
+    opened != "" { next }
+    /database system was / { stopping = lsn = xact = wal_file = ended = "" }
+    /recovery stopping / { stopping = "recovery stopping " after("recovery stopping ") }
+    /redo done at / { split(after("redo done at "), w, " "); lsn = w[1] }
+    /last completed transaction was at log time / { xact = after("log time ") }
+    /restored log file "/ {
+      name = substr(after("restored log file \""), 1, 25)
+      if (name ~ /^[0-9A-F]+"$/ && length(name) == 25) wal_file = substr(name, 1, 24)
+    }
+    /recovery ended before configured recovery target was reached/ { ended = "short" }
+    /requested recovery stop point is before consistent recovery point/ { ended = "early" }
+    /selected new timeline ID: / { split(after("selected new timeline ID: "), w, " "); opened = w[1] }
+    END {
+      printf "stopping=%s\nlsn=%s\nxact=%s\nwal_file=%s\nopened=%s\nended=%s\n",
+        stopping, lsn, xact, wal_file, opened, ended
+    }'
+}
+
+# fact KEY FACTS: one value of recovery_facts' lines
+fact() {
+  sed -n "s/^$1=//p" <<<"$2"
+}
+
+# point_reached PGDATA FACTS: "stopped at TIME, LSN x, timeline n" from recovery_facts' lines
+# (the timeline: the parent in the history file of the timeline the server opened on, else
+# the last restored WAL file's), and the last WAL file restored with its time in the archive
+point_reached() {
+  local lsn xact wal_file opened timeline="" file
+  lsn=$(fact lsn "$2")
+  xact=$(fact xact "$2")
+  wal_file=$(fact wal_file "$2")
+  opened=$(fact opened "$2")
+  if [[ $opened =~ ^[0-9]+$ ]]; then
+    timeline=$(awk '/^[0-9]/ { parent = $1 } END { print parent }' \
+      "$(printf '%s/%s/%08X.history' "$1" "$WAL_DIR" "$opened")" 2>/dev/null || true)
+  fi
+  if [[ -z $timeline && $wal_file =~ ^[0-9A-F]{24}$ ]]; then
+    timeline=$((16#${wal_file:0:8}))
+  fi
+  printf 'stopped at %s, LSN %s, timeline %s' "${xact:-"(no transaction replayed)"}" "${lsn:-?}" "${timeline:-?}"
+  if [[ -n $wal_file ]]; then
+    printf ', last WAL file restored %s' "$wal_file"
+    for file in "$ARCHIVE"/*/"$wal_file"; do
+      [[ -f $file ]] && printf ' (archived %s)' "$(date -u -r "$file" '+%F %T UTC')"
+      break
+    done
+  else
+    printf ', no WAL file restored from the archive'
+  fi
+}
+
+# clone_kept PGDATA PORT LOGDIR STATE: say what the operator may do with a restore that fell short
+clone_kept() {
+  local how="its server stopped, its log in $3"
+  [[ $4 != open ]] || how="its server open at that point: psql -h $1 -p $2 -U $DB_USER"
+  log "the clone $RESTORE_PARENT/$CLUSTER-$RESTORE_NAME is kept for inspection ($how); remove it with: $PROG --cleanup $RESTORE_NAME"
+}
+
+# explain_stopped PGDATA PORT LOGDIR: the server stopped before it opened: when PostgreSQL
+# said why in words this script knows, say where recovery stopped and stop (1)
+explain_stopped() {
+  local facts
+  facts=$(recovery_facts "$3")
+  case $(fact ended "$facts") in
+    short)
+      clone_kept "$1" "$2" "$3" stopped
+      die "recovery ended before the target $TARGET_SHOWN was reached (PostgreSQL: \"recovery ended before configured recovery target was reached\"): $(point_reached "$1" "$facts"); the archive holds no WAL past that point"
+      ;;
+    early)
+      clone_kept "$1" "$2" "$3" stopped
+      die "the target $TARGET_SHOWN lies before the point where $SNAPSHOT is consistent (PostgreSQL: \"requested recovery stop point is before consistent recovery point\"): that snapshot already holds later changes (is the primary's clock ahead of this host's?); restore from an older snapshot with --before TIME, or to a later target"
+      ;;
+  esac
+}
+
+# wait_for_log LOGDIR TEXT SECONDS: wait until the server's log holds TEXT (0), or give up (1)
+wait_for_log() {
+  local deadline=$((SECONDS + $3))
+  until server_log "$1" | grep -qF -- "$2"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# check_stop MODE PGDATA PORT LOGDIR: the server is open: one line on where recovery stopped;
+# a target it did not reach (PostgreSQL up to 12 opens at the end of the WAL it found) or a
+# log that does not tell fails the restore (1), the clone kept
+check_stop() {
+  local mode=$1 pgdata=$2 port=$3 logdir=$4 facts point
+  # the server said it opens after the startup process logged where it stopped
+  wait_for_log "$logdir" "database system is ready to accept connections" "$LOG_SETTLE_SECONDS" ||
+    warn "the server's log in $logdir does not say it is ready to accept connections"
+  facts=$(recovery_facts "$logdir")
+  if [[ -z $(fact opened "$facts") ]]; then
+    clone_kept "$pgdata" "$port" "$logdir" open
+    die "cannot tell where recovery stopped: the server's log in $logdir has no \"selected new timeline ID\" line"
+  fi
+  point=$(point_reached "$pgdata" "$facts")
+  case $mode in
+    latest) info "replayed the archive to its end: $point" ;;
+    snapshot) info "opened at the snapshot's own consistent point: $point" ;;
+    *)
+      if [[ -n $(fact stopping "$facts") ]]; then
+        info "reached the target $TARGET_SHOWN: $point (PostgreSQL: $(fact stopping "$facts"))"
+        return 0
+      fi
+      clone_kept "$pgdata" "$port" "$logdir" open
+      die "recovery ended before the target $TARGET_SHOWN was reached: $point; PostgreSQL $PG_MAJOR opened there anyway (no \"recovery stopping\" line in its log: the archive holds no transaction past that point)"
+      ;;
+  esac
 }
 
 # replay_progress PGDATA PORT LOGDIR: one line on how far the replay got
@@ -464,6 +617,7 @@ wait_until_open() {
         log "last lines of $logfile:"
         tail -n 20 -- "$logfile" >&2 || true
       done < <(find "$logdir" -maxdepth 1 -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2-)
+      explain_stopped "$pgdata" "$port" "$logdir"
       die "the restored server stopped before it opened (its log's last lines are above)"
     fi
     if ((SECONDS >= report)); then
@@ -488,8 +642,13 @@ restore() {
         die "the target $value is in the future (now: $(date -u '+%F %T+00')): nothing to replay to yet" \
           "$EXIT_REFUSED"
       fi
-      before=$epoch
+      # --before TIME: an older snapshot than the newest one before the target
+      if [[ -n $before && ! $before =~ ^[0-9]+$ ]]; then
+        before=$(to_epoch "$before") || exit $?
+      fi
+      [[ -n $before ]] && ((before < epoch)) || before=$epoch
       target_setting="recovery_target_time = $(pg_quote "$value")"
+      TARGET_SHOWN=$value
       ;;
     snapshot)
       [[ $value =~ ^[A-Za-z0-9_.:-]{1,80}$ ]] || usage_error "bad snapshot name: $value"
@@ -499,10 +658,12 @@ restore() {
     lsn)
       [[ $value =~ ^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$ ]] || usage_error "LSN '$value' is not like 0/3000060"
       target_setting="recovery_target_lsn = $(pg_quote "$value")"
+      TARGET_SHOWN="LSN $value"
       ;;
     name)
       [[ -n $value && ${#value} -le 63 ]] || usage_error "a restore point name has 1 to 63 characters"
       target_setting="recovery_target_name = $(pg_quote "$value")"
+      TARGET_SHOWN="restore point '$value'"
       ;;
     latest)
       # every snapshot there is, one taken this very second too: replay runs to the archive's end
@@ -530,6 +691,7 @@ restore() {
     die "the target is older than the oldest snapshot ($oldest): a restore needs a snapshot taken before it" \
       "$EXIT_REFUSED"
   fi
+  SNAPSHOT=$snapshot RESTORE_NAME=$name
   if [[ $mode == snapshot ]]; then
     info "snapshot $snapshot as it was taken, with the WAL it holds (PostgreSQL $PG_MAJOR)"
   else
@@ -582,6 +744,8 @@ restore() {
   fi
   step "wait until it is open"
   wait_until_open "$pgdata" "$port" "$logdir"
+  step "check where recovery stopped"
+  check_stop "$mode" "$pgdata" "$port" "$logdir"
   info "restore $name of $CLUSTER is open: psql -h $pgdata -p $port -U $DB_USER"
   info "remove it with: $PROG --cleanup $name"
 }
@@ -609,11 +773,128 @@ cleanup_restore() {
   info "restore $name removed"
 }
 
+# zfs_out VAR COMMAND...: COMMAND's output in VAR; a failing command stops the script (1)
+# with its own words (the listing must never look empty when ZFS does not answer)
+zfs_out() {
+  local out
+  if ! out=$("${@:2}" 2>&1); then
+    die "$(quote "${@:2}") failed: ${out:-no message}"
+  fi
+  printf -v "$1" '%s' "$out"
+}
+
+# newest_archived: "TIME<TAB>FILE" of the newest file in the newest day folder of the archive
+# that holds one (the archive files WAL under the UTC day it archives it), or nothing
+newest_archived() {
+  local day newest
+  while read -r day; do
+    newest=$(find "$day" -maxdepth 1 -type f -printf '%T@\t%f\n' | sort -n | tail -n 1)
+    if [[ -n $newest ]]; then
+      printf '%s\t%s\n' "$(date -u -d "@${newest%%.*}" '+%F %T UTC')" "${newest#*$'\t'}"
+      return 0
+    fi
+  done < <(find "$ARCHIVE" -mindepth 1 -maxdepth 1 -type d -name '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' | sort -r)
+}
+
+# snapshot_table: TABLE gets "name<TAB>REDO WAL<TAB>system id<TAB>major<TAB>timeline" of our
+# snapshots, oldest first ("-" where a snapshot does not carry the property; the system, major
+# and timeline are recorded by snapshot.sh)
+snapshot_table() {
+  local floors prop column
+  local -a columns=()
+  zfs_out floors redo_floors
+  for prop in pitr-bundle:system-id pitr-bundle:major pitr-bundle:timeline; do
+    zfs_out column zfs list -H -t snapshot -o "name,$prop" -d 1 -s creation "$DATASET"
+    columns+=("$column")
+  done
+  # one table, joined on the snapshot's name
+  TABLE=$(awk -F '\t' '
+    FNR == 1 { file++ }
+    file == 1 { if ($1 != "") { order[++count] = $1; row[$1] = $1 "\t" $2 }; next }
+    ($1 in row) { row[$1] = row[$1] "\t" $2 }
+    END { for (i = 1; i <= count; i++) print row[order[i]] }' \
+    <(printf '%s\n' "$floors") <(printf '%s\n' "${columns[0]}") <(printf '%s\n' "${columns[1]}") \
+    <(printf '%s\n' "${columns[2]}"))
+}
+
+# utc_of SNAPSHOT: the UTC time in its name, like 2026-11-24 08:01:00 UTC
+utc_of() {
+  local time
+  time=$(stamp_time "${1#*@"$PREFIX"}")
+  printf '%s UTC' "${time%+00}"
+}
+
+# list_restores: what an operator needs to choose a target, in UTC: the range of times a
+# --target-time can reach, each snapshot, and the restores there are. Any failure: exit 1
 list_restores() {
-  info "snapshots of $DATASET (name, REDO WAL file; the archive keeps WAL from $(zfs get -H -o value "$KEPT_PROPERTY" "$DATASET") on):"
-  redo_floors >&2 || true
-  info "restores:"
-  zfs list -H -o name,origin,mountpoint -r "$RESTORE_PARENT" 2>/dev/null | grep -F "	$DATASET@" >&2 || true
+  local kept newest="" name redo system major timeline how first="" last_system failed=0
+  local -a rows=()
+  zfs_out kept zfs get -H -o value "$KEPT_PROPERTY" "$DATASET"
+  [[ $kept =~ ^[0-9A-F]{24}$ ]] || kept=""
+  snapshot_table
+  # the generation a restore starts: the newest snapshot's system (another one's is refused)
+  last_system=$(awk -F '\t' 'END { print $3 }' <<<"$TABLE")
+  while IFS=$'\t' read -r name redo system major timeline; do
+    [[ -n $name ]] || continue
+    if [[ $major != - && $major != "$PG_MAJOR" ]]; then
+      how="refused: PostgreSQL $major, these binaries are $PG_MAJOR"
+    elif [[ $system != - && $last_system != - && $system != "$last_system" ]]; then
+      how="refused: another system than the newest snapshot's"
+    elif [[ -n $kept && ! $redo =~ ^[0-9A-F]{24}$ ]]; then
+      how="unknown: no REDO point recorded (the archive keeps WAL from $kept on)"
+    elif [[ -n $kept && ${redo:8} < ${kept:8} ]]; then
+      how="only as taken (--snapshot): the archive no longer holds its WAL"
+    else
+      how="to any later time"
+      [[ -n $first ]] || first=$name
+    fi
+    rows+=("$(printf '  %-23s  %-24s  %-20s  %-5s  %-8s  %s' "$(utc_of "$name")" "${name#*@}" \
+      "$system" "$major" "$timeline" "$how")")
+  done <<<"$TABLE"
+  if [[ -d $ARCHIVE ]]; then
+    newest=$(newest_archived)
+  else
+    log "ERROR: the archive folder $ARCHIVE is missing: no replay can read WAL"
+    failed=1
+  fi
+  printf 'Cluster %s (PostgreSQL %s)\n' "$CLUSTER" "$PG_MAJOR"
+  printf 'Restorable with --target-time: '
+  if [[ -z $first ]]; then
+    printf 'nothing (no snapshot whose WAL the archive holds)\n'
+  elif [[ -z $newest ]]; then
+    printf 'from %s (snapshot %s) to: unknown, no WAL file in %s\n' "$(utc_of "$first")" "${first#*@}" "$ARCHIVE"
+  else
+    printf 'from %s (snapshot %s) to %s (the newest archived WAL file, %s)\n' \
+      "$(utc_of "$first")" "${first#*@}" "${newest%%$'\t'*}" "${newest#*$'\t'}"
+  fi
+  printf 'Snapshots of %s, oldest first:\n' "$DATASET"
+  printf '  %-23s  %-24s  %-20s  %-5s  %-8s  %s\n' "TAKEN" SNAPSHOT "SYSTEM ID" MAJOR TIMELINE "RESTORES"
+  if ((${#rows[@]})); then
+    printf '%s\n' "${rows[@]}"
+  else
+    printf '  (none yet: nothing to restore from)\n'
+  fi
+  list_clones
+  ((failed == 0)) || exit "$EXIT_FAILED"
+}
+
+# list_clones: the restores (clones of this cluster's snapshots), with their request and state
+list_clones() {
+  local all name origin request mountpoint state found=0
+  zfs_out all zfs list -H -t filesystem,volume -o name,origin
+  printf 'Restores (remove one with: %s --cleanup NAME):\n' "$PROG"
+  while IFS=$'\t' read -r name origin; do
+    [[ $origin == "$DATASET@"* && $name == "$RESTORE_PARENT/$CLUSTER-"* ]] || continue
+    found=1
+    zfs_out request zfs get -H -o value "$REQUEST_PROPERTY" "$name"
+    zfs_out mountpoint zfs get -H -o value mountpoint "$name"
+    state=stopped
+    if as_user "$PGHOME/bin/pg_ctl" -D "$mountpoint/pg_root" status >/dev/null 2>&1; then
+      state=running
+    fi
+    printf '  %-20s  %-8s  from %s  (%s)\n' "${name#"$RESTORE_PARENT/$CLUSTER-"}" "$state" "${origin#*@}" "$request"
+  done <<<"$all"
+  ((found)) || printf '  (none)\n'
 }
 
 main() {
