@@ -209,6 +209,11 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
             short_clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-t2/pg_root", 29100 + major)
             assert short_clone.psql("select string_agg(note, ',' order by id) from t") == "A,B"
         run([scripts / "restore.sh", "--cleanup", "t2", "--yes"])
+        # a drill to that target fails, recorded with the reason, its clone removed
+        failed_drill = run([scripts / "drill.sh", "--target-time", past_end], expect=1)
+        state = (root / f"state/drill-{cluster}.state").read_text()
+        assert "result=failed" in state and "recovery ended before" in state, failed_drill.stderr + state
+        assert subprocess.run(["zfs", "list", f"{pool}/restore/{cluster}-drill"], capture_output=True).returncode != 0
         primary.psql("alter system reset archive_command")
         primary.psql("select pg_reload_conf()")
         wait_for("C's WAL segment archived", lambda: any(archive.glob(f"*/{segment}")))
