@@ -502,7 +502,7 @@ explain_stopped() {
   case $(fact ended "$facts") in
     short)
       clone_kept "$1" "$2" "$3" stopped
-      die "recovery ended before the target $TARGET_SHOWN was reached (PostgreSQL: \"recovery ended before configured recovery target was reached\"): $(point_reached "$1" "$facts"); the archive holds no WAL past that point"
+      die "recovery ended before the target $TARGET_SHOWN was reached (PostgreSQL: \"recovery ended before configured recovery target was reached\"): $(point_reached "$1" "$facts"); the archive's WAL ends there"
       ;;
     early)
       clone_kept "$1" "$2" "$3" stopped
@@ -543,7 +543,7 @@ check_stop() {
         return 0
       fi
       clone_kept "$pgdata" "$port" "$logdir" open
-      die "recovery ended before the target $TARGET_SHOWN was reached: $point; PostgreSQL $PG_MAJOR opened there anyway (no \"recovery stopping\" line in its log: the archive holds no transaction past that point)"
+      die "recovery ended before the target $TARGET_SHOWN was reached: $point; PostgreSQL $PG_MAJOR opened there anyway (no \"recovery stopping\" in its log: the archive's WAL ends there)"
       ;;
   esac
 }
