@@ -314,8 +314,10 @@ def plan_drill(cm: ClusterModel, cluster_file, restore: PlannedFile) -> list[Pla
     }
     context["drill"] = drill
     script = cluster_file("drill.sh", "drill", "cluster/drill.sh.j2",
-                          f"restore drill ({c.drill.schedule}): restore.sh to "
-                          f"{c.drill.target_lag_minutes} min ago, sanity query, result in "
+                          f"restore drill ({c.drill.schedule}): restore.sh of the kept "
+                          f"snapshots in turn (the newest to {c.drill.target_lag_minutes} min ago, "
+                          "the oldest of the PITR window, one between), sanity query, amcheck "
+                          "and pg_checksums where available, result in "
                           f"{drill['state_file']}, clone removed (installed as "
                           f"{drill['installed']} by 75-install-drill-cron.sh)",
                           syslog_tag=f"pitr-drill-{c.name}")
