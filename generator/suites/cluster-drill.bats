@@ -309,14 +309,17 @@ window_of_five() {
   [ "$(state amcheck)" = "ok: pg_amcheck --all (heap, TOAST and B-tree indexes of every database)" ]
 }
 
-@test "drill: corruption pg_amcheck finds fails the drill, naming the relation and block" {
+@test "drill: corruption pg_amcheck finds fails the drill, naming the relation and block; so does its error" {
   # shellcheck disable=SC2016 # the quoted text is the stub's own code
   STUB_TARGET=$SANDBOX/pghome/bin stub pg_amcheck 'printf "%s\n" "heap table \"postgres.public.t\", block 0, offset 3:" \
     "    line pointer redirection to item at offset 21840 exceeds maximum offset 4"; exit 2'
   run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=pg_amcheck)"
   [ "$(state result)" = failed ]
-  [[ $(state error) == 'pg_amcheck found the clone broken (exit 2): heap table "postgres.public.t", block 0, offset 3:'* ]]
+  [[ $(state error) == 'pg_amcheck found corruption in the clone: heap table "postgres.public.t", block 0, offset 3:'* ]]
   ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_amcheck 'echo "pg_amcheck: error: extension amcheck is not available" >&2; exit 1'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=pg_amcheck)"
+  [ "$(state error)" = 'pg_amcheck could not check the clone (exit 1): pg_amcheck: error: extension amcheck is not available' ]
 }
 
 @test "drill: without pg_amcheck, the amcheck extension's bt_index_check runs in every database" {
@@ -355,7 +358,7 @@ window_of_five() {
   STUB_TARGET=$SANDBOX/pghome/bin stub pg_checksums 'echo "pg_checksums: error: checksum verification failed in file \"$3/base/5/16384\", block 0: calculated checksum 9D3 but block contains 1F2" >&2
 echo "Bad checksums:  1"; exit 1'
   FAKE_CHECKSUMS=on run -1 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=1 PG_CHECKSUMS=1)"
-  [[ $(state error) == "pg_checksums found the clone broken (exit 1): pg_checksums: error: checksum verification failed in file \"$SANDBOX/clone/pg_root/base/5/16384\", block 0:"* ]]
+  [[ $(state error) == "pg_checksums --check failed on the clone (exit 1): pg_checksums: error: checksum verification failed in file \"$SANDBOX/clone/pg_root/base/5/16384\", block 0:"* ]]
   ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
 }
 
@@ -369,4 +372,15 @@ echo "Bad checksums:  1"; exit 1'
   run -0 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=0 PG_CHECKSUMS=0)"
   [[ $(state checksums) == "not available: PostgreSQL "*" has no data checksums (9.3+)" ]]
   [ -z "$(calls '^pg_ctl .* stop')" ]
+}
+
+@test "drill: a clone that cannot say whether it has amcheck or data checksums fails the drill" {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '[[ ${*: -1} != *pg_available_extensions* ]] || { echo "FATAL:  terminating connection" >&2; exit 2; }; echo 42'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=extension)"
+  [ "$(state error)" = "could not ask the clone for the amcheck extension: FATAL:  terminating connection" ]
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '[[ ${*: -1} != "show data_checksums" ]] || { echo "FATAL:  gone" >&2; exit 2; }; echo 42'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=none DATA_CHECKSUMS=1)"
+  [ "$(state error)" = "could not ask the clone for data_checksums: FATAL:  gone" ]
 }
