@@ -436,7 +436,9 @@ run_pg_amcheck() {
   local out rc=0
   out=$(as_user timeout "$TIMEOUT_SECONDS" "$PGHOME/bin/pg_amcheck" -h "$CLONE_PGDATA" -p "$PORT" \
     -U "$DB_USER" --all --install-missing 2>&1) || rc=$?
-  ((rc == 0)) || fail "pg_amcheck found the clone broken (exit $rc): $(head -n 3 <<<"$out")"
+  # exit 2: corruption found; 1: it could not check (its error says why): both fail the drill
+  ((rc != 2)) || fail "pg_amcheck found corruption in the clone: $(head -n 3 <<<"$out")"
+  ((rc == 0)) || fail "pg_amcheck could not check the clone (exit $rc): $(head -n 3 <<<"$out")"
   AMCHECK_RESULT="ok: pg_amcheck --all (heap, TOAST and B-tree indexes of every database)"
 }
 
@@ -460,10 +462,15 @@ run_bt_index_check() {
 # check_amcheck: the open clone checked with amcheck where the version and binaries have it;
 # none is not a failure, but the record says so
 check_amcheck() {
+  local installed=0
   step "check the clone with amcheck"
+  if [[ $AMCHECK != none ]]; then
+    installed=$(psql_drill "select count(*) from pg_available_extensions where name = 'amcheck'" 2>&1) ||
+      fail "could not ask the clone for the amcheck extension: $installed"
+  fi
   if [[ $AMCHECK == pg_amcheck && -x $PGHOME/bin/pg_amcheck ]]; then
     run_pg_amcheck
-  elif [[ $AMCHECK != none && $(psql_drill "select count(*) from pg_available_extensions where name = 'amcheck'") == 1 ]]; then
+  elif [[ $installed == 1 ]]; then
     run_bt_index_check
   elif [[ $AMCHECK == none ]]; then
     AMCHECK_RESULT="not available: PostgreSQL $PG_VERSION has no amcheck (10+)"
@@ -480,7 +487,9 @@ check_checksums() {
   step "check the clone's data checksums"
   if ((!DATA_CHECKSUMS)); then
     CHECKSUMS_RESULT="not available: PostgreSQL $PG_VERSION has no data checksums (9.3+)"
-  elif ! setting=$(psql_drill "show data_checksums" 2>&1) || [[ $setting != on ]]; then
+  elif ! setting=$(psql_drill "show data_checksums" 2>&1); then
+    fail "could not ask the clone for data_checksums: $setting"
+  elif [[ $setting != on ]]; then
     CHECKSUMS_RESULT="off: the cluster has no data checksums (initdb --data-checksums)"
   elif ((!PG_CHECKSUMS)); then
     CHECKSUMS_RESULT="on, not checked: pg_checksums comes with PostgreSQL 12"
@@ -490,7 +499,8 @@ check_checksums() {
     # pg_checksums reads only a cluster shut down cleanly
     run as_user "$PGHOME/bin/pg_ctl" -D "$CLONE_PGDATA" -m fast -w stop >/dev/null
     out=$(as_user timeout "$TIMEOUT_SECONDS" "$PGHOME/bin/pg_checksums" --check -D "$CLONE_PGDATA" 2>&1) || rc=$?
-    ((rc == 0)) || fail "pg_checksums found the clone broken (exit $rc): $(grep -m 2 -E 'error|failed' <<<"$out")"
+    # a bad page and a binary of another major both end here: its own words say which
+    ((rc == 0)) || fail "pg_checksums --check failed on the clone (exit $rc): $(grep -m 2 -E 'error|failed' <<<"$out")"
     CHECKSUMS_RESULT="ok: pg_checksums --check, $(sed -n 's/^Blocks scanned: *//p' <<<"$out") blocks"
   fi
   info "checksums: $CHECKSUMS_RESULT"
