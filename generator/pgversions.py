@@ -78,6 +78,15 @@ FACTS = {fact.name: fact for fact in [
     Fact("pg_current_wal_lsn", 100000, None),  # before: pg_current_xlog_location
     Fact("wal_status", 130000, None),  # pg_replication_slots.wal_status, safe_wal_size
     Fact("pg_last_xact_replay_timestamp", 90100, None),
+    # verifying a copy: the amcheck extension (contrib, bt_index_check) from 10, its client
+    # pg_amcheck (heap and B-tree of every database) from 14; data checksums from 9.3 (initdb
+    # -k, SHOW data_checksums), checked offline by pg_checksums --check from 12; base backups
+    # carry a backup_manifest that pg_verifybackup checks from 13
+    Fact("amcheck extension", 100000, None),
+    Fact("pg_amcheck", 140000, None),
+    Fact("data checksums", 90300, None),
+    Fact("pg_checksums --check", 120000, None),
+    Fact("pg_verifybackup", 130000, None),
 ]}
 
 

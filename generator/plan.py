@@ -131,9 +131,10 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
             # step: a missing slot stops the backup at once, not the standby later
             wal += ["-S", c.replication.slot]
         basebackup = {"method": "pg_basebackup",
-                      "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", f"pitr-bundle {c.name}"]}
+                      "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", f"pitr-bundle {c.name}"],
+                      "manifest": pv.has("pg_verifybackup", version)}
     else:
-        basebackup = {"method": "pg_start_backup", "options": []}
+        basebackup = {"method": "pg_start_backup", "options": [], "manifest": False}
     basebackup["wal_dir"] = cm.wal_dir
     recovery_file = cm.recovery_file
     context = {
@@ -305,12 +306,18 @@ def plan_drill(cm: ClusterModel, cluster_file, restore: PlannedFile) -> list[Pla
         "installed": d.installed,
         "restore_installed": d.restore_installed,
         "replay_timestamp": pv.has("pg_last_xact_replay_timestamp", c.postgres.version),
+        "amcheck": ("pg_amcheck" if pv.has("pg_amcheck", c.postgres.version)
+                    else "extension" if pv.has("amcheck extension", c.postgres.version) else "none"),
+        "data_checksums": pv.has("data checksums", c.postgres.version),
+        "pg_checksums": pv.has("pg_checksums --check", c.postgres.version),
         "restore_file": restore,
     }
     context["drill"] = drill
     script = cluster_file("drill.sh", "drill", "cluster/drill.sh.j2",
-                          f"restore drill ({c.drill.schedule}): restore.sh to "
-                          f"{c.drill.target_lag_minutes} min ago, sanity query, result in "
+                          f"restore drill ({c.drill.schedule}): restore.sh of the kept "
+                          f"snapshots in turn (the newest to {c.drill.target_lag_minutes} min ago, "
+                          "the oldest of the PITR window, one between), sanity query, amcheck "
+                          "and pg_checksums where available, result in "
                           f"{drill['state_file']}, clone removed (installed as "
                           f"{drill['installed']} by 75-install-drill-cron.sh)",
                           syslog_tag=f"pitr-drill-{c.name}")

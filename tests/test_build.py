@@ -369,3 +369,22 @@ def test_a_failed_write_is_raised(tmp_path):
     with pytest.raises(OSError):
         write.write_bundle(tmp_path / "h", files, tmp_path / "h.tar.gz", b"t")
     assert not (tmp_path / "h.tar.gz").exists()
+
+
+@pytest.mark.parametrize("version, amcheck, checksums, verify", [
+    ("10.23", "extension", "PG_CHECKSUMS=0", False), ("12.22", "extension", "PG_CHECKSUMS=1", False),
+    ("13.23", "extension", "PG_CHECKSUMS=1", True), ("14.20", "pg_amcheck", "PG_CHECKSUMS=1", True)])
+def test_the_checks_of_drills_and_base_backups_follow_the_version(specs_copy, tmp_path, version, amcheck,
+                                                                   checksums, verify):
+    """pgversions' facts: pg_amcheck from 14 (the amcheck extension from 10), pg_checksums from
+    12, pg_verifybackup of the base backup from 13; the example's 9.0 cluster has none."""
+    edit(specs_copy / "clusters/pg168121.yaml", 'version: "17.6"', f'version: "{version}"')
+    out = tmp_path / "out"
+    pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
+    for cluster, expected in (("pg168121", (amcheck, checksums, verify)), ("pg168104", ("none", "PG_CHECKSUMS=0", False))):
+        drill = (out / f"pitr1/clusters/{cluster}/drill.sh").read_text()
+        backup = (out / f"pitr1/clusters/{cluster}/50-basebackup.sh").read_text()
+        assert f"\nreadonly AMCHECK={expected[0]}\n" in drill
+        assert f"\nreadonly {expected[1]}\n" in drill
+        assert ('"$PGHOME/bin/pg_verifybackup" --manifest-path' in backup) == expected[2]
+        assert ("writes no backup manifest" in backup) != expected[2]

@@ -108,3 +108,62 @@ uses_pg_basebackup() {
   calls "pg_stop_backup" | grep -q .
   [[ $output == *"backup mode ended on the primary"* ]]
 }
+
+verifies_backups() {
+  grep -q 'pg_verifybackup" --manifest-path' "$BACKUP_SCRIPT"
+}
+
+# verify_stubs [BODY]: pg_verifybackup (BODY, else it checks that the manifest it is given is
+# there) and pg_waldump beside it
+verify_stubs() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  local body='[[ -f ${1#--manifest-path=} ]] || exit 9; echo "backup successfully verified"'
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_verifybackup "${1:-$body}"
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_waldump
+}
+
+@test "basebackup: verifies the unpacked backup and its WAL against the manifest, before the manifest goes" {
+  verifies_backups || skip "no backup manifest before PostgreSQL 13"
+  verify_stubs
+  run -0 "$BACKUP_SCRIPT"
+  calls "^pg_verifybackup --manifest-path=$SANDBOX/mnt/.basebackup/backup_manifest --ignore=.pitr-bundle-basebackup-incomplete $SANDBOX/mnt/pg_root$" | grep -q .
+  [[ $output == *"step: verify the backup against its manifest"* ]]
+  [ ! -e "$SANDBOX/mnt/.basebackup" ] && [ ! -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+}
+
+@test "basebackup: without pg_waldump the files are verified, the WAL not parsed, and it says so" {
+  verifies_backups || skip "no backup manifest before PostgreSQL 13"
+  verify_stubs
+  rm "$SANDBOX/pghome/bin/pg_waldump"
+  run -0 "$BACKUP_SCRIPT"
+  calls "^pg_verifybackup .* --no-parse-wal $SANDBOX/mnt/pg_root$" | grep -q .
+  [[ $output == *"its WAL is not parsed: no pg_waldump in $SANDBOX/pghome/bin"* ]]
+}
+
+@test "basebackup: a backup that fails verification fails the step and stays marked unfinished" {
+  verifies_backups || skip "no backup manifest before PostgreSQL 13"
+  verify_stubs 'echo "pg_verifybackup: error: \"base/5/16384\" has size 8192 on disk but size 0 in the manifest" >&2; exit 1'
+  run -1 "$BACKUP_SCRIPT"
+  [[ $output == *'"base/5/16384" has size 8192 on disk but size 0 in the manifest'* ]]
+  [[ $output == *"step 'verify the backup against its manifest' failed"* ]]
+  [ -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+  # a re-run starts over without --force: the marker says the folder holds no cluster
+  verify_stubs
+  run -0 "$BACKUP_SCRIPT"
+  [ ! -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+}
+
+@test "basebackup: without pg_verifybackup in PGHOME the backup is kept and the log says it is not verified" {
+  verifies_backups || skip "no backup manifest before PostgreSQL 13"
+  run -0 "$BACKUP_SCRIPT"
+  [[ $output == *"the backup is not verified: no pg_verifybackup in $SANDBOX/pghome/bin"* ]]
+  [ ! -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+}
+
+@test "basebackup: a version without backup manifests says the backup is not verified" {
+  ! verifies_backups || skip "this version writes a backup manifest"
+  verify_stubs
+  run -0 "$BACKUP_SCRIPT"
+  [[ $output == *"the backup is not verified: PostgreSQL "*" writes no backup manifest (pg_verifybackup: 13+)"* ]]
+  [ -z "$(calls '^pg_verifybackup')" ]
+}

@@ -21,7 +21,7 @@ make_world() {
   CLONE=$(sed -n "s/^readonly CLONE=//p" "$DRILL" | tr -d "'")
   STATE=$SANDBOX/state/drill-$CLUSTER.state
   fake_pghome "$SANDBOX/pghome"
-  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'echo 42'
+  psql_stub
   FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
   "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$DATASET"
   "$STUB_BIN/zfs" snapshot "$DATASET@${PREFIX}20261124T080100Z"
@@ -41,9 +41,26 @@ setup() {
   world_reset
 }
 
-# restore_stub: restore.sh as a stub: the clone appears in the fake ZFS with the server's log
-# saying it reached the target; FAKE_RESTORE_FAIL=MESSAGE makes it fail; FAKE_SERVER_DIES=1
-# starts a "server" that dies while restore.sh waits
+# psql_stub: the drill server's psql: the sanity query answers 42; data checksums are
+# $FAKE_CHECKSUMS (default off), the amcheck extension is there with FAKE_AMCHECK_EXT=1,
+# bt_index_check fails with FAKE_BT_FAIL=MESSAGE
+psql_stub() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '
+case ${*: -1} in
+  "show data_checksums") echo "${FAKE_CHECKSUMS:-off}" ;;
+  *pg_available_extensions*) echo "${FAKE_AMCHECK_EXT:-0}" ;;
+  *"from pg_database"*) printf "app\npostgres\n" ;;
+  "create extension"*) ;;
+  *bt_index_check*) [[ -z ${FAKE_BT_FAIL:-} ]] || { echo "ERROR:  $FAKE_BT_FAIL" >&2; exit 1; }; echo 3 ;;
+  *) echo 42 ;;
+esac'
+}
+
+# restore_stub: restore.sh as a stub: the clone of the newest of our snapshots named before
+# the target appears in the fake ZFS with the server's log saying it reached the target;
+# FAKE_RESTORE_FAIL=MESSAGE makes it fail; FAKE_SERVER_DIES=1 starts a "server" that dies
+# while restore.sh waits; FAKE_ORIGIN=SNAPSHOT clones that one instead
 restore_stub() {
   cat >"$SANDBOX/restore.sh" <<STUB
 #!/usr/bin/env bash
@@ -53,7 +70,10 @@ case " \$* " in
   *" --cleanup "*) zfs destroy $CLONE; rm -rf "$SANDBOX/clone"; exit 0 ;;
   *" --dry-run "*) echo "restore.sh: dry-run: would run: zfs clone"; exit 0 ;;
 esac
-zfs create -p -o origin=$DATASET@${PREFIX}20261124T080100Z $CLONE
+target=\$(/bin/date -u -d "\$(sed -n 's/.*--target-time \\(.*+00\\) --name.*/\\1/p' <<<"\$*")" +%Y%m%dT%H%M%SZ)
+origin=\${FAKE_ORIGIN:-\$(zfs list -H -t snapshot -o name -d 1 -s creation $DATASET |
+  awk -v limit="$DATASET@$PREFIX\$target" '\$1 < limit { o = \$1 } END { print o }')}
+zfs create -p -o origin=\$origin $CLONE
 mkdir -p "$SANDBOX/clone/pg_root" "$SANDBOX/clone-logs"
 if [[ -n \${FAKE_RESTORE_FAIL:-} ]]; then echo "restore.sh: ERROR: \$FAKE_RESTORE_FAIL" >&2; exit 1; fi
 if [[ -n \${FAKE_SERVER_DIES:-} ]]; then
@@ -184,4 +204,183 @@ import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(20)' "$BATS_
   run -0 "$DRILL_SCRIPT"
   kill "$listener"
   [ "$(state port)" = $((port + 1)) ]
+}
+
+# snapshots_ago SECONDS...: our snapshots named that long before now, in the order given
+snapshots_ago() {
+  local age now
+  now=$(/bin/date -u +%s)
+  for age in "$@"; do
+    "$STUB_BIN/zfs" snapshot "$DATASET@$PREFIX$(/bin/date -u -d "@$((now - age))" +%Y%m%dT%H%M%SZ)"
+  done
+}
+
+# five snapshots: one before the PITR window's start, three inside it, one 2 h old (SNAPS,
+# oldest first)
+window_of_five() {
+  local window day=86400
+  window=$(sed -n 's/^readonly PITR_WINDOW_DAYS=//p' "$DRILL")
+  snapshots_ago $(((window + 3) * day)) $((window * day * 3 / 4)) $((window * day / 2)) $((window * day / 4)) 7200
+  mapfile -t SNAPS < <("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$DATASET" | tail -n 5)
+}
+
+@test "drill: the runs take turns: the newest, the oldest of the PITR window, one between, and record why" {
+  window_of_five
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state runs)" = 1 ] && [ "$(state pick)" = newest ]
+  [ "$(state snapshot)" = "${SNAPS[4]}" ]
+  [[ $(state pick_reason) == "run 1 takes the newest (the newest snapshot before $(state target))" ]]
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state runs)" = 2 ] && [ "$(state pick)" = oldest ]
+  # the newest taken at or before the window's start: the WAL retention keeps WAL from it on
+  [ "$(state snapshot)" = "${SNAPS[0]}" ]
+  # replayed up to the next snapshot's time: the WAL only this snapshot restores
+  [ "$(/bin/date -u -d "$(state target)" +%Y%m%dT%H%M%SZ)" = "${SNAPS[1]#*@"$PREFIX"}" ]
+  [[ $(state pick_reason) == "run 2 takes the oldest (1 of 5 in the "*"-day window, replayed to $(state target))" ]]
+  grep -q " ok snapshot=${SNAPS[0]} pick=oldest " "$SANDBOX/state/drill-$CLUSTER.log"
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state pick)" = between ]
+  between=$(state snapshot)
+  [[ $between == "${SNAPS[1]}" || $between == "${SNAPS[2]}" || $between == "${SNAPS[3]}" ]]
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state runs)" = 4 ] && [ "$(state pick)" = newest ]
+  # the same run number drills the same snapshot again
+  sed -i 's/^runs=.*/runs=2/' "$STATE"
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state runs)" = 3 ] && [ "$(state snapshot)" = "$between" ]
+}
+
+@test "drill: the between turn visits every snapshot between the oldest and the newest over the runs" {
+  window_of_five
+  seen=""
+  mkdir -p "${STATE%/*}"
+  for runs in 2 5 8 11 14 17 20 23 26; do
+    printf 'runs=%s\n' "$runs" >"$STATE"
+    run -0 "$DRILL_SCRIPT"
+    [ "$(state pick)" = between ]
+    seen+=" $(state snapshot)"
+  done
+  for i in 1 2 3; do [[ $seen == *" ${SNAPS[i]}"* ]]; done
+  [[ $seen != *" ${SNAPS[0]}"* && $seen != *" ${SNAPS[4]}"* ]]
+}
+
+@test "drill: with too few snapshots in the window, the turn falls back to the newest and says so" {
+  mkdir -p "${STATE%/*}"
+  printf 'runs=1\n' >"$STATE"
+  run -0 "$DRILL_SCRIPT"
+  [ "$(state pick)" = newest ]
+  [[ $(state pick_reason) == "run 2 takes the oldest; only 1 snapshot(s) in the "*"-day window: the newest (the newest snapshot before"* ]]
+}
+
+@test "drill: an older snapshot the lag does not reach is not drilled: the newest, said why" {
+  "$STUB_BIN/zfs" destroy -d "$DATASET@${PREFIX}20261124T080100Z"
+  snapshots_ago 600 300
+  run "$DRILL_SCRIPT" --pick oldest
+  [ "$(state pick)" = newest ]
+  [[ $(state pick_reason) == *"is younger than the drill's lag: the newest"* ]]
+}
+
+@test "drill: --pick chooses the snapshot; with --target-time (or a bad name) it is a usage error" {
+  window_of_five
+  run -0 "$DRILL_SCRIPT" --pick oldest
+  [ "$(state pick)" = oldest ] && [ "$(state snapshot)" = "${SNAPS[0]}" ]
+  [[ $(state pick_reason) == "--pick oldest "* ]]
+  run -2 "$DRILL_SCRIPT" --pick oldest --target-time '2026-11-24 12:00:00+00'
+  run -2 "$DRILL_SCRIPT" --pick all
+}
+
+@test "drill: --target-time drills what restore.sh picks, recorded as such" {
+  run -0 "$DRILL_SCRIPT" --target-time '2026-11-24 12:00:00+00'
+  [ "$(state pick)" = target ]
+  [ "$(state snapshot)" = "$DATASET@${PREFIX}20261124T080100Z" ]
+}
+
+@test "drill: restore.sh restoring another snapshot than the one picked fails the drill" {
+  window_of_five
+  FAKE_ORIGIN=${SNAPS[3]} run -1 "$DRILL_SCRIPT" --pick oldest
+  [[ $(state error) == "restore.sh restored ${SNAPS[3]}, not the snapshot the drill picked (${SNAPS[0]})" ]]
+  ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
+}
+
+@test "drill: pg_amcheck checks every database of the open clone, recorded" {
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_amcheck
+  run -0 "$(rebase "$DRILL_SCRIPT" AMCHECK=pg_amcheck)"
+  calls "^pg_amcheck -h $SANDBOX/clone/pg_root -p [0-9]+ -U postgres --all --install-missing$" | grep -q .
+  [ "$(state amcheck)" = "ok: pg_amcheck --all (heap, TOAST and B-tree indexes of every database)" ]
+}
+
+@test "drill: corruption pg_amcheck finds fails the drill, naming the relation and block; so does its error" {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_amcheck 'printf "%s\n" "heap table \"postgres.public.t\", block 0, offset 3:" \
+    "    line pointer redirection to item at offset 21840 exceeds maximum offset 4"; exit 2'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=pg_amcheck)"
+  [ "$(state result)" = failed ]
+  [[ $(state error) == 'pg_amcheck found corruption in the clone: heap table "postgres.public.t", block 0, offset 3:'* ]]
+  ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_amcheck 'echo "pg_amcheck: error: extension amcheck is not available" >&2; exit 1'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=pg_amcheck)"
+  [ "$(state error)" = 'pg_amcheck could not check the clone (exit 1): pg_amcheck: error: extension amcheck is not available' ]
+}
+
+@test "drill: without pg_amcheck, the amcheck extension's bt_index_check runs in every database" {
+  for mode in pg_amcheck extension; do
+    FAKE_AMCHECK_EXT=1 run -0 "$(rebase "$DRILL_SCRIPT" AMCHECK=$mode)"
+    [ "$(state amcheck)" = "ok: bt_index_check on 6 B-tree indexes (no pg_amcheck: heap not checked)" ]
+    [ "$(calls '^psql .* -d (app|postgres) -c create extension if not exists amcheck$' | wc -l)" -ge 2 ]
+  done
+}
+
+@test "drill: an index bt_index_check finds broken fails the drill, naming it and its database" {
+  FAKE_AMCHECK_EXT=1 FAKE_BT_FAIL='item order invariant violated for index "t_pkey"' \
+    run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=extension)"
+  [[ $(state error) == *'bt_index_check found the clone broken in database app: ERROR:  item order invariant violated for index "t_pkey"'* ]]
+}
+
+@test "drill: no amcheck at all is recorded, not a failure" {
+  run -0 "$(rebase "$DRILL_SCRIPT" AMCHECK=pg_amcheck)"
+  [[ $(state amcheck) == "not available: no pg_amcheck in $SANDBOX/pghome/bin and no amcheck extension installed" ]]
+  run -0 "$(rebase "$DRILL_SCRIPT" AMCHECK=none)"
+  [[ $(state amcheck) == "not available: PostgreSQL "*" has no amcheck (10+)" ]]
+  [ "$(state result)" = ok ]
+}
+
+@test "drill: data checksums on: the stopped clone is read by pg_checksums, recorded" {
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_checksums 'echo "Checksum operation completed"; echo "Blocks scanned: 12"'
+  FAKE_CHECKSUMS=on run -0 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=1 PG_CHECKSUMS=1)"
+  [ "$(state checksums)" = "ok: pg_checksums --check, 12 blocks" ]
+  # stopped first: pg_checksums reads only a cluster shut down cleanly
+  [ "$(calls "^pg_(ctl|checksums) " | sed -n '$p')" = "pg_checksums --check -D $SANDBOX/clone/pg_root" ]
+  calls "^pg_ctl -D $SANDBOX/clone/pg_root -m fast -w stop$" | grep -q .
+}
+
+@test "drill: a page pg_checksums finds broken fails the drill, naming the file and block" {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_checksums 'echo "pg_checksums: error: checksum verification failed in file \"$3/base/5/16384\", block 0: calculated checksum 9D3 but block contains 1F2" >&2
+echo "Bad checksums:  1"; exit 1'
+  FAKE_CHECKSUMS=on run -1 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=1 PG_CHECKSUMS=1)"
+  [[ $(state error) == "pg_checksums --check failed on the clone (exit 1): pg_checksums: error: checksum verification failed in file \"$SANDBOX/clone/pg_root/base/5/16384\", block 0:"* ]]
+  ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
+}
+
+@test "drill: checksums off, too old a version or no pg_checksums: recorded what was not checked" {
+  run -0 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=1 PG_CHECKSUMS=1)"
+  [ "$(state checksums)" = "off: the cluster has no data checksums (initdb --data-checksums)" ]
+  FAKE_CHECKSUMS=on run -0 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=1 PG_CHECKSUMS=1)"
+  [ "$(state checksums)" = "on, not checked: no pg_checksums in $SANDBOX/pghome/bin" ]
+  FAKE_CHECKSUMS=on run -0 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=1 PG_CHECKSUMS=0)"
+  [ "$(state checksums)" = "on, not checked: pg_checksums comes with PostgreSQL 12" ]
+  run -0 "$(rebase "$DRILL_SCRIPT" DATA_CHECKSUMS=0 PG_CHECKSUMS=0)"
+  [[ $(state checksums) == "not available: PostgreSQL "*" has no data checksums (9.3+)" ]]
+  [ -z "$(calls '^pg_ctl .* stop')" ]
+}
+
+@test "drill: a clone that cannot say whether it has amcheck or data checksums fails the drill" {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '[[ ${*: -1} != *pg_available_extensions* ]] || { echo "FATAL:  terminating connection" >&2; exit 2; }; echo 42'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=extension)"
+  [ "$(state error)" = "could not ask the clone for the amcheck extension: FATAL:  terminating connection" ]
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '[[ ${*: -1} != "show data_checksums" ]] || { echo "FATAL:  gone" >&2; exit 2; }; echo 42'
+  run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=none DATA_CHECKSUMS=1)"
+  [ "$(state error)" = "could not ask the clone for data_checksums: FATAL:  gone" ]
 }

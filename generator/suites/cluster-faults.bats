@@ -248,6 +248,11 @@ snapshot_world() {
   [[ -n $drill ]] || skip "drills are off"
   clone=$(sed -n "s/^readonly CLONE=//p" "$drill" | tr -d "'")
   fake_pghome "$BATS_TEST_TMPDIR/pghome"
+  # data checksums on: the drill stops its clone for pg_checksums (one more change)
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$BATS_TEST_TMPDIR/pghome/bin stub psql '[[ ${*: -1} != "show data_checksums" ]] || echo on'
+  STUB_TARGET=$BATS_TEST_TMPDIR/pghome/bin stub pg_checksums 'echo "Blocks scanned: 3"'
+  fault_point "$BATS_TEST_TMPDIR/pghome/bin/pg_ctl" '*stop*'
   stub logger
   # restore.sh as a stub making the clone (its own faults: "the restore script" above)
   cat >"$BATS_TEST_TMPDIR/restore.sh" <<STUB
@@ -266,7 +271,7 @@ STUB
   local script
   script=$(rebase "$drill" RESTORE_SCRIPT="$BATS_TEST_TMPDIR/restore.sh" CLONE_PGDATA="$SANDBOX/clone/pg_root" \
     CLONE_LOGS="$SANDBOX/clone-logs" STATE_DIR="$SANDBOX/state" LOCK_FILE="$BATS_TEST_TMPDIR/drill.lock" \
-    PGHOME="$BATS_TEST_TMPDIR/pghome")
+    PGHOME="$BATS_TEST_TMPDIR/pghome" DATA_CHECKSUMS=1 PG_CHECKSUMS=1)
   drill_world() {
     /bin/rm -rf "${FAKE_ZFS_STATE:?}" "${SANDBOX:?}/state" "$SANDBOX/clone-logs"
     mkdir -p "$FAKE_ZFS_STATE"
@@ -292,6 +297,7 @@ STUB
     run "$script"
     [ "$status" -eq 0 ] || { echo "fault at change $k: the re-run failed: $output"; return 1; }
     grep -qx 'result=ok' "$SANDBOX/state/drill-$(cluster_fact "['name']").state"
+    grep -qx 'checksums=ok: pg_checksums --check, 3 blocks' "$SANDBOX/state/drill-$(cluster_fact "['name']").state"
     ! "$STUB_BIN/zfs" list -H -o name "$clone" || { echo "fault at change $k: clone left"; return 1; }
   done
   echo "# $changes fault positions checked" >&3

@@ -408,6 +408,7 @@ echo data >"$src/ts/PG_DATA"
 tar -cf "$target/base.tar" -C "$src/base" .
 tar -cf "$target/pg_wal.tar" -C "$src/wal" .
 tar -cf "$target/16385.tar" -C "$src/ts" .
+((${FAKE_PG_MAJOR%%.*} < 13)) || echo "{ \"PostgreSQL-Backup-Manifest-Version\": 1 }" >"$target/backup_manifest"
 rm -rf "$src"'
   STUB_TARGET=$dir/bin stub psql
 }

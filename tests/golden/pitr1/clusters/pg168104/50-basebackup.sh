@@ -268,6 +268,10 @@ prepare_pgdata() {
   run find "$PGDATA" -mindepth 1 -delete
 }
 
+verify_backup() {
+  info "the backup is not verified: PostgreSQL $PG_VERSION writes no backup manifest (pg_verifybackup: 13+)"
+}
+
 primary_sql() {
   as_user "$PGHOME/bin/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" \
     -U "$REPLICATION_USER" -d postgres -c "$1"
@@ -285,6 +289,7 @@ take_backup() {
   fi
   run primary_sql "select pg_stop_backup()"
   run as_user mkdir -p "$PGDATA/$WAL_DIR/archive_status"
+  verify_backup
 }
 
 main() {

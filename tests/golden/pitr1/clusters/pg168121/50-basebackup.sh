@@ -280,6 +280,26 @@ prepare_pgdata() {
   run find "$PGDATA" -mindepth 1 -delete
 }
 
+# verify_backup: the unpacked backup checked against the backup_manifest pg_basebackup wrote
+# (every file's size and checksum; and the WAL the backup needs, which it streamed into
+# PGDATA/pg_wal, parsed by the pg_waldump beside pg_verifybackup), before the manifest
+# goes with the staging folder. A failure stops here: the marker of an unfinished base backup
+# stays, so the snapshot script and the standby script refuse this PGDATA.
+verify_backup() {
+  local -a wal=()
+  step "verify the backup against its manifest"
+  if [[ ! -x $PGHOME/bin/pg_verifybackup ]]; then
+    warn "the backup is not verified: no pg_verifybackup in $PGHOME/bin"
+    return 0
+  fi
+  if [[ ! -x $PGHOME/bin/pg_waldump ]]; then
+    wal=(--no-parse-wal)
+    warn "its WAL is not parsed: no pg_waldump in $PGHOME/bin (the files are checked)"
+  fi
+  run as_user "$PGHOME/bin/pg_verifybackup" --manifest-path="$STAGING/backup_manifest" \
+    --ignore="$INCOMPLETE_MARK" "${wal[@]}" "$PGDATA"
+}
+
 take_backup() {
   [[ -x $PGHOME/bin/pg_basebackup ]] ||
     missing_earlier_step "$PGHOME/bin/pg_basebackup missing: run 35-build.sh first"
@@ -305,6 +325,7 @@ take_backup() {
     run as_user tar -xf "$tablespace" -C "$PGDATA/pg_tblspc/$oid"
     info "tablespace $oid kept inside pg_tblspc"
   done
+  verify_backup
   run rm -rf -- "$STAGING"
 }
 
