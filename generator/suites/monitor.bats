@@ -70,6 +70,7 @@ a_cluster_world() {
 # $SANDBOX/controldata), run as they are by runuser; the startup process replays the newest
 # file in WAL_DIR (pgrep -a: its title; $SANDBOX/startup.title instead, when there is one)
 replay_world() {
+  STANDBY_WAL=$1
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub pgrep '[[ " $* " == *" -a "* ]] || exit 0
 [[ ! -f $SANDBOX/startup.title ]] || { cat "$SANDBOX/startup.title"; exit 0; }
@@ -459,6 +460,10 @@ wal_since_snapshot() {
   echo 'f||||' >"$SANDBOX/psql.answer"
   run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR CRITICAL - $CLUSTER: the standby is not in recovery (promoted?): it no longer follows the primary"* ]]
+  # an answer that is not one (a NOTICE, nothing): UNKNOWN, never taken for a promotion
+  echo 'NOTICE:  something else' >"$SANDBOX/psql.answer"
+  run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR UNKNOWN - $CLUSTER: the standby's answer is not understood: NOTICE:  something else"* ]]
 }
 
 @test "monitor: WAL received but not replayed warns, then goes critical; an old last transaction while it waits too" {
@@ -499,13 +504,11 @@ wal_since_snapshot() {
 
 @test "monitor: hot_standby off: pg_controldata's state, the startup process's segment, and what cannot be measured" {
   HOT=0 a_cluster_world
-  local wal_dir
-  wal_dir=$(query "'pg_wal' if int(facts['clusters'][0]['postgres_major'].split('.')[0]) >= 10 else 'pg_xlog'")
   run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR OK - $CLUSTER: hot_standby off: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured |"* ]]
   calls '^psql' | grep -q . && false
   # segments received up to 0x19, the startup process replays 0x11 (64 MB each): 512 MB
-  touch "$PGDATA/$wal_dir/000000010000000000000019"
+  touch "$STANDBY_WAL/000000010000000000000019"
   echo "4243 postgres: startup process   recovering 000000020000000000000011" >"$SANDBOX/startup.title"
   run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR WARNING - $CLUSTER: 512 MB of received WAL not replayed yet (newest WAL file 000000010000000000000019, replaying 000000020000000000000011 by the startup process)"* ]]
@@ -525,10 +528,8 @@ wal_since_snapshot() {
 
 @test "monitor: before 9.3 a WAL log holds one segment fewer: a lag across logs counts the segments there are" {
   HOT=0 a_cluster_world
-  local wal_dir
-  wal_dir=$(query "'pg_wal' if int(facts['clusters'][0]['postgres_major'].split('.')[0]) >= 10 else 'pg_xlog'")
   # 64 MB segments: 63 a log before 9.3 (0..3E), 64 from it; from 0/3E to 1/01
-  touch "$PGDATA/$wal_dir/000000010000000100000001"
+  touch "$STANDBY_WAL/000000010000000100000001"
   echo "4243 postgres: startup process   recovering 00000001000000000000003E" >"$SANDBOX/startup.title"
   sed -i "s/ 42949672\(95\|96\) / 4294967295 /" "$BATS_TEST_TMPDIR/check"
   run "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
