@@ -310,8 +310,9 @@ scrub_devices() {
   while IFS= read -r line; do
     [[ $line =~ ^[[:space:]]+([^[:space:]]+)[[:space:]]+[A-Z]+[[:space:]]+([0-9.]+[KMGTPE]?)[[:space:]]+([0-9.]+[KMGTPE]?)[[:space:]]+([0-9.]+[KMGTPE]?)([[:space:]]+(.*))?$ ]] || continue
     local device=${BASH_REMATCH[1]} read=${BASH_REMATCH[2]} write=${BASH_REMATCH[3]} cksum=${BASH_REMATCH[4]} note=${BASH_REMATCH[6]}
-    if [[ "$read$write$cksum" != 000 ]]; then
-      ((counters++ < 3)) && raise 2 "pool $POOL: $device has errors (READ $read WRITE $write CKSUM $cksum): see zpool status -v $POOL, zpool clear it once dealt with"
+    # the first three devices named: a status line stays readable when a whole vdev errs
+    if [[ "$read$write$cksum" != 000 ]] && ((counters++ < 3)); then
+      raise 2 "pool $POOL: $device has errors (READ $read WRITE $write CKSUM $cksum): see zpool status -v $POOL, zpool clear it once dealt with"
     fi
     [[ ! $note =~ ([0-9.]+[KMGTPE]?)\ repaired ]] || raise 1 "pool $POOL: the last scrub repaired ${BASH_REMATCH[1]} on $device"
   done
@@ -436,12 +437,16 @@ replay_by_sql() {
   local name=$1 hint=$3 lag_w=$4 lag_c=$5 delay_w=$6 delay_c=$7 segment=$8
   local recovery paused receive replay since
   IFS='|' read -r recovery paused receive replay since <<<"$2"
+  if [[ ! $recovery =~ ^[tf]$ ]]; then
+    raise 3 "$name: the standby's answer is not understood: ${2%%$'\n'*}"
+    return
+  fi
   if [[ $recovery != t ]]; then
     raise 2 "$name: the standby is not in recovery (promoted?): it no longer follows the primary; take a new base backup (50-basebackup.sh --force)"
     return
   fi
   [[ $paused != t ]] || raise 2 "$name: WAL replay is paused ($hint)"
-  if [[ -z $receive ]]; then
+  if [[ -z $(lsn_bytes "$receive") || -z $(lsn_bytes "$replay") ]]; then
     NOTES+=("$name: replay at ${replay:-?}${segment:+ ($segment)}; the lag cannot be measured while nothing streams")
     return
   fi
