@@ -500,6 +500,7 @@ wal_since_snapshot() {
   run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR WARNING - $CLUSTER: the standby does not answer SQL (psql: error: FATAL:  the database system is starting up): replay measured from its files only"* ]]
   [[ $output == *" ${CLUSTER}_replay_lag=0B;"* ]]
+  [[ $output == *"$CLUSTER: no SQL answer: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured"* ]]
 }
 
 @test "monitor: hot_standby off: pg_controldata's state, the startup process's segment, and what cannot be measured" {
@@ -566,4 +567,22 @@ zfs_replace_snapshots() {
   zfs_replace_snapshots "$dataset" "$dataset@${prefix}$(date -u -d "@$(($(date +%s) - crit - 120))" +%Y%m%dT%H%M%SZ)"
   run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR CRITICAL - $CLUSTER: newest snapshot is "*" old (CRITICAL from "* ]]
+}
+
+@test "monitor: a scrub date that does not read as one, or pg_controldata failing, is UNKNOWN" {
+  openzfs_done | sed 's/ on Sun Nov  1 03:00:14 2026$/ on Someday/' >"$SANDBOX/zpool-status"
+  run -3 "$CHECK" --cluster none
+  [[ $output == "PITR UNKNOWN - pool $POOL: the last scrub's date is unreadable: Someday"* ]]
+  HOT=0 a_cluster_world
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata 'echo "pg_controldata: could not open file \"global/pg_control\" for reading: Permission denied" >&2; exit 1'
+  run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: pg_controldata $PGDATA failed: pg_controldata: could not open file \"global/pg_control\" for reading: Permission denied"* ]]
+}
+
+@test "monitor: hot_standby off without the replayed segment or a WAL file: the lag is said to be unknown" {
+  HOT=0 a_cluster_world
+  : >"$SANDBOX/startup.title"
+  controldata_90 "in archive recovery" | sed 's/^Minimum recovery ending location: .*/Minimum recovery ending location:     unknown/' >"$SANDBOX/controldata"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR OK - $CLUSTER: hot_standby off: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured; $CLUSTER: replay lag unknown (replaying ?, newest WAL file 000000010000000000000001) |"* ]]
 }
