@@ -428,7 +428,9 @@ check_replay() {
     fi
     raise 1 "$name: the standby does not answer SQL (${answer%%$'\n'*}): replay measured from its files only"
   fi
-  replay_by_files "$name" "$user" "$pghome" "$pgdata" "$wal_dir" "$log_bytes" "$lag_w" "$lag_c" "$segment"
+  local why="hot_standby off"
+  ((!hot)) || why="no SQL answer"
+  replay_by_files "$name" "$user" "$pghome" "$pgdata" "$wal_dir" "$log_bytes" "$lag_w" "$lag_c" "$segment" "$why"
 }
 
 # replay_by_sql NAME ANSWER HINT LAG_W LAG_C DELAY_W DELAY_C SEGMENT: the standby's own answer
@@ -464,12 +466,12 @@ replay_by_sql() {
   fi
 }
 
-# replay_by_files NAME USER PGHOME PGDATA WAL_DIR LOG_BYTES LAG_W LAG_C SEGMENT: without SQL,
+# replay_by_files NAME USER PGHOME PGDATA WAL_DIR LOG_BYTES LAG_W LAG_C SEGMENT WHY: without SQL (WHY),
 # pg_controldata says whether the server is in archive recovery; the lag is counted in whole
 # segments from the newest WAL file received to the one the startup process replays (else the
 # minimum recovery point, which lags it). Pause and the last transaction's time are unknown.
 replay_by_files() {
-  local name=$1 user=$2 pghome=$3 pgdata=$4 wal_dir=$5 log_bytes=$6 lag_w=$7 lag_c=$8 segment=$9
+  local name=$1 user=$2 pghome=$3 pgdata=$4 wal_dir=$5 log_bytes=$6 lag_w=$7 lag_c=$8 segment=$9 why=${10}
   local control state size minimum tli newest
   if ! control=$(pg_tool "$user" "$pghome" pg_controldata "$pgdata" 2>&1) || [[ $control == *CRC* ]]; then
     raise 3 "$name: pg_controldata $pgdata failed: ${control%%$'\n'*}"
@@ -483,6 +485,7 @@ replay_by_files() {
     raise 2 "$name: the standby is not in archive recovery (pg_controldata: ${state:-no state}): promoted? it no longer follows the primary; take a new base backup (50-basebackup.sh --force)"
     return
   fi
+  NOTES+=("$name: $why: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured")
   local how="startup process"
   if [[ -z $segment && $size =~ ^[1-9][0-9]*$ && -n $(lsn_bytes "$minimum") && $tli =~ ^[0-9]+$ ]]; then
     # no process title (update_process_title off): the minimum recovery point, a lower bound
@@ -507,7 +510,6 @@ replay_by_files() {
   local lag=$(($(segment_number "$newest" "$size" "$log_bytes") - $(segment_number "$segment" "$size" "$log_bytes")))
   ((lag > 0)) || lag=0
   replay_lag "$name" "$((lag * size))" "$lag_w" "$lag_c" " (newest WAL file $newest, replaying $segment by the $how)"
-  NOTES+=("$name: hot_standby off: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured")
 }
 
 main() {
