@@ -11,7 +11,7 @@ import tarfile
 from dataclasses import asdict, dataclass
 
 from generator import __version__
-from generator.model import VIP_UNIT, ClusterModel, HostModel, derive
+from generator.model import BASEBACKUP_INCOMPLETE_MARK, VIP_UNIT, ClusterModel, HostModel, derive
 from generator.plan import CONFIG_MODE, PlannedFile, installed_names, plan_host
 from generator.render import environment, render_file
 from generator.validate import Host
@@ -46,6 +46,10 @@ def _facts(model: HostModel) -> dict:
         "clusters": [_cluster_facts(cm) for cm in model.clusters],
         "retired": [_retired_facts(cm) for cm in model.retired],
         "vip": _vip_facts(model),
+        "scrub": {"schedule": model.scrub.schedule, "time_zone": model.scrub.time_zone,
+                  "install_cron": model.scrub.install_cron, "cron_file": model.scrub.cron_file,
+                  "warn_seconds": model.scrub.warn_seconds},
+        "basebackup_incomplete_mark": BASEBACKUP_INCOMPLETE_MARK,
     }
 
 
@@ -79,6 +83,8 @@ def _cluster_facts(cm: ClusterModel) -> dict:
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
 
         "monitor": c.monitor.model_dump(),
+        "monitor_thresholds": {"snapshot_warn_seconds": cm.snapshot_warn_seconds,
+                               "snapshot_crit_seconds": cm.snapshot_crit_seconds},
         "drill": {**c.drill.model_dump(), "port": cm.drill.port,
                   "state_file": cm.drill.state_file},
     }

@@ -13,11 +13,16 @@ from typing import Optional
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.cluster_plan import ClusterPaths
+from generator.schedule import longest_gap_minutes
 from generator.schema import ClusterSpec
 from generator.validate import Cluster, Host
 
 VIP_UNIT = "pitr-bundle-vip.service"
 DRILL_NAME = "drill"  # the restore name of every drill: a leftover clone is found and removed
+# left in PGDATA by 50-basebackup.sh while a base backup is written into it (its
+# INCOMPLETE_MARK): the monitor reports such a standby CRITICAL
+BASEBACKUP_INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
+SCRUB_CRON = "/etc/cron.d/pitr-bundle-scrub"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,23 @@ class DrillModel:
 
 
 @dataclass(frozen=True)
+class ReplayModel:
+    """What host/monitor.sh's replay check needs of a cluster's version and spec."""
+    hot_standby: bool  # SQL answers; off: only pg_controldata, WAL files, process titles
+    # one row `in recovery|paused|receive LSN|replay LSN|seconds since the last replayed
+    # transaction` (empty fields where the version has no such function)
+    sql: str
+    paused_hint: str  # how to resume, and why 14+ may have paused by itself
+    # WAL segments in a 4 GB log are this / the segment size (before 9.3 one fewer: the
+    # last one of each log is never used)
+    log_bytes: int
+    lag_warn_bytes: int
+    lag_crit_bytes: int
+    delay_warn_seconds: int
+    delay_crit_seconds: int
+
+
+@dataclass(frozen=True)
 class ClusterModel:
     cluster: Cluster  # the validated spec, its source, dataset and mountpoint
     paths: ClusterPaths
@@ -66,6 +88,9 @@ class ClusterModel:
     retention_installed: str
     cron_name: str
     drill: DrillModel
+    snapshot_warn_seconds: int  # the newest snapshot's age: WARNING (from the schedule)
+    snapshot_crit_seconds: int
+    replay: ReplayModel
 
     @property
     def spec(self) -> ClusterSpec:
@@ -77,6 +102,15 @@ class ClusterModel:
 
 
 @dataclass(frozen=True)
+class ScrubModel:
+    schedule: str
+    time_zone: str
+    install_cron: bool
+    cron_file: str  # where the installer puts the bundle's host/scrub.cron
+    warn_seconds: int  # the last scrub's age: WARNING
+
+
+@dataclass(frozen=True)
 class HostModel:
     host: Host  # the validated host spec and its clusters
     vdev_args: tuple[str, ...]  # zpool create's vdev arguments
@@ -85,6 +119,7 @@ class HostModel:
     vip_routes: tuple[VipRoute, ...]
     clusters: tuple[ClusterModel, ...]
     retired: tuple[ClusterModel, ...]  # clusters given up: only their retire scripts are built
+    scrub: ScrubModel
 
     @property
     def name(self) -> str:
@@ -155,11 +190,69 @@ def _drill(host: Host, c: ClusterSpec, restore_parent: str) -> DrillModel:
         restore_installed=f"/usr/local/sbin/pitr-restore-{c.name}")
 
 
+def schedule_wait_minutes(schedule: str, time_zone: str) -> int:
+    """The longest wait between two runs of a cron schedule, in minutes: an hour more in a
+    time zone other than UTC, where a change of daylight saving time lengthens one wait."""
+    return longest_gap_minutes(schedule) + (0 if time_zone == "UTC" else 60)
+
+
+def snapshot_thresholds(c: ClusterSpec) -> tuple[int, int]:
+    """The newest snapshot's age (seconds) for WARNING and CRITICAL: the spec's hours, or from
+    snapshots.schedule. WARNING at twice the longest wait plus 15 min: a single run missed
+    (a reboot at the wrong minute) is tolerated, the next one missed too is a pattern; the
+    15 min cover the run's own wait for its lock and pre-hook before it names its snapshot.
+    CRITICAL one more wait later, and never sooner than a day after the warning: a lapse
+    that outlasted yet another run, while a short schedule (hourly: 2 h 15 min, then
+    26 h 15 min) leaves a day to act on the warning before it pages. Daily: 48 h 15 min and
+    72 h 15 min."""
+    m = c.monitor
+    if m.snapshot_warn_hours is not None and m.snapshot_crit_hours is not None:
+        return m.snapshot_warn_hours * 3600, m.snapshot_crit_hours * 3600
+    wait = schedule_wait_minutes(c.snapshots.schedule, c.snapshots.time_zone)
+    warn = 2 * wait + 15
+    return warn * 60, (warn + max(wait, 1440)) * 60
+
+
+def scrub_warn_seconds(schedule: str, time_zone: str) -> int:
+    """The last scrub's age for WARNING: 1.5 times the schedule's longest wait. A scrub's age
+    counts from its end; the half wait is room for a scrub of a large pool (days) and a run
+    missed by a few days, while a monthly schedule that stopped is found within 47 days."""
+    return schedule_wait_minutes(schedule, time_zone) * 90
+
+
+def replay_model(c: ClusterSpec) -> ReplayModel:
+    """The replay check's SQL and figures for the cluster's version."""
+    version, m = c.postgres.version, c.monitor
+    new = pv.has("pg_last_wal_receive_lsn", version)
+    receive = "pg_last_wal_receive_lsn()" if new else "pg_last_xlog_receive_location()"
+    replay = "pg_last_wal_replay_lsn()" if new else "pg_last_xlog_replay_location()"
+    paused = ("pg_is_wal_replay_paused()" if new else "pg_is_xlog_replay_paused()"
+              if pv.has("replay pause", version) else "false")
+    since = ("coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp())"
+             "::bigint::text, '')" if pv.has("pg_last_xact_replay_timestamp", version) else "''")
+    # pg_is_*_replay_paused() errors outside recovery: only asked during it
+    sql = (f"select pg_is_in_recovery(), case when pg_is_in_recovery() then {paused} end, "
+           f"coalesce({receive}::text, ''), coalesce({replay}::text, ''), {since}")
+    resume = "pg_wal_replay_resume()" if new else "pg_xlog_replay_resume()"
+    hint = f"select {resume} resumes it"
+    if pv.has("pauses on insufficient parameter settings", version):
+        hint += ("; since 14 a standby pauses by itself when the primary raised one of "
+                 + ", ".join(pv.HOT_STANDBY_FLOORS) + " above its own: see its log, raise "
+                 "the setting and restart it")
+    return ReplayModel(
+        hot_standby=c.standby.hot_standby, sql=sql, paused_hint=hint,
+        log_bytes=(1 << 32) - (1 if pv.has("last segment of each log skipped", version) else 0),
+        lag_warn_bytes=m.replay_lag_warn_mb << 20, lag_crit_bytes=m.replay_lag_crit_mb << 20,
+        delay_warn_seconds=m.replay_delay_warn_minutes * 60,
+        delay_crit_seconds=m.replay_delay_crit_minutes * 60)
+
+
 def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
     c = cluster.spec
     version = c.postgres.version
     paths = cp.paths_of(host.spec, cluster)
     restore_parent = c.restore.dataset_parent or f"{host.spec.pool.name}/restore"
+    snapshot_warn, snapshot_crit = snapshot_thresholds(c)
     return ClusterModel(
         cluster=cluster, paths=paths,
         configure_args=tuple(cp.configure_for_backup_host(list(c.postgres.configure),
@@ -175,7 +268,9 @@ def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
         snapshot_installed=f"/usr/local/sbin/pitr-snapshot-{c.name}",
         retention_installed=f"/usr/local/sbin/pitr-wal-retention-{c.name}",
         cron_name=f"pitr-bundle-{c.name}",
-        drill=_drill(host, c, restore_parent))
+        drill=_drill(host, c, restore_parent),
+        snapshot_warn_seconds=snapshot_warn, snapshot_crit_seconds=snapshot_crit,
+        replay=replay_model(c))
 
 
 def derive(host: Host) -> HostModel:
@@ -184,4 +279,9 @@ def derive(host: Host) -> HostModel:
     return HostModel(host=host, vdev_args=tuple(vdev_args), layout_lines=tuple(layout_lines),
                      datasets=datasets_of(host), vip_routes=vip_routes(host),
                      clusters=tuple(derive_cluster(host, c) for c in host.clusters),
-                     retired=tuple(derive_cluster(host, c) for c in host.retired))
+                     retired=tuple(derive_cluster(host, c) for c in host.retired),
+                     scrub=ScrubModel(
+                         schedule=host.spec.scrub.schedule, time_zone=host.spec.scrub.time_zone,
+                         install_cron=host.spec.scrub.install_cron, cron_file=SCRUB_CRON,
+                         warn_seconds=scrub_warn_seconds(host.spec.scrub.schedule,
+                                                         host.spec.scrub.time_zone)))

@@ -87,6 +87,15 @@ FACTS = {fact.name: fact for fact in [
     Fact("data checksums", 90300, None),
     Fact("pg_checksums --check", 120000, None),
     Fact("pg_verifybackup", 130000, None),
+    # replay health on a standby: receive and replay positions (named *_xlog_* before 10),
+    # pausing replay (9.1+; pg_is_*_replay_paused() errors when not in recovery), and 14+
+    # pausing by itself when the primary's hot standby settings rose above the standby's
+    Fact("pg_last_wal_receive_lsn", 100000, None),  # before: pg_last_xlog_receive_location
+    Fact("replay pause", 90100, None),
+    Fact("pauses on insufficient parameter settings", 140000, None),
+    # before 9.3 the last segment of each 4 GB WAL "log" (xlogid) is never used: 255 segments
+    # of 16 MB a log, not 256
+    Fact("last segment of each log skipped", None, 90300),
 ]}
 
 

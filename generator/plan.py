@@ -8,7 +8,8 @@ from typing import Any, Optional
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.load import SpecFile
-from generator.model import DRILL_NAME, VIP_UNIT, ClusterModel, HostModel
+from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, VIP_UNIT, ClusterModel,
+                             HostModel)
 from generator.quoting import shell_quote
 from generator.schema import size_bytes
 
@@ -99,22 +100,43 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
         monitored.append({"name": c.name, "args": [
             c.name, cm.cluster.dataset, cm.paths.pgdata, str(c.port), cm.wal_dir,
             cm.paths.archive, c.snapshots.prefix, m.archive_warn_minutes, m.archive_crit_minutes,
-            m.restore_warn_minutes, m.restore_crit_minutes, m.snapshot_warn_hours,
-            m.snapshot_crit_hours, cm.receiver_title, c.primary.archive_timeout],
+            m.restore_warn_minutes, m.restore_crit_minutes, cm.snapshot_warn_seconds,
+            cm.snapshot_crit_seconds, cm.receiver_title, c.primary.archive_timeout],
             "drill": ([c.name, cm.drill.state_file, m.drill_max_age_days]
                       if cm.drill.enabled else None),
             "rto": [c.name, cm.drill.state_file if cm.drill.enabled else "",
                     "" if c.restore.rto_seconds is None else str(c.restore.rto_seconds),
                     cm.cluster.dataset, cm.paths.pgdata, cm.wal_dir,
                     c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
-    context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
+    for entry, cm in zip(monitored, model.clusters):
+        entry["replay"] = replay_args(cm)
+    context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED,
+               "scrub": model.scrub}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
                         "80-install-monitor.sh)", sources, context=context)
+    scrub = model.scrub
+    cron = PlannedFile(
+        "host/scrub.cron", "scrub-cron", "host/scrub.cron.j2",
+        f"cron schedule of the pool's scrub ({scrub.schedule}, {scrub.time_zone}; installed "
+        f"as {scrub.cron_file} by 80-install-monitor.sh)", [model.host.source],
+        mode=CONFIG_MODE, context=context) if scrub.install_cron else None
     install = PlannedFile("host/80-install-monitor.sh", "monitor", "host/monitor-install.sh.j2",
-                          f"install the check as {MONITOR_INSTALLED} with its sudo rule",
-                          sources, order=80, context={**context, "check_file": check})
-    return [check, install]
+                          f"install the check as {MONITOR_INSTALLED} with its sudo rule"
+                          + (f", and the pool's scrub schedule as {scrub.cron_file}"
+                             if cron else ""),
+                          sources, order=80, context={**context, "check_file": check,
+                                                      "scrub_cron_file": cron})
+    return [check, *([cron] if cron else []), install]
+
+
+def replay_args(cm: ClusterModel) -> list[str]:
+    """check_replay's arguments in host/monitor.sh (read from the model)."""
+    r = cm.replay
+    return [cm.name, cm.spec.user, cm.paths.pghome, cm.paths.pgdata, str(cm.spec.port),
+            cm.wal_dir, "1" if r.hot_standby else "0", r.sql, r.paused_hint, str(r.log_bytes),
+            str(r.lag_warn_bytes), str(r.lag_crit_bytes), str(r.delay_warn_seconds),
+            str(r.delay_crit_seconds), BASEBACKUP_INCOMPLETE_MARK]
 
 
 def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:

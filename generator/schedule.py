@@ -1,5 +1,6 @@
 """When a cron schedule runs, as cron reads it: the longest wait between two runs, for the
-RTO check (the WAL a restore may replay is what the primary writes in that wait)."""
+RTO check (the WAL a restore may replay is what the primary writes in that wait) and for the
+monitor's ages of the newest snapshot and the last scrub (generator/model.py)."""
 
 from __future__ import annotations
 

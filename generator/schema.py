@@ -373,6 +373,9 @@ class HostSpec(Strict):
     review: Review = Field(default=Review(), description=(
         "signed reviews the host insists on before any script of the bundle runs (default: none "
         "required)"))
+    scrub: Scrub = Field(default_factory=lambda: Scrub(), description=(
+        "the pool's scheduled `zpool scrub` (default: monthly, the 1st at 03:00 UTC) and the "
+        "monitor's check of its age and findings"))
 
     @property
     def replication_source(self) -> str:
@@ -731,11 +734,33 @@ class ClusterMonitor(Strict):
         "pg_wal) for this many minutes (default 10)"))
     restore_crit_minutes: int = Field(default=30, ge=1, description=(
         "CRITICAL when the standby has had no new WAL for this many minutes (default 30)"))
-    snapshot_warn_hours: int = Field(default=26, ge=1, description=(
-        "WARNING when the newest snapshot is this many hours old (default 26: a daily schedule "
-        "and 2 hours to spare)"))
-    snapshot_crit_hours: int = Field(default=50, ge=1, description=(
-        "CRITICAL when the newest snapshot is this many hours old (default 50)"))
+    # unset: from snapshots.schedule (generator/model.py, snapshot_thresholds): a fixed age
+    # fits one schedule only (26 h kept an hourly schedule that stopped yesterday OK)
+    snapshot_warn_hours: Optional[int] = Field(default=None, ge=1, description=(
+        "WARNING when the newest snapshot is this many hours old. Default: from "
+        "snapshots.schedule, twice its longest wait between two runs plus 15 min (one run "
+        "missed may be a reboot at the wrong minute; the next one missed too is a pattern), "
+        "an hour more in a time zone with daylight saving; a daily schedule warns at 48 h 15 "
+        "min, an hourly one at 2 h 15 min. Set it with snapshot_crit_hours, or neither"))
+    snapshot_crit_hours: Optional[int] = Field(default=None, ge=1, description=(
+        "CRITICAL when the newest snapshot is this many hours old. Default: the warning age "
+        "plus the schedule's longest wait, and at least a day after the warning (a lapse that "
+        "outlasted another run, and a day to act on the warning: daily 72 h 15 min, hourly "
+        "26 h 15 min). Set it with snapshot_warn_hours, or neither"))
+    # replay health (host/monitor.sh): WAL received but not replayed yet
+    replay_lag_warn_mb: int = Field(default=512, ge=1, description=(
+        "WARNING when the standby has received this many MB of WAL that it has not replayed "
+        "(receive against replay position; with hot_standby off, counted in whole WAL "
+        "segments from the WAL files and the startup process)"))
+    replay_lag_crit_mb: int = Field(default=2048, ge=1, description=(
+        "CRITICAL when this many MB of received WAL wait to be replayed"))
+    replay_delay_warn_minutes: int = Field(default=15, ge=1, description=(
+        "WARNING when received WAL waits to be replayed and the last replayed transaction "
+        "committed on the primary this many minutes ago (hot standby 9.1+ only: the time is "
+        "read with SQL)"))
+    replay_delay_crit_minutes: int = Field(default=60, ge=1, description=(
+        "CRITICAL when the last replayed transaction is this many minutes old while received "
+        "WAL waits to be replayed"))
     drill_max_age_days: int = Field(default=8, ge=1, description=(
         "CRITICAL when no restore drill succeeded within this many days (a weekly drill and "
         "a day to spare), or when the last drill failed"))
@@ -752,8 +777,13 @@ class ClusterMonitor(Strict):
     @model_validator(mode="after")
     def _warn_below_crit(self):
         for name in ("archive_{}_minutes", "restore_{}_minutes", "snapshot_{}_hours",
-                     "primary_wal_{}_mb", "slot_retained_{}_mb"):
-            if getattr(self, name.format("warn")) > getattr(self, name.format("crit")):
+                     "primary_wal_{}_mb", "slot_retained_{}_mb", "replay_lag_{}_mb",
+                     "replay_delay_{}_minutes"):
+            warn, crit = getattr(self, name.format("warn")), getattr(self, name.format("crit"))
+            if (warn is None) != (crit is None):
+                raise ValueError(f"set both {name.format('warn')} and {name.format('crit')}, "
+                                 "or neither (both then follow snapshots.schedule)")
+            if warn is not None and warn > crit:
                 raise ValueError(f"{name.format('warn')} is above {name.format('crit')}")
         return self
 
@@ -845,6 +875,30 @@ class ClusterSpec(Strict):
                 seen.append(address)
         return seen
 
+
+class Scrub(Strict):
+    """The pool's scrub: ZFS reads every block and checks it against its checksum, repairing
+    from redundancy what it can. Silent corruption of old snapshots is found only so, before a
+    restore needs them."""
+
+    schedule: CronSchedule = Field(default="0 3 1 * *", description=(
+        "cron schedule of `zpool scrub` of the pool, in time_zone (default 0 3 1 * *: monthly, "
+        "the 1st at 03:00); host/monitor.sh warns when the last scrub finished more than 1.5 "
+        "times the schedule's longest wait ago"))
+    time_zone: TimeZoneName = Field(default="UTC", description=(
+        "time zone of the schedule (cron's CRON_TZ, default UTC)"))
+    mailto: MailAddress = Field(default="root", description=(
+        "where cron mails the scrub job's output (MAILTO, default root)"))
+    install_cron: bool = Field(default=True, description=(
+        "true (default): host/80-install-monitor.sh installs /etc/cron.d/pitr-bundle-scrub; "
+        "false: something else scrubs the pool on this schedule (Debian's zfsutils-linux "
+        "scrubs every pool on the second Sunday of each month: a monthly schedule such as "
+        "'24 0 1 * *' stands for it), and the monitor still checks the last scrub's age against "
+        "the schedule"))
+
+
+# HostSpec names Scrub, which needs the cron types defined after it
+HostSpec.model_rebuild()
 
 MODELS: dict[str, type[Strict]] = {"host": HostSpec, "cluster": ClusterSpec}
 

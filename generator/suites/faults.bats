@@ -57,7 +57,8 @@ drifted_pool() {
   fault_point install
   monitor_world() { :; }
   each_fault monitor_world "$(rebase_installer "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")" \
-    CHECK="$SANDBOX/plugins/check_pitr" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr-check")"
+    CHECK="$SANDBOX/plugins/check_pitr" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr-check" \
+    "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")"
 }
 
 @test "faults: the VIP script, failing at each change, stops and then completes on a re-run" {

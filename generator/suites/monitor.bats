@@ -3,6 +3,7 @@
 # host is proven for real (tests/test_pitr_zfs_pg.py).
 
 load test_helper
+load monitor_fixtures
 
 setup() {
   setup_stubs
@@ -10,10 +11,24 @@ setup() {
   # the check is installed, not run from the bundle (no run order); its installer has one
   CHECK=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is None][0]")
   INSTALLER=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")
-  stub zpool 'printf "ONLINE\t12%%\n"'
+  # a scrub that found nothing, finished an hour ago
+  scrub_on openzfs_done "$(($(date +%s) - 3600))" >"$SANDBOX/zpool-status"
+  pool_answers 'ONLINE\t12%%'
   stub pgrep 'exit 1'
   ARCHIVE_DATASET=$(query "[d['name'] for d in facts['datasets'] if d['mountpoint'] == facts['archive_root']][0]")
   archive_used 10
+}
+
+# pool_answers FORMAT: zpool list prints FORMAT (printf: health, capacity), zpool status the
+# file $SANDBOX/zpool-status
+pool_answers() {
+  stub zpool "if [[ \$1 == status ]]; then cat '$SANDBOX/zpool-status'; else printf '$1\n'; fi"
+}
+
+# scrub_on FIXTURE EPOCH: a zpool status fixture (monitor_fixtures.bash) whose scan dates are
+# EPOCH's, as zpool prints them (ctime, local time)
+scrub_on() {
+  "$1" | sed -E "s/(on|since) [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [0-9]{4}/\1 $(date -d "@$2" '+%a %b %e %H:%M:%S %Y')/"
 }
 
 # archive_used PERCENT: the archive dataset takes PERCENT of a pool of 1000 GB (zfs get -p)
@@ -47,6 +62,27 @@ a_cluster_world() {
     "$(cluster_fact "['dataset']")@$(cluster_fact "['snapshots']['prefix']")$(date -u +%Y%m%dT%H%M%SZ)"
   make_check
   stub pgrep 'exit 0'
+  replay_world "$PGDATA/$wal_dir"
+}
+
+# replay_world WAL_DIR: the cluster's psql and pg_controldata as stubs in $SANDBOX/pghome
+# answering as a healthy standby (psql prints $SANDBOX/psql.answer, pg_controldata
+# $SANDBOX/controldata), run as they are by runuser; the startup process replays the newest
+# file in WAL_DIR (pgrep -a: its title; $SANDBOX/startup.title instead, when there is one)
+replay_world() {
+  STANDBY_WAL=$1
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub pgrep '[[ " $* " == *" -a "* ]] || exit 0
+[[ ! -f $SANDBOX/startup.title ]] || { cat "$SANDBOX/startup.title"; exit 0; }
+newest=$(ls -t '"$1"' | grep -m1 -E "^[0-9A-F]{24}$")
+echo "4243 postgres: startup process   recovering $newest"'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'cat "$SANDBOX/psql.answer"'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata 'cat "$SANDBOX/controldata"'
+  stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
+  echo 't|f|0/3000148|0/3000148|5' >"$SANDBOX/psql.answer"
+  controldata_90 "in archive recovery" >"$SANDBOX/controldata"
 }
 
 # make_check: the check as installed, its per-cluster paths in the sandbox (RTO: its seconds,
@@ -55,7 +91,9 @@ make_check() {
   sed -e "s|'\?$(cluster_fact "['paths']['pgdata']")'\? |$PGDATA |" \
     -e "s|'\?$(cluster_fact "['paths']['archive']")'\? |$ARCHIVE |" \
     -e "s|check_drill $CLUSTER [^ ]* |check_drill $CLUSTER $STATE |" \
-    -e "s|check_rto $CLUSTER [^ ]* [^ ]* |check_rto $CLUSTER $STATE ${RTO:-\'\'} |" "$CHECK" >"$BATS_TEST_TMPDIR/check"
+    -e "s|check_rto $CLUSTER [^ ]* [^ ]* |check_rto $CLUSTER $STATE ${RTO:-\'\'} |" \
+    -e "s|check_replay $CLUSTER \([^ ]*\) [^ ]* |check_replay $CLUSTER \1 $SANDBOX/pghome |" \
+    -e "${HOT:+s|\(check_replay $CLUSTER [^ ]* [^ ]* [^ ]* [^ ]* [^ ]*\) [01] |\1 $HOT |}" "$CHECK" >"$BATS_TEST_TMPDIR/check"
   chmod +x "$BATS_TEST_TMPDIR/check"
 }
 
@@ -76,14 +114,14 @@ teardown() {
 }
 
 @test "monitor: a degraded pool is CRITICAL" {
-  stub zpool 'printf "DEGRADED\t12%%\n"'
+  pool_answers 'DEGRADED\t12%%'
   run -2 "$CHECK" --cluster none
   [[ $output == "PITR CRITICAL - pool $POOL is DEGRADED"* ]]
 }
 
 @test "monitor: a pool over the warning capacity is a WARNING" {
   warn=$(query "facts['monitor']['pool_capacity_warn']")
-  stub zpool "printf 'ONLINE\t%s%%\n' $warn"
+  pool_answers "ONLINE\t$warn%%"
   run -1 "$CHECK" --cluster none
   [[ $output == "PITR WARNING - pool $POOL $warn% full"* ]]
 }
@@ -92,11 +130,11 @@ teardown() {
   local warn crit
   warn=$(query "facts['monitor']['pool_capacity_warn']")
   crit=$(query "facts['monitor']['pool_capacity_crit']")
-  stub zpool "printf 'ONLINE\t%s%%\n' $crit"
+  pool_answers "ONLINE\t$crit%%"
   run -2 "$CHECK" --cluster none
   [[ $output == "PITR CRITICAL - pool $POOL $crit% full"* ]]
   [[ $output == *"pool_capacity=$crit%;$warn;$crit;0;100"* ]]
-  stub zpool "printf 'ONLINE\t%s%%\n' $((warn - 1))"
+  pool_answers "ONLINE\t$((warn - 1))%%"
   run -0 "$CHECK" --cluster none
   [[ $output == "PITR OK"* ]]
 }
@@ -109,7 +147,8 @@ teardown() {
 
 @test "monitor installer: the sudo rule is checked with visudo before it is installed" {
   stub visudo 'exit 1'
-  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers")
+  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers" \
+    "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")
   run -1 "$installer"
   [[ $output == *"visudo rejects the generated sudo rule"* ]]
   [ ! -e "$SANDBOX/sudoers" ]
@@ -118,7 +157,8 @@ teardown() {
 @test "monitor installer: installs the bundle's own check byte for byte (root, 0755), once" {
   fake_ownership
   stub visudo 'exit 0'
-  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers")
+  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers" \
+    "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")
   run -0 "$installer" --dry-run
   [[ $output == *"would install the bundle's ${CHECK#"$BUNDLE"/} as $SANDBOX/pitr-check"* ]]
   [ ! -e "$SANDBOX/pitr-check" ]
@@ -137,7 +177,7 @@ teardown() {
   copy=$(bundle_copy)
   relative=${CHECK#"$BUNDLE"/}
   installer=$(rebase_installer "$copy/${INSTALLER#"$BUNDLE"/}" CHECK="$SANDBOX/pitr-check" \
-    SUDOERS_FILE="$SANDBOX/sudoers")
+    SUDOERS_FILE="$SANDBOX/sudoers" "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")
   printf '\n' >>"$copy/$relative"
   run -3 "$installer"
   [[ $output == *"$relative does not match the bundle's SHA256SUMS"* ]]
@@ -250,7 +290,7 @@ wal_since_snapshot() {
   [[ $output == *" ${CLUSTER}_wal_since_snapshot=285212672B ${CLUSTER}_restore_estimate=21s;45;60"* ]]
   RTO=25 make_check
   run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
-  [[ $output == "PITR WARNING - $CLUSTER: a restore to now would take about 21s (RTO 25s): 272 MB of WAL since "*" at the last drill's 16 MB/s, plus 4s fixed |"* ]]
+  [[ $output == "PITR WARNING - $CLUSTER: a restore to now would take about 21s (RTO 25s): 272 MB of WAL since "*" at the last drill's 16 MB/s, plus 4s fixed"[\;\ ]* ]]
   RTO=20 make_check
   run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR CRITICAL - $CLUSTER: a restore to now would take about 21s (RTO 20s)"* ]]
@@ -275,4 +315,274 @@ wal_since_snapshot() {
   RTO=60 make_check
   run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == *"$CLUSTER: cannot estimate a restore's time (newest snapshot "*", REDO WAL -, newest WAL 000000010000000000000001)"* ]]
+}
+
+# --- the pool's scrub (zpool status of OpenZFS 2.x and of zfs-fuse: monitor_fixtures.bash) ---
+
+@test "monitor: a recent scrub that found nothing is OK, its age in the perfdata, in both zpool formats" {
+  local warn
+  warn=$(query "facts['scrub']['warn_seconds']")
+  for fixture in openzfs_done zfs_fuse_done; do
+    scrub_on "$fixture" "$(($(date +%s) - 86400))" >"$SANDBOX/zpool-status"
+    run -0 "$CHECK" --cluster none
+    [[ $output == "PITR OK - "* ]]
+    [[ $output == *" pool_scrub_age=864"[0-9][0-9]"s;$warn"* ]]
+  done
+}
+
+@test "monitor: a last scrub older than 1.5 times the scrub schedule's longest wait is a WARNING, in both formats" {
+  local warn
+  warn=$(query "facts['scrub']['warn_seconds']")
+  for fixture in openzfs_done zfs_fuse_done; do
+    scrub_on "$fixture" "$(($(date +%s) - warn - 120))" >"$SANDBOX/zpool-status"
+    run -1 "$CHECK" --cluster none
+    [[ $output == "PITR WARNING - pool $POOL: last scrub finished $(((warn + 120) / 86400)) days ago, on "*"(WARNING from $((warn / 86400)) days: schedule $(query "facts['scrub']['schedule']") "* ]]
+    # just inside it: OK
+    scrub_on "$fixture" "$(($(date +%s) - warn + 120))" >"$SANDBOX/zpool-status"
+    run -0 "$CHECK" --cluster none
+  done
+}
+
+@test "monitor: a pool never scrubbed is a WARNING, in both formats" {
+  for fixture in openzfs_none zfs_fuse_none; do
+    "$fixture" >"$SANDBOX/zpool-status"
+    run -1 "$CHECK" --cluster none
+    [[ $output == "PITR WARNING - pool $POOL has no finished scrub (zpool status: none requested): run zpool scrub $POOL"* ]]
+    [[ $output != *pool_scrub_age* ]]
+  done
+}
+
+@test "monitor: a scrub running is OK; one stopped, canceled or paused, or only a resilver since, is a WARNING" {
+  for fixture in openzfs_running zfs_fuse_running; do
+    scrub_on "$fixture" "$(date +%s)" >"$SANDBOX/zpool-status"
+    run -0 "$CHECK" --cluster none
+  done
+  for fixture in zfs_fuse_stopped openzfs_canceled openzfs_paused; do
+    scrub_on "$fixture" "$(date +%s)" >"$SANDBOX/zpool-status"
+    run -1 "$CHECK" --cluster none
+    [[ $output == "PITR WARNING - pool $POOL has no finished scrub: the last one did not complete (zpool status: scrub "* ]]
+  done
+  scrub_on openzfs_resilvered "$(date +%s)" >"$SANDBOX/zpool-status"
+  run -1 "$CHECK" --cluster none
+  [[ $output == "PITR WARNING - pool $POOL has no finished scrub since a resilver (zpool status: resilvered 1.21T "* ]]
+}
+
+@test "monitor: bytes a scrub repaired are a WARNING; device error counters are CRITICAL, in both formats" {
+  scrub_on openzfs_repaired_only "$(date +%s)" >"$SANDBOX/zpool-status"
+  run -1 "$CHECK" --cluster none
+  [[ $output == "PITR WARNING - pool $POOL: the last scrub repaired 1.50M |"* ]]
+  scrub_on openzfs_repaired "$(date +%s)" >"$SANDBOX/zpool-status"
+  run -2 "$CHECK" --cluster none
+  [[ $output == *"pool $POOL: ata-ST4000NM0033-9ZM170_Z1Z3RR03 has errors (READ 0 WRITE 0 CKSUM 12)"* ]]
+  [[ $output == *"pool $POOL: the last scrub repaired 1.50M"* ]]
+  # zfs-fuse: the bytes repaired follow the device's counters
+  scrub_on zfs_fuse_repaired "$(date +%s)" >"$SANDBOX/zpool-status"
+  run -2 "$CHECK" --cluster none
+  [[ $output == *"pool $POOL: /tmp/rh/d2 has errors (READ 0 WRITE 0 CKSUM 309)"* ]]
+  [[ $output == *"pool $POOL: the last scrub repaired 25.3M on /tmp/rh/d2"* ]]
+}
+
+@test "monitor: data errors a scrub could not repair are CRITICAL, naming the count" {
+  scrub_on openzfs_data_errors "$(date +%s)" >"$SANDBOX/zpool-status"
+  run -2 "$CHECK" --cluster none
+  [[ $output == *"pool $POOL: 2 data errors, use '-v' for a list (zpool status -v $POOL names the files)"* ]]
+  [[ $output == *"pool $POOL: the last scrub found 2 errors it could not repair"* ]]
+  [[ $output == *"Z1Z3RR02 has errors (READ 0 WRITE 0 CKSUM 4)"* ]]
+}
+
+@test "monitor: zpool status that fails, or names a scan the check does not know, is UNKNOWN" {
+  stub zpool 'if [[ $1 == status ]]; then echo "internal error: out of memory" >&2; exit 1; fi; printf "ONLINE\t12%%\n"'
+  run -3 "$CHECK" --cluster none
+  [[ $output == "PITR UNKNOWN - pool $POOL: zpool status failed: internal error: out of memory"* ]]
+  pool_answers 'ONLINE\t12%%'
+  openzfs_done | sed 's/scan: scrub repaired .*/scan: defragmented the pool/' >"$SANDBOX/zpool-status"
+  run -3 "$CHECK" --cluster none
+  [[ $output == *"zpool status names no scan the check knows: defragmented the pool"* ]]
+}
+
+@test "monitor installer: installs the bundle's scrub schedule (root, 0644) once, as cron reads it" {
+  [[ -n $(query "[f['path'] for f in m['files'] if f['role'] == 'scrub-cron']") ]] || skip "the host spec's scrub.install_cron is false"
+  fake_ownership
+  stub visudo 'exit 0'
+  installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers" \
+    SCRUB_CRON="$SANDBOX/cron.d/pitr-bundle-scrub")
+  run -0 "$installer" --dry-run
+  [ ! -e "$SANDBOX/cron.d/pitr-bundle-scrub" ]
+  run -0 "$installer"
+  cmp "$SANDBOX/cron.d/pitr-bundle-scrub" "$BUNDLE/host/scrub.cron"
+  [ "$(stat -c '%U %a' "$SANDBOX/cron.d/pitr-bundle-scrub")" = "root 644" ]
+  # the schedule line: the spec's five fields, as root, scrubbing this pool unless one runs
+  grep -qxF "$(query "facts['scrub']['schedule']") root zpool status $POOL | grep -q 'in progress' || zpool scrub $POOL" \
+    "$SANDBOX/cron.d/pitr-bundle-scrub"
+  : >"$STUB_LOG"
+  run -0 "$installer"
+  [[ $output == *"$SANDBOX/cron.d/pitr-bundle-scrub: already installed"* ]]
+  [ -z "$(calls '^install')" ]
+  # a scrub schedule beside it that differs from SHA256SUMS is refused, nothing installed
+  copy=$(bundle_copy)
+  printf '* * * * * root zpool destroy -f %s\n' "$POOL" >>"$copy/host/scrub.cron"
+  rm "$SANDBOX/cron.d/pitr-bundle-scrub"
+  installer=$(rebase_installer "$copy/${INSTALLER#"$BUNDLE"/}" CHECK="$SANDBOX/other-check" \
+    SUDOERS_FILE="$SANDBOX/sudoers" SCRUB_CRON="$SANDBOX/cron.d/pitr-bundle-scrub")
+  run -3 "$installer"
+  [[ $output == *"host/scrub.cron does not match the bundle's SHA256SUMS"* ]]
+  [ ! -e "$SANDBOX/cron.d/pitr-bundle-scrub" ] && [ ! -e "$SANDBOX/other-check" ]
+}
+
+# --- WAL replay ---------------------------------------------------------------------------------
+
+@test "monitor: an unfinished base backup (50-basebackup.sh's marker in PGDATA) is CRITICAL" {
+  a_cluster_world
+  touch "$PGDATA/$(query "facts['basebackup_incomplete_mark']")"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: the base backup in $PGDATA is unfinished ($(query "facts['basebackup_incomplete_mark']") there): not a copy of the primary yet; run 50-basebackup.sh again"* ]]
+}
+
+@test "monitor: a hot standby replaying what it receives is OK, with lag, delay and timeline in the perfdata" {
+  HOT=1 a_cluster_world
+  echo 't|f|1/2A000148|1/2A000148|5' >"$SANDBOX/psql.answer"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_replay_lag=0B;536870912;2147483648 ${CLUSTER}_replay_delay=0s;900;3600 "* ]]
+  [[ $output == *" ${CLUSTER}_timeline=1"* ]]
+  # the query ran as the cluster's OS user, with its own psql, over its socket
+  calls "^runuser -u $(cluster_fact "['user']") -- env LD_LIBRARY_PATH=$SANDBOX/pghome/lib PGCONNECT_TIMEOUT=10 $SANDBOX/pghome/bin/psql .* -h $PGDATA -p $(cluster_fact "['port']") -U postgres" | grep -q .
+}
+
+@test "monitor: replay paused is CRITICAL, saying how to resume it" {
+  HOT=1 a_cluster_world
+  echo 't|t|0/3000148|0/3000148|5' >"$SANDBOX/psql.answer"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: WAL replay is paused (select pg_"*"_replay_resume() resumes it"* ]]
+}
+
+@test "monitor: a standby no longer in recovery (promoted) is CRITICAL" {
+  HOT=1 a_cluster_world
+  echo 'f||||' >"$SANDBOX/psql.answer"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: the standby is not in recovery (promoted?): it no longer follows the primary"* ]]
+  # an answer that is not one (a NOTICE, nothing): UNKNOWN, never taken for a promotion
+  echo 'NOTICE:  something else' >"$SANDBOX/psql.answer"
+  run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR UNKNOWN - $CLUSTER: the standby's answer is not understood: NOTICE:  something else"* ]]
+}
+
+@test "monitor: WAL received but not replayed warns, then goes critical; an old last transaction while it waits too" {
+  HOT=1 a_cluster_world
+  # 0x30000000 - 0x10000000 = 512 MiB behind: the default warning
+  echo 't|f|0/30000000|0/10000000|60' >"$SANDBOX/psql.answer"
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR WARNING - $CLUSTER: 512 MB of received WAL not replayed yet (received 0/30000000, replayed 0/10000000)"* ]]
+  [[ $output == *" ${CLUSTER}_replay_delay=60s;900;3600"* ]]
+  # across a 4 GB log: 2 GiB behind
+  echo 't|f|1/40000000|0/C0000000|60' >"$SANDBOX/psql.answer"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: 2048 MB of received WAL not replayed yet"* ]]
+  # a little behind, the last replayed transaction 2 hours old
+  echo 't|f|0/3000200|0/3000148|7200' >"$SANDBOX/psql.answer"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: replay is 2 h behind: the last replayed transaction is that old while received WAL waits"* ]]
+  # caught up: an idle primary's old last transaction is no delay
+  echo 't|f|0/3000200|0/3000200|7200' >"$SANDBOX/psql.answer"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_replay_delay=0s;"* ]]
+}
+
+@test "monitor: a hot standby that streams nothing says the lag cannot be measured" {
+  HOT=1 a_cluster_world
+  echo 't|f||0/3000148|' >"$SANDBOX/psql.answer"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR OK - $CLUSTER: replay at 0/3000148 (000000010000000000000001); the lag cannot be measured while nothing streams |"* ]]
+}
+
+@test "monitor: a hot standby that refuses SQL is a WARNING, measured from its files instead" {
+  HOT=1 a_cluster_world
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql 'echo "psql: error: FATAL:  the database system is starting up" >&2; exit 2'
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR WARNING - $CLUSTER: the standby does not answer SQL (psql: error: FATAL:  the database system is starting up): replay measured from its files only"* ]]
+  [[ $output == *" ${CLUSTER}_replay_lag=0B;"* ]]
+  [[ $output == *"$CLUSTER: no SQL answer: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured"* ]]
+}
+
+@test "monitor: hot_standby off: pg_controldata's state, the startup process's segment, and what cannot be measured" {
+  HOT=0 a_cluster_world
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR OK - $CLUSTER: hot_standby off: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured |"* ]]
+  calls '^psql' | grep -q . && false
+  # segments received up to 0x19, the startup process replays 0x11 (64 MB each): 512 MB
+  touch "$STANDBY_WAL/000000010000000000000019"
+  echo "4243 postgres: startup process   recovering 000000020000000000000011" >"$SANDBOX/startup.title"
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR WARNING - $CLUSTER: 512 MB of received WAL not replayed yet (newest WAL file 000000010000000000000019, replaying 000000020000000000000011 by the startup process)"* ]]
+  [[ $output == *" ${CLUSTER}_timeline=2 "* ]]
+  # no title (update_process_title off): the minimum recovery point 0/14000080, segment 5
+  : >"$SANDBOX/startup.title"
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"1280 MB of received WAL not replayed yet (newest WAL file 000000010000000000000019, replaying 000000010000000000000005 by the minimum recovery point, which lags replay)"* ]]
+}
+
+@test "monitor: hot_standby off: a standby pg_controldata calls in production (promoted) is CRITICAL" {
+  HOT=0 a_cluster_world
+  controldata_90 "in production" >"$SANDBOX/controldata"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: the standby is not in archive recovery (pg_controldata: in production): promoted?"* ]]
+}
+
+@test "monitor: before 9.3 a WAL log holds one segment fewer: a lag across logs counts the segments there are" {
+  HOT=0 a_cluster_world
+  # 64 MB segments: 63 a log before 9.3 (0..3E), 64 from it; from 0/3E to 1/01
+  touch "$STANDBY_WAL/000000010000000100000001"
+  echo "4243 postgres: startup process   recovering 00000001000000000000003E" >"$SANDBOX/startup.title"
+  sed -i "s/ 42949672\(95\|96\) / 4294967295 /" "$BATS_TEST_TMPDIR/check"
+  run "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_replay_lag=$((2 * 67108864))B;"* ]]
+  sed -i "s/ 4294967295 / 4294967296 /" "$BATS_TEST_TMPDIR/check"
+  run "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_replay_lag=$((3 * 67108864))B;"* ]]
+}
+
+# --- the snapshot age follows the schedule ------------------------------------------------------
+
+# zfs_replace_snapshots DATASET SNAPSHOT: SNAPSHOT (named as it likes) is DATASET's only one
+zfs_replace_snapshots() {
+  local old
+  for old in $("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$1"); do
+    "$STUB_BIN/zfs" destroy -d "$old"
+  done
+  "$STUB_BIN/zfs" snapshot "$2"
+}
+
+@test "monitor: the newest snapshot's age warns and goes critical at the thresholds the snapshot schedule gives" {
+  a_cluster_world
+  local warn crit dataset prefix
+  warn=$(cluster_fact "['monitor_thresholds']['snapshot_warn_seconds']")
+  crit=$(cluster_fact "['monitor_thresholds']['snapshot_crit_seconds']")
+  dataset=$(cluster_fact "['dataset']") prefix=$(cluster_fact "['snapshots']['prefix']")
+  # (the check takes the newest by creation: the one taken last, whatever its name says)
+  zfs_replace_snapshots "$dataset" "$dataset@${prefix}$(date -u -d "@$(($(date +%s) - warn + 120))" +%Y%m%dT%H%M%SZ)"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_snapshot_age="*"s;$warn;$crit "* ]]
+  zfs_replace_snapshots "$dataset" "$dataset@${prefix}$(date -u -d "@$(($(date +%s) - warn - 120))" +%Y%m%dT%H%M%SZ)"
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR WARNING - $CLUSTER: newest snapshot is "*" old (WARNING from "* ]]
+  zfs_replace_snapshots "$dataset" "$dataset@${prefix}$(date -u -d "@$(($(date +%s) - crit - 120))" +%Y%m%dT%H%M%SZ)"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: newest snapshot is "*" old (CRITICAL from "* ]]
+}
+
+@test "monitor: a scrub date that does not read as one, or pg_controldata failing, is UNKNOWN" {
+  openzfs_done | sed 's/ on Sun Nov  1 03:00:14 2026$/ on Someday/' >"$SANDBOX/zpool-status"
+  run -3 "$CHECK" --cluster none
+  [[ $output == "PITR UNKNOWN - pool $POOL: the last scrub's date is unreadable: Someday"* ]]
+  HOT=0 a_cluster_world
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata 'echo "pg_controldata: could not open file \"global/pg_control\" for reading: Permission denied" >&2; exit 1'
+  run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: pg_controldata $PGDATA failed: pg_controldata: could not open file \"global/pg_control\" for reading: Permission denied"* ]]
+}
+
+@test "monitor: hot_standby off without the replayed segment or a WAL file: the lag is said to be unknown" {
+  HOT=0 a_cluster_world
+  : >"$SANDBOX/startup.title"
+  controldata_90 "in archive recovery" | sed 's/^Minimum recovery ending location: .*/Minimum recovery ending location:     unknown/' >"$SANDBOX/controldata"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR OK - $CLUSTER: hot_standby off: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured; $CLUSTER: replay lag unknown (replaying ?, newest WAL file 000000010000000000000001) |"* ]]
 }

@@ -9,7 +9,8 @@
 # Nagios/NRPE check of backup host pitr1: pool health and capacity, the archive dataset's
 # share of the pool, and for each cluster the standby process and port, its WAL receiver,
 # restore freshness (newest WAL in pg_wal), archive freshness (newest file in the archive's
-# newest UTC day folders), the age of the newest snapshot and the last restore drill.
+# newest UTC day folders), the age of the newest snapshot and the last restore drill; WAL
+# replay (paused, promoted, unfinished base backup, lag, timeline) and the pool's last scrub.
 # One summary line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 # Reads PGDATA (mode 0700): run as root, e.g. through the sudo rule of the monitor installer.
 set -Eeuo pipefail
@@ -21,8 +22,11 @@ readonly POOL=zp1
 readonly CAPACITY_WARN=80 CAPACITY_CRIT=90
 readonly ARCHIVE_DATASET=zp1/pg_arch
 readonly ARCHIVE_SHARE_WARN=50 ARCHIVE_SHARE_CRIT=70
+# the last scrub's age for a WARNING: 1.5 times the longest wait of the scrub schedule
+readonly SCRUB_WARN=4017600 SCRUB_SCHEDULE='0 3 1 * * UTC'
 STATUS=0
 MESSAGES=()
+NOTES=()  # what the check cannot measure: after the findings, whatever the status
 PERFDATA=()
 
 usage() {
@@ -42,6 +46,17 @@ raise() {
 # age_level AGE WARN CRIT: 0, 1 or 2
 age_level() {
   if (($1 >= $3)); then echo 2; elif (($1 >= $2)); then echo 1; else echo 0; fi
+}
+
+# duration SECONDS: "50 min", "26 h", "46 days" (rounded down)
+duration() {
+  if (($1 < 7200)); then
+    echo "$(($1 / 60)) min"
+  elif (($1 < 259200)); then
+    echo "$(($1 / 3600)) h"
+  else
+    echo "$(($1 / 86400)) days"
+  fi
 }
 
 # newest_mtime DIR...: epoch of the newest regular file directly in DIR (empty when none;
@@ -205,6 +220,7 @@ check_rto() {
 
 # check_cluster NAME DATASET PGDATA PORT WAL_DIR ARCHIVE PREFIX ARCH_W ARCH_C REST_W REST_C SNAP_W SNAP_C
 #   RECEIVER ARCHIVE_TIMEOUT
+# SNAP_W, SNAP_C: the newest snapshot's age in seconds (from the snapshot schedule)
 # RECEIVER: the WAL receiver's process title for this major (`walreceiver` from 10, `wal
 # receiver process` before); ARCHIVE_TIMEOUT: the primary's archive_timeout in seconds (0: none)
 check_cluster() {
@@ -271,10 +287,229 @@ check_cluster() {
     stamp=${snapshot#*@"$prefix"}
     taken=$(date -u -d "${stamp:0:4}-${stamp:4:2}-${stamp:6:2} ${stamp:9:2}:${stamp:11:2}:${stamp:13:2}" +%s 2>/dev/null || echo 0)
     age=$((now - taken))
-    PERFDATA+=("${name}_snapshot_age=${age}s;$((snap_w * 3600));$((snap_c * 3600))")
-    level=$(age_level "$age" $((snap_w * 3600)) $((snap_c * 3600)))
-    ((level == 0)) || raise "$level" "$name: newest snapshot is $((age / 3600)) h old"
+    PERFDATA+=("${name}_snapshot_age=${age}s;$snap_w;$snap_c")
+    level=$(age_level "$age" "$snap_w" "$snap_c")
+    local limits=("" "WARNING from $(duration "$snap_w")" "CRITICAL from $(duration "$snap_c")")
+    ((level == 0)) || raise "$level" "$name: newest snapshot is $(duration "$age") old (${limits[level]})"
   fi
+}
+
+# --- the pool's scrub ---------------------------------------------------------------------------
+# zpool status as OpenZFS 2.x prints the last scan ("scan: scrub repaired 0B in 00:00:01 with 0
+# errors on <date>", "scan: scrub in progress since <date>", "scan: scrub canceled on <date>",
+# "scan: scrub paused since <date>", "scan: resilvered ...", "scan: none requested"), and as
+# zfs-fuse and older ZFS do ("scrub: scrub completed after 0h0m with 0 errors on <date>",
+# "scrub: scrub in progress for 0h1m, ...", "scrub: scrub stopped after ...", "scrub: none
+# requested", the bytes repaired after a device's counters: "  25.3M repaired"). Dates are
+# ctime's, in the local time zone, which `date -d` reads them in too.
+
+# scrub_devices: the config section's device lines from stdin: CRITICAL for READ, WRITE or
+# CKSUM counters that are not 0, WARNING for bytes a device had repaired (zfs-fuse)
+scrub_devices() {
+  local line counters=0
+  while IFS= read -r line; do
+    [[ $line =~ ^[[:space:]]+([^[:space:]]+)[[:space:]]+[A-Z]+[[:space:]]+([0-9.]+[KMGTPE]?)[[:space:]]+([0-9.]+[KMGTPE]?)[[:space:]]+([0-9.]+[KMGTPE]?)([[:space:]]+(.*))?$ ]] || continue
+    local device=${BASH_REMATCH[1]} read=${BASH_REMATCH[2]} write=${BASH_REMATCH[3]} cksum=${BASH_REMATCH[4]} note=${BASH_REMATCH[6]}
+    # the first three devices named: a status line stays readable when a whole vdev errs
+    if [[ "$read$write$cksum" != 000 ]] && ((counters++ < 3)); then
+      raise 2 "pool $POOL: $device has errors (READ $read WRITE $write CKSUM $cksum): see zpool status -v $POOL, zpool clear it once dealt with"
+    fi
+    [[ ! $note =~ ([0-9.]+[KMGTPE]?)\ repaired ]] || raise 1 "pool $POOL: the last scrub repaired ${BASH_REMATCH[1]} on $device"
+  done
+}
+
+# check_scrub: the last scrub's age (WARNING past SCRUB_WARN, or when none finished) and what
+# it found (errors it could not repair, device error counters, data errors: CRITICAL; bytes
+# repaired: WARNING)
+check_scrub() {
+  local out scan="" errors="" when="" age
+  if ! out=$(zpool status "$POOL" 2>&1); then
+    raise 3 "pool $POOL: zpool status failed: ${out%%$'\n'*}"
+    return
+  fi
+  scan=$(sed -n '/^ *\(scan\|scrub\): /{s///p;q}' <<<"$out")
+  errors=$(sed -n 's/^errors: //p' <<<"$out")
+  scrub_devices < <(sed -n '/^config:/,/^errors:/p' <<<"$out")
+  [[ -z $errors || $errors == "No known data errors" ]] || raise 2 "pool $POOL: $errors (zpool status -v $POOL names the files)"
+  local never="pool $POOL has no finished scrub"
+  case $scan in
+    "none requested")
+      raise 1 "$never (zpool status: none requested): run zpool scrub $POOL; schedule $SCRUB_SCHEDULE"
+      return ;;
+    "scrub repaired "*" with "*" errors on "* | "scrub completed after "*" with "*" errors on "*)
+      when=${scan##* errors on }
+      local repaired found=${scan% errors on *}
+      found=${found##* with }
+      [[ $found == 0 ]] || raise 2 "pool $POOL: the last scrub found $found errors it could not repair (zpool status -v $POOL)"
+      if [[ $scan == "scrub repaired "* ]]; then
+        repaired=${scan#scrub repaired }
+        repaired=${repaired%% *}
+        [[ $repaired =~ ^0(B)?$ ]] || raise 1 "pool $POOL: the last scrub repaired $repaired"
+      fi ;;
+    "scrub in progress"*)
+      # the last finished scrub is not shown meanwhile; this one will tell
+      return ;;
+    "scrub "*)
+      raise 1 "$never: the last one did not complete (zpool status: $scan): run zpool scrub $POOL"
+      return ;;
+    "resilver"*)
+      raise 1 "$never since a resilver (zpool status: $scan): run zpool scrub $POOL to check the whole pool"
+      return ;;
+    *)
+      raise 3 "pool $POOL: zpool status names no scan the check knows: ${scan:-none}"
+      return ;;
+  esac
+  if ! age=$(date -d "$when" +%s 2>/dev/null); then
+    raise 3 "pool $POOL: the last scrub's date is unreadable: $when"
+    return
+  fi
+  age=$(($(date +%s) - age))
+  PERFDATA+=("pool_scrub_age=${age}s;$SCRUB_WARN")
+  ((age <= SCRUB_WARN)) || raise 1 "pool $POOL: last scrub finished $(duration "$age") ago, on $when (WARNING from $(duration "$SCRUB_WARN"): schedule $SCRUB_SCHEDULE)"
+}
+
+# --- WAL replay ---------------------------------------------------------------------------------
+# pg_tool USER PGHOME PROGRAM ARGS...: the cluster's own program, as its OS user, bounded in time
+pg_tool() {
+  local user=$1 pghome=$2 program=$3
+  shift 3
+  timeout 30 runuser -u "$user" -- env LD_LIBRARY_PATH="$pghome/lib" PGCONNECT_TIMEOUT=10 \
+    "$pghome/bin/$program" "$@"
+}
+
+# lsn_bytes X/Y: the byte position of an LSN (empty when not one). Before 9.3 positions skip
+# the last segment of each 4 GB log: a lag across one reads 16 MB more than it is.
+lsn_bytes() {
+  [[ $1 =~ ^([0-9A-F]{1,8})/([0-9A-F]{1,8})$ ]] || return 0
+  echo $((16#${BASH_REMATCH[1]} * 4294967296 + 16#${BASH_REMATCH[2]}))
+}
+
+# segment_number NAME SEGMENT_BYTES LOG_BYTES: a WAL file's position in segments
+segment_number() {
+  echo $((16#${1:8:8} * ($3 / $2) + 16#${1:16:8}))
+}
+
+# replay_lag NAME LAG_BYTES LAG_W LAG_C [HOW]: the lag's perfdata and level
+replay_lag() {
+  local name=$1 bytes=$2 warn=$3 crit=$4 how=${5:-} level
+  PERFDATA+=("${name}_replay_lag=${bytes}B;$warn;$crit")
+  level=$(age_level "$bytes" "$warn" "$crit")
+  ((level == 0)) || raise "$level" "$name: $((bytes / 1048576)) MB of received WAL not replayed yet$how"
+}
+
+# check_replay NAME USER PGHOME PGDATA PORT WAL_DIR HOT SQL PAUSED_HINT LOG_BYTES LAG_W LAG_C
+#   DELAY_W DELAY_C MARK
+# Whether the standby replays what it receives. CRITICAL: its base backup is unfinished (MARK
+# in PGDATA), it is not in recovery (promoted: it no longer follows the primary), replay is
+# paused. The lag (WAL received, not replayed) and, where SQL answers (HOT: hot_standby on),
+# the age of the last replayed transaction while WAL waits; the timeline it replays. With
+# hot_standby off only pg_controldata, the WAL files and the startup process's title tell.
+check_replay() {
+  local name=$1 user=$2 pghome=$3 pgdata=$4 port=$5 wal_dir=$6 hot=$7 sql=$8 hint=$9
+  local log_bytes=${10} lag_w=${11} lag_c=${12} delay_w=${13} delay_c=${14} mark=${15}
+  local pid title="" segment="" timeline="" answer
+  if [[ -e $pgdata/$mark ]]; then
+    raise 2 "$name: the base backup in $pgdata is unfinished ($mark there): not a copy of the primary yet; run 50-basebackup.sh again"
+    return
+  fi
+  # a standby that does not run is check_cluster's finding
+  pid=$(sed -n 1p "$pgdata/postmaster.pid" 2>/dev/null) || return 0
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 0
+  # the startup process names the segment it replays: "startup process   recovering <file>"
+  title=$(pgrep -a -P "$pid" -f 'recovering [0-9A-F]{24}' 2>/dev/null | grep -m1 -o 'recovering [0-9A-F]\{24\}') || true
+  segment=${title#recovering }
+  [[ -z $segment ]] || timeline=$((16#${segment:0:8}))
+  if ((hot)); then
+    if answer=$(pg_tool "$user" "$pghome" psql -X -A -t -q -F '|' -h "$pgdata" -p "$port" \
+      -U postgres -d postgres -v ON_ERROR_STOP=1 -c "$sql" 2>&1); then
+      replay_by_sql "$name" "$answer" "$hint" "$lag_w" "$lag_c" "$delay_w" "$delay_c" "$segment"
+      [[ -z $timeline ]] || PERFDATA+=("${name}_timeline=$timeline")
+      return
+    fi
+    raise 1 "$name: the standby does not answer SQL (${answer%%$'\n'*}): replay measured from its files only"
+  fi
+  local why="hot_standby off"
+  ((!hot)) || why="no SQL answer"
+  replay_by_files "$name" "$user" "$pghome" "$pgdata" "$wal_dir" "$log_bytes" "$lag_w" "$lag_c" "$segment" "$why"
+}
+
+# replay_by_sql NAME ANSWER HINT LAG_W LAG_C DELAY_W DELAY_C SEGMENT: the standby's own answer
+# `in recovery|paused|receive LSN|replay LSN|seconds since the last replayed transaction`
+replay_by_sql() {
+  local name=$1 hint=$3 lag_w=$4 lag_c=$5 delay_w=$6 delay_c=$7 segment=$8
+  local recovery paused receive replay since
+  IFS='|' read -r recovery paused receive replay since <<<"$2"
+  if [[ ! $recovery =~ ^[tf]$ ]]; then
+    raise 3 "$name: the standby's answer is not understood: ${2%%$'\n'*}"
+    return
+  fi
+  if [[ $recovery != t ]]; then
+    raise 2 "$name: the standby is not in recovery (promoted?): it no longer follows the primary; take a new base backup (50-basebackup.sh --force)"
+    return
+  fi
+  [[ $paused != t ]] || raise 2 "$name: WAL replay is paused ($hint)"
+  if [[ -z $(lsn_bytes "$receive") || -z $(lsn_bytes "$replay") ]]; then
+    NOTES+=("$name: replay at ${replay:-?}${segment:+ ($segment)}; the lag cannot be measured while nothing streams")
+    return
+  fi
+  local lag=$(($(lsn_bytes "$receive") - $(lsn_bytes "$replay")))
+  ((lag > 0)) || lag=0
+  replay_lag "$name" "$lag" "$lag_w" "$lag_c" " (received $receive, replayed $replay)"
+  # the last replayed transaction's age counts only while received WAL waits: an idle
+  # primary commits nothing, and a caught-up standby is not late
+  if [[ $since =~ ^-?[0-9]+$ ]]; then
+    ((lag > 0 && since > 0)) || since=0
+    PERFDATA+=("${name}_replay_delay=${since}s;$delay_w;$delay_c")
+    local level
+    level=$(age_level "$since" "$delay_w" "$delay_c")
+    ((level == 0)) || raise "$level" "$name: replay is $(duration "$since") behind: the last replayed transaction is that old while received WAL waits"
+  fi
+}
+
+# replay_by_files NAME USER PGHOME PGDATA WAL_DIR LOG_BYTES LAG_W LAG_C SEGMENT WHY: without SQL (WHY),
+# pg_controldata says whether the server is in archive recovery; the lag is counted in whole
+# segments from the newest WAL file received to the one the startup process replays (else the
+# minimum recovery point, which lags it). Pause and the last transaction's time are unknown.
+replay_by_files() {
+  local name=$1 user=$2 pghome=$3 pgdata=$4 wal_dir=$5 log_bytes=$6 lag_w=$7 lag_c=$8 segment=$9 why=${10}
+  local control state size minimum tli newest
+  if ! control=$(pg_tool "$user" "$pghome" pg_controldata "$pgdata" 2>&1) || [[ $control == *CRC* ]]; then
+    raise 3 "$name: pg_controldata $pgdata failed: ${control%%$'\n'*}"
+    return
+  fi
+  state=$(sed -n 's/^Database cluster state: *//p' <<<"$control")
+  size=$(sed -n 's/^Bytes per WAL segment: *//p' <<<"$control")
+  minimum=$(sed -n 's/^Minimum recovery ending location: *//p' <<<"$control")
+  tli=$(sed -n "s/^Latest checkpoint's TimeLineID: *//p" <<<"$control")
+  if [[ $state != "in archive recovery" ]]; then
+    raise 2 "$name: the standby is not in archive recovery (pg_controldata: ${state:-no state}): promoted? it no longer follows the primary; take a new base backup (50-basebackup.sh --force)"
+    return
+  fi
+  NOTES+=("$name: $why: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured")
+  local how="startup process"
+  if [[ -z $segment && $size =~ ^[1-9][0-9]*$ && -n $(lsn_bytes "$minimum") && $tli =~ ^[0-9]+$ ]]; then
+    # no process title (update_process_title off): the minimum recovery point, a lower bound
+    local position
+    position=$(lsn_bytes "$minimum")
+    segment=$(printf '%08X%08X%08X' "$tli" "$((position / 4294967296))" "$(((position % 4294967296) / size))")
+    how="minimum recovery point, which lags replay"
+  fi
+  if [[ -n $segment ]]; then
+    PERFDATA+=("${name}_timeline=$((16#${segment:0:8}))")
+  elif [[ $tli =~ ^[0-9]+$ ]]; then
+    PERFDATA+=("${name}_timeline=$tli")
+  fi
+  newest=$(find "$pgdata/$wal_dir" -maxdepth 1 -type f -regextype posix-extended \
+    -regex '.*/[0-9A-F]{24}(\.partial)?' -printf '%T@ %f\n' 2>/dev/null | sort -n | tail -n1) || true
+  newest=${newest#* }
+  newest=${newest%.partial}
+  if ! [[ -n $segment && $newest =~ ^[0-9A-F]{24}$ && $size =~ ^[1-9][0-9]*$ ]]; then
+    NOTES+=("$name: replay lag unknown (replaying ${segment:-?}, newest WAL file ${newest:-none})")
+    return
+  fi
+  local lag=$(($(segment_number "$newest" "$size" "$log_bytes") - $(segment_number "$segment" "$size" "$log_bytes")))
+  ((lag > 0)) || lag=0
+  replay_lag "$name" "$((lag * size))" "$lag_w" "$lag_c" " (newest WAL file $newest, replaying $segment by the $how)"
 }
 
 main() {
@@ -288,23 +523,27 @@ main() {
     shift
   done
   local cmd
-  for cmd in zpool zfs find pgrep date; do
+  for cmd in zpool zfs find pgrep date runuser timeout; do
     command -v "$cmd" >/dev/null 2>&1 || { echo "PITR UNKNOWN - $cmd not found"; exit 3; }
   done
   [[ $(id -u) == 0 ]] || { echo "PITR UNKNOWN - must run as root (sudo): PGDATA is 0700"; exit 3; }
   check_pool
   check_archive_share
+  check_scrub
   if [[ -z $only || $only == pg168104 ]]; then
-    check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 26 50 'wal receiver process' 60
+    check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 173700 260100 'wal receiver process' 60
+    check_replay pg168104 pg168104 /pg_home/pg168104/pgsql /pg168104/pg_root 19211 pg_xlog 0 $'select pg_is_in_recovery(), case when pg_is_in_recovery() then false end, coalesce(pg_last_xlog_receive_location()::text, \'\'), coalesce(pg_last_xlog_replay_location()::text, \'\'), \'\'' 'select pg_xlog_replay_resume() resumes it' 4294967295 536870912 2147483648 900 3600 .pitr-bundle-basebackup-incomplete
     check_drill pg168104 /var/lib/pitr-bundle/drill-pg168104.state 8
     check_rto pg168104 /var/lib/pitr-bundle/drill-pg168104.state '' zp1/pg168104 /pg168104/pg_root pg_xlog pitr- 20
   fi
   if [[ -z $only || $only == pg168121 ]]; then
-    check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 26 50 walreceiver 60
+    check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 173700 260100 walreceiver 60
+    check_replay pg168121 pg168121 /pg_home/pg168121/pgsql /pg168121/pg_root 19212 pg_wal 1 $'select pg_is_in_recovery(), case when pg_is_in_recovery() then pg_is_wal_replay_paused() end, coalesce(pg_last_wal_receive_lsn()::text, \'\'), coalesce(pg_last_wal_replay_lsn()::text, \'\'), coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp())::bigint::text, \'\')' 'select pg_wal_replay_resume() resumes it; since 14 a standby pauses by itself when the primary raised one of max_connections, max_worker_processes, max_prepared_transactions, max_locks_per_transaction, max_wal_senders above its own: see its log, raise the setting and restart it' 4294967296 536870912 2147483648 900 3600 .pitr-bundle-basebackup-incomplete
     check_drill pg168121 /var/lib/pitr-bundle/drill-pg168121.state 8
     check_rto pg168121 /var/lib/pitr-bundle/drill-pg168121.state '' zp1/pg168121 /pg168121/pg_root pg_wal pitr- 20
   fi
   local words=(OK WARNING CRITICAL UNKNOWN) summary
+  MESSAGES+=("${NOTES[@]}")
   if ((${#MESSAGES[@]})); then
     summary=$(printf '%s; ' "${MESSAGES[@]}")
     summary=${summary%; }
