@@ -73,19 +73,27 @@ snapshot_world() {
   done
   printf '#!/bin/sh\nexec /bin/date -d "2026-01-08 08:01:00Z" "$@"\n' >"$STUB_BIN/date"
   chmod +x "$STUB_BIN/date"
+  # a standby running in recovery: the script snapshots nothing else
+  fake_standby "$BATS_TEST_TMPDIR/pghome" "$SANDBOX/pgdata" "$(cluster_fact "['postgres_major']")"
+}
+
+# the snapshot script on snapshot_world's standby
+snapshot_script() {
+  rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" \
+    PGHOME="$BATS_TEST_TMPDIR/pghome" PGDATA="$SANDBOX/pgdata"
 }
 
 @test "faults: the snapshot script (ZFS without batched destroy), failing at each change, then completes" {
   stub flock
   stub logger
-  each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
+  each_fault snapshot_world "$(snapshot_script)"
 }
 
 @test "faults: the snapshot script (OpenZFS, one batched destroy), failing at each change, then completes" {
   stub flock
   stub logger
   export FAKE_OPENZFS=1
-  each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
+  each_fault snapshot_world "$(snapshot_script)"
 }
 
 @test "faults: the WAL retention script, failing at each change, stops and then completes on a re-run" {
