@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: basebackup
-# view facts: name user primary.address primary.port replication_user
+# view facts: name user dataset primary.address primary.port replication_user
 
 load test_helper
 
@@ -18,6 +18,13 @@ make_world() {
   export PITR_REPLICATION_PASSWORD='s3cret:with\colon'
   stub rsync
   stub ssh
+  # the primary's system identifier, as pg_controldata reads it from the backup
+  echo 7301234567890123456 >"$SANDBOX/primary-sysid"
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata \
+    "echo \"Database system identifier:           \$(cat $(printf %q "$SANDBOX/primary-sysid"))\""
+  DATASET=$(cluster_fact "['dataset']")
+  "$STUB_BIN/zpool" create "${DATASET%%/*}" mirror /dev/a /dev/b
+  "$STUB_BIN/zfs" create -p -o mountpoint=/x "$DATASET"
 }
 
 setup_file() {
@@ -107,4 +114,50 @@ uses_pg_basebackup() {
   run -1 "$BACKUP_SCRIPT"
   calls "pg_stop_backup" | grep -q .
   [[ $output == *"backup mode ended on the primary"* ]]
+}
+
+dataset_prop() {
+  "$STUB_BIN/zfs" get -H -o value "$1" "$DATASET"
+}
+
+@test "basebackup: records the base backup's system identifier on the dataset" {
+  run -0 "$BACKUP_SCRIPT"
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7301234567890123456 ]
+  [[ $output != *"new generation"* ]]
+  # recorded while the base backup still counts as unfinished, so a run stopped in between
+  # takes it again
+  [ "$(echo "$output" | grep -o 'run: zfs set pitr-bundle:system-id\|run: rm -f -- .*incomplete' | cut -d' ' -f2)" = "$(printf 'zfs\nrm')" ]
+}
+
+@test "basebackup: a base backup of the same system again is the same generation" {
+  run -0 "$BACKUP_SCRIPT"
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000009 "$DATASET"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"system 7301234567890123456: the same system as the previous base backup"* ]]
+  [ "$(dataset_prop pitr-bundle:wal-kept-from)" = 000000010000000000000009 ]
+}
+
+@test "basebackup: a rebuilt primary (another system identifier) starts a new generation, said loudly" {
+  run -0 "$BACKUP_SCRIPT"
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000003000000010 "$DATASET"
+  echo 7399999999999999999 >"$SANDBOX/primary-sysid"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"WARNING: a new generation: the primary is now system 7399999999999999999, the previous base backup was of system 7301234567890123456"* ]]
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7399999999999999999 ]
+  # the old system's floor of kept WAL applies to none of the new system's WAL
+  [ "$(dataset_prop pitr-bundle:wal-kept-from)" = - ]
+}
+
+@test "basebackup: a base backup without a system identifier stops before it counts as finished" {
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata 'echo garbage'
+  run -1 "$BACKUP_SCRIPT"
+  [[ $output == *"pg_controldata gave no system identifier"* ]]
+  [ -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+  [ "$(dataset_prop pitr-bundle:system-id)" = - ]
+}
+
+@test "basebackup: --dry-run records nothing on the dataset" {
+  run -0 "$BACKUP_SCRIPT" --dry-run
+  [[ $output == *"would record the base backup's system identifier on $DATASET"* ]]
+  [ -z "$(calls '^zfs (set|inherit)')" ]
 }

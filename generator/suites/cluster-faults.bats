@@ -191,9 +191,14 @@ snapshot_script() {
   fault_point "$PGHOME/bin/pg_basebackup"
   fault_point "$PGHOME/bin/psql"
   export PITR_REPLICATION_PASSWORD=secret
+  # the base backup of a rebuilt primary: a new system identifier starts a new generation
+  STUB_TARGET=$PGHOME/bin stub pg_controldata 'echo "Database system identifier:           7399999999999999999"'
   basebackup_world() {
     echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
     mkdir -p "$SANDBOX/mnt/pg_root" "$SANDBOX/home"
+    make_pool
+    "$STUB_BIN/zfs" create -p -o mountpoint=/x -o pitr-bundle:system-id=7301234567890123456 \
+      -o pitr-bundle:wal-kept-from=000000010000003000000010 "$(cluster_fact "['dataset']")"
   }
   each_fault basebackup_world "$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
     PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup")"
