@@ -14,7 +14,9 @@ make_world() {
   FAKE_BACKUP_MAJOR=16
   fake_pghome "$SANDBOX/pghome" "$FAKE_BACKUP_MAJOR"
   BACKUP_SCRIPT=$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
-    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$SANDBOX/pghome" ?STAGING="$SANDBOX/mnt/.basebackup")
+    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$SANDBOX/pghome" ?STAGING="$SANDBOX/mnt/.basebackup" \
+    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")
+  mkdir -p "$SANDBOX/arch"
   export PITR_REPLICATION_PASSWORD='s3cret:with\colon'
   stub rsync
   stub ssh
@@ -154,6 +156,56 @@ dataset_prop() {
   [[ $output == *"pg_controldata gave no system identifier"* ]]
   [ -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
   [ "$(dataset_prop pitr-bundle:system-id)" = - ]
+}
+
+# old_and_new_archive: WAL of the old system 7301234567890123456 (a 9.0 one's header too), of
+# the rebuilt primary 7399999999999999999, a history and a backup file of the old system (an
+# hour old) and a file that is not WAL
+old_and_new_archive() {
+  wal_file "$SANDBOX/arch/2026-11-23/000000010000000000000003" 7301234567890123456 24
+  wal_file "$SANDBOX/arch/2026-11-24/000000010000000000000004" 7301234567890123456 24
+  wal_file "$SANDBOX/arch/2026-11-24/000000020000000000000005.partial" 7301234567890123456 16
+  wal_file "$SANDBOX/arch/2026-11-24/000000010000000000000001" 7399999999999999999 24
+  printf 'history\n' >"$SANDBOX/arch/2026-11-24/00000002.history"
+  printf 'backup\n' >"$SANDBOX/arch/2026-11-23/000000010000000000000003.00000028.backup"
+  touch -d '-1 hour' "$SANDBOX/arch/2026-11-24/00000002.history" \
+    "$SANDBOX/arch/2026-11-23/000000010000000000000003.00000028.backup"
+  printf 'notes\n' >"$SANDBOX/arch/2026-11-24/README"
+}
+
+@test "basebackup: a new generation sets the old system's WAL apart, by the system in its headers" {
+  run -0 "$BACKUP_SCRIPT"
+  old_and_new_archive
+  echo 7399999999999999999 >"$SANDBOX/primary-sysid"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"set apart 5 file(s) of system 7301234567890123456 in $SANDBOX/generations/7301234567890123456"* ]]
+  old=$SANDBOX/generations/7301234567890123456
+  [ "$(cd "$old" && find . -type f | LC_ALL=C sort | tr '\n' ' ')" = "./2026-11-23/000000010000000000000003 ./2026-11-23/000000010000000000000003.00000028.backup ./2026-11-24/000000010000000000000004 ./2026-11-24/00000002.history ./2026-11-24/000000020000000000000005.partial " ]
+  # the new system's WAL and what is not WAL stay
+  [ "$(cd "$SANDBOX/arch" && find . -type f | LC_ALL=C sort | tr '\n' ' ')" = "./2026-11-24/000000010000000000000001 ./2026-11-24/README " ]
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7399999999999999999 ]
+}
+
+@test "basebackup: the same system again moves nothing out of the archive" {
+  run -0 "$BACKUP_SCRIPT"
+  old_and_new_archive
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [ ! -e "$SANDBOX/generations" ]
+  [ "$(find "$SANDBOX/arch" -type f | wc -l)" -eq 7 ]
+}
+
+@test "basebackup: a new generation unconfirmed moves nothing and records nothing" {
+  uses_pg_basebackup || skip "the copy itself needs the primary over ssh"
+  run -0 "$BACKUP_SCRIPT"
+  old_and_new_archive
+  echo 7399999999999999999 >"$SANDBOX/primary-sysid"
+  rm -rf "${SANDBOX:?}/mnt/pg_root/"*
+  run -4 "$BACKUP_SCRIPT" </dev/null
+  [[ $output == *"Move the archive's 5 file(s) of system 7301234567890123456"*"refusing without --yes"* ]]
+  [ ! -e "$SANDBOX/generations" ]
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7301234567890123456 ]
+  # the backup still counts as unfinished: a snapshot refuses it, a re-run takes it again
+  [ -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
 }
 
 @test "basebackup: --dry-run records nothing on the dataset" {

@@ -199,9 +199,14 @@ snapshot_script() {
     make_pool
     "$STUB_BIN/zfs" create -p -o mountpoint=/x -o pitr-bundle:system-id=7301234567890123456 \
       -o pitr-bundle:wal-kept-from=000000010000003000000010 "$(cluster_fact "['dataset']")"
+    # the old system's WAL in two day folders: set apart into its generation
+    wal_file "$SANDBOX/arch/2026-11-23/000000010000003000000010" 7301234567890123456 24
+    wal_file "$SANDBOX/arch/2026-11-24/000000010000003000000011" 7301234567890123456 24
   }
+  fault_point mkdir
   each_fault basebackup_world "$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
-    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup")"
+    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup" \
+    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")" --yes
 }
 
 @test "faults: the primary-side script, failing at each change, stops and then completes on a re-run" {

@@ -427,6 +427,17 @@ write_controldata() {
   } >"$FAKE_PGDATA/.fake-controldata"
 }
 
+# wal_file PATH SYSID OFFSET: a WAL segment whose first page header names system SYSID at
+# OFFSET (24 from PostgreSQL 9.3 on, 16 before)
+wal_file() {
+  mkdir -p "${1%/*}"
+  "$PYTHON" -S -c 'import struct, sys
+path, sysid, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+page = bytearray(64)
+page[offset:offset + 8] = struct.pack("<Q", sysid)
+open(path, "wb").write(bytes(page))' "$@"
+}
+
 # setup_cluster_user: stubs, fake ownership and accounts, and the cluster's user with its home
 # in the sandbox (what the cluster suites start from)
 setup_cluster_user() {
