@@ -106,7 +106,10 @@ snapshot_script() {
     dataset=$(cluster_fact "['dataset']")
     prefix=$(cluster_fact "['snapshots']['prefix']")
     make_pool
-    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$dataset"
+    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" -o pitr-bundle:system-id=7399999999999999999 "$dataset"
+    # an earlier system's WAL, set apart, of which no snapshot is left: it goes
+    mkdir -p "$SANDBOX/generations/7301234567890123456/2025-12-01"
+    printf 'wal' >"$SANDBOX/generations/7301234567890123456/2025-12-01/000000010000000000000009"
     # 12 days of WAL, 30 segments a day, a snapshot every 4 days: several rm batches, several
     # day folders to remove, the mark to set
     for ((day = 0; day < 12; day++)); do
@@ -119,7 +122,7 @@ snapshot_script() {
         printf '#!/bin/sh\nexec /bin/date -d "2026-01-01 08:01:00Z + %s days" "$@"\n' "$day" >"$STUB_BIN/date"
         chmod +x "$STUB_BIN/date"
         "$STUB_BIN/zfs" snapshot -o "pitr-bundle:redo-wal=$(printf '00000001%08X%08X' $((n / 256)) $((n % 256)))" \
-          "$dataset@$prefix$("$STUB_BIN/date" -u +%Y%m%dT%H%M%SZ)"
+          -o pitr-bundle:system-id=7399999999999999999 "$dataset@$prefix$("$STUB_BIN/date" -u +%Y%m%dT%H%M%SZ)"
       fi
     done
     # whatever the window, its start falls between the 2nd and the 3rd snapshot
@@ -128,7 +131,8 @@ snapshot_script() {
     chmod +x "$STUB_BIN/date"
   }
   each_fault retention_world "$(rebase "$(cluster_script wal-retention)" \
-    LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" ARCHIVE="$SANDBOX/arch" RM_BATCH=50)"
+    LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" ARCHIVE="$SANDBOX/arch" RM_BATCH=50 \
+    GENERATIONS="$SANDBOX/generations")"
 }
 
 @test "faults: the restore script, failing at each change, stops and then resumes on a re-run" {
