@@ -253,7 +253,7 @@ printf "Latest checkpoint'"'"'s REDO location:    %X/%X\n" $((n / 256)) $(((n % 
 printf "Latest checkpoint'"'"'s TimeLineID:       1\n"
 printf "Bytes per WAL segment:                16777216\n"'
   SNAPSHOT=$(rebase "$(cluster_script snapshot)" LOCK_FILE="$SANDBOX/snapshot.lock" \
-    PGHOME="$PGHOME" PGDATA="$SANDBOX/pgdata" PG_MAJOR=16)
+    PGHOME="$PGHOME" PGDATA="$SANDBOX/pgdata")
   local n=0 run_no day max_files=0 files
   set_clock "2026-01-01 08:01:00"
   # a run every 30 hours for 55 days; 6 segments archived between runs
