@@ -277,11 +277,26 @@ prop_of_newest() {
   [[ $output == *"the standby is not running"* ]]
 }
 
-@test "snapshot: a pg_control that cannot be read refuses the snapshot" {
+@test "snapshot: where pg_controldata cannot read pg_control, the standby's signal file tells; nothing unknown is recorded" {
   rm "$FAKE_PGDATA/global/pg_control"
+  touch "$FAKE_PGDATA/standby.signal"
+  run -0 "$SNAPSHOT_SCRIPT" --no-prune
+  [[ $output == *"WARNING: pg_controldata of "*"its signal file tells"*"records no system identifier, timeline or REDO point"* ]]
+  [[ $output == *"(system unknown, PostgreSQL 16, timeline unknown)"* ]]
+  [ "$(prop_of_newest pitr-bundle:major)" = 16 ]
+  [ "$(prop_of_newest pitr-bundle:system-id)" = - ]
+  [ "$(prop_of_newest pitr-bundle:timeline)" = - ]
+  [ "$(redo_of_newest)" = - ]
+}
+
+@test "snapshot: where pg_controldata cannot read pg_control, a standby without its signal file (promoted) is refused" {
+  rm "$FAKE_PGDATA/global/pg_control"
+  touch "$FAKE_PGDATA/recovery.done"
   run -3 "$SNAPSHOT_SCRIPT"
-  [[ $output == *"pg_controldata of "*" cannot read its pg_control"* ]]
+  [[ $output == *"not in recovery (cluster state: no standby.signal or recovery.conf): promoted by mistake?"* ]]
   [ -z "$(snapshots)" ]
+  touch "$FAKE_PGDATA/recovery.conf"
+  run -0 "$SNAPSHOT_SCRIPT"
 }
 
 @test "snapshot: a pg_control caught mid-write (CRC) is read again" {
