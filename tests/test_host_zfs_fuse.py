@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import pitr_bundle
+from pg_backend import grant_traverse
 from derived_example import CLUSTER, derived_specs
 from zfs_fuse import destroy_pool, sparse_disks
 
@@ -216,6 +217,7 @@ def fake_standby(bundle: Path, cluster: dict) -> None:
         "Database cluster state: in archive recovery\\nLatest checkpoint'\\''s TimeLineID: 1\\n'\n")
     for tool in ("pg_ctl", "pg_controldata"):
         (pghome / "bin" / tool).chmod(0o755)
+    grant_traverse(pghome / "bin")  # the cluster's user runs them, below the test's own folder
     (pgdata / "global").mkdir(parents=True, exist_ok=True)
     (pgdata / "global/pg_control").touch()
     (pgdata / "PG_VERSION").write_text(cluster["postgres_major"] + "\n")
