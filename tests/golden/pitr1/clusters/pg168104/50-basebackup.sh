@@ -352,8 +352,13 @@ record_generation() {
     info "dry-run: would record the base backup's system identifier on $DATASET ($SYSTEM_ID_PROPERTY), and, if it is a new system, set the old one's WAL apart in $GENERATIONS"
     return 0
   fi
-  sysid=$(as_user "$PGHOME/bin/pg_controldata" "$PGDATA" | sed -n 's/^Database system identifier: *//p')
-  [[ $sysid =~ ^[0-9]{1,20}$ ]] || die "pg_controldata gave no system identifier for the base backup in $PGDATA"
+  sysid=$(as_user "$PGHOME/bin/pg_controldata" "$PGDATA" 2>/dev/null |
+    sed -n 's/^Database system identifier: *//p') || true
+  if [[ ! $sysid =~ ^[0-9]{1,20}$ ]]; then
+    # a build without pg_controldata: the backup is as good, but no generation is told apart
+    warn "pg_controldata of $PGHOME cannot tell the base backup's system identifier: none is recorded on $DATASET, so a rebuilt primary is not told apart (and restore.sh cannot refuse another system's snapshot)"
+    return 0
+  fi
   recorded=$(zfs get -H -o value "$SYSTEM_ID_PROPERTY" "$DATASET")
   if [[ $recorded == "$sysid" ]]; then
     info "system $sysid: the same system as the previous base backup"
