@@ -158,6 +158,13 @@ dataset_prop() {
   [ "$(dataset_prop pitr-bundle:system-id)" = - ]
 }
 
+@test "basebackup: a dataset zfs cannot read: a warning, nothing recorded, the backup finished" {
+  "$STUB_BIN/zfs" destroy "$DATASET"
+  run -0 "$BACKUP_SCRIPT"
+  [[ $output == *"WARNING: zfs cannot read $DATASET: the base backup's system 7301234567890123456 is not recorded"* ]]
+  [ ! -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+}
+
 # old_and_new_archive: WAL of the old system 7301234567890123456 (a 9.0 one's header too), of
 # the rebuilt primary 7399999999999999999, a history and a backup file of the old system (an
 # hour old) and a file that is not WAL
