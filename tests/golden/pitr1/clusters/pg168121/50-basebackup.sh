@@ -380,7 +380,10 @@ record_generation() {
     warn "pg_controldata of $PGHOME cannot tell the base backup's system identifier: none is recorded on $DATASET, so a rebuilt primary is not told apart (and restore.sh cannot refuse another system's snapshot)"
     return 0
   fi
-  recorded=$(zfs get -H -o value "$SYSTEM_ID_PROPERTY" "$DATASET")
+  if ! recorded=$(zfs get -H -o value "$SYSTEM_ID_PROPERTY" "$DATASET" 2>/dev/null); then
+    warn "zfs cannot read $DATASET: the base backup's system $sysid is not recorded, so a rebuilt primary is not told apart"
+    return 0
+  fi
   if [[ $recorded == "$sysid" ]]; then
     info "system $sysid: the same system as the previous base backup"
     return 0
