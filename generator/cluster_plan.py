@@ -26,6 +26,8 @@ class ClusterPaths:
     pgdata: str  # /<mountpoint>/pg_root, on the cluster's own dataset
     log_dir: str  # /pg_log/<cluster>
     archive: str  # /pg_arch/<cluster>/arch: the WAL archive, one folder per UTC day
+    # /pg_arch/<cluster>/generations: <system id>/<UTC day>/ of each earlier system's WAL
+    generations: str
     os_home: str  # the OS user's home, for .bash_profile and .pgpass
 
 
@@ -48,7 +50,8 @@ def paths_of(host: HostSpec, cluster: Cluster) -> ClusterPaths:
         prefix=installed or f"{home}/pgsql{c.postgres.version}",
         pghome=installed or f"{home}/pgsql", pgdata=f"{cluster.mountpoint}/pg_root",
         log_dir=f"{host.datasets.pg_log.mountpoint}/{c.name}",
-        archive=f"{host.datasets.pg_arch.mountpoint}/{c.name}/arch", os_home=c.home_dir)
+        archive=f"{host.datasets.pg_arch.mountpoint}/{c.name}/arch",
+        generations=f"{host.datasets.pg_arch.mountpoint}/{c.name}/generations", os_home=c.home_dir)
 
 
 def primary_conninfo(cluster: Cluster) -> str:

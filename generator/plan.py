@@ -90,6 +90,13 @@ def plan_vip(model: HostModel) -> PlannedFile:
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
 REDO_PROPERTY = "pitr-bundle:redo-wal"
 KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
+# on each snapshot (and SYSTEM_ID_PROPERTY on the cluster's dataset after each base backup):
+# the system, major and timeline it holds. A contract: restore.sh --list shows them
+SYSTEM_ID_PROPERTY = "pitr-bundle:system-id"
+MAJOR_PROPERTY = "pitr-bundle:major"
+TIMELINE_PROPERTY = "pitr-bundle:timeline"
+# in PGDATA while the base backup script writes a base backup there
+INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
 
 
 def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
@@ -224,6 +231,10 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         # dataset the first WAL file the retention keeps
         "redo_property": REDO_PROPERTY,
         "kept_property": KEPT_PROPERTY,
+        "system_id_property": SYSTEM_ID_PROPERTY,
+        "major_property": MAJOR_PROPERTY,
+        "timeline_property": TIMELINE_PROPERTY,
+        "incomplete_mark": INCOMPLETE_MARK,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
         "cron_name": cm.cron_name,

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import pitr_bundle
+from pg_backend import grant_traverse
 from derived_example import CLUSTER, derived_specs
 from zfs_fuse import destroy_pool, sparse_disks
 
@@ -203,6 +204,25 @@ def snapshot_names(dataset: str) -> list[str]:
     return zfs("list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", "-s", "name", dataset).split()
 
 
+def fake_standby(bundle: Path, cluster: dict) -> None:
+    """The cluster's user, and binaries that say its standby runs in recovery: the snapshot
+    script snapshots nothing else. This test is about the scope of ZFS changes; the standby
+    checks are proven on a real standby in test_generations_zfs_pg.py."""
+    run_script(bundle / f"clusters/{CLUSTER}/30-user.sh")
+    pghome, pgdata = Path(cluster["paths"]["pghome"]), Path(cluster["paths"]["pgdata"])
+    (pghome / "bin").mkdir(parents=True, exist_ok=True)
+    (pghome / "bin/pg_ctl").write_text("#!/bin/sh\nexit 0\n")
+    (pghome / "bin/pg_controldata").write_text(
+        "#!/bin/sh\nprintf 'Database system identifier: 7301234567890123456\\n"
+        "Database cluster state: in archive recovery\\nLatest checkpoint'\\''s TimeLineID: 1\\n'\n")
+    for tool in ("pg_ctl", "pg_controldata"):
+        (pghome / "bin" / tool).chmod(0o755)
+    grant_traverse(pghome / "bin")  # the cluster's user runs them, below the test's own folder
+    (pgdata / "global").mkdir(parents=True, exist_ok=True)
+    (pgdata / "global/pg_control").touch()
+    (pgdata / "PG_VERSION").write_text(cluster["postgres_major"] + "\n")
+
+
 def test_snapshot_and_restore_act_only_on_their_own_dataset(host_bundle):
     """Scope on real ZFS: the snapshot script prunes only its dataset's snapshots of its prefix
     (not a neighbour whose name starts the same, nor an unrelated dataset, nor other prefixes),
@@ -224,7 +244,12 @@ def test_snapshot_and_restore_act_only_on_their_own_dataset(host_bundle):
     zfs("snapshot", f"{own}@manual-{stamps[0]}")
     before = {dataset: snapshot_names(dataset) for dataset in neighbours}
 
-    result = run_script(bundle / f"clusters/{cluster['name']}/snapshot.sh")
+    try:
+        fake_standby(bundle, cluster)
+        result = run_script(bundle / f"clusters/{cluster['name']}/snapshot.sh")
+    finally:
+        subprocess.run(["userdel", "-r", CLUSTER], capture_output=True)
+        subprocess.run(["groupdel", CLUSTER], capture_output=True)
     assert "pruned 5" in result.stderr, result.stderr
     kept = snapshot_names(own)
     assert f"{own}@manual-{stamps[0]}" in kept and f"{own}@{prefix}{stamps[-1]}" in kept

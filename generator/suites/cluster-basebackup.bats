@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: basebackup
-# view facts: name user primary.address primary.port replication_user
+# view facts: name user dataset primary.address primary.port replication_user
 
 load test_helper
 
@@ -14,10 +14,19 @@ make_world() {
   FAKE_BACKUP_MAJOR=16
   fake_pghome "$SANDBOX/pghome" "$FAKE_BACKUP_MAJOR"
   BACKUP_SCRIPT=$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
-    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$SANDBOX/pghome" ?STAGING="$SANDBOX/mnt/.basebackup")
+    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$SANDBOX/pghome" ?STAGING="$SANDBOX/mnt/.basebackup" \
+    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")
+  mkdir -p "$SANDBOX/arch"
   export PITR_REPLICATION_PASSWORD='s3cret:with\colon'
   stub rsync
   stub ssh
+  # the primary's system identifier, as pg_controldata reads it from the backup
+  echo 7301234567890123456 >"$SANDBOX/primary-sysid"
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata \
+    "echo \"Database system identifier:           \$(cat $(printf %q "$SANDBOX/primary-sysid"))\""
+  DATASET=$(cluster_fact "['dataset']")
+  "$STUB_BIN/zpool" create "${DATASET%%/*}" mirror /dev/a /dev/b
+  "$STUB_BIN/zfs" create -p -o mountpoint=/x "$DATASET"
 }
 
 setup_file() {
@@ -166,4 +175,107 @@ verify_stubs() {
   run -0 "$BACKUP_SCRIPT"
   [[ $output == *"the backup is not verified: PostgreSQL "*" writes no backup manifest (pg_verifybackup: 13+)"* ]]
   [ -z "$(calls '^pg_verifybackup')" ]
+}
+
+dataset_prop() {
+  "$STUB_BIN/zfs" get -H -o value "$1" "$DATASET"
+}
+
+@test "basebackup: records the base backup's system identifier on the dataset" {
+  run -0 "$BACKUP_SCRIPT"
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7301234567890123456 ]
+  [[ $output != *"new generation"* ]]
+  # recorded while the base backup still counts as unfinished, so a run stopped in between
+  # takes it again
+  [ "$(echo "$output" | grep -o 'run: zfs set pitr-bundle:system-id\|run: rm -f -- .*incomplete' | cut -d' ' -f2)" = "$(printf 'zfs\nrm')" ]
+}
+
+@test "basebackup: a base backup of the same system again is the same generation" {
+  run -0 "$BACKUP_SCRIPT"
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000009 "$DATASET"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"system 7301234567890123456: the same system as the previous base backup"* ]]
+  [ "$(dataset_prop pitr-bundle:wal-kept-from)" = 000000010000000000000009 ]
+}
+
+@test "basebackup: a rebuilt primary (another system identifier) starts a new generation, said loudly" {
+  run -0 "$BACKUP_SCRIPT"
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000003000000010 "$DATASET"
+  echo 7399999999999999999 >"$SANDBOX/primary-sysid"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"WARNING: a new generation: the primary is now system 7399999999999999999, the previous base backup was of system 7301234567890123456"* ]]
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7399999999999999999 ]
+  # the old system's floor of kept WAL applies to none of the new system's WAL
+  [ "$(dataset_prop pitr-bundle:wal-kept-from)" = - ]
+}
+
+@test "basebackup: without a system identifier from pg_controldata: a warning, nothing recorded" {
+  STUB_TARGET=$SANDBOX/pghome/bin stub pg_controldata 'echo garbage; exit 1'
+  run -0 "$BACKUP_SCRIPT"
+  [[ $output == *"WARNING: pg_controldata of "*"cannot tell the base backup's system identifier: none is recorded"* ]]
+  [ ! -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+  [ "$(dataset_prop pitr-bundle:system-id)" = - ]
+}
+
+@test "basebackup: a dataset zfs cannot read: a warning, nothing recorded, the backup finished" {
+  "$STUB_BIN/zfs" destroy "$DATASET"
+  run -0 "$BACKUP_SCRIPT"
+  [[ $output == *"WARNING: zfs cannot read $DATASET: the base backup's system 7301234567890123456 is not recorded"* ]]
+  [ ! -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+}
+
+# old_and_new_archive: WAL of the old system 7301234567890123456 (a 9.0 one's header too), of
+# the rebuilt primary 7399999999999999999, a history and a backup file of the old system (an
+# hour old) and a file that is not WAL
+old_and_new_archive() {
+  wal_file "$SANDBOX/arch/2026-11-23/000000010000000000000003" 7301234567890123456 24
+  wal_file "$SANDBOX/arch/2026-11-24/000000010000000000000004" 7301234567890123456 24
+  wal_file "$SANDBOX/arch/2026-11-24/000000020000000000000005.partial" 7301234567890123456 16
+  wal_file "$SANDBOX/arch/2026-11-24/000000010000000000000001" 7399999999999999999 24
+  printf 'history\n' >"$SANDBOX/arch/2026-11-24/00000002.history"
+  printf 'backup\n' >"$SANDBOX/arch/2026-11-23/000000010000000000000003.00000028.backup"
+  touch -d '-1 hour' "$SANDBOX/arch/2026-11-24/00000002.history" \
+    "$SANDBOX/arch/2026-11-23/000000010000000000000003.00000028.backup"
+  printf 'notes\n' >"$SANDBOX/arch/2026-11-24/README"
+}
+
+@test "basebackup: a new generation sets the old system's WAL apart, by the system in its headers" {
+  run -0 "$BACKUP_SCRIPT"
+  old_and_new_archive
+  echo 7399999999999999999 >"$SANDBOX/primary-sysid"
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [[ $output == *"set apart 5 file(s) of system 7301234567890123456 in $SANDBOX/generations/7301234567890123456"* ]]
+  old=$SANDBOX/generations/7301234567890123456
+  [ "$(cd "$old" && find . -type f | LC_ALL=C sort | tr '\n' ' ')" = "./2026-11-23/000000010000000000000003 ./2026-11-23/000000010000000000000003.00000028.backup ./2026-11-24/000000010000000000000004 ./2026-11-24/00000002.history ./2026-11-24/000000020000000000000005.partial " ]
+  # the new system's WAL and what is not WAL stay
+  [ "$(cd "$SANDBOX/arch" && find . -type f | LC_ALL=C sort | tr '\n' ' ')" = "./2026-11-24/000000010000000000000001 ./2026-11-24/README " ]
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7399999999999999999 ]
+}
+
+@test "basebackup: the same system again moves nothing out of the archive" {
+  run -0 "$BACKUP_SCRIPT"
+  old_and_new_archive
+  run -0 "$BACKUP_SCRIPT" --force --yes
+  [ ! -e "$SANDBOX/generations" ]
+  [ "$(find "$SANDBOX/arch" -type f | wc -l)" -eq 7 ]
+}
+
+@test "basebackup: a new generation unconfirmed moves nothing and records nothing" {
+  uses_pg_basebackup || skip "the copy itself needs the primary over ssh"
+  run -0 "$BACKUP_SCRIPT"
+  old_and_new_archive
+  echo 7399999999999999999 >"$SANDBOX/primary-sysid"
+  rm -rf "${SANDBOX:?}/mnt/pg_root/"*
+  run -4 "$BACKUP_SCRIPT" </dev/null
+  [[ $output == *"Move the archive's 5 file(s) of system 7301234567890123456"*"refusing without --yes"* ]]
+  [ ! -e "$SANDBOX/generations" ]
+  [ "$(dataset_prop pitr-bundle:system-id)" = 7301234567890123456 ]
+  # the backup still counts as unfinished: a snapshot refuses it, a re-run takes it again
+  [ -e "$SANDBOX/mnt/pg_root/.pitr-bundle-basebackup-incomplete" ]
+}
+
+@test "basebackup: --dry-run records nothing on the dataset" {
+  run -0 "$BACKUP_SCRIPT" --dry-run
+  [[ $output == *"would record the base backup's system identifier on $DATASET"* ]]
+  [ -z "$(calls '^zfs (set|inherit)')" ]
 }

@@ -73,19 +73,27 @@ snapshot_world() {
   done
   printf '#!/bin/sh\nexec /bin/date -d "2026-01-08 08:01:00Z" "$@"\n' >"$STUB_BIN/date"
   chmod +x "$STUB_BIN/date"
+  # a standby running in recovery: the script snapshots nothing else
+  fake_standby "$BATS_TEST_TMPDIR/pghome" "$SANDBOX/pgdata" "$(cluster_fact "['postgres_major']")"
+}
+
+# the snapshot script on snapshot_world's standby
+snapshot_script() {
+  rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" \
+    PGHOME="$BATS_TEST_TMPDIR/pghome" PGDATA="$SANDBOX/pgdata"
 }
 
 @test "faults: the snapshot script (ZFS without batched destroy), failing at each change, then completes" {
   stub flock
   stub logger
-  each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
+  each_fault snapshot_world "$(snapshot_script)"
 }
 
 @test "faults: the snapshot script (OpenZFS, one batched destroy), failing at each change, then completes" {
   stub flock
   stub logger
   export FAKE_OPENZFS=1
-  each_fault snapshot_world "$(rebase "$(cluster_script snapshot)" LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock")"
+  each_fault snapshot_world "$(snapshot_script)"
 }
 
 @test "faults: the WAL retention script, failing at each change, stops and then completes on a re-run" {
@@ -98,7 +106,10 @@ snapshot_world() {
     dataset=$(cluster_fact "['dataset']")
     prefix=$(cluster_fact "['snapshots']['prefix']")
     make_pool
-    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" "$dataset"
+    "$STUB_BIN/zfs" create -p -o mountpoint="$SANDBOX/live" -o pitr-bundle:system-id=7399999999999999999 "$dataset"
+    # an earlier system's WAL, set apart, of which no snapshot is left: it goes
+    mkdir -p "$SANDBOX/generations/7301234567890123456/2025-12-01"
+    printf 'wal' >"$SANDBOX/generations/7301234567890123456/2025-12-01/000000010000000000000009"
     # 12 days of WAL, 30 segments a day, a snapshot every 4 days: several rm batches, several
     # day folders to remove, the mark to set
     for ((day = 0; day < 12; day++)); do
@@ -111,7 +122,7 @@ snapshot_world() {
         printf '#!/bin/sh\nexec /bin/date -d "2026-01-01 08:01:00Z + %s days" "$@"\n' "$day" >"$STUB_BIN/date"
         chmod +x "$STUB_BIN/date"
         "$STUB_BIN/zfs" snapshot -o "pitr-bundle:redo-wal=$(printf '00000001%08X%08X' $((n / 256)) $((n % 256)))" \
-          "$dataset@$prefix$("$STUB_BIN/date" -u +%Y%m%dT%H%M%SZ)"
+          -o pitr-bundle:system-id=7399999999999999999 "$dataset@$prefix$("$STUB_BIN/date" -u +%Y%m%dT%H%M%SZ)"
       fi
     done
     # whatever the window, its start falls between the 2nd and the 3rd snapshot
@@ -120,7 +131,8 @@ snapshot_world() {
     chmod +x "$STUB_BIN/date"
   }
   each_fault retention_world "$(rebase "$(cluster_script wal-retention)" \
-    LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" ARCHIVE="$SANDBOX/arch" RM_BATCH=50)"
+    LOCK_FILE="$BATS_TEST_TMPDIR/snapshot.lock" ARCHIVE="$SANDBOX/arch" RM_BATCH=50 \
+    GENERATIONS="$SANDBOX/generations")"
 }
 
 @test "faults: the restore script, failing at each change, stops and then resumes on a re-run" {
@@ -183,12 +195,22 @@ snapshot_world() {
   fault_point "$PGHOME/bin/pg_basebackup"
   fault_point "$PGHOME/bin/psql"
   export PITR_REPLICATION_PASSWORD=secret
+  # the base backup of a rebuilt primary: a new system identifier starts a new generation
+  STUB_TARGET=$PGHOME/bin stub pg_controldata 'echo "Database system identifier:           7399999999999999999"'
   basebackup_world() {
     echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
     mkdir -p "$SANDBOX/mnt/pg_root" "$SANDBOX/home"
+    make_pool
+    "$STUB_BIN/zfs" create -p -o mountpoint=/x -o pitr-bundle:system-id=7301234567890123456 \
+      -o pitr-bundle:wal-kept-from=000000010000003000000010 "$(cluster_fact "['dataset']")"
+    # the old system's WAL in two day folders: set apart into its generation
+    wal_file "$SANDBOX/arch/2026-11-23/000000010000003000000010" 7301234567890123456 24
+    wal_file "$SANDBOX/arch/2026-11-24/000000010000003000000011" 7301234567890123456 24
   }
+  fault_point mkdir
   each_fault basebackup_world "$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
-    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup")"
+    PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup" \
+    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")" --yes
 }
 
 @test "faults: the primary-side script, failing at each change, stops and then completes on a re-run" {

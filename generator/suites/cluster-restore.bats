@@ -36,13 +36,14 @@ setup() {
   world_reset
 }
 
+# snapshot_at TIME [-o PROPERTY=VALUE...]
 snapshot_at() {
   local stamp
   stamp=$(/bin/date -u -d "$1" +%Y%m%dT%H%M%SZ)
   # the fake zfs stamps creation with `date`: make it the snapshot's own time
   printf '#!/bin/sh\nexec /bin/date -d "%s" "$@"\n' "$1" >"$STUB_BIN/date"
   chmod +x "$STUB_BIN/date"
-  "$STUB_BIN/zfs" snapshot "$DATASET@$PREFIX$stamp"
+  "$STUB_BIN/zfs" snapshot "${@:2}" "$DATASET@$PREFIX$stamp"
   rm -f "$STUB_BIN/date"
 }
 
@@ -482,4 +483,51 @@ echo f'
   run -1 "$(rebase "$RESTORE_SCRIPT" ARCHIVE="$SANDBOX/no-archive")" --list
   [[ $output == *"ERROR: the archive folder $SANDBOX/no-archive is missing"* ]]
   [[ $output == *"${PREFIX}20261124T080100Z"* ]]
+}
+
+# generations: snapshots record their system and major (snapshot.sh), the dataset the system of
+# the newest base backup (50-basebackup.sh); PostgreSQL 16 binaries, a fixed major
+generation_world() {
+  RESTORE_SCRIPT=$(rebase "$RESTORE_SCRIPT" PG_MAJOR=16)
+  "$STUB_BIN/zfs" set pitr-bundle:system-id=7399999999999999999 "$DATASET"
+  snapshot_at "2026-11-24 08:01:00Z" -o pitr-bundle:system-id=7301234567890123456 -o pitr-bundle:major=16
+  snapshot_at "2026-11-24 10:01:00Z" -o pitr-bundle:system-id=7399999999999999999 -o pitr-bundle:major=16
+  : >"$STUB_LOG"
+}
+
+@test "restore: a snapshot of another system than the archive's is refused, naming both" {
+  generation_world
+  run -3 "$RESTORE_SCRIPT" --target-time '2026-11-24 09:00:00+00' --name g1 --yes
+  [[ $output == *"ERROR: $DATASET@${PREFIX}20261124T080100Z is of system 7301234567890123456, the archive holds the WAL of system 7399999999999999999"*"--snapshot ${PREFIX}20261124T080100Z"* ]]
+  [ -z "$(changing_calls)" ]
+}
+
+@test "restore: a snapshot of the archive's system is restored (the refusal's twin)" {
+  generation_world
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 11:00:00+00' --name g1 --yes
+  [[ $output != *"WARNING"*"system"* ]]
+  calls "^zfs clone .*$DATASET@${PREFIX}20261124T100100Z " | grep -q .
+}
+
+@test "restore: --snapshot opens a snapshot of an older system as it was taken" {
+  generation_world
+  run -0 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20261124T080100Z" --name g1 --yes
+  calls "^zfs clone .*$DATASET@${PREFIX}20261124T080100Z " | grep -q .
+}
+
+@test "restore: a snapshot of another major than the binaries is refused, naming both" {
+  generation_world
+  snapshot_at "2026-11-24 10:30:00Z" -o pitr-bundle:system-id=7399999999999999999 -o pitr-bundle:major=9.6
+  : >"$STUB_LOG"
+  run -3 "$RESTORE_SCRIPT" --snapshot "${PREFIX}20261124T103000Z" --name g1 --yes
+  [[ $output == *"ERROR: $DATASET@${PREFIX}20261124T103000Z is of PostgreSQL 9.6, this cluster's binaries are PostgreSQL 16"* ]]
+  [ -z "$(changing_calls)" ]
+}
+
+@test "restore: a snapshot taken before systems were recorded: a warning, then the restore" {
+  generation_world
+  snapshot_at "2026-11-24 10:30:00Z"
+  run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 11:00:00+00' --name g1 --yes
+  [[ $output == *"WARNING: $DATASET@${PREFIX}20261124T103000Z records no system identifier or major"* ]]
+  [[ $output == *"is open"* ]]
 }

@@ -19,7 +19,10 @@ make_world() {
   stub flock
   stub logger
   set_clock "2026-01-01 08:01:00"
-  SNAPSHOT_SCRIPT=$(rebase "$(cluster_script snapshot)" LOCK_FILE="$SANDBOX/snapshot.lock")
+  # PostgreSQL 16, a fixed major: the suite does not read the cluster's
+  fake_standby "$PITR_WORLD/pghome" "$SANDBOX/pgdata" 16
+  SNAPSHOT_SCRIPT=$(rebase "$(cluster_script snapshot)" LOCK_FILE="$SANDBOX/snapshot.lock" \
+    PGHOME="$PITR_WORLD/pghome" PGDATA="$FAKE_PGDATA")
 }
 
 setup_file() {
@@ -200,29 +203,11 @@ PY
   ! calls '^zfs (snapshot|destroy)' | grep -q .
 }
 
-# fake_controldata REDO TLI SEGSIZE [REDO_FILE_LINE]: a pg_controldata of a standby's PGDATA
-fake_controldata() {
-  PGHOME=$BATS_TEST_TMPDIR/pghome
-  mkdir -p "$SANDBOX/pgdata/global"
-  : >"$SANDBOX/pgdata/global/pg_control"
-  stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
-  {
-    printf 'pg_control version number:            903\n'
-    printf "Latest checkpoint's REDO location:    %s\n" "$1"
-    [[ -z ${4:-} ]] || printf "Latest checkpoint's REDO WAL file:    %s\n" "$4"
-    printf "Latest checkpoint's TimeLineID:       %s\n" "$2"
-    printf 'Bytes per WAL segment:                %s\n' "$3"
-  } >"$BATS_TEST_TMPDIR/controldata.out"
-  STUB_TARGET=$PGHOME/bin stub pg_controldata "cat $BATS_TEST_TMPDIR/controldata.out"
-  SNAPSHOT_SCRIPT=$(rebase "$SNAPSHOT_SCRIPT" PGHOME="$PGHOME" PGDATA="$SANDBOX/pgdata")
-}
-
 redo_of_newest() {
   "$STUB_BIN/zfs" get -H -o value pitr-bundle:redo-wal "$(snapshots | tail -n1)"
 }
 
 @test "snapshot: records the REDO WAL file pg_controldata reports on the snapshot (10+ output)" {
-  fake_controldata 2/A3000028 1 16777216 0000000100000002000000A3
   run -0 "$SNAPSHOT_SCRIPT"
   [ "$(redo_of_newest)" = 0000000100000002000000A3 ]
   [[ $output == *"replay from it starts in WAL file 0000000100000002000000A3"* ]]
@@ -231,14 +216,104 @@ redo_of_newest() {
 }
 
 @test "snapshot: derives the REDO WAL file where pg_controldata has no such line (9.0, 64 MB segments, timeline 3)" {
-  fake_controldata 1F/C4000020 3 67108864
+  write_controldata 1F/C4000020 3 67108864
   run -0 "$SNAPSHOT_SCRIPT"
   # 0xC4000020 / 64 MB = segment 0x31 of log 0x1F
   [ "$(redo_of_newest)" = 000000030000001F00000031 ]
 }
 
-@test "snapshot: without a readable pg_control the snapshot is taken without the property, with a warning" {
+prop_of_newest() {
+  "$STUB_BIN/zfs" get -H -o value "$1" "$(snapshots | tail -n1)"
+}
+
+@test "snapshot: records the system identifier, major and timeline on the snapshot" {
+  run -0 "$SNAPSHOT_SCRIPT" --no-prune
+  [ "$(prop_of_newest pitr-bundle:system-id)" = 7301234567890123456 ]
+  [ "$(prop_of_newest pitr-bundle:major)" = 16 ]
+  [ "$(prop_of_newest pitr-bundle:timeline)" = 1 ]
+  # at creation, in the same zfs call as the REDO WAL file
+  calls '^zfs snapshot ' | grep -q -- '-o pitr-bundle:system-id=7301234567890123456 -o pitr-bundle:major=16 -o pitr-bundle:timeline=1 -o pitr-bundle:redo-wal=0000000100000002000000A3 '
+  [[ $output == *"(system 7301234567890123456, PostgreSQL 16, timeline 1; replay from"* ]]
+}
+
+@test "snapshot: the timeline is the minimum recovery point's when replay followed a newer one" {
+  write_controldata 2/A3000028 2 16777216 "" "in archive recovery" 3
+  run -0 "$SNAPSHOT_SCRIPT" --no-prune
+  [ "$(prop_of_newest pitr-bundle:timeline)" = 3 ]
+}
+
+@test "snapshot: a standby that is not running is not snapshotted" {
+  rm "$FAKE_PGDATA/postmaster.pid"
+  run -3 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"ERROR: no snapshot of $FAKE_PGDATA: the standby is not running"*"Start it"* ]]
+  calls '^logger .*ERROR: no snapshot of .*not running' | grep -q .
+  [ -z "$(snapshots)" ]
+}
+
+@test "snapshot: a standby promoted by mistake is not snapshotted" {
+  write_controldata 2/A3000028 2 16777216 "" "in production"
+  run -3 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"not in recovery (cluster state: in production): promoted by mistake?"*"new base backup"* ]]
+  [ -z "$(snapshots)" ]
+}
+
+@test "snapshot: a PGDATA whose base backup is unfinished is not snapshotted" {
+  : >"$FAKE_PGDATA/.pitr-bundle-basebackup-incomplete"
+  run -3 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"its base backup is unfinished"*"Run the base backup script again"* ]]
+  [ -z "$(snapshots)" ]
+}
+
+@test "snapshot: a PGDATA without a readable PG_VERSION stops the run, no snapshot" {
+  rm "$FAKE_PGDATA/PG_VERSION"
+  run -1 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"PG_VERSION gives no major"* ]]
+  [ -z "$(snapshots)" ]
+}
+
+@test "snapshot: --dry-run refuses a stopped standby too" {
+  rm "$FAKE_PGDATA/postmaster.pid"
+  run -3 "$SNAPSHOT_SCRIPT" --dry-run
+  [[ $output == *"the standby is not running"* ]]
+}
+
+@test "snapshot: where pg_controldata cannot read pg_control, the standby's signal file tells; nothing unknown is recorded" {
+  rm "$FAKE_PGDATA/global/pg_control"
+  touch "$FAKE_PGDATA/standby.signal"
+  run -0 "$SNAPSHOT_SCRIPT" --no-prune
+  [[ $output == *"WARNING: pg_controldata of "*"its signal file tells"*"records no system identifier, timeline or REDO point"* ]]
+  [[ $output == *"(system unknown, PostgreSQL 16, timeline unknown)"* ]]
+  [ "$(prop_of_newest pitr-bundle:major)" = 16 ]
+  [ "$(prop_of_newest pitr-bundle:system-id)" = - ]
+  [ "$(prop_of_newest pitr-bundle:timeline)" = - ]
+  [ "$(redo_of_newest)" = - ]
+}
+
+@test "snapshot: where pg_controldata cannot read pg_control, a standby without its signal file (promoted) is refused" {
+  rm "$FAKE_PGDATA/global/pg_control"
+  touch "$FAKE_PGDATA/recovery.done"
+  run -3 "$SNAPSHOT_SCRIPT"
+  [[ $output == *"not in recovery (cluster state: no standby.signal or recovery.conf): promoted by mistake?"* ]]
+  [ -z "$(snapshots)" ]
+  touch "$FAKE_PGDATA/recovery.conf"
+  run -0 "$SNAPSHOT_SCRIPT"
+}
+
+@test "snapshot: a pg_control caught mid-write (CRC) is read again" {
+  printf '1\n' >"$BATS_TEST_TMPDIR/reads"
+  STUB_TARGET=$PITR_WORLD/pghome/bin stub pg_controldata "
+n=\$(cat $BATS_TEST_TMPDIR/reads); echo \$((n + 1)) >$BATS_TEST_TMPDIR/reads
+if ((n < 3)); then echo 'WARNING: Calculated CRC checksum does not match value stored in file.'; fi
+cat \"\$1/.fake-controldata\""
+  run -0 "$SNAPSHOT_SCRIPT" --no-prune
+  [ "$(redo_of_newest)" = 0000000100000002000000A3 ]
+  [ "$(cat "$BATS_TEST_TMPDIR/reads")" = 4 ]
+}
+
+@test "snapshot: a REDO point pg_controldata does not give: the snapshot has the other properties, with a warning" {
+  write_controldata garbage 1 16777216
   run -0 "$SNAPSHOT_SCRIPT"
   [ "$(redo_of_newest)" = - ]
+  [ "$(prop_of_newest pitr-bundle:system-id)" = 7301234567890123456 ]
   [[ $output == *"WARNING: pg_controldata could not tell the REDO point"* ]]
 }

@@ -25,7 +25,7 @@ make_world() {
   stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
   set_clock "2026-03-01 08:01:00"
   RETENTION=$(rebase "$(cluster_script wal-retention)" LOCK_FILE="$SANDBOX/snapshot.lock" \
-    ARCHIVE="$ARCHIVE")
+    ARCHIVE="$ARCHIVE" GENERATIONS="$SANDBOX/generations")
   : >"$STUB_LOG"
 }
 
@@ -46,10 +46,12 @@ segment() {
   printf '00000001%08X%08X' $(($1 / 256)) $(($1 % 256))
 }
 
-# snapshot_now [REDO]: one of our snapshots at the fake clock's time, with the REDO property
+# snapshot_now [REDO [SYSTEM]]: one of our snapshots at the fake clock's time, with the REDO
+# property (and the system identifier)
 snapshot_now() {
   local args=()
   [[ -z ${1:-} ]] || args=(-o "pitr-bundle:redo-wal=$1")
+  [[ -z ${2:-} ]] || args+=(-o "pitr-bundle:system-id=$2")
   "$STUB_BIN/zfs" snapshot "${args[@]}" "$DATASET@$PREFIX$(now_stamp)"
 }
 
@@ -173,16 +175,80 @@ archived() {
   [ "$("$STUB_BIN/zfs" get -H -o value pitr-bundle:wal-kept-from "$DATASET")" = "$(segment 60)" ]
 }
 
+# generations: the archive is of system NEW (the dataset records it), an earlier system OLD's
+# WAL is set apart in generations/OLD; OLD's snapshots have later WAL names than NEW's
+readonly OLD=7301234567890123456 NEW=7399999999999999999
+
+@test "wal-retention: only the archive's system's snapshots count for the archive" {
+  "$STUB_BIN/zfs" set "pitr-bundle:system-id=$NEW" "$DATASET"
+  set_clock "2026-01-02 08:01:00"
+  snapshot_now "$(segment 90)" "$OLD"
+  set_clock "2026-03-01 08:01:00"
+  snapshot_now "$(segment 90)" "$OLD"
+  advance 3600
+  wal 2026-03-01 "$(segment 1)" "$(segment 2)" "$(segment 3)"
+  snapshot_now "$(segment 2)" "$NEW"
+  advance 3600
+  run -0 "$RETENTION"
+  # the old system's REDO points (later names) neither anchor nor set the floor
+  [[ $output == *"anchor snapshot $DATASET@${PREFIX}20260301T090100Z;"* ]]
+  [[ $output == *"first WAL file kept: $(segment 2)"* ]]
+  [ "$(archived)" = "$(printf '2026-03-01/%s\n' "$(segment 2)" "$(segment 3)")" ]
+  [ "$("$STUB_BIN/zfs" get -H -o value pitr-bundle:wal-kept-from "$DATASET")" = "$(segment 2)" ]
+}
+
+@test "wal-retention: a new system without a snapshot yet keeps every WAL file" {
+  "$STUB_BIN/zfs" set "pitr-bundle:system-id=$NEW" "$DATASET"
+  set_clock "2026-01-02 08:01:00"
+  snapshot_now "$(segment 90)" "$OLD"
+  set_clock "2026-03-01 08:01:00"
+  wal 2026-03-01 "$(segment 1)" "$(segment 2)"
+  run -0 "$RETENTION"
+  [[ $output == *"no snapshot of $DATASET yet (of the archive's system)"* ]]
+  [ "$(archived | wc -l)" -eq 2 ]
+}
+
+@test "wal-retention: an earlier system's WAL stays while a snapshot of it is left, and goes with the last" {
+  "$STUB_BIN/zfs" set "pitr-bundle:system-id=$NEW" "$DATASET"
+  mkdir -p "$SANDBOX/generations/$OLD/2026-01-02"
+  printf x >"$SANDBOX/generations/$OLD/2026-01-02/$(segment 90)"
+  set_clock "2026-01-02 08:01:00"
+  snapshot_now "$(segment 90)" "$OLD"
+  old="$DATASET@$PREFIX$(now_stamp)"
+  set_clock "2026-03-01 08:01:00"
+  snapshot_now "$(segment 2)" "$NEW"
+  run -0 "$RETENTION"
+  [[ $output == *"generation of system $OLD: 1 snapshot(s) of it (or recording no system) left"* ]]
+  [ -e "$SANDBOX/generations/$OLD/2026-01-02/$(segment 90)" ]
+  # a snapshot that records no system may be of it: the WAL stays too
+  "$STUB_BIN/zfs" destroy -d "$old"
+  set_clock "2026-01-03 08:01:00"
+  snapshot_now "$(segment 91)"
+  legacy="$DATASET@$PREFIX$(now_stamp)"
+  set_clock "2026-03-01 09:01:00"
+  run -0 "$RETENTION"
+  [ -e "$SANDBOX/generations/$OLD/2026-01-02/$(segment 90)" ]
+  "$STUB_BIN/zfs" destroy -d "$legacy"
+  run -0 "$RETENTION" --dry-run
+  [[ $output == *"would run: rm -rf -- $SANDBOX/generations/$OLD"* ]]
+  [ -e "$SANDBOX/generations/$OLD" ]
+  run -0 "$RETENTION"
+  [[ $output == *"generation of system $OLD: no snapshot of it left: its WAL goes"* ]]
+  [ ! -e "$SANDBOX/generations/$OLD" ]
+}
+
 # the span is exhaustive (44 runs, each checked against the model): `check --deep` runs it
 # bats test_tags=deep
 @test "wal-retention: over a simulated span of snapshot runs the archive stays bounded and no needed WAL file ever goes" {
   # a fake standby whose REDO point trails the newest archived segment by a few segments
+  # (running in recovery, PostgreSQL 16: a fixed major, the suite does not read the cluster's)
   PGHOME=$BATS_TEST_TMPDIR/pghome
-  mkdir -p "$SANDBOX/pgdata/global"
-  : >"$SANDBOX/pgdata/global/pg_control"
+  fake_standby "$PGHOME" "$SANDBOX/pgdata" 16
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$PGHOME/bin stub pg_controldata 'n=$(cat "$SANDBOX/.redo")
 printf "pg_control version number:            1300\n"
+printf "Database system identifier:           7301234567890123456\n"
+printf "Database cluster state:               in archive recovery\n"
 printf "Latest checkpoint'"'"'s REDO location:    %X/%X\n" $((n / 256)) $(((n % 256) * 16777216 + 40))
 printf "Latest checkpoint'"'"'s TimeLineID:       1\n"
 printf "Bytes per WAL segment:                16777216\n"'

@@ -23,7 +23,7 @@ if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
 fi
 
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
-if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|snapshot|destroy|clone))$ ]]; then
+if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone))$ ]]; then
   changes=0
   [[ ! -f $state/.changes ]] || read -r changes <"$state/.changes"
   changes=$((changes + 1))
@@ -266,6 +266,12 @@ case "$cmd $*" in
   "zfs get -H -o value "*@*) snap_file "$6"; [[ -e $REPLY ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
+  "zfs inherit "*)
+    # a user property set locally goes (the fake has no inheritance from parents)
+    exists "$3" || exit 1
+    ds_file "$3"
+    grep -v "^$2=" "$REPLY" >"$REPLY.new" || true
+    mv "$REPLY.new" "$REPLY" ;;
   "zfs create "*)
     shift
     props=()

@@ -413,6 +413,49 @@ rm -rf "$src"'
   STUB_TARGET=$dir/bin stub psql
 }
 
+# fake_standby PGHOME PGDATA MAJOR: a standby's PGDATA (a finished base backup of MAJOR) whose
+# server runs in recovery, with stubs in PGHOME: pg_ctl status (running while postmaster.pid is
+# there) and pg_controldata (prints PGDATA/.fake-controldata, which write_controldata writes)
+fake_standby() {
+  local pghome=$1
+  FAKE_PGDATA=$2
+  mkdir -p "$FAKE_PGDATA/global"
+  : >"$FAKE_PGDATA/global/pg_control"
+  echo "$3" >"$FAKE_PGDATA/PG_VERSION"
+  echo 4242 >"$FAKE_PGDATA/postmaster.pid"
+  stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
+  STUB_TARGET=$pghome/bin stub pg_ctl '[[ $1 == -D && $3 == status && -f $2/postmaster.pid ]]'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$pghome/bin stub pg_controldata 'cat "$1/.fake-controldata"'
+  write_controldata 2/A3000028 1 16777216 0000000100000002000000A3
+}
+
+# write_controldata REDO TLI SEGSIZE [REDO_FILE_LINE [STATE [MIN_RECOVERY_TLI [SYSID]]]]: what
+# pg_controldata says of fake_standby's PGDATA (default state: in archive recovery)
+write_controldata() {
+  {
+    printf 'pg_control version number:            1300\n'
+    printf 'Database system identifier:           %s\n' "${7:-7301234567890123456}"
+    printf 'Database cluster state:               %s\n' "${5:-in archive recovery}"
+    printf "Latest checkpoint's REDO location:    %s\n" "$1"
+    [[ -z ${4:-} ]] || printf "Latest checkpoint's REDO WAL file:    %s\n" "$4"
+    printf "Latest checkpoint's TimeLineID:       %s\n" "$2"
+    [[ -z ${6:-} ]] || printf "Min recovery ending loc's timeline:   %s\n" "$6"
+    printf 'Bytes per WAL segment:                %s\n' "$3"
+  } >"$FAKE_PGDATA/.fake-controldata"
+}
+
+# wal_file PATH SYSID OFFSET: a WAL segment whose first page header names system SYSID at
+# OFFSET (24 from PostgreSQL 9.3 on, 16 before)
+wal_file() {
+  mkdir -p "${1%/*}"
+  "$PYTHON" -S -c 'import struct, sys
+path, sysid, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+page = bytearray(64)
+page[offset:offset + 8] = struct.pack("<Q", sysid)
+open(path, "wb").write(bytes(page))' "$@"
+}
+
 # setup_cluster_user: stubs, fake ownership and accounts, and the cluster's user with its home
 # in the sandbox (what the cluster suites start from)
 setup_cluster_user() {

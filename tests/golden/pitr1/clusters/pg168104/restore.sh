@@ -324,6 +324,28 @@ check_wal_kept() {
   exit "$EXIT_REFUSED"
 }
 
+# check_generation SNAPSHOT MODE: refuse a snapshot of another major than these binaries, and,
+# for a replay from the archive (every MODE but --snapshot), one of another system than the
+# one the archive's WAL is of (50-basebackup.sh records it on the dataset: a rebuilt primary is
+# a new system). Snapshots taken before snapshot.sh recorded these: a warning.
+check_generation() {
+  local snapshot=$1 mode=$2 sysid major current
+  local sysid_property=pitr-bundle:system-id major_property=pitr-bundle:major
+  sysid=$(zfs get -H -o value "$sysid_property" "$snapshot")
+  major=$(zfs get -H -o value "$major_property" "$snapshot")
+  if [[ ! $sysid =~ ^[0-9]{1,20}$ || ! $major =~ ^[0-9.]{1,5}$ ]]; then
+    warn "$snapshot records no system identifier or major (taken before snapshot.sh recorded them): not checked against PostgreSQL $PG_MAJOR and the archive's system"
+    return 0
+  fi
+  if [[ $major != "$PG_MAJOR" ]]; then
+    die "$snapshot is of PostgreSQL $major, this cluster's binaries are PostgreSQL $PG_MAJOR: a restore of it needs PostgreSQL $major's binaries" "$EXIT_REFUSED"
+  fi
+  current=$(zfs get -H -o value "$sysid_property" "$DATASET")
+  if [[ $mode != snapshot && $current =~ ^[0-9]+$ && $sysid != "$current" ]]; then
+    die "$snapshot is of system $sysid, the archive holds the WAL of system $current (the primary was rebuilt since: a new generation), so no replay from the archive can start from it. Open it as it was taken: --snapshot ${snapshot#*@}" "$EXIT_REFUSED"
+  fi
+}
+
 oldest_snapshot() {
   zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET" | grep -F -m1 "@$PREFIX" || true
 }
@@ -692,6 +714,7 @@ restore() {
       "$EXIT_REFUSED"
   fi
   SNAPSHOT=$snapshot RESTORE_NAME=$name
+  check_generation "$snapshot" "$mode"
   if [[ $mode == snapshot ]]; then
     info "snapshot $snapshot as it was taken, with the WAL it holds (PostgreSQL $PG_MAJOR)"
   else

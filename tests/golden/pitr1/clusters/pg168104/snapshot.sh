@@ -12,6 +12,11 @@
 # Each snapshot carries pitr-bundle:redo-wal: the WAL file replay from it starts in (the REDO
 # point of the standby's last restartpoint, read with pg_controldata just before the snapshot,
 # so never later than the snapshot's own). The WAL retention keeps the WAL from there.
+# It also carries the standby's system identifier (pitr-bundle:system-id), major
+# (pitr-bundle:major) and timeline (pitr-bundle:timeline): restore.sh refuses a snapshot of
+# another system or major. A standby that is not running, not in recovery (promoted by
+# mistake) or whose base backup is unfinished is not snapshotted (exit 3): such a snapshot
+# would not restore what the primary wrote.
 # Installed as /usr/local/sbin/pitr-snapshot-pg168104 and run from /etc/cron.d by the snapshot-cron script.
 # zfs calls per run do not grow with the number of snapshots: one snapshot, two listings,
 # one batched destroy (OpenZFS) or one destroy per pruned snapshot (older ZFS).
@@ -185,6 +190,12 @@ readonly HOOK_PGHOME=/pg_home/pg168104/pgsql HOOK_PGDATA=/pg168104/pg_root HOOK_
 readonly LOCK_FILE=/run/lock/pitr-snapshot-pg168104.lock
 readonly DESTROY_BATCH=5000
 readonly REDO_PROPERTY=pitr-bundle:redo-wal
+readonly SYSTEM_ID_PROPERTY=pitr-bundle:system-id MAJOR_PROPERTY=pitr-bundle:major \
+  TIMELINE_PROPERTY=pitr-bundle:timeline
+# left in PGDATA by the base backup script while it writes a base backup there
+readonly INCOMPLETE_MARK=.pitr-bundle-basebackup-incomplete
+# what pg_controldata and PG_VERSION say of the standby (read_controldata, read_properties)
+CONTROLDATA="" SYSID="" MAJOR="" TLI="" REDO=""
 
 usage() {
   cat <<USAGE
@@ -192,7 +203,8 @@ Usage: $PROG [--dry-run] [--no-prune]
 Take snapshot $DATASET@${PREFIX}<UTC time> and prune by the retention policy.
   -n, --dry-run   list what would be taken and pruned, change nothing
       --no-prune  only take the snapshot
-Exit: 0 done, 1 a step failed, 2 usage, 3 another run holds the lock.
+Exit: 0 done, 1 a step failed, 2 usage, 3 refused (another run holds the lock; the standby
+      is not running in recovery, or its base backup is unfinished).
 USAGE
 }
 
@@ -215,21 +227,96 @@ run_pre_hook() {
   ((rc == 0)) || die "pre-snapshot hook failed (exit $rc): no snapshot taken"
 }
 
+# read_controldata: pg_controldata of $PGDATA into CONTROLDATA; fails when it cannot be read
+read_controldata() {
+  local _
+  [[ -x $PGHOME/bin/pg_controldata && -f $PGDATA/global/pg_control ]] || return 1
+  for _ in 1 2 3 4 5; do
+    CONTROLDATA=$(as_user "$PGHOME/bin/pg_controldata" "$PGDATA" 2>&1) || return 1
+    # a pg_control caught while the server rewrites it fails its CRC check: read it again
+    [[ $CONTROLDATA == *"CRC"* ]] || return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# control_field LABEL: the value of one line of CONTROLDATA ("Database cluster state" ...)
+control_field() {
+  sed -n "s/^$1: *//p" <<<"$CONTROLDATA"
+}
+
+# refuse WHY WHAT_TO_DO: no snapshot of this standby, said in the log (and syslog) with what to do
+refuse() {
+  die "no snapshot of $PGDATA: $1. $2" "$EXIT_REFUSED"
+}
+
+# check_standby: refuse unless $PGDATA holds a finished base backup whose server runs in
+# recovery (a snapshot of anything else would not restore what the primary wrote); reads
+# CONTROLDATA for the properties. pg_ctl and pg_controldata need no connection (hot_standby
+# off) and speak the same on every version. Where pg_controldata cannot read pg_control (a
+# build without it), the signal file that promotion removes tells: standby.signal (12+) or
+# recovery.conf (renamed recovery.done by a promotion before 12).
+check_standby() {
+  if [[ -e $PGDATA/$INCOMPLETE_MARK ]]; then
+    refuse "its base backup is unfinished ($PGDATA/$INCOMPLETE_MARK is there)" \
+      "Run the base backup script again to finish it, then start the standby."
+  fi
+  if ! as_user "$PGHOME/bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    refuse "the standby is not running (pg_ctl -D $PGDATA status)" \
+      "Start it (the standby script, or pg_ctl -D $PGDATA start as $OS_USER) and look at its log."
+  fi
+  local state
+  if read_controldata; then
+    state=$(control_field "Database cluster state")
+  else
+    CONTROLDATA=""
+    warn "pg_controldata of $PGHOME cannot read $PGDATA/global/pg_control: its signal file tells whether the standby is in recovery, and the snapshot records no system identifier, timeline or REDO point"
+    state="in archive recovery"
+    [[ -e $PGDATA/standby.signal || -e $PGDATA/recovery.conf ]] || state="no standby.signal or recovery.conf"
+  fi
+  if [[ $state != "in archive recovery" ]]; then
+    refuse "the standby is not in recovery (cluster state: ${state:-unknown}): promoted by mistake?" \
+      "It no longer follows the primary: take a new base backup (the base backup script with --force) and start the standby again."
+  fi
+}
+
 # redo_wal: the WAL file replay from a snapshot of $PGDATA taken now starts in; nothing when
 # pg_controldata cannot tell. The name is derived from the REDO location, its timeline and the
 # segment size, the same way for every version (9.0's pg_controldata has no "REDO WAL file").
 redo_wal() {
-  local out lsn tli size
-  [[ -x $PGHOME/bin/pg_controldata && -f $PGDATA/global/pg_control ]] || return 0
-  out=$(as_user "$PGHOME/bin/pg_controldata" "$PGDATA" 2>&1) || return 0
-  # a pg_control caught while the server rewrites it fails its CRC check
-  [[ $out != *"CRC"* ]] || return 0
-  lsn=$(sed -n "s/^Latest checkpoint's REDO location: *//p" <<<"$out")
-  tli=$(sed -n "s/^Latest checkpoint's TimeLineID: *//p" <<<"$out")
-  size=$(sed -n "s/^Bytes per WAL segment: *//p" <<<"$out")
+  local lsn tli size
+  lsn=$(control_field "Latest checkpoint's REDO location")
+  tli=$(control_field "Latest checkpoint's TimeLineID")
+  size=$(control_field "Bytes per WAL segment")
   [[ $tli =~ ^[0-9]{1,9}$ && $size =~ ^[1-9][0-9]{0,10}$ ]] || return 0
   [[ $lsn =~ ^([0-9A-F]{1,8})/([0-9A-F]{1,8})$ ]] || return 0
   printf '%08X%08X%08X\n' "$tli" "$((16#${BASH_REMATCH[1]}))" "$((16#${BASH_REMATCH[2]} / size))"
+}
+
+# timeline: the standby's timeline, the newer of its last restartpoint's and its minimum
+# recovery point's (9.3+: replay may have followed a new timeline since the restartpoint)
+timeline() {
+  local tli min
+  tli=$(control_field "Latest checkpoint's TimeLineID")
+  min=$(control_field "Min recovery ending loc's timeline")
+  if [[ $min =~ ^[0-9]{1,9}$ && $tli =~ ^[0-9]{1,9}$ ]] && ((min > tli)); then
+    tli=$min
+  fi
+  printf '%s\n' "$tli"
+}
+
+# read_properties: SYSID, MAJOR, TLI and REDO (maybe empty) of the standby, for its snapshot
+# (the system identifier is decimal in every version's pg_controldata; PG_VERSION holds the
+# major as the spec writes it, "9.0" or "16": the binaries', since they run on it)
+read_properties() {
+  MAJOR=$(head -n1 "$PGDATA/PG_VERSION" 2>/dev/null || true)
+  [[ $MAJOR =~ ^[0-9]{1,2}(\.[0-9])?$ ]] || die "$PGDATA/PG_VERSION gives no major: ${MAJOR:-nothing}"
+  [[ -n $CONTROLDATA ]] || return 0
+  SYSID=$(control_field "Database system identifier")
+  TLI=$(timeline)
+  REDO=$(redo_wal)
+  [[ $SYSID =~ ^[0-9]{1,20}$ ]] || die "pg_controldata gave no database system identifier for $PGDATA"
+  [[ $TLI =~ ^[0-9]{1,9}$ ]] || die "pg_controldata gave no timeline for $PGDATA"
 }
 
 # retention_plan SNAPSHOTS ORIGINS: "keep|prune<TAB>name<TAB>why" for each of our snapshots.
@@ -327,16 +414,17 @@ main() {
     # a run in this same second took it and stopped before pruning: go on with that one
     info "$snapshot exists already: pruning only"
   else
-    local redo
-    redo=$(redo_wal)
-    if [[ -n $redo ]]; then
-      run zfs snapshot -o "$REDO_PROPERTY=$redo" "$snapshot"
-      info "took $snapshot (replay from it starts in WAL file $redo)"
-    else
+    check_standby
+    read_properties
+    local -a properties=(-o "$MAJOR_PROPERTY=$MAJOR")
+    [[ -z $SYSID ]] || properties=(-o "$SYSTEM_ID_PROPERTY=$SYSID" "${properties[@]}" -o "$TIMELINE_PROPERTY=$TLI")
+    if [[ -n $REDO ]]; then
+      properties+=(-o "$REDO_PROPERTY=$REDO")
+    elif [[ -n $CONTROLDATA ]]; then
       warn "pg_controldata could not tell the REDO point of $PGDATA: $snapshot gets no $REDO_PROPERTY (the WAL retention counts it with the previous snapshot's)"
-      run zfs snapshot "$snapshot"
-      info "took $snapshot"
     fi
+    run zfs snapshot "${properties[@]}" "$snapshot"
+    info "took $snapshot (system ${SYSID:-unknown}, PostgreSQL $MAJOR, timeline ${TLI:-unknown}${REDO:+; replay from it starts in WAL file $REDO})"
   fi
   ((prune)) || return 0
 

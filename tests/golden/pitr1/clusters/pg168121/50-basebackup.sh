@@ -329,6 +329,94 @@ take_backup() {
   run rm -rf -- "$STAGING"
 }
 
+# Generations: each base backup's system identifier is recorded on the cluster's dataset. A new
+# one means the primary was rebuilt (dump and restore, a major upgrade: a new initdb): its WAL
+# file names start again from the beginning. So the old system's WAL is set apart, out of the
+# archive (where it would block the new primary's archiving, whose helper never overwrites a
+# name, and mislead restores) into /pg_arch/pg168121/generations/<its system id>/<UTC day>/, where
+# the WAL retention removes it once no snapshot of that system is left; and the old system's
+# floor of kept WAL (pitr-bundle:wal-kept-from) goes. restore.sh refuses to replay a snapshot of another
+# system than the one recorded here from the archive.
+readonly DATASET=zp1/pg168121
+readonly SYSTEM_ID_PROPERTY=pitr-bundle:system-id KEPT_PROPERTY=pitr-bundle:wal-kept-from
+readonly ARCHIVE=/pg_arch/pg168121/arch GENERATIONS=/pg_arch/pg168121/generations
+# when this run started (epoch): history and backup files, which name no system, archived
+# before it belong to the old system
+STARTED=0
+
+# foreign_files NEW: "day<TAB>name" of each archived file that is not system NEW's: segments by
+# the system identifier in their first page header (8 bytes at offset 24 from 9.3 on, at 16
+# before: both are read, whichever major wrote them), history and backup files by their time
+foreign_files() {
+  local new=$1 path mtime name
+  local -a ids
+  find "$ARCHIVE" -mindepth 2 -maxdepth 2 -type f -printf '%P\t%T@\n' | sort |
+    while IFS=$'\t' read -r path mtime; do
+      name=${path#*/}
+      if [[ $name =~ ^[0-9A-F]{24}(\.partial)?$ ]]; then
+        read -r -a ids < <(od -A n -t u8 -j 16 -N 16 -- "$ARCHIVE/$path" 2>/dev/null || true)
+        [[ ${ids[0]:-} != "$new" && ${ids[1]:-} != "$new" ]] || continue
+      elif [[ $name =~ ^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$|^[0-9A-F]{8}\.history$ ]]; then
+        ((${mtime%.*} < STARTED)) || continue
+      else
+        continue  # not WAL: never touched
+      fi
+      printf '%s\t%s\n' "${path%%/*}" "$name"
+    done
+}
+
+# set_apart OLD NEW: move the archive's files that are not system NEW's into $GENERATIONS/OLD
+set_apart() {
+  local old=$1 new=$2 listing day name count=0
+  listing=$(foreign_files "$new")
+  [[ -z $listing ]] || count=$(wc -l <<<"$listing")
+  if ((count == 0)); then
+    info "the archive holds no WAL of system $old"
+    return 0
+  fi
+  confirm "Move the archive's $count file(s) of system $old (the rebuilt primary's are $new) into $GENERATIONS/$old?"
+  local -A days=()
+  while IFS=$'\t' read -r day name; do days[$day]+=" $name"; done <<<"$listing"
+  for day in "${!days[@]}"; do
+    local -a files=()
+    for name in ${days[$day]}; do files+=("$ARCHIVE/$day/$name"); done
+    run mkdir -p -- "$GENERATIONS/$old/$day"
+    run mv -t "$GENERATIONS/$old/$day" -- "${files[@]}"
+  done
+  info "set apart $count file(s) of system $old in $GENERATIONS/$old"
+}
+
+# record_generation: the base backup's system identifier on $DATASET; another one than
+# recorded starts a new generation
+record_generation() {
+  local sysid recorded
+  if ((DRY_RUN)); then
+    info "dry-run: would record the base backup's system identifier on $DATASET ($SYSTEM_ID_PROPERTY), and, if it is a new system, set the old one's WAL apart in $GENERATIONS"
+    return 0
+  fi
+  sysid=$(as_user "$PGHOME/bin/pg_controldata" "$PGDATA" 2>/dev/null |
+    sed -n 's/^Database system identifier: *//p') || true
+  if [[ ! $sysid =~ ^[0-9]{1,20}$ ]]; then
+    # a build without pg_controldata: the backup is as good, but no generation is told apart
+    warn "pg_controldata of $PGHOME cannot tell the base backup's system identifier: none is recorded on $DATASET, so a rebuilt primary is not told apart (and restore.sh cannot refuse another system's snapshot)"
+    return 0
+  fi
+  if ! recorded=$(zfs get -H -o value "$SYSTEM_ID_PROPERTY" "$DATASET" 2>/dev/null); then
+    warn "zfs cannot read $DATASET: the base backup's system $sysid is not recorded, so a rebuilt primary is not told apart"
+    return 0
+  fi
+  if [[ $recorded == "$sysid" ]]; then
+    info "system $sysid: the same system as the previous base backup"
+    return 0
+  fi
+  if [[ $recorded =~ ^[0-9]+$ ]]; then
+    warn "a new generation: the primary is now system $sysid, the previous base backup was of system $recorded (a rebuilt primary: dump and restore, or a major upgrade). Snapshots of system $recorded no longer replay from the archive (restore.sh --snapshot NAME opens one as it was taken)."
+    set_apart "$recorded" "$sysid"
+    run zfs inherit "$KEPT_PROPERTY" "$DATASET"
+  fi
+  run zfs set "$SYSTEM_ID_PROPERTY=$sysid" "$DATASET"
+}
+
 main() {
   parse_common_args "$@"
   ((${#REST[@]} == 0)) || usage_error "unknown argument: ${REST[0]}"
@@ -340,8 +428,12 @@ main() {
   step "replication password"
   ensure_pgpass
   step "base backup from $PRIMARY_HOST:$PRIMARY_PORT"
+  STARTED=$(date +%s)
   run as_user touch "$PGDATA/$INCOMPLETE_MARK"
   take_backup
+  # recorded before the mark goes: a run stopped in between takes the backup again
+  step "record the system identifier"
+  record_generation
   run rm -f -- "$PGDATA/$INCOMPLETE_MARK"
   info "done: next, the standby script writes the standby configuration and starts it"
 }

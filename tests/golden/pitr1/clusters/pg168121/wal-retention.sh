@@ -18,6 +18,11 @@
 # older than yesterday (UTC) go. The first kept segment is recorded on zp1/pg168121 as
 # pitr-bundle:wal-kept-from before anything is deleted: restore.sh refuses to replay from older WAL.
 # Snapshots older than the anchor stay restorable to their own point (restore.sh --snapshot).
+# Generations: the archive holds the WAL of the system the newest base backup is of
+# (pitr-bundle:system-id on the dataset); only that system's snapshots (and those taken
+# before snapshots recorded their system) count for it. An earlier system's WAL, set apart by
+# the base backup script in /pg_arch/pg168121/generations/<system id>/, stays whole while a snapshot of
+# that system (or one that records none) is left, and goes with the last one.
 # Runs after each snapshot run (the snapshot cron line), under the snapshot script's lock.
 # Installed as /usr/local/sbin/pitr-wal-retention-pg168121 by 70-install-snapshot-cron.sh.
 # --- common preamble (the same in every script of the bundle) ---------------------------------
@@ -173,6 +178,8 @@ readonly WINDOW_DAYS=7
 readonly LOCK_FILE=/run/lock/pitr-snapshot-pg168121.lock
 readonly REDO_PROPERTY=pitr-bundle:redo-wal
 readonly KEPT_PROPERTY=pitr-bundle:wal-kept-from
+readonly SYSTEM_ID_PROPERTY=pitr-bundle:system-id
+readonly GENERATIONS=/pg_arch/pg168121/generations
 readonly RM_BATCH=500
 
 usage() {
@@ -189,14 +196,17 @@ take_lock() {
   flock -n 9 || die "another run holds $LOCK_FILE: not running twice" "$EXIT_REFUSED"
 }
 
-# first_needed SNAPSHOTS ORIGINS WINDOW_START: "<first WAL file kept><TAB><anchor snapshot>",
-# "unknown<TAB>..." when a needed REDO point is not known, nothing without snapshots.
-# SNAPSHOTS: `name<TAB>redo WAL file` lines, oldest first; ORIGINS: one clone origin per line.
+# first_needed SNAPSHOTS ORIGINS WINDOW_START SYSTEMS SYSTEM: "<first WAL file kept><TAB><anchor
+# snapshot>", "unknown<TAB>..." when a needed REDO point is not known, nothing without snapshots.
+# SNAPSHOTS: `name<TAB>redo WAL file` lines, oldest first; ORIGINS: one clone origin per line;
+# SYSTEMS: `name<TAB>system id` lines: a snapshot of another system than SYSTEM (the archive's)
+# does not count (its WAL is set apart)
 first_needed() {
-  awk -F '\t' -v ours="$DATASET@$PREFIX" -v start="$3" '
+  awk -F '\t' -v ours="$DATASET@$PREFIX" -v start="$3" -v current="$5" '
     FILENAME == ARGV[1] { cloned[$1] = 1; next }
+    FILENAME == ARGV[2] { if ($2 ~ /^[0-9]+$/ && current ~ /^[0-9]+$/ && $2 != current) other[$1] = 1; next }
     {
-      if (index($1, ours) != 1) next
+      if (index($1, ours) != 1 || ($1 in other)) next
       stamp = substr($1, length(ours) + 1)
       if (length(stamp) != 16 || stamp !~ /^[0-9]+T[0-9]+Z$/) next
       n++; name[n] = $1; st[n] = stamp
@@ -215,7 +225,7 @@ first_needed() {
         if (cut == "" || substr(redo[i], 9) < substr(cut, 9)) cut = redo[i]
       }
       print cut "\t" name[anchor]
-    }' "$2" "$1"
+    }' "$2" "$4" "$1"
 }
 
 # doomed FILES FOLDERS CUT OLDEST_KEPT_DAY: "F<TAB>day/name<TAB>bytes" for each WAL file older
@@ -251,6 +261,26 @@ remove_files() {
   ((${#batch[@]} == 0)) || run rm -f -- "${batch[@]}"
 }
 
+# age_generations SYSTEMS: remove each earlier system's set-apart WAL ($GENERATIONS/<system id>)
+# once no snapshot of that system is left, nor one that records no system (it may be of it).
+# SYSTEMS: `name<TAB>system id` lines of the dataset's snapshots.
+age_generations() {
+  local systems=$1 folder system left
+  [[ -d $GENERATIONS ]] || return 0
+  for folder in "$GENERATIONS"/*/; do
+    system=$(basename "$folder")
+    [[ $system =~ ^[0-9]{1,20}$ ]] || continue
+    left=$(awk -F '\t' -v s="$system" -v ours="$DATASET@$PREFIX" \
+      'index($1, ours) == 1 && ($2 == s || $2 !~ /^[0-9]+$/) { n++ } END { print n + 0 }' "$systems")
+    if ((left > 0)); then
+      info "generation of system $system: $left snapshot(s) of it (or recording no system) left: its WAL in $folder stays"
+    else
+      info "generation of system $system: no snapshot of it left: its WAL goes"
+      run rm -rf -- "$GENERATIONS/$system"
+    fi
+  done
+}
+
 main() {
   parse_common_args "$@"
   ((${#REST[@]} == 0)) || usage_error "unknown argument: ${REST[0]}"
@@ -260,17 +290,24 @@ main() {
   zfs list -H -o name "$DATASET" >/dev/null 2>&1 || die "dataset $DATASET not found" "$EXIT_REFUSED"
   [[ -d $ARCHIVE ]] || die "archive folder $ARCHIVE missing" "$EXIT_REFUSED"
 
-  step "find the first WAL file a restore can need"
-  local now window_start snapshots origins needed cut anchor
+  local now window_start snapshots origins systems system needed cut anchor
   now=$(date -u +%s)
   window_start=$(date -u -d "@$((now - WINDOW_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
   make_temp snapshots
   make_temp origins
+  make_temp systems
   zfs list -H -t snapshot -o "name,$REDO_PROPERTY" -d 1 -s creation "$DATASET" >"$snapshots"
+  zfs list -H -t snapshot -o "name,$SYSTEM_ID_PROPERTY" -d 1 -s creation "$DATASET" >"$systems"
   zfs list -H -t filesystem,volume -o origin -r "$POOL" | grep -v '^-$' >"$origins" || true
-  needed=$(first_needed "$snapshots" "$origins" "$window_start")
+  system=$(zfs get -H -o value "$SYSTEM_ID_PROPERTY" "$DATASET")
+
+  step "earlier generations"
+  age_generations "$systems"
+
+  step "find the first WAL file a restore can need"
+  needed=$(first_needed "$snapshots" "$origins" "$window_start" "$systems" "$system")
   if [[ -z $needed ]]; then
-    info "no snapshot of $DATASET yet: every WAL file is kept"
+    info "no snapshot of $DATASET yet (of the archive's system): every WAL file is kept"
     return 0
   fi
   IFS=$'\t' read -r cut anchor <<<"$needed"
