@@ -220,15 +220,17 @@ base_backup() {
 }
 
 @test "check-primary: a state folder or counter it cannot read is UNKNOWN, never OK" {
-  [ "$(id -u)" -ne 0 ] || {
-    # root reads everything: an unreadable counter is a garbled one here
-    dropped 1 000000010000000000000002 2026-12-06T10:00:00Z
-    echo garbage >"$STATE_DIR/$CLUSTER-dropped-wal"
+  base_backup 000000010000000000000005
+  # a garbled counter, or one without its file name and time, is never read as "nothing since"
+  dropped 1 000000010000000000000002 2026-12-06T10:00:00Z
+  for garbled in garbage "1 16777216" "1 16777216 00000003.history yesterday"; do
+    echo "$garbled" >"$STATE_DIR/$CLUSTER-dropped-wal"
     run -3 "$CHECK" --pgdata "$PGDATA_DIR"
     [[ $output == *"$STATE_DIR/$CLUSTER-dropped-wal unreadable"* ]]
-    return 0
-  }
-  mkdir -p "$STATE_DIR"
+  done
+  rm -f "$STATE_DIR/$CLUSTER-dropped-wal"
+  # a folder this user cannot search hides the counter (root searches every folder)
+  [ "$(id -u)" -ne 0 ] || return 0
   chmod 0600 "$STATE_DIR"
   run -3 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == *"$STATE_DIR is not readable by"* ]]
