@@ -207,7 +207,7 @@ check_dropped() {
     return 0
   fi
   if [[ ! -r $DROPPED_FILE ]] || ! read -r count bytes last when <"$DROPPED_FILE" ||
-    ! [[ $count =~ ^[0-9]+$ && $bytes =~ ^[0-9]+$ ]]; then
+    ! [[ $count =~ ^[0-9]+$ && $bytes =~ ^[0-9]+$ && -n $last && $when == *T*Z ]]; then
     raise 3 "$DROPPED_FILE unreadable (it counts WAL the archive helper dropped)"
     return 0
   fi
@@ -220,7 +220,7 @@ check_dropped() {
     else
       # a timeline history file: by time, against when the backup history file was written
       since=$(date -u -d "$when" +%s 2>/dev/null) || since=""
-      [[ -n $since ]] && ((since < $(stat -c %Y -- "$PGDATA_DIR/$WAL_DIR/$backup"))) && return 0
+      [[ $since =~ ^[0-9]+$ ]] && ((since < $(stat -c %Y -- "$PGDATA_DIR/$WAL_DIR/$backup"))) && return 0
     fi
     since="after the start of the newest base backup (${backup%%.*})"
   else
