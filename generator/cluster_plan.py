@@ -54,10 +54,23 @@ def paths_of(host: HostSpec, cluster: Cluster) -> ClusterPaths:
         generations=f"{host.datasets.pg_arch.mountpoint}/{c.name}/generations", os_home=c.home_dir)
 
 
+def application_name(cluster: Cluster) -> str:
+    """The name the standby connects to its primary with (pg_stat_replication, and what
+    synchronous_standby_names would match): the cluster's name, held to [a-z_][a-z0-9_]*."""
+    return cluster.spec.name
+
+
+def backup_label(cluster: Cluster) -> str:
+    """The label of the bundle's base backups (pg_basebackup -l, pg_start_backup's first
+    argument): the primary's backup history files (*.backup) carry it as `LABEL: ...`, which
+    check-primary.sh reads to find the newest one of ours."""
+    return f"pitr-bundle {cluster.spec.name}"
+
+
 def primary_conninfo(cluster: Cluster) -> str:
     c = cluster.spec
     return (f"host={c.primary.address} port={c.primary.port} user={c.replication.user} "
-            f"application_name={c.name}")
+            f"application_name={application_name(cluster)}")
 
 
 def restore_command(paths: ClusterPaths) -> str:
@@ -222,9 +235,17 @@ def primary_facts_sql(cluster: Cluster) -> str:
         ]
     if pv.has("pg_stat_replication", version):
         rows.append(f"select 'senders_other', count(*)::text from pg_stat_replication "
-                    f"where application_name <> '{c.name}'")
+                    f"where application_name <> '{application_name(cluster)}'")
     else:
         rows.append("select 'senders_other', '0'")  # 9.0 does not show its walsenders
+    if pv.has("synchronous_standby_names", version):
+        # the step refuses a value that would make the backup standby synchronous, and names
+        # the other standbys streaming now for the value to write instead
+        rows += [
+            "select 'sync_names', current_setting('synchronous_standby_names')",
+            "select 'other_standbys', coalesce(string_agg(distinct application_name, ', '), '') "
+            f"from pg_stat_replication where application_name <> '{application_name(cluster)}'",
+        ]
     if c.replication.slot:
         slot = c.replication.slot
         rows += [

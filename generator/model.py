@@ -14,7 +14,7 @@ from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.cluster_plan import ClusterPaths
 from generator.schedule import longest_gap_minutes
-from generator.schema import ClusterSpec
+from generator.schema import DEFAULT_ARCHIVE_PROPERTIES, ClusterSpec
 from generator.validate import Cluster, Host
 
 VIP_UNIT = "pitr-bundle-vip.service"
@@ -154,9 +154,12 @@ def pool_layout(host: Host) -> tuple[list[str], list[str]]:
 
 def datasets_of(host: Host) -> tuple[DatasetPlan, ...]:
     shared = host.spec.datasets
+    defaults = {"pg_arch": DEFAULT_ARCHIVE_PROPERTIES}
     plans = [DatasetPlan(d.name, d.mountpoint,
-                         [f"{k}={v}" for k, v in sorted(d.properties.items())])
-             for d in (shared.pg_home, shared.pg_arch, shared.pg_log)]
+                         [f"{k}={v}" for k, v in sorted({**defaults.get(key, {}),
+                                                         **d.properties}.items())])
+             for key, d in (("pg_home", shared.pg_home), ("pg_arch", shared.pg_arch),
+                            ("pg_log", shared.pg_log))]
     plans += [DatasetPlan(c.dataset, c.mountpoint,
                           [f"{k}={v}" for k, v in sorted(c.spec.properties.items())],
                           c.spec.name)

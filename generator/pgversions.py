@@ -62,6 +62,8 @@ FACTS = {fact.name: fact for fact in [
     Fact("slot reserves WAL at creation", 90600, None),  # immediately_reserve
     Fact("pg_basebackup --slot", 90600, None),
     Fact("pg_stat_replication", 90100, None),
+    # synchronous replication (and pg_stat_replication.sync_state); 'quorum' (ANY n) from 10
+    Fact("synchronous_standby_names", 90100, None),
     Fact("pg_file_settings", 90500, None),
     Fact("archive_library", 150000, None),
     Fact("wal_level default replica", 100000, None),

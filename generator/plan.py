@@ -160,7 +160,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
             # step: a missing slot stops the backup at once, not the standby later
             wal += ["-S", c.replication.slot]
         basebackup = {"method": "pg_basebackup",
-                      "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", f"pitr-bundle {c.name}"],
+                      "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", cp.backup_label(cluster)],
                       "manifest": pv.has("pg_verifybackup", version)}
     else:
         basebackup = {"method": "pg_start_backup", "options": [], "manifest": False}
@@ -194,6 +194,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
             "slot_keep_mb": cp.slot_keep_megabytes(cluster),
             "include_name": cp.INCLUDE_NAME,
             "major_num": pv.major_num(version),
+            "application_name": cp.application_name(cluster),
         },
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
@@ -209,6 +210,9 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
             "archiver": pv.has("pg_stat_archiver", version),
             "slots": pv.has("replication slots", version),
             "wal_status": pv.has("wal_status", version),
+            "sync_state": pv.has("synchronous_standby_names", version),
+            "application_name": cp.application_name(cluster),
+            "backup_label": cp.backup_label(cluster),
             "current_lsn": ("pg_current_wal_lsn" if pv.has("pg_current_wal_lsn", version)
                             else "pg_current_xlog_location"),
             "lsn_diff": ("pg_wal_lsn_diff" if pv.has("pg_current_wal_lsn", version)

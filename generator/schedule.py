@@ -29,17 +29,21 @@ def _values(text: str, low: int, high: int, names: tuple) -> set[int]:
     return found
 
 
-def longest_gap_minutes(schedule: str) -> int:
-    """The longest time between two consecutive runs of a cron schedule, in minutes."""
+def _parse(schedule: str) -> tuple[list[str], list[set[int]]]:
     fields = schedule.split()
-    minute, hour, dom, month, dow = (_values(t, lo, hi, names)
-                                     for t, (_, lo, hi, names) in zip(fields, CRON_FIELDS))
-    dow = {d % 7 for d in dow}
+    values = [_values(t, lo, hi, names) for t, (_, lo, hi, names) in zip(fields, CRON_FIELDS)]
+    values[4] = {d % 7 for d in values[4]}
+    return fields, values
+
+
+def _run_days(schedule: str, start: date, days: int):
+    """(day offset from start, sorted hours, sorted minutes) of each day the schedule runs on."""
+    fields, (minute, hour, dom, month, dow) = _parse(schedule)
     # cron: when both day fields are restricted, a day matching either runs
     dom_any, dow_any = fields[2].startswith("*"), fields[4].startswith("*")
-    runs: list[int] = []
-    for offset in range(_DAYS):
-        day = _START + timedelta(days=offset)
+    hours, minutes = sorted(hour), sorted(minute)
+    for offset in range(days):
+        day = start + timedelta(days=offset)
         weekday = day.isoweekday() % 7
         if day.month not in month:
             continue
@@ -48,7 +52,24 @@ def longest_gap_minutes(schedule: str) -> int:
         else:
             ok = day.day in dom or weekday in dow
         if ok:
-            runs.extend(offset * 1440 + h * 60 + m for h in sorted(hour) for m in sorted(minute))
+            yield offset, hours, minutes
+
+
+def longest_gap_minutes(schedule: str) -> int:
+    """The longest time between two consecutive runs of a cron schedule, in minutes."""
+    runs: list[int] = []
+    for offset, hours, minutes in _run_days(schedule, _START, _DAYS):
+        runs.extend(offset * 1440 + h * 60 + m for h in hours for m in minutes)
     if len(runs) < 2:
         return _DAYS * 1440
     return max(b - a for a, b in zip(runs, runs[1:]))
+
+
+def hourly_runs(schedule: str, start: date, days: int) -> list[tuple[int, int]]:
+    """Each hour the schedule runs in, from start for `days` days: its first and last run, in
+    minutes since start (what retention needs: it keeps snapshots per hour and longer)."""
+    found = []
+    for offset, hours, minutes in _run_days(schedule, start, days):
+        found.extend((offset * 1440 + h * 60 + minutes[0], offset * 1440 + h * 60 + minutes[-1])
+                     for h in hours)
+    return found

@@ -16,14 +16,38 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 # --- safe string types -----------------------------------------------------------------------
 
-HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+# what each pattern allows, in the words validate's messages give instead of the regex
+PATTERN_WORDS: dict[str, str] = {}
+
+
+def pattern_of(pattern: str, words: str, **limits) -> StringConstraints:
+    """A string held to `pattern`, which validate's messages describe as `words`."""
+    if PATTERN_WORDS.setdefault(pattern, words) != words:
+        raise ValueError(f"pattern {pattern} is described twice, differently")
+    return StringConstraints(pattern=pattern, **limits)
+
+
+HostName = Annotated[str, pattern_of(
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    "a host name: lower case letters, digits and -, at most 63, not starting or ending with -")]
 # cluster and OS user names: what useradd accepts everywhere, and safe in paths and shell
-ClusterName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,30}$")]
-OsUserName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,30}$")]
-PoolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
-DatasetName = Annotated[str, StringConstraints(
-    pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})+$")]
-ZfsPropertyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")]
+ClusterName = Annotated[str, pattern_of(
+    r"^[a-z_][a-z0-9_]{0,30}$",
+    "lower case letters, digits and _, starting with a letter or _, at most 31 characters")]
+OsUserName = Annotated[str, pattern_of(
+    r"^[a-z_][a-z0-9_-]{0,30}$",
+    "an OS user name: lower case letters, digits, _ and -, starting with a letter or _, at "
+    "most 31 characters")]
+PoolName = Annotated[str, pattern_of(
+    r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$",
+    "a pool name: letters, digits and _ . : -, starting with a letter, at most 64 characters")]
+DatasetName = Annotated[str, pattern_of(
+    r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})+$",
+    "a dataset inside its pool, such as zp1/pg_arch: names of letters, digits and _ . : - (at "
+    "most 64 each) joined by /")]
+ZfsPropertyName = Annotated[str, pattern_of(
+    r"^[a-z][a-z0-9_.:-]{0,63}$",
+    "a ZFS property name: lower case letters, digits and _ . : -, starting with a letter")]
 
 
 def _no_dot_segments(path: str) -> str:
@@ -34,8 +58,10 @@ def _no_dot_segments(path: str) -> str:
     return path
 
 
-AbsPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._+@:/-]{0,4000}$"),
-                    AfterValidator(_no_dot_segments)]
+AbsPath = Annotated[str, pattern_of(
+    r"^/[A-Za-z0-9._+@:/-]{0,4000}$",
+    "an absolute path (starting with /) of letters, digits and . _ + @ : - / only: no spaces, "
+    "quotes or other shell characters"), AfterValidator(_no_dot_segments)]
 
 
 def _yaml_on_off(value):
@@ -51,7 +77,8 @@ def _yaml_on_off(value):
 
 
 ZfsPropertyValue = Annotated[str, BeforeValidator(_yaml_on_off),
-                             StringConstraints(pattern=r"^[A-Za-z0-9_.:,+=/@-]{1,1024}$")]
+                             pattern_of(r"^[A-Za-z0-9_.:,+=/@-]{1,1024}$",
+    "a ZFS property value of letters, digits and _ . : , + = / @ - (no spaces)")]
 ZfsProperties = dict[ZfsPropertyName, ZfsPropertyValue]
 
 
@@ -80,7 +107,9 @@ def _number_text(value):
 
 # a PostgreSQL size setting as postgresql.conf takes it: "50GB", "512MB"
 PgSize = Annotated[str, BeforeValidator(_number_text),
-                   StringConstraints(pattern=r"^[1-9][0-9]{0,8}(kB|MB|GB|TB)$")]
+                   pattern_of(r"^[1-9][0-9]{0,8}(kB|MB|GB|TB)$",
+                              "a size as postgresql.conf writes it: a whole number and its unit "
+                              "kB, MB, GB or TB, such as 512MB")]
 SIZE_UNITS = {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 
 
@@ -114,7 +143,7 @@ def _full_version(value):
 
 
 # the pattern first: so the JSON Schema carries it (a BeforeValidator hides what it wraps)
-PgVersion = Annotated[str, StringConstraints(pattern=FULL_VERSION),
+PgVersion = Annotated[str, pattern_of(FULL_VERSION, 'a full release, such as "16.4" or "9.0.17"'),
                       BeforeValidator(_full_version)]
 
 
@@ -126,6 +155,10 @@ class Strict(BaseModel):
 
 DEFAULT_ROOT_PROPERTIES = {"compression": "lz4", "atime": "off", "canmount": "off",
                            "dedup": "off"}
+
+# the archive dataset: root on every primary writes into it over NFS; nothing in it is ever
+# run, and no device or setuid file belongs there
+DEFAULT_ARCHIVE_PROPERTIES = {"exec": "off", "setuid": "off", "devices": "off"}
 
 MIN_DISKS = {"raidz1": 3, "raidz2": 4, "raidz3": 5, "mirror": 2}
 
@@ -218,7 +251,8 @@ class SharedDatasets(Strict):
         "source tarballs in <mountpoint>/<cluster>/soft_bak)"))
     pg_arch: SharedDataset = Field(description=(
         "the WAL archives, one folder per cluster, each exported over NFS to its primary and HA "
-        "partner"))
+        "partner; made with exec=off, setuid=off, devices=off (root on every primary writes "
+        "into it) unless its properties say otherwise"))
     pg_log: SharedDataset = Field(description=(
         "the standbys' server logs, one folder per cluster"))
 
@@ -242,8 +276,10 @@ class NfsPorts(Strict):
         "port of NFS over RDMA (nfsd) (default 20049)"))
 
 
-ExportOptions = Annotated[str, StringConstraints(pattern=r"^[a-z_]+(=[A-Za-z0-9_:/.-]+)?"
-                                                         r"(,[a-z_]+(=[A-Za-z0-9_:/.-]+)?)*$")]
+ExportOptions = Annotated[str, pattern_of(
+    r"^[a-z_]+(=[A-Za-z0-9_:/.-]+)?(,[a-z_]+(=[A-Za-z0-9_:/.-]+)?)*$",
+    "export options as exports(5) writes them, joined by commas without spaces: words of lower "
+    "case letters and _, each with an optional =value of letters, digits and _ : / . -")]
 
 
 class Nfs(Strict):
@@ -301,7 +337,10 @@ class Review(Strict):
                     "primaries, for the scripts that run there) naming the reviewers' keys")
 
 # a Linux interface name (IFNAMSIZ: 15 characters), safe in shell words and systemd units
-InterfaceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")]
+InterfaceName = Annotated[str, pattern_of(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",
+    "a network interface name: letters, digits and _ . -, starting with a letter or digit, at "
+    "most 15 characters")]
 
 
 class VirtualIp(Strict):
@@ -390,16 +429,27 @@ class HostSpec(Strict):
 # --- cluster spec ----------------------------------------------------------------------------
 
 
-FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")]
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
-SettingName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,62}$")]
+FileName = Annotated[str, pattern_of(
+    r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$",
+    "a file name without a folder: letters, digits and . _ + -, starting with a letter or "
+    "digit")]
+Sha256 = Annotated[str, pattern_of(
+    r"^[0-9a-f]{64}$",
+    "a sha256 as sha256sum prints it: 64 hex digits, lower case")]
+RoleName = Annotated[str, pattern_of(
+    r"^[a-z_][a-z0-9_]{0,62}$",
+    "lower case letters, digits and _, starting with a letter or _, at most 63 characters")]
+SettingName = Annotated[str, pattern_of(
+    r"^[a-z][a-z0-9_.]{0,62}$",
+    "a setting name: lower case letters, digits, _ and ., starting with a letter")]
 # free text that reaches scripts only through the shell-quoting filter: no NUL, bounded
-FreeText = Annotated[str, StringConstraints(max_length=4096, pattern=r"^[^\x00]*$")]
+FreeText = Annotated[str, pattern_of(r"^[^\x00]*$", "text without NUL characters",
+                                     max_length=4096)]
 
 
 SettingValue = Annotated[str, BeforeValidator(_yaml_on_off),
-                         StringConstraints(max_length=1024, pattern=r"^[^\x00\n\r]*$")]
+                         pattern_of(r"^[^\x00\n\r]*$", "one line of text (no line breaks or NUL)",
+                                    max_length=1024)]
 
 
 class Tarball(Strict):
@@ -436,8 +486,10 @@ class Postgres(Strict):
     binaries: Optional[AbsPath] = Field(default=None, description=(
         "the bin folder of an installed PostgreSQL of the primary's version, e.g. "
         "/usr/lib/postgresql/15/bin (Debian, Ubuntu) or /usr/pgsql-15/bin (PGDG on RHEL): "
-        "then nothing is built; 35-check-binaries.sh checks that its version is the "
-        "primary's (major and minor) and that the extensions' libraries are there, and every "
+        "then nothing is built; 35-check-binaries.sh checks that it is the primary's major, "
+        "in the primary's minor release or a newer one (an older minor is warned about: "
+        "PostgreSQL's advice is to update standbys first), and that the extensions' "
+        "libraries are there, and every "
         "script uses its parent folder as PGHOME. Give version with its minor (15.18); leave "
         "configure, source and the extensions' tarballs out"))
     configure: list[FreeText] = Field(default=[], description=(
@@ -468,7 +520,9 @@ class Postgres(Strict):
 
 
 # a systemd unit name, as `systemctl` takes it (postgresql@15-main.service)
-UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,200}\.(service|target)$")]
+UnitName = Annotated[str, pattern_of(
+    r"^[A-Za-z0-9_.:@-]{1,200}\.(service|target)$",
+    "a systemd unit name ending in .service or .target, such as postgresql@15-main.service")]
 
 # what a slot may hold on the primary when the spec does not say (13+): the warning asks for
 # a value below the free space of the primary's WAL disk, which only its owner knows
@@ -512,8 +566,10 @@ class Primary(Strict):
         "the helper refuses to archive unless archive_mount is a mount point (default true), so "
         "WAL never lands on the primary's own disk; false only for test rigs whose archive is a "
         "local folder"))
-    mount_options: Annotated[str, StringConstraints(
-        pattern=r"^[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?(,[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?)*$")] = Field(
+    mount_options: Annotated[str, pattern_of(
+        r"^[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?(,[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?)*$",
+        "mount options joined by commas without spaces: words of lower case letters, digits "
+        "and _, each with an optional =value of letters, digits and _ . : / -")] = Field(
         default="rw,hard,nfsvers=3", description=(
             "NFS mount options of the archive mount on the primary (default rw,hard,nfsvers=3); "
             "nosuid,nodev,noexec are always added"))
@@ -628,9 +684,15 @@ def _cron_schedule(value: str) -> str:
 
 
 CronSchedule = Annotated[str, StringConstraints(max_length=200), AfterValidator(_cron_schedule)]
-MailAddress = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._%+@-]{0,254}$")]
-TimeZoneName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")]
-SnapshotPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,30}$")]
+MailAddress = Annotated[str, pattern_of(
+    r"^[A-Za-z0-9._%+@-]{0,254}$",
+    "a mail address or user name: letters, digits and . _ % + @ -")]
+TimeZoneName = Annotated[str, pattern_of(
+    r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+    "a time zone name, such as UTC or Europe/Berlin")]
+SnapshotPrefix = Annotated[str, pattern_of(
+    r"^[A-Za-z][A-Za-z0-9_.:-]{0,30}$",
+    "letters, digits and _ . : -, starting with a letter, at most 31 characters")]
 
 
 class Keep(Strict):

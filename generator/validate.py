@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
+from typing import get_args
+
+from pydantic import BaseModel, ValidationError
 
 from generator import pgversions as pv
 from generator.errors import SpecError, SpecProblem
 from generator.load import SpecFile, load_specs
+from generator.retention import PERIODS, cover
 from generator.schedule import longest_gap_minutes
-from generator.schema import DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, MODELS, ClusterSpec, HostSpec
-
-FRIENDLY = {
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-}
-
+from generator.schema import (DEFAULT_MAX_SLOT_WAL_KEEP_SIZE, MODELS, PATTERN_WORDS, ClusterSpec,
+                              HostSpec)
 
 @dataclass
 class Cluster:
@@ -44,16 +43,89 @@ class Host:
 
 
 def _schema_problems(source: SpecFile, exc: ValidationError) -> list[SpecProblem]:
-    problems = []
-    for error in exc.errors():
-        location = tuple(error["loc"])
-        message = FRIENDLY.get(error["type"], error["msg"])
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        if error["type"] == "string_pattern_mismatch":
-            message = f"{_shown(error.get('input'))} is not allowed here ({message.lower()})"
-        problems.append(source.problem(location, message))
-    return problems
+    model = MODELS[source.kind]
+    return [source.problem(tuple(error["loc"]), _in_words(error, model)) for error in exc.errors()]
+
+
+# pydantic's error types, said as a DBA reads them (the value shown where it helps)
+_WORDS = {
+    "missing": "required key is missing",
+    "greater_than_equal": "must be at least {ge}, not {shown}",
+    "greater_than": "must be more than {gt}, not {shown}",
+    "less_than_equal": "must be at most {le}, not {shown}",
+    "less_than": "must be less than {lt}, not {shown}",
+    "int_parsing": "must be a whole number, not {shown}",
+    "int_type": "must be a whole number, not {shown}",
+    "int_from_float": "must be a whole number, not {shown}",
+    "float_parsing": "must be a number, not {shown}",
+    "bool_parsing": "must be true or false, not {shown}",
+    "bool_type": "must be true or false, not {shown}",
+    "string_type": "must be text, not {shown}",
+    "list_type": "must be a list (lines starting with '- ', or [a, b]), not {shown}",
+    "dict_type": "must be a mapping of keys to values (key: value lines), not {shown}",
+    "model_type": "must be a mapping of keys to values (key: value lines), not {shown}",
+    "model_attributes_type": "must be a mapping of keys to values (key: value lines), not {shown}",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "takes at most {max_length} item(s)",
+    "string_too_short": "must be at least {min_length} character(s) long",
+    "string_too_long": "must be at most {max_length} characters long ({shown} is longer)",
+    "literal_error": "must be {expected}, not {shown}",
+    "enum": "must be {expected}, not {shown}",
+}
+
+
+def _in_words(error: dict, model: type) -> str:
+    """One pydantic error as a message: its type in plain words, a pattern as what it allows
+    (schema.PATTERN_WORDS, never the regex), an unknown key with the nearest known one."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    shown = _shown(error.get("input"))
+    if kind == "extra_forbidden":
+        return _unknown_key(str(error["loc"][-1]), _keys_at(model, error["loc"][:-1]))
+    if kind == "string_pattern_mismatch":
+        words = PATTERN_WORDS.get(ctx.get("pattern"), "a value of another form")
+        return f"{shown} is not allowed here: it must be {words}"
+    if kind in _WORDS:
+        return _WORDS[kind].format(shown=shown, **{k: v for k, v in ctx.items() if k != "shown"})
+    message = error["msg"]
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _keys_at(model: type, location: tuple) -> list[str]:
+    """The keys the schema knows where `location` points (a model's fields), or none."""
+    current = model
+    for part in location:
+        if isinstance(part, int):
+            continue  # a list's item: the model the list holds
+        field = current.model_fields.get(part)
+        current = field and _model_in(field.annotation)
+        if current is None:
+            return []
+    return list(current.model_fields)
+
+
+def _model_in(annotation) -> type | None:
+    """The model an annotation holds: itself, or inside Optional, Annotated, list or dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in get_args(annotation):
+        found = _model_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    return "unknown key" + _nearest(key, known, "known keys here")
+
+
+def _nearest(given: str, known, what: str) -> str:
+    """ (did you mean X?), or the known ones when none is near."""
+    close = difflib.get_close_matches(given, list(known), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    if known:
+        return f" ({what}: {', '.join(sorted(known))})"
+    return ""
 
 
 def _shown(value) -> str:
@@ -159,6 +231,7 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
 
     _check_postgres_install(cluster, problems)
     _check_rto(cluster, problems)
+    _check_pitr_window(cluster, problems)
     if c.standby.hot_standby:
         for name in pv.HOT_STANDBY_FLOORS:
             ours, theirs = c.standby.settings.get(name), c.primary.settings.get(name)
@@ -188,6 +261,36 @@ def _check_rto(cluster: Cluster, problems: list[SpecProblem]) -> None:
             f"{c.restore.replay_mb_per_second} MB/s (restore.replay_mb_per_second) takes "
             f"{replay:.0f} s before the restore's fixed costs. Take a snapshot at least every "
             f"{max(int(fits), 1)} min, or raise the RTO")))
+
+
+def _days(minutes: int) -> str:
+    return f"{minutes / 1440:.1f}".removesuffix(".0") + " days"
+
+
+def _check_pitr_window(cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """A restore to any time of the last pitr_window_days needs a snapshot at least that old
+    at every moment: the keep counts, at the schedule's pace, must keep one (the schedule's
+    time zone taken as UTC, where the retention counts its periods)."""
+    c, src = cluster.spec, cluster.source
+    window, keep = c.archive.pitr_window_days, c.snapshots.keep
+    counts = {p: getattr(keep, p) for p in PERIODS}
+    found = cover(c.snapshots.schedule, counts, window)
+    if found.minutes >= window * 1440:
+        return
+    kept = ", ".join(f"{n} {p}" for p, n in counts.items() if n) or "none"
+    message = (f"a {window}-day window is more than the snapshots kept can serve: with "
+               f"snapshots.schedule {c.snapshots.schedule!r} and snapshots.keep ({kept}), the "
+               f"oldest snapshot kept is only {_days(found.minutes)} old just after some "
+               "snapshots, and a restore needs a snapshot taken before its target. ")
+    # the usual periods first; three choices are enough to pick from
+    options = [f"{p} to {found.enough[p]}" for p in ("daily", "weekly", "monthly", "hourly", "yearly")
+               if found.enough.get(p, 0) > counts[p]][:3]
+    if options:
+        message += (f"Raise snapshots.keep.{options[0]}" + "".join(f", or {o}" for o in options[1:])
+                    + ", or lower archive.pitr_window_days")
+    else:
+        message += "No keep count can serve it at this schedule: lower archive.pitr_window_days"
+    problems.append(src.problem(("archive", "pitr_window_days"), message))
 
 
 def _check_primary_servers(clusters: list[Cluster], problems: list[SpecProblem]) -> None:
@@ -307,9 +410,9 @@ def validate(specs: list[SpecFile]) -> list[Host]:
         if host is None and cluster.spec.host in broken_hosts:
             continue
         if host is None:
-            known = ", ".join(sorted(hosts)) or "none"
-            problems.append(cluster.source.problem(
-                ("host",), f"no host spec named {cluster.spec.host} (hosts: {known})"))
+            problems.append(cluster.source.problem(("host",), (
+                f"no host spec named {cluster.spec.host}"
+                + (_nearest(cluster.spec.host, hosts, "hosts") or " (hosts: none)"))))
             continue
         cluster.dataset = cluster.dataset or f"{host.spec.pool.name}/{cluster.spec.name}"
         by_host[host.name].append(cluster)

@@ -117,9 +117,25 @@ def test_datasets_are_created_mounted_and_idempotent(zfs_fuse, tmp_path):
             # inherited from the pool root
             assert zfs("get", "-H", "-o", "value", "compression", dataset).strip() == "lzjb"
         assert zfs("get", "-H", "-o", "value", "recordsize", f"{pool}/{CLUSTER}").strip() == "8K"
+        # the archive, which root on every primary writes into: nothing in it runs
+        hardened = {"exec": "off", "setuid": "off", "devices": "off"}
+        archive = f"{pool}/pg_arch"
+        for prop, value in hardened.items():
+            assert zfs("get", "-H", "-o", "value,source", prop, archive).split() == [value, "local"]
+            assert zfs("get", "-H", "-o", "value", prop, f"{pool}/{CLUSTER}").strip() == "on"
         again = run_script(bundle / "host/20-datasets.sh")
         assert "0 created, 0 updated, 4 already present" in again.stderr
         assert "run:" not in again.stderr
+        # an archive dataset made before (with them on) is brought in line; --dry-run only says so
+        zfs("set", "exec=on", archive)
+        zfs("inherit", "setuid", archive)
+        planned = run_script(bundle / "host/20-datasets.sh", "--dry-run")
+        assert f"would run: zfs set exec=off {archive}" in planned.stderr
+        assert zfs("get", "-H", "-o", "value", "exec", archive).strip() == "on"
+        fixed = run_script(bundle / "host/20-datasets.sh")
+        assert f"{archive}: 2 properties updated" in fixed.stderr
+        for prop, value in hardened.items():
+            assert zfs("get", "-H", "-o", "value", prop, archive).strip() == value
     finally:
         destroy_pool(pool)
 

@@ -68,6 +68,7 @@ def guest_specs(folder: Path, pg_version: str) -> Path:
           settings: {shared_buffers: 32MB, max_connections: 100}
         snapshots:
           keep: {hourly: 0, daily: 2, weekly: 0, monthly: 0, yearly: 0}
+        archive: {pitr_window_days: 1}  # what daily 2 keeps at a daily schedule (validate's check)
         """).replace("PG_VERSION", pg_version))
     return folder
 

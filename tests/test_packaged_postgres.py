@@ -5,8 +5,8 @@ The specs are the example's: pg168121 with `version:` the installed 15.x, `binar
 and two extensions by name instead of the source build's configure line; addresses, ports and
 folders moved onto this machine (as test_standby_real_pg does, the primary's archive is a local
 folder, no NFS); the OS user renamed so that no other test's account is touched. Then:
-35-check-binaries.sh passes; another minor or a missing extension library makes it refuse
-(exit 3); and the user, basebackup and standby scripts bring up a streaming standby with those
+35-check-binaries.sh passes; an installed minor older than the primary's is warned about, a
+newer one accepted; another major or a missing extension library makes it refuse (exit 3); and the user, basebackup and standby scripts bring up a streaming standby with those
 binaries against a real PostgreSQL 15 primary (tests/pg_backend.py).
 """
 
@@ -107,7 +107,7 @@ def drop_user(name: str) -> None:
     subprocess.run(["groupdel", name], capture_output=True)
 
 
-def test_the_check_refuses_another_minor_and_a_missing_extension_library(tmp_path):
+def test_the_check_accepts_a_newer_minor_warns_of_an_older_refuses_another_major(tmp_path):
     version = installed_version()
     check = f"clusters/{CLUSTER}/35-check-binaries.sh"
     bundle = build(tmp_path, derived_specs(tmp_path, version))
@@ -116,11 +116,24 @@ def test_the_check_refuses_another_minor_and_a_missing_extension_library(tmp_pat
     assert f"postgres: PostgreSQL {version}, the primary's" in ok.stderr
     assert f"extension pg_stat_statements: " in ok.stderr
 
-    other = f"15.{int(version.split('.')[1]) + 1}"
-    bundle = build(tmp_path, derived_specs(tmp_path, other))
+    # the primary on a newer minor: the installed one is older, warned about, not refused
+    minor = int(version.split('.')[1])
+    newer = f"15.{minor + 1}"
+    bundle = build(tmp_path, derived_specs(tmp_path, newer))
+    warned = run([bundle / check])
+    assert (f"WARNING: postgres: PostgreSQL {version} is an older minor release than the "
+            f"primary's {newer}: update it") in warned.stderr
+    # the primary on an older minor: the installed newer one is what PostgreSQL advises
+    older = f"15.{minor - 1}"
+    bundle = build(tmp_path, derived_specs(tmp_path, older))
+    fine = run([bundle / check])
+    assert f"postgres: PostgreSQL {version}, a newer minor release than the primary's {older}: fine" \
+        in fine.stderr and "WARNING" not in fine.stderr
+    # another major: refused
+    bundle = build(tmp_path, derived_specs(tmp_path, f"16.{minor}"))
     refused = run([bundle / check], expect=3)
     assert f"{BINARIES}/postgres reports {version}" in refused.stderr
-    assert f"the primary runs {other}" in refused.stderr
+    assert f"the primary runs 16.{minor}" in refused.stderr
 
     bundle = build(tmp_path, derived_specs(tmp_path, version, EXTENSIONS + ["pgfincore"]))
     refused = run([bundle / check], expect=3)

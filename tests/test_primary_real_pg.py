@@ -156,7 +156,7 @@ def test_example_primary_step_and_standby_streaming_through_the_slot(primary_wor
                   MOUNT_SCRIPT=f"{system}/sbin/pitr-archive-mount-{CLUSTER}",
                   UNIT_FILE=f"{system}/units/pitr-archive-mount-{CLUSTER}.service",
                   SUDOERS_FILE=f"{system}/sudoers.d/pitr-archive-{CLUSTER}",
-                  RC_LOCAL=f"{system}/rc.local")
+                  RC_LOCAL=f"{system}/rc.local", STATE_DIR=f"{system}/state")
     (system / "sudoers.d").mkdir(parents=True)  # there on every system with sudo
     stub_bin = stubs(root / "stubs")
     env = dict(pg.client_env(), PATH=f"{stub_bin}:{os.environ['PATH']}")

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import pitr_bundle
+from generator.retention import cover
 
 # a full version of every major the generator knows (the minor does not change the rules)
 VERSIONS = ["9.0.23", "9.1.24", "9.2.24", "9.3.25", "9.4.26", "9.5.25", "9.6.24", "10.23",
@@ -22,6 +23,17 @@ VERSIONS = ["9.0.23", "9.1.24", "9.2.24", "9.3.25", "9.4.26", "9.5.25", "9.6.24"
 SLOTS_FROM = VERSIONS.index("9.4.26")
 DISK_TYPES = {"raidz1": 3, "raidz2": 4, "raidz3": 5, "mirror": 2}
 SCHEDULES = ["1 8 * * *", "*/15 * * * *", "0 * * * *", "30 2 * * 1-5", "5 0,12 * * *"]
+
+
+def window_served(snapshots: dict):
+    """A PITR window the drawn keep counts serve at the drawn schedule (validate refuses one
+    they cannot); keep counts that serve not even a day get 3 monthly, which serve a month."""
+    keep = snapshots["keep"]
+    days = cover(snapshots["schedule"], keep, 400).minutes // 1440
+    if days < 1:
+        keep["monthly"] = max(keep["monthly"], 3)
+        days = cover(snapshots["schedule"], keep, 400).minutes // 1440
+    return st.integers(1, min(days, 400))
 
 
 @st.composite
@@ -64,6 +76,7 @@ def spec_sets(draw) -> tuple[dict, list[dict]]:
                           "keep": {period: draw(st.integers(0, 40)) for period in
                                    ("hourly", "daily", "weekly", "monthly", "yearly")}},
         }
+        cluster["archive"] = {"pitr_window_days": draw(window_served(cluster["snapshots"]))}
         if hot:  # a hot standby must not undercut the primary's max_connections
             cluster["primary"]["settings"] = {"max_connections": "100"}
         if version_index >= SLOTS_FROM and draw(st.booleans()):
@@ -101,6 +114,7 @@ def assert_facts_follow_the_specs(bundle: Path, host: dict, clusters: list[dict]
         assert fact["port"] == cluster["port"]
         assert fact["postgres_version"] == cluster["postgres"]["version"]
         assert fact["snapshots"]["keep"] == cluster["snapshots"]["keep"]
+        assert fact["archive"]["pitr_window_days"] == cluster["archive"]["pitr_window_days"]
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

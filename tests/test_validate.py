@@ -43,14 +43,15 @@ def test_wrong_type_names_file_line_and_field(specs_copy):
     errors = errors_of(specs_copy)
     line = line_of(cluster, "port: nineteen")
     assert errors == [f"{specs_copy}/clusters/pg168104.yaml:{line}: port: "
-                      "Input should be a valid integer, unable to parse string as an integer"]
+                      "must be a whole number, not 'nineteen'"]
 
 
 def test_unknown_key_is_an_error(specs_copy):
     cluster = specs_copy / "clusters/pg168104.yaml"
     edit(cluster, "port: 19211", "port: 19211\nprot: 1")
     (error,) = errors_of(specs_copy)
-    assert error == f"{specs_copy}/clusters/pg168104.yaml:{line_of(cluster, 'prot:')}: prot: unknown key"
+    assert error == (f"{specs_copy}/clusters/pg168104.yaml:{line_of(cluster, 'prot:')}: prot: "
+                     "unknown key (did you mean port?)")
 
 
 def test_missing_key_points_at_the_mapping(specs_copy):
@@ -67,11 +68,11 @@ def test_all_problems_of_all_files_are_reported_at_once(specs_copy):
     edit(specs_copy / "hosts/pitr1.yaml", "ashift: 12", "ashift: 40")
     errors = errors_of(specs_copy)
     assert len(errors) == 3
-    assert any(re.search(r"pg168104.yaml:\d+: port: Input should be greater than or equal to 1024", e)
+    assert any(re.search(r"pg168104.yaml:\d+: port: must be at least 1024, not 80", e)
                for e in errors)
     assert any(re.search(r"pg168121.yaml:\d+: postgres.version: 'seventeen' is not a full version", e)
                for e in errors)
-    assert any(re.search(r"pitr1.yaml:\d+: pool.ashift: Input should be less than or equal to 16", e)
+    assert any(re.search(r"pitr1.yaml:\d+: pool.ashift: must be at most 16, not 40", e)
                for e in errors)
 
 
@@ -171,7 +172,7 @@ def test_dataset_outside_the_pool(specs_copy):
 def test_unknown_host(specs_copy):
     edit(specs_copy / "clusters/pg168121.yaml", "host: pitr1", "host: pitr9")
     (error,) = errors_of(specs_copy)
-    assert "host: no host spec named pitr9 (hosts: pitr1)" in error
+    assert "host: no host spec named pitr9 (did you mean pitr1?)" in error
 
 
 @pytest.mark.parametrize("value", ["zp1/x; reboot", "zp1/$(id)", "zp1/x y", "zp1/`id`", "zp1/../x"])
@@ -328,7 +329,7 @@ def test_the_example_bundle_runs_the_vip_script_before_the_datasets(tmp_path):
      "address vip.example.com must be an IPv4 address when interface is set"),
     ("virtual_ip:\n  address: 192.168.1.199\n  prefix: 24\n", "virtual_ip", "prefix needs interface"),
     ("virtual_ip:\n  address: 192.168.1.199\n  interface: bond0\n  prefix: 33\n",
-     "virtual_ip.prefix", "Input should be less than or equal to 32"),
+     "virtual_ip.prefix", "must be at most 32, not 33"),
 ])
 def test_bad_virtual_ip_names_file_line_field(specs_copy, new, field, message):
     host = specs_copy / "hosts/pitr1.yaml"
@@ -471,7 +472,7 @@ def test_monitor_warn_thresholds_may_not_exceed_crit(specs_copy):
     assert any("pitr1.yaml" in e and "monitor: archive_share_warn is above archive_share_crit" in e
                for e in errors), errors
     # the archive look-up reads the newest day folders only: a day is the longest threshold
-    assert any("monitor.archive_crit_minutes: Input should be less than or equal to 1440" in e
+    assert any("monitor.archive_crit_minutes: must be at most 1440, not " in e
                for e in errors), errors
 
 
@@ -480,7 +481,7 @@ def test_drill_fields_are_checked(specs_copy):
     edit(cluster, "port: 19212\n", "port: 19212\ndrill: {schedule: '61 5 * * 0', port: 80}\n")
     errors = errors_of(specs_copy)
     assert any("drill.schedule: minute: '61' is outside 0-59" in e for e in errors), errors
-    assert any("drill.port: Input should be greater than or equal to 1024" in e for e in errors), errors
+    assert any("drill.port: must be at least 1024, not 80" in e for e in errors), errors
 
 
 def test_a_snapshot_schedule_that_cannot_meet_the_rto_is_refused_with_the_fix(specs_copy):
@@ -511,3 +512,99 @@ def test_a_snapshot_schedule_that_meets_the_rto_passes(specs_copy):
 ])
 def test_longest_gap_between_snapshots(schedule, gap):
     assert longest_gap_minutes(schedule) == gap
+
+
+# --- messages a DBA reads: pydantic's wording and regex patterns never reach the user ---------
+
+def test_schema_errors_in_plain_words(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "port: 19212\n", "port: 19212\nsnapshots: {keep: {daily: -1}, prefix: 'bad prefix!', "
+         "schedul: '1 8 * * *'}\ndrill: {enabled: maybe, timeout_minutes: ten}\n"
+         "archive: {extra_clients: 10.0.0.1}\n")
+    edit(specs_copy / "hosts/pitr1.yaml", "type: raidz1", "type: raid5")
+    errors = "\n".join(errors_of(specs_copy))
+    for expected in [
+        "snapshots.keep.daily: must be at least 0, not -1",
+        "snapshots.prefix: 'bad prefix!' is not allowed here: it must be letters, digits and "
+        "_ . : -, starting with a letter, at most 31 characters",
+        "snapshots.schedul: unknown key (did you mean schedule?)",
+        "drill.enabled: must be true or false, not 'maybe'",
+        "drill.timeout_minutes: must be a whole number, not 'ten'",
+        "archive.extra_clients: must be a list (lines starting with '- ', or [a, b]), not '10.0.0.1'",
+        "pool.vdevs.0.type: must be 'raidz1', 'raidz2', 'raidz3' or 'mirror', not 'raid5'",
+    ]:
+        assert expected in errors, errors
+    assert "Input should" not in errors and "^" not in errors and "pattern" not in errors
+
+
+def test_every_pattern_of_the_schema_is_said_in_words():
+    """The JSON Schema's patterns are the schema's: each has words for validate's messages."""
+    import json
+
+    from generator.schema import MODELS, PATTERN_WORDS
+
+    def patterns(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                yield node["pattern"]
+            for value in node.values():
+                yield from patterns(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from patterns(value)
+
+    found = {p for model in MODELS.values() for p in patterns(model.model_json_schema())}
+    assert found and found <= set(PATTERN_WORDS), sorted(found - set(PATTERN_WORDS))
+    assert json.dumps(PATTERN_WORDS)  # plain text
+
+
+def test_an_unknown_key_far_from_any_names_the_known_ones(specs_copy):
+    host = specs_copy / "hosts/pitr1.yaml"
+    edit(host, "nfs:\n", "nfs:\n  zzz: 1\n")
+    (error,) = errors_of(specs_copy)
+    assert error.endswith("nfs.zzz: unknown key (known keys here: exports_file, options, ports, "
+                          "ports_file, ports_format)")
+
+
+def test_an_unknown_host_far_from_any_names_the_known_ones(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "host: pitr1", "host: backup-east")
+    (error,) = errors_of(specs_copy)
+    assert "host: no host spec named backup-east (hosts: pitr1)" in error
+
+
+# --- the PITR window against the keep counts -----------------------------------------------
+
+def test_a_pitr_window_the_keep_counts_cannot_serve_is_refused_naming_the_count(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    with open(cluster, "a") as spec:
+        spec.write("archive:\n  pitr_window_days: 14\nsnapshots:\n  keep: {daily: 3, weekly: 0, monthly: 0}\n")
+    (error,) = errors_of(specs_copy)
+    assert f"pg168121.yaml:{line_of(cluster, 'pitr_window_days')}: archive.pitr_window_days: " in error
+    assert ("a 14-day window is more than the snapshots kept can serve: with snapshots.schedule "
+            "'1 8 * * *' and snapshots.keep (3 daily), the oldest snapshot kept is only 2 days old"
+            in error), error
+    assert "Raise snapshots.keep.daily to 15, or weekly to 4, or monthly to 3" in error
+
+
+@pytest.mark.parametrize("keep", ["{daily: 15, weekly: 0, monthly: 0}", "{daily: 3, weekly: 4, monthly: 0}",
+                                  "{daily: 0, weekly: 0, monthly: 3}"])
+def test_the_keep_counts_validate_names_are_enough(specs_copy, keep):
+    """The failing twin: each count the message names does serve the window."""
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    with open(cluster, "a") as spec:
+        spec.write(f"archive:\n  pitr_window_days: 14\nsnapshots:\n  keep: {keep}\n")
+    assert pitr_bundle("validate", str(specs_copy)).returncode == 0
+
+
+def test_the_window_follows_the_schedule():
+    """Hourly snapshots keeping 24 hourly reach 23 hours back just after a snapshot, not two
+    days; every 6 hours with 7 daily, just after midnight's, the 7th day back's last snapshot
+    (18:00) is 5 days 6 hours old: 7 days need the 9th day's."""
+    from generator.retention import cover
+
+    none = {"hourly": 0, "daily": 0, "weekly": 0, "monthly": 0, "yearly": 0}
+    assert cover("0 * * * *", {**none, "hourly": 25}, 1).minutes >= 1440
+    hourly = cover("0 * * * *", {**none, "hourly": 24}, 2)
+    assert hourly.minutes == 23 * 60 and hourly.enough["hourly"] == 49
+    six = cover("0 */6 * * *", {**none, "daily": 7}, 7)
+    assert six.minutes == 5 * 1440 + 6 * 60 and six.enough["daily"] == 9

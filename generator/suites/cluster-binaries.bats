@@ -56,20 +56,31 @@ PG_CONFIG
   [ -z "$(changing_calls)" ]
 }
 
-@test "binaries: another minor version is refused, naming both" {
-  major=${VERSION%.*}
-  minor=${VERSION##*.}
-  other=$major.$((minor + 1))
+@test "binaries: a newer minor release passes, saying why that is fine" {
+  other=${VERSION%.*}.$((${VERSION##*.} + 1))
   fake_install "$other"
-  run -3 "$CHECK"
-  [[ $output == *"reports $other"*"the primary runs $VERSION"* ]]
-  [[ $output == *"cannot stand in for the primary's"* ]]
+  run -0 "$CHECK"
+  [[ $output == *"postgres: PostgreSQL $other, a newer minor release than the primary's $VERSION: fine (PostgreSQL's advice is to update standbys first"* ]]
+  [[ $output != *"WARNING: postgres"* && $output != *"WARNING: pg_config"* ]]
+}
+
+@test "binaries: an older minor release passes with a warning to update it, and why" {
+  ((${VERSION##*.} > 0)) || skip "the primary's minor is 0: there is no older one"
+  other=${VERSION%.*}.$((${VERSION##*.} - 1))
+  fake_install "$other"
+  run -0 "$CHECK"
+  [[ $output == *"WARNING: postgres: PostgreSQL $other is an older minor release than the primary's $VERSION: update it to $VERSION or newer. PostgreSQL's advice is to update standbys before their primary"* ]]
+  [[ $output == *"WARNING: pg_config: PostgreSQL $other is an older minor"* ]]
 }
 
 @test "binaries: another major version is refused" {
   fake_install "99.1"
   run -3 "$CHECK"
   [[ $output == *"reports 99.1"* ]]
+  [[ $output == *"the primary runs $VERSION: install PostgreSQL ${VERSION%.*} ($VERSION or a newer minor release)"* ]]
+  # the same minor number of another major is no newer minor
+  fake_install "99.${VERSION##*.}"
+  run -3 "$CHECK"
 }
 
 @test "binaries: an extension without its library is refused, naming it" {

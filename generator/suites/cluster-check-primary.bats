@@ -12,8 +12,9 @@ load test_helper
 
 setup() {
   setup_stubs
-  CHECK=$(cluster_script check-primary)
   CLUSTER=$(cluster_fact "['name']")
+  STATE_DIR=$BATS_TEST_TMPDIR/state
+  CHECK=$(rebase "$(cluster_script check-primary)" DROPPED_FILE="$STATE_DIR/$CLUSTER-dropped-wal")
   SLOT=$(cluster_fact "['replication_slot']")
   # the major as a number: 9.0 -> 900, 17 -> 1700
   local major
@@ -33,11 +34,13 @@ healthy_primary() {
   primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824"
 }
 
-# primary_answers ARCHIVE_MODE ARCHIVER_ROW SLOT_ROW: what the stub psql answers (a row of
-# '' is no row; SQL it does not know fails, as a server of an older major would)
+# primary_answers ARCHIVE_MODE ARCHIVER_ROW SLOT_ROW [REPLICATION_ROW]: what the stub psql
+# answers (a row of '' is no row; SQL it does not know fails, as a server of an older major
+# would); the replication row: the backup standby's sync_states|synchronous_standby_names
 primary_answers() {
   stub psql "case \"\$*\" in
   *'show archive_mode'*) echo '$1' ;;
+  *pg_stat_replication*) echo '${4:-|}' ;;
   *pg_stat_archiver*) echo '$2' ;;
   *pg_replication_slots*) [[ -z '$3' ]] || echo '$3' ;;
   *) echo \"psql: unexpected query: \$*\" >&2; exit 1 ;;
@@ -149,4 +152,86 @@ ready() {
   else # no wal_status column before 13: never asked for it
     [ -z "$(calls 'wal_status')" ]
   fi
+}
+
+@test "check-primary: the backup standby as a sync, quorum or potential synchronous standby is CRITICAL (9.1+)" {
+  local archiver="0|$((NOW - 30))|0||$NOW|f" slot="true|1048576|reserved|1073741824" state
+  if ((MAJOR < 901)); then
+    run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+    [ -z "$(calls 'pg_stat_replication')" ]
+    return 0
+  fi
+  primary_answers on "$archiver" "$slot" "async|s1"
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+  for state in sync quorum potential; do
+    primary_answers on "$archiver" "$slot" "$state|FIRST 1 (s1, $CLUSTER)"
+    run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+    [[ $output == "PITR-PRIMARY CRITICAL - $CLUSTER: the backup standby $CLUSTER is "*"(sync_state $state)"*"take it out of synchronous_standby_names ('FIRST 1 (s1, $CLUSTER)') and reload |"* ]]
+  done
+  [[ $output == *"it becomes synchronous, and commits wait for the backup host, when the synchronous standby goes"* ]]
+  calls "pg_stat_replication where application_name = '$CLUSTER'" | grep -q .
+  # a row this role may not read is never OK
+  primary_answers on "$archiver" "$slot" "hidden|*"
+  run -3 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"sync_state of the backup standby $CLUSTER is hidden from this role"* ]]
+}
+
+# dropped N LAST WHEN: the archive helper's counter, as it writes it
+dropped() {
+  mkdir -p "$STATE_DIR"
+  echo "$1 $((16777216 * $1)) $2 $3" >"$STATE_DIR/$CLUSTER-dropped-wal"
+}
+
+# base_backup SEGMENT [LABEL]: a backup history file in the WAL folder, as the server leaves it
+base_backup() {
+  printf 'START WAL LOCATION: 0/3000028 (file %s)\nLABEL: %s\n' "$1" "${2:-pitr-bundle $CLUSTER}" \
+    >"$PGDATA_DIR/$WAL_DIR/$1.00000028.backup"
+}
+
+@test "check-primary: WAL dropped since the newest base backup is CRITICAL, asking for a new one" {
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"dropped_wal=0c"* ]]
+  base_backup 000000010000000000000005
+  dropped 3 000000010000000000000007 2026-12-06T10:00:00Z
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY CRITICAL - $CLUSTER: the archive helper dropped 3 WAL file(s) (the last: 000000010000000000000007 at 2026-12-06T10:00:00Z, over primary.archive_queue_max) after the start of the newest base backup (000000010000000000000005): the archive has a gap no restore can cross; take a new base backup (50-basebackup.sh on the backup host) |"* ]]
+  [[ $output == *"dropped_wal=3c"* ]]
+  # the backup's own first segment counts; a later timeline does not hide it
+  dropped 4 000000020000000000000005 2026-12-06T11:00:00Z
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  # another tool's newer base backup does not count; a newer one of the bundle does
+  base_backup 000000010000000000000009 "other tool"
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  base_backup 000000020000000000000006
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"dropped_wal=4c"* ]]
+  # a timeline history file dropped after the newest base backup was written: by time
+  touch -d '2026-12-06 12:00:00 UTC' "$PGDATA_DIR/$WAL_DIR/000000020000000000000006.00000028.backup"
+  dropped 5 00000003.history 2026-12-06T13:00:00Z
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  dropped 5 00000003.history 2026-12-06T11:00:00Z
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+}
+
+@test "check-primary: dropped WAL with no base backup of the bundle in the WAL folder is CRITICAL" {
+  dropped 1 000000010000000000000002 2026-12-06T10:00:00Z
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"dropped 1 WAL file(s)"*"and no base backup of the bundle ('pitr-bundle $CLUSTER') is in $WAL_DIR to start after it"* ]]
+}
+
+@test "check-primary: a state folder or counter it cannot read is UNKNOWN, never OK" {
+  base_backup 000000010000000000000005
+  # a garbled counter, or one without its file name and time, is never read as "nothing since"
+  dropped 1 000000010000000000000002 2026-12-06T10:00:00Z
+  for garbled in garbage "1 16777216" "1 16777216 00000003.history yesterday"; do
+    echo "$garbled" >"$STATE_DIR/$CLUSTER-dropped-wal"
+    run -3 "$CHECK" --pgdata "$PGDATA_DIR"
+    [[ $output == *"$STATE_DIR/$CLUSTER-dropped-wal unreadable"* ]]
+  done
+  rm -f "$STATE_DIR/$CLUSTER-dropped-wal"
+  # a folder this user cannot search hides the counter (root searches every folder)
+  [ "$(id -u)" -ne 0 ] || return 0
+  chmod 0600 "$STATE_DIR"
+  run -3 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"$STATE_DIR is not readable by"* ]]
 }

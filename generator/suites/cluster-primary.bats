@@ -236,3 +236,76 @@ nothing_installed() {
   [ -z "$(calls '(pg_ctl|pg_reload_conf|pg_create)')" ]
   [[ $output == *"dry-run: would write $INCLUDE"* ]]
 }
+
+# sync_names_asked: the script reads synchronous_standby_names (9.1+; 9.0 has none)
+sync_names_asked() {
+  grep -qF "current_setting('synchronous_standby_names')" "$PRIMARY_SCRIPT"
+}
+
+@test "primary: synchronous_standby_names that would match the backup standby is refused with what to write" {
+  app=$(cluster_fact "['name']")
+  if ! sync_names_asked; then
+    # 9.0: no synchronous replication, nothing asked
+    run -0 "$PRIMARY_SCRIPT"
+    [[ $output != *synchronous_standby_names* ]]
+    return 0
+  fi
+  pg_fact other_standbys "s1, s2"
+  local value instead
+  while IFS='|' read -r value instead; do
+    pg_fact sync_names "$value"
+    run -3 "$PRIMARY_SCRIPT"
+    [[ $output == *"REFUSED: synchronous_standby_names = '$value' matches the backup standby's application_name $app"* ]]
+    [[ $output == *"write synchronous_standby_names = $instead, reload"* ]]
+    nothing_installed
+  done <<LIST
+*|'FIRST 1 (<the synchronous standby's application_name>)', or '' for none
+$app|''
+s1, ${app^^}|'s1'
+FIRST 1 (s1, "${app^^}")|'FIRST 1 (s1)'
+any 2 (s1,$app , "s 2")|'ANY 2 (s1, "s 2")'
+2 ($app, s1)|'1 (s1)'
+s1, *|'s1'
+LIST
+  pg_fact sync_names '*'
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"standbys streaming now besides the backup host: s1, s2"* ]]
+}
+
+@test "primary: synchronous_standby_names that cannot match the backup standby is left alone" {
+  sync_names_asked || skip "PostgreSQL before 9.1 has no synchronous replication"
+  app=$(cluster_fact "['name']")
+  local value
+  while IFS= read -r value; do
+    pg_fact sync_names "$value"
+    rm -f "$INCLUDE"
+    run -0 "$PRIMARY_SCRIPT" --no-mount
+    [[ $output != *REFUSED* ]]
+    [ -e "$INCLUDE" ]
+  done <<LIST
+s1, ${app}x
+FIRST 1 ("$app ", s1)
+ANY 1 (first_standby, any1)
+first 1 (s1)
+ 
+LIST
+}
+
+@test "primary: the helper's state folder is readable to the server's group, an existing counter too" {
+  local owner=root
+  grep -q '^readonly USE_SUDO=1' "$PRIMARY_SCRIPT" || owner=$PG_USER
+  run -0 "$PRIMARY_SCRIPT" --no-postgres
+  [ "$(stat -c '%U %G %a' "$SANDBOX/state")" = "$owner $PG_USER 2750" ]
+  : >"$STUB_LOG"
+  run -0 "$PRIMARY_SCRIPT" --no-postgres
+  [[ $output == *"$SANDBOX/state: already owned by $owner:$PG_USER, mode 2750"* ]]
+  [ -z "$(calls '^install -d')" ]
+  # a counter the helper wrote before (root's group): handed to the server's group
+  echo "1 16777216 000000010000000000000003 2026-12-01T00:00:00Z" >"$SANDBOX/state/$(cluster_fact "['name']")-dropped-wal"
+  stub chgrp
+  run -0 "$PRIMARY_SCRIPT" --no-postgres
+  calls "^chgrp -- $PG_USER $SANDBOX/state/.*-dropped-wal\$" | grep -q .
+  : >"$STUB_LOG"
+  run -0 "$PRIMARY_SCRIPT" --no-postgres --dry-run
+  [ -z "$(calls '^(chgrp|chmod|install) ')" ]
+}

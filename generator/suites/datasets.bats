@@ -76,3 +76,32 @@ setup() {
   [[ $output == *"step 'dataset $first' failed"* ]]
   [ "$(calls '^zfs create' | wc -l)" -eq 1 ]
 }
+
+# archive_dataset: the dataset of the WAL archive (root on every primary writes into it)
+archive_dataset() {
+  query "[d['name'] for d in facts['datasets'] if d['mountpoint'] == facts['archive_root']][0]"
+}
+
+@test "datasets: the archive is made with exec, setuid and devices off, and an existing one is brought in line" {
+  run -0 "$DATASETS_SCRIPT"
+  arch=$(archive_dataset)
+  calls "^zfs create -p -o mountpoint=[^ ]+ -o devices=off -o exec=off -o setuid=off $arch\$" | grep -q .
+  for property in exec setuid devices; do
+    [ "$("$STUB_BIN/zfs" get -H -o value "$property" "$arch")" = off ]
+  done
+  # an archive dataset made before (exec, setuid and devices on)
+  "$STUB_BIN/zfs" set exec=on "$arch"
+  "$STUB_BIN/zfs" set devices=on "$arch"
+  : >"$STUB_LOG"
+  run -0 "$DATASETS_SCRIPT" --dry-run
+  [ -z "$(changing_calls)" ]
+  [[ $output == *"would run: zfs set devices=off $arch"*"would run: zfs set exec=off $arch"* ]]
+  run -0 "$DATASETS_SCRIPT"
+  [ "$(changing_calls)" = "zfs set devices=off $arch
+zfs set exec=off $arch" ]
+  [[ $output == *"$arch: 2 properties updated"* ]]
+  : >"$STUB_LOG"
+  run -0 "$DATASETS_SCRIPT"
+  [ -z "$(changing_calls)" ]
+}
+

@@ -191,7 +191,7 @@ ensure_dataset() {
   local name=$1 mountpoint=$2
   shift 2
   if ! dataset_exists "$name"; then
-    # -p: a cluster dataset may sit deeper than the pool root (zp1/standby/crm14)
+    # -p: a cluster dataset may sit deeper than the pool root (zp1/<folder>/<cluster>)
     local args=(zfs create -p -o "mountpoint=$mountpoint") property
     for property in "$@"; do args+=(-o "$property"); done
     run "${args[@]}" "$name"
@@ -232,7 +232,7 @@ main() {
   step 'dataset zp1/pg_home'
   ensure_dataset zp1/pg_home /pg_home
   step 'dataset zp1/pg_arch'
-  ensure_dataset zp1/pg_arch /pg_arch
+  ensure_dataset zp1/pg_arch /pg_arch devices=off exec=off setuid=off
   step 'dataset zp1/pg_log'
   ensure_dataset zp1/pg_log /pg_log
   step 'dataset zp1/pg168104'

@@ -223,10 +223,16 @@ readonly RC_LOCAL=/etc/rc.d/rc.local
 readonly PROC=/proc
 readonly SYSTEMD_RUN_DIR=/run/systemd/system
 readonly USE_SUDO=1
+# where the archive helper counts the WAL it drops (pg168104-dropped-wal): check-primary.sh,
+# run as the server's OS user, reads it there
+readonly STATE_DIR=/var/lib/pitr-bundle
+readonly DROPPED_NAME=pg168104-dropped-wal
 readonly BLOCK_TAG='pitr-bundle pg168104'
 readonly INCLUDE_NAME=pitr-archive.conf
 readonly ARCHIVE_COMMAND='sudo -n /usr/local/sbin/pitr-archive-wal-pg168104 "%p" "%f"'
 readonly SLOT=''
+# the application_name the backup standby connects with (its primary_conninfo)
+readonly APP_NAME=pg168104
 readonly WAL_LEVEL_NEEDED=hot_standby
 readonly WAL_LEVEL_ARCHIVE_RANK=1
 readonly SENDERS_NEEDED=2
@@ -870,6 +876,104 @@ plan_slot() {
   esac
 }
 
+# sync_tokens VALUE: synchronous_standby_names split as PostgreSQL's scanner splits it
+# (syncrep_scanner.l; 9.1-9.5 read a plain list the same way) into SYNC_TOKENS: "N<name>"
+# (an identifier, a "quoted" name with "" for a quote, a number, *), "K<FIRST|ANY>" (keywords
+# in any case, unquoted) and "P<(|,|)>". The server only runs with a value it parsed, so
+# anything else is a character of a name.
+SYNC_TOKENS=()
+sync_tokens() {
+  local rest=$1 word take
+  SYNC_TOKENS=()
+  while [[ -n $rest ]]; do
+    take=1
+    if [[ $rest =~ ^[[:space:]]+ ]]; then
+      take=${#BASH_REMATCH[0]}
+    elif [[ $rest =~ ^\"(([^\"]|\"\")*)\" ]]; then
+      take=${#BASH_REMATCH[0]} word=${BASH_REMATCH[1]}
+      SYNC_TOKENS+=("N${word//\"\"/\"}")
+    elif [[ $rest =~ ^[(),] ]]; then
+      SYNC_TOKENS+=("P${BASH_REMATCH[0]}")
+    elif [[ $rest == "*"* ]]; then
+      SYNC_TOKENS+=("N*")
+    elif [[ $rest =~ ^[0-9]+ ]]; then
+      take=${#BASH_REMATCH[0]}
+      SYNC_TOKENS+=("N${BASH_REMATCH[0]}")
+    elif [[ $rest =~ ^[^[:space:]\"(),*]+ ]]; then
+      take=${#BASH_REMATCH[0]} word=${BASH_REMATCH[0]}
+      case ${word,,} in
+        first | any) SYNC_TOKENS+=("K${word^^}") ;;
+        *) SYNC_TOKENS+=("N$word") ;;
+      esac
+    fi
+    rest=${rest:take}
+  done
+}
+
+# sync_quoted NAME: NAME as synchronous_standby_names writes it (quoted unless a plain name)
+sync_quoted() {
+  if [[ $1 == "*" || $1 =~ ^[a-z_][a-z0-9_$]*$ ]]; then
+    printf '%s' "$1"
+  else
+    printf '"%s"' "${1//\"/\"\"}"
+  fi
+}
+
+# plan_sync_names: the backup standby must never be a synchronous standby (sync, potential or
+# in a quorum): while the backup host is away, the primary's commits would wait for it. Its
+# application_name matches an entry that is * or equal to it in any case (PostgreSQL compares
+# with pg_strcasecmp, quoted or not). A value that matches is refused with the value to write.
+plan_sync_names() {
+  local value=${FACT[sync_names]:-} token name count="" prefix="" in_list=0 listed=0 matched=""
+  local kept=() star=0
+  [[ -n ${value//[[:space:]]/} ]] || return 0
+  sync_tokens "$value"
+  for token in "${SYNC_TOKENS[@]}"; do
+    [[ $token == "P(" ]] && listed=1
+  done
+  for token in "${SYNC_TOKENS[@]}"; do
+    case $token in
+      K*) prefix="${token#K} " ;;
+      "P(") in_list=1 ;;
+      "P)") in_list=0 ;;
+      N*)
+        name=${token#N}
+        if ((listed && !in_list)); then
+          count=$name # the number of synchronous standbys, before the list
+          continue
+        fi
+        if [[ $name == "*" ]]; then
+          star=1 matched+=" *"
+        elif [[ ${name,,} == "${APP_NAME,,}" ]]; then
+          matched+=" $(sync_quoted "$name")"
+        else
+          kept+=("$(sync_quoted "$name")")
+        fi
+        ;;
+    esac
+  done
+  [[ -n $matched ]] || return 0
+  local instead list
+  list=$(printf '%s, ' "${kept[@]}")
+  list=${list%, }
+  if ((${#kept[@]} == 0)); then
+    instead="''"
+  elif ((listed)); then
+    ((count <= ${#kept[@]})) || count=${#kept[@]}
+    instead="'$prefix$count ($list)'"
+  else
+    instead="'$list'"
+  fi
+  local why="synchronous_standby_names = '$value' matches the backup standby's application_name $APP_NAME (by${matched}): it would become a synchronous standby, and while the backup host is away this primary's commits would wait for it. Nothing was changed"
+  if ((star)); then
+    why+=". '*' lets any standby that connects be synchronous: name the standbys meant to be synchronous instead (standbys streaming now besides the backup host: ${FACT[other_standbys]:-none})"
+    ((${#kept[@]})) || instead="'FIRST 1 (<the synchronous standby's application_name>)', or '' for none"
+  else
+    why+=". Take $APP_NAME out of it"
+  fi
+  refuse "$why: write synchronous_standby_names = $instead, reload PostgreSQL, and run this again"
+}
+
 RESTART_REASONS=()
 RELOAD_REASONS=()
 # plan_effects: what a reload or a restart must do for the new values to take effect
@@ -920,6 +1024,7 @@ check_postgres() {
     esac
   done
   plan_slot
+  plan_sync_names
   plan_effects
   check_unit
 }
@@ -1027,6 +1132,28 @@ boot_mount() {
     make_temp content
     printf '%s\n' "$MOUNT_SCRIPT || true" >"$content"
     install_block "$RC_LOCAL" "$BLOCK_TAG" "$content" 0755
+  fi
+}
+
+# state_dir: the archive helper's state folder, owned by whoever runs the helper (root
+# through sudo, else the server's OS user), group the server's OS user's with setgid (the
+# counter file the helper writes, mode 0640 by its umask, gets that group), so that
+# check-primary.sh, run as that user, can read the dropped-WAL counter
+state_dir() {
+  local owner=root group counter=$STATE_DIR/$DROPPED_NAME
+  ((USE_SUDO)) || owner=$PG_OS_USER
+  group=$(id -gn "$PG_OS_USER")
+  if [[ -d $STATE_DIR && $(stat -c '%U %G %a' -- "$STATE_DIR") == "$owner $group 2750" ]]; then
+    info "$STATE_DIR: already owned by $owner:$group, mode 2750"
+  else
+    run install -d -o "$owner" -g "$group" -m 2750 "$STATE_DIR"
+  fi
+  [[ -f $counter ]] || return 0
+  if [[ $(stat -c '%G %a' -- "$counter") == "$group 640" ]]; then
+    info "$counter: already readable by group $group"
+  else
+    run chgrp -- "$group" "$counter"
+    run chmod 0640 -- "$counter"
   fi
 }
 
@@ -1203,6 +1330,8 @@ main() {
     step "sudo rule"
     sudo_rule
   fi
+  step "state folder $STATE_DIR (the dropped-WAL counter)"
+  state_dir
   if ((WITH_POSTGRES == 0)); then
     info "done, PostgreSQL not touched (--no-postgres): run this again where it runs"
     return 0

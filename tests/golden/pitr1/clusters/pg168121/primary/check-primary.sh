@@ -12,7 +12,11 @@
 # - archiving: pg_stat_archiver (the last failure newer than the last success: archive_command fails);
 #   WAL waiting to be archived (archive_status/*.ready): how many, and for how long;
 # - the replication slot pitr1_pg168121: WAL it keeps (restart_lsn to the current LSN), wal_status and safe_wal_size;
-# - the size of pg_wal against the spec's thresholds.
+# - the size of pg_wal against the spec's thresholds;
+# - the backup standby (application_name pg168121) in pg_stat_replication: CRITICAL when it is a synchronous standby (sync_state sync, quorum or potential): the primary's commits would wait for the backup host;
+# - WAL the archive helper dropped (primary.archive_queue_max, counted in
+#   /var/lib/pitr-bundle/pg168121-dropped-wal) after the start of the newest base backup of
+#   the bundle: CRITICAL, the archive has a gap that only a new base backup gets past.
 # One summary line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Changes nothing.
 set -Eeuo pipefail
 export LC_ALL=C
@@ -29,6 +33,11 @@ readonly CURRENT_LSN=pg_current_wal_lsn LSN_DIFF=pg_wal_lsn_diff
 readonly PENDING_WARN_MINUTES=20 PENDING_CRIT_MINUTES=60
 readonly WAL_WARN_MB=4096 WAL_CRIT_MB=16384
 readonly SLOT_WARN_MB=2048 SLOT_CRIT_MB=8192
+readonly HAS_SYNC_STATE=1
+readonly APP_NAME=pg168121
+# written by the archive helper at each dropped file: "<files> <bytes> <last file> <UTC time>"
+readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168121-dropped-wal
+readonly BACKUP_LABEL='pitr-bundle pg168121'
 STATUS=0
 MESSAGES=()
 PERFDATA=()
@@ -146,6 +155,80 @@ check_wal_size() {
   ((level == 0)) || raise "$level" "$WAL_DIR holds $((bytes / 1048576)) MB"
 }
 
+# check_sync: the backup standby must never make this primary's commits wait (sync_state
+# sync: they wait for it now; quorum: they may; potential: they will when the synchronous
+# standby goes). A row whose sync_state this role may not see is UNKNOWN, never OK.
+check_sync() {
+  ((HAS_SYNC_STATE)) || return 0
+  local row states names what=""
+  row=$(sql "select coalesce(string_agg(coalesce(sync_state, 'hidden'), ','), ''),
+    current_setting('synchronous_standby_names')
+    from pg_stat_replication where application_name = '$APP_NAME'") ||
+    { raise 3 "pg_stat_replication unreadable"; return 0; }
+  IFS='|' read -r states names <<<"$row"
+  case ",$states," in
+    *,sync,*) what="a synchronous standby (sync_state sync): this primary's commits wait for the backup host now" ;;
+    *,quorum,*) what="in the quorum of synchronous standbys (sync_state quorum): commits wait for it whenever too few of the others answer" ;;
+    *,potential,*) what="a potential synchronous standby (sync_state potential): it becomes synchronous, and commits wait for the backup host, when the synchronous standby goes" ;;
+    *,hidden,*) raise 3 "sync_state of the backup standby $APP_NAME is hidden from this role (grant it pg_read_all_stats, or run as a superuser)"; return 0 ;;
+    *) return 0 ;;
+  esac
+  raise 2 "the backup standby $APP_NAME is $what; take it out of synchronous_standby_names ('$names') and reload"
+}
+
+# newest_base_backup: the backup history file (*.backup) of the newest base backup of the
+# bundle (its label) in the WAL folder, or nothing. The server writes one at the end of each
+# base backup and keeps the newest until the next base backup ends (it removes the older,
+# archived ones then), and this check reads the local folder, never the archive over NFS
+# (which may hang when the backup host is away: when WAL is dropped). Its name starts with
+# the backup's first WAL segment. pg_stat_archiver cannot tell: it names only the last file.
+newest_base_backup() {
+  local file name newest=""
+  for file in "$PGDATA_DIR/$WAL_DIR"/*.backup; do
+    [[ -f $file ]] || continue
+    grep -qxF "LABEL: $BACKUP_LABEL" -- "$file" || continue
+    name=${file##*/}
+    # compared by segment and offset, the timeline left out (as pg_archivecleanup does)
+    [[ -n $newest && ! ${name:8} > ${newest:8} ]] || newest=$name
+  done
+  printf '%s' "$newest"
+}
+
+# check_dropped: WAL the archive helper dropped since the newest base backup started breaks
+# every restore from it; drops before it are history (perfdata only)
+check_dropped() {
+  local dir=${DROPPED_FILE%/*} count bytes last when backup="" since
+  if [[ ! -e $DROPPED_FILE ]]; then
+    if [[ -d $dir && ! -x $dir ]]; then
+      raise 3 "$dir is not readable by $(id -un): cannot tell whether WAL was dropped (45-apply-on-primary.sh makes it readable to the server's group)"
+    else
+      PERFDATA+=("dropped_wal=0c")
+    fi
+    return 0
+  fi
+  if [[ ! -r $DROPPED_FILE ]] || ! read -r count bytes last when <"$DROPPED_FILE" ||
+    ! [[ $count =~ ^[0-9]+$ && $bytes =~ ^[0-9]+$ && -n $last && $when == *T*Z ]]; then
+    raise 3 "$DROPPED_FILE unreadable (it counts WAL the archive helper dropped)"
+    return 0
+  fi
+  PERFDATA+=("dropped_wal=${count}c")
+  backup=$(newest_base_backup)
+  if [[ -n $backup ]]; then
+    if [[ $last =~ ^[0-9A-F]{24} ]]; then
+      # a segment (or backup history file) from the backup's first segment on
+      [[ ! ${last:8:16} < ${backup:8:16} ]] || return 0
+    else
+      # a timeline history file: by time, against when the backup history file was written
+      since=$(date -u -d "$when" +%s 2>/dev/null) || since=""
+      [[ $since =~ ^[0-9]+$ ]] && ((since < $(stat -c %Y -- "$PGDATA_DIR/$WAL_DIR/$backup"))) && return 0
+    fi
+    since="after the start of the newest base backup (${backup%%.*})"
+  else
+    since="and no base backup of the bundle ('$BACKUP_LABEL') is in $WAL_DIR to start after it"
+  fi
+  raise 2 "the archive helper dropped $count WAL file(s) (the last: $last at $when, over primary.archive_queue_max) $since: the archive has a gap no restore can cross; take a new base backup (50-basebackup.sh on the backup host)"
+}
+
 main() {
   local port=$DEFAULT_PORT host=""
   while (($#)); do
@@ -168,7 +251,7 @@ main() {
   PSQL_ARGS=(-p "$port")
   [[ -z $host ]] || PSQL_ARGS+=(-h "$host")
   local cmd
-  for cmd in "$PSQL" find du date sort; do
+  for cmd in "$PSQL" find du date sort grep stat id; do
     command -v "$cmd" >/dev/null 2>&1 || { echo "PITR-PRIMARY UNKNOWN - $cmd not found"; exit 3; }
   done
   if check_archiving; then
@@ -176,10 +259,12 @@ main() {
       PGDATA_DIR=$(sql "show data_directory") || PGDATA_DIR=""
     fi
     check_slot
+    check_sync
   fi
   if [[ -n $PGDATA_DIR ]]; then
     check_pending
     check_wal_size
+    check_dropped
   else
     raise 3 "data directory unknown: give --pgdata"
   fi
