@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -91,6 +92,17 @@ REDO_PROPERTY = "pitr-bundle:redo-wal"
 KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
 
 
+DROPPED_NAME = "dropped-wal"  # the archive helper's drop count, beside the cluster's arch/
+
+
+def continuity_args(cm: ClusterModel) -> list[str]:
+    """The arguments of the archive continuity check (templates/lib/wal-continuity.sh.j2's
+    wal_continuity, less the property names) for one cluster."""
+    skips = pv.has("last segment of a log file unused", cm.spec.postgres.version)
+    return [cm.cluster.dataset, cm.spec.snapshots.prefix, cm.paths.archive, cm.paths.pghome,
+            cm.paths.pgdata, "1" if skips else "0"]
+
+
 def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
 
     monitored = []
@@ -107,7 +119,12 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                     "" if c.restore.rto_seconds is None else str(c.restore.rto_seconds),
                     cm.cluster.dataset, cm.paths.pgdata, cm.wal_dir,
                     c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
-    context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED}
+    for entry, cm in zip(monitored, model.clusters):
+        entry["continuity"] = continuity_args(cm)
+        entry["dropped"] = [cm.name, posixpath.join(cm.archive_export, DROPPED_NAME),
+                            cm.cluster.dataset, cm.spec.snapshots.prefix]
+    context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED,
+               "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
                         "80-install-monitor.sh)", sources, context=context)
@@ -168,6 +185,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": cm.archive_export,
+        "continuity_args": continuity_args(cm),
         "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",
         # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
         "programs": ["postgres", "pg_ctl", "psql"]
@@ -351,6 +369,7 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         "c": c, "cluster": cluster, "paths": cm.paths,
         "installed": installed_names(cm),
         "archive_export": cm.archive_export,
+        "continuity_args": continuity_args(cm),
         "restore_parent": cm.restore_parent,
         "monitor_installed": MONITOR_INSTALLED,
         "monitor_file": monitor_check,
