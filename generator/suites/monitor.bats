@@ -316,6 +316,14 @@ dropped_count() {
   [[ $output == *"archive gap: 000000010000000000000003 missing; it is the first segment a restore from the oldest snapshot needs: nothing restorable before it and from 000000010000000000000004 on"* ]]
 }
 
+@test "monitor: a missing archive folder is reported once, by the freshness check" {
+  a_cluster_world
+  rm -r "${ARCHIVE:?}"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: the archive folder $ARCHIVE is missing"* ]]
+  [[ $output != *"continuity"* ]]
+}
+
 @test "monitor: an archive whose segment size is none is UNKNOWN, naming it" {
   a_cluster_world
   truncate -s 1000 "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
