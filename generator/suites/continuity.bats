@@ -157,6 +157,16 @@ a_switch() {
   [ "$(scan 000000010000000000000001 '' 0 | cut -f1-2)" = $'gap\t000000020000000000000006' ]
 }
 
+@test "continuity: a history file before 9.3 names the switch by its WAL file, not an LSN" {
+  # 9.0 to 9.2: "<parent TLI><TAB><WAL file the old timeline ended in><TAB><reason>"
+  segments 2026-12-01 64M 000000010000000A0000003{C,D,E}
+  segments 2026-12-02 64M 000000020000000A0000003E 000000020000000B0000000{0,1}
+  printf '1\t000000010000000A0000003E\tno recovery target specified\n' >"$ARCH/2026-12-02/00000002.history"
+  [ "$(scan '' '' 1)" = $'ok\t000000010000000A0000003C\t000000020000000B00000001\t5\t67108864' ]
+  rm "$ARCH/2026-12-02/000000020000000A0000003E"
+  [ "$(scan '' '' 1 | cut -f1-2,4)" = $'gap\t000000020000000A0000003E\t000000010000000A0000003D' ]
+}
+
 @test "continuity: a new timeline with no segment yet: the old one is complete up to the switch" {
   segments 2026-12-01 16M 00000001000000000000000{1,2,3}
   printf '1\t0/4000100\tno recovery target specified\n' >"$ARCH/2026-12-01/00000002.history"
