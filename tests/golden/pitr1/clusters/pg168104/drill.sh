@@ -501,16 +501,21 @@ wal_continuity_scan() {
       for (i = 1; i <= n; i++) { t = hexval(substr(fname[i], 1, 8)); if (t > target) target = t }
       for (t in history) if (t + 0 > target) target = t + 0
       # the chain of timelines a restore to the newest one follows: each line of its history
-      # file names an ancestor and the point where it ended (parent TLI, switch LSN, reason)
+      # file names an ancestor and where it ended (parent TLI, switch point, reason): an LSN
+      # from 9.3, before it the WAL file the new timeline starts in (its copy of that segment)
       chain = 0
       if (target in history) {
         file = history[target]
         while ((getline line < file) > 0) {
           split(line, w, "\t")
-          if (w[1] !~ /^[0-9]+$/ || w[2] !~ /^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/) continue
-          split(toupper(w[2]), lsn, "/")
-          chain++; ctl[chain] = w[1] + 0
-          hi[chain] = hexval(lsn[1]) * perlog + int(hexval(lsn[2]) / size)
+          if (w[1] !~ /^[0-9]+$/) continue
+          if (w[2] ~ /^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/) {
+            split(toupper(w[2]), lsn, "/")
+            switch_at = hexval(lsn[1]) * perlog + int(hexval(lsn[2]) / size)
+          } else if (length(w[2]) == 24 && hex(w[2])) {
+            switch_at = segno(w[2])
+          } else continue
+          chain++; ctl[chain] = w[1] + 0; hi[chain] = switch_at
         }
         close(file)
       }
