@@ -190,7 +190,7 @@ import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(20)' "$BATS_
   mkdir -p "$SANDBOX/arch/2026-12-01"
   truncate -s 16M "$SANDBOX/arch/2026-12-01/00000001000000000000000"{1,3}
   local drill
-  drill=$(rebase "$DRILL_SCRIPT" ARCHIVE="$SANDBOX/arch")
+  drill=$(rebase "$DRILL_SCRIPT" CONTINUITY_ARCHIVE="$SANDBOX/arch")
   run -1 "$drill"
   [[ $output == *"archive gap: 000000010000000000000002 missing; restorable up to 000000010000000000000001"* ]]
   [ "$(state result)" = failed ]
