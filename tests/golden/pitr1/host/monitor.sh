@@ -391,7 +391,7 @@ wal_continuity() {
 }
 # <<< wal-continuity
 
-readonly REDO_PROPERTY=pitr-bundle:redo-wal KEPT_PROPERTY=pitr-bundle:wal-kept-from
+readonly WAL_REDO_PROPERTY=pitr-bundle:redo-wal WAL_KEPT_PROPERTY=pitr-bundle:wal-kept-from
 
 # check_continuity NAME DATASET PREFIX ARCHIVE PGHOME PGDATA SKIPS_LAST: CRITICAL naming the
 # first segment missing between the oldest REDO point kept and the newest archived segment,
@@ -400,7 +400,7 @@ check_continuity() {
   local name=$1 rc=0
   [[ -d $4 ]] || return 0  # check_cluster reports a missing archive folder
   shift
-  wal_continuity "$@" "$REDO_PROPERTY" "$KEPT_PROPERTY" || rc=$?
+  wal_continuity "$@" "$WAL_REDO_PROPERTY" "$WAL_KEPT_PROPERTY" || rc=$?
   PERFDATA+=("${name}_archive_missing_segments=$WAL_CONTINUITY_MISSING;;1")
   case $rc in
     0) ;;
@@ -412,7 +412,7 @@ check_continuity() {
 # newest_redo DATASET PREFIX: "<newest snapshot><TAB><its REDO WAL file>" of our snapshots; a
 # snapshot without the property counts with the last known one (REDO points only move forward)
 newest_redo() {
-  zfs list -H -t snapshot -o "name,$REDO_PROPERTY" -d 1 -s creation "$1" 2>/dev/null |
+  zfs list -H -t snapshot -o "name,$WAL_REDO_PROPERTY" -d 1 -s creation "$1" 2>/dev/null |
     awk -F '\t' -v ours="$1@$2" '
       index($1, ours) == 1 { newest = $1; if (length($2) == 24 && $2 ~ /^[0-9A-F]+$/) redo = $2 }
       END { print newest "\t" redo }' || true

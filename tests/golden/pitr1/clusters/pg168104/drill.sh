@@ -594,11 +594,14 @@ wal_continuity() {
 
 # the archive's continuity, checked at each drill like the host monitor does: a gap fails the
 # drill (recorded); a check that cannot run is a warning (the restore itself read the archive)
-readonly ARCHIVE=/pg_arch/pg168104/arch
+# (names of their own: the drill's other constants are not this check's)
+readonly CONTINUITY_ARCHIVE=/pg_arch/pg168104/arch CONTINUITY_DATASET=zp1/pg168104 \
+  CONTINUITY_PREFIX=pitr- CONTINUITY_SKIPS_LAST=1 \
+  CONTINUITY_REDO=pitr-bundle:redo-wal CONTINUITY_KEPT=pitr-bundle:wal-kept-from
 check_archive_continuity() {
   local rc=0
-  wal_continuity zp1/pg168104 pitr- "$ARCHIVE" "$PGHOME" "$PGDATA" \
-    1 pitr-bundle:redo-wal pitr-bundle:wal-kept-from || rc=$?
+  wal_continuity "$CONTINUITY_DATASET" "$CONTINUITY_PREFIX" "$CONTINUITY_ARCHIVE" "$PGHOME" "$PGDATA" \
+    "$CONTINUITY_SKIPS_LAST" "$CONTINUITY_REDO" "$CONTINUITY_KEPT" || rc=$?
   ((rc != 1)) || fail "$WAL_CONTINUITY_TEXT"
   if ((rc == 0)); then info "$WAL_CONTINUITY_TEXT"; else warn "$WAL_CONTINUITY_TEXT"; fi
 }
