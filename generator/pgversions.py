@@ -46,6 +46,9 @@ FACTS = {fact.name: fact for fact in [
     Fact("max_slot_wal_keep_size", 130000, None),
     # names that changed
     Fact("pg_xlog", None, 100000),
+    # before 9.3 a log file's last segment is never used (16 MB segments: no ...FF file; the
+    # segments of a log file are 0xFFFFFFFF // segment size, not 2^32 // segment size)
+    Fact("last segment of a log file unused", None, 90300),
     Fact("pg_wal", 100000, None),
     Fact("unix_socket_directory", None, 90300),
     Fact("unix_socket_directories", 90300, None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -99,6 +100,17 @@ TIMELINE_PROPERTY = "pitr-bundle:timeline"
 INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
 
 
+DROPPED_NAME = "dropped-wal"  # the archive helper's drop count, beside the cluster's arch/
+
+
+def continuity_args(cm: ClusterModel) -> list[str]:
+    """The arguments of the archive continuity check (templates/lib/wal-continuity.sh.j2's
+    wal_continuity, less the property names) for one cluster."""
+    skips = pv.has("last segment of a log file unused", cm.spec.postgres.version)
+    return [cm.cluster.dataset, cm.spec.snapshots.prefix, cm.paths.archive, cm.paths.pghome,
+            cm.paths.pgdata, "1" if skips else "0"]
+
+
 def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
 
     monitored = []
@@ -117,8 +129,12 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                     c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
     for entry, cm in zip(monitored, model.clusters):
         entry["replay"] = replay_args(cm)
+        entry["continuity"] = continuity_args(cm)
+        entry["dropped"] = [cm.name, posixpath.join(cm.archive_export, DROPPED_NAME),
+                            cm.cluster.dataset, cm.spec.snapshots.prefix]
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED,
-               "scrub": model.scrub}
+               "scrub": model.scrub,
+               "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
                         "80-install-monitor.sh)", sources, context=context)
@@ -199,6 +215,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
         "archive_export": cm.archive_export,
+        "continuity_args": continuity_args(cm),
         "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",
         # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
         "programs": ["postgres", "pg_ctl", "psql"]
@@ -395,6 +412,7 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         "c": c, "cluster": cluster, "paths": cm.paths,
         "installed": installed_names(cm),
         "archive_export": cm.archive_export,
+        "continuity_args": continuity_args(cm),
         "restore_parent": cm.restore_parent,
         "monitor_installed": MONITOR_INSTALLED,
         "monitor_file": monitor_check,

@@ -91,6 +91,64 @@ archive_helper() {
   [ ! -e "$SANDBOX/archive" ]
 }
 
+# dropping_helper: a helper with a queue limit of three 16-byte "segments", its drop count in
+# the sandbox, the copy beside the archive folder in PUBLISHED (or where $1 says); four waiting
+# files in pg_wal
+dropping_helper() {
+  stub logger
+  mkdir -p "$SANDBOX/pgdata/pg_wal/archive_status" "$SANDBOX/archive/arch"
+  stub mountpoint 'exit 0'
+  PUBLISHED=${1:-$SANDBOX/archive/dropped-wal}
+  helper=$(rebase "$HELPER_IN_BUNDLE" ARCHIVE="$SANDBOX/archive/arch" QUEUE_MAX=48 \
+    DROPPED_FILE="$SANDBOX/state/dropped-wal" PUBLISHED_DROPPED="$PUBLISHED")
+  cd "$SANDBOX/pgdata"
+  local n
+  for n in 1 2 3 4; do
+    printf '0123456789abcdef' >"pg_wal/00000001000000000000000$n"
+    touch "pg_wal/archive_status/00000001000000000000000$n.ready"
+  done
+}
+
+@test "archive helper: the next successful copy after a drop puts the drop count beside the archive folder, once" {
+  dropping_helper
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  [[ $output == *"DROPPED 000000010000000000000001"* ]]
+  # the drop itself cannot reach the backup host (the archive is what fails)
+  [ ! -e "$PUBLISHED" ]
+  rm pg_wal/archive_status/*.ready
+  run -0 "$helper" pg_wal/000000010000000000000002 000000010000000000000002
+  cmp "$SANDBOX/state/dropped-wal" "$PUBLISHED"
+  [ "$(/usr/bin/stat -c %a "$PUBLISHED")" = 640 ]
+  [ -z "$(find "$SANDBOX/archive" -name '*.tmp')" ]
+  # the same count is not written again
+  local inode
+  inode=$(/usr/bin/stat -c %i "$PUBLISHED")
+  run -0 "$helper" pg_wal/000000010000000000000003 000000010000000000000003
+  [ "$(/usr/bin/stat -c %i "$PUBLISHED")" = "$inode" ]
+  # a new drop: the next copy brings the new count
+  touch pg_wal/archive_status/00000001000000000000000{1,2,3,4}.ready
+  run -0 "$helper" pg_wal/000000010000000000000004 000000010000000000000004
+  rm pg_wal/archive_status/*.ready
+  printf 'fedcba9876543210' >pg_wal/000000010000000000000005
+  run -0 "$helper" pg_wal/000000010000000000000005 000000010000000000000005
+  read -r files _ last _ <"$PUBLISHED"
+  [ "$files $last" = "2 000000010000000000000004" ]
+}
+
+@test "archive helper: a drop count that cannot be put beside the archive is logged, the WAL file still archived, and the next copy tries again" {
+  dropping_helper "$SANDBOX/nowhere/dropped-wal"
+  run -0 "$helper" pg_wal/000000010000000000000001 000000010000000000000001
+  rm pg_wal/archive_status/*.ready
+  run -0 "$helper" pg_wal/000000010000000000000002 000000010000000000000002
+  [[ $output == *"could not copy the drop count $SANDBOX/state/dropped-wal to $SANDBOX/nowhere/dropped-wal: the backup host does not see the dropped WAL"* ]]
+  calls '^logger -p daemon.err -t pitr-archive-wal -- could not copy the drop count' | grep -q .
+  cmp pg_wal/000000010000000000000002 "$SANDBOX/archive/arch/$(TZ=UTC date +%F)/000000010000000000000002"
+  # the next successful copy tries again
+  mkdir "$SANDBOX/nowhere"
+  run -0 "$helper" pg_wal/000000010000000000000003 000000010000000000000003
+  cmp "$SANDBOX/state/dropped-wal" "$PUBLISHED"
+}
+
 @test "archive mount: the export is mounted nosuid, nodev, noexec whatever the spec's options" {
   stub mountpoint 'exit 1'
   stub mount

@@ -384,3 +384,19 @@ echo "Bad checksums:  1"; exit 1'
   run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=none DATA_CHECKSUMS=1)"
   [ "$(state error)" = "could not ask the clone for data_checksums: FATAL:  gone" ]
 }
+
+@test "drill: a gap in the archive fails the drill, recorded with the missing file; a continuous archive passes" {
+  mkdir -p "$SANDBOX/arch/2026-12-01"
+  truncate -s 16M "$SANDBOX/arch/2026-12-01/00000001000000000000000"{1,3}
+  local drill
+  drill=$(rebase "$DRILL_SCRIPT" CONTINUITY_ARCHIVE="$SANDBOX/arch")
+  run -1 "$drill"
+  [[ $output == *"archive gap: 000000010000000000000002 missing; restorable up to 000000010000000000000001"* ]]
+  [ "$(state result)" = failed ]
+  [[ $(state error) == "archive gap: 000000010000000000000002 missing; "* ]]
+  ! "$STUB_BIN/zfs" list -H -o name "$CLONE" || false
+  truncate -s 16M "$SANDBOX/arch/2026-12-01/000000010000000000000002"
+  run -0 "$drill"
+  [[ $output == *"archive continuous from 000000010000000000000001 to 000000010000000000000003 (3 segments of 16 MB)"* ]]
+  [ "$(state result)" = ok ]
+}

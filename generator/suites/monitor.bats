@@ -52,7 +52,9 @@ a_cluster_world() {
   mkdir -p "$PGDATA/$wal_dir" "$ARCHIVE/$(date -u +%F)" "$ARCHIVE/2020-01-01"
   sleep 300 &
   printf '%s\n/x\n1\n%s\n' "$!" "$(cluster_fact "['port']")" >"$PGDATA/postmaster.pid"
-  touch "$PGDATA/$wal_dir/000000010000000000000001" "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
+  touch "$PGDATA/$wal_dir/000000010000000000000001"
+  # an archived segment is whole (the continuity check reads sizes; a sparse file)
+  truncate -s 16M "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
   printf 'when=x\nresult=ok\nlast_ok_epoch=%s\n' "$(date -u +%s)" >"$STATE"
   FAKE_CMD=zpool bash "$SUITES_DIR/fake_zfs.bash" create "$POOL" mirror /dev/a /dev/b
   "$STUB_BIN/zfs" create -p -o mountpoint=/x "$(cluster_fact "['dataset']")"
@@ -220,7 +222,9 @@ teardown() {
   run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   grep -F "$ARCHIVE/$(date -u +%F) -maxdepth 1" "$BATS_TEST_TMPDIR/find.log"
   ! grep -F "$ARCHIVE/2020-01-01" "$BATS_TEST_TMPDIR/find.log" || false
-  ! grep -E "$ARCHIVE( |$)" "$BATS_TEST_TMPDIR/find.log"
+  # the whole archive is listed once, by the continuity check (its day folders, no deeper)
+  [ "$(grep -cE "$ARCHIVE( |$)" "$BATS_TEST_TMPDIR/find.log")" -eq 1 ]
+  grep -qE "^$ARCHIVE -mindepth 2 -maxdepth 2 " "$BATS_TEST_TMPDIR/find.log"
 }
 
 @test "monitor: nothing archived since yesterday is CRITICAL, whatever older folders hold" {
@@ -585,4 +589,90 @@ zfs_replace_snapshots() {
   controldata_90 "in archive recovery" | sed 's/^Minimum recovery ending location: .*/Minimum recovery ending location:     unknown/' >"$SANDBOX/controldata"
   run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == "PITR OK - $CLUSTER: hot_standby off: replay lag counted in whole WAL segments; whether replay is paused and the last replayed transaction's time cannot be measured; $CLUSTER: replay lag unknown (replaying ?, newest WAL file 000000010000000000000001) |"* ]]
+}
+
+# dropped_count LINE: the archive helper's drop count beside the check's archive folder
+dropped_count() {
+  local file=$SANDBOX/dropped-wal
+  sed -i "s|'\\?$(dirname "$(cluster_fact "['paths']['archive']")")/dropped-wal'\\? |$file |" "$BATS_TEST_TMPDIR/check"
+  printf '%s\n' "$1" >"$file"
+}
+
+@test "monitor: a segment missing from the archive is CRITICAL, naming it and the restorable ranges either side" {
+  a_cluster_world
+  local day=$ARCHIVE/$(date -u +%F) i
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_archive_missing_segments=0;;1"* ]]
+  for i in 2 3 4 5; do truncate -s 16M "$day/00000001000000000000000$i"; done
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  rm "$day/000000010000000000000003"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: archive gap: 000000010000000000000003 missing; restorable up to 000000010000000000000002 (archived $(date -u +%F) "*" UTC) and from 000000010000000000000004 on; 1 segment(s) missing up to 000000010000000000000005; take a new base backup"* ]]
+  [[ $output == *" ${CLUSTER}_archive_missing_segments=1;;1"* ]]
+}
+
+@test "monitor: the continuity check starts at the oldest snapshot's REDO WAL file, or the first file the retention kept" {
+  a_cluster_world
+  local day=$ARCHIVE/$(date -u +%F) i
+  for i in 4 5; do truncate -s 16M "$day/00000001000000000000000$i"; done
+  # the world's snapshot starts at ...01: 02 and 03 are missing
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"archive gap: 000000010000000000000002 missing; restorable up to 000000010000000000000001"* ]]
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000004 "$(cluster_fact "['dataset']")"
+  rm "$day/000000010000000000000001"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000003 "$(cluster_fact "['dataset']")"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"archive gap: 000000010000000000000003 missing; it is the first segment a restore from the oldest snapshot needs: nothing restorable before it and from 000000010000000000000004 on"* ]]
+}
+
+@test "monitor: a missing archive folder is reported once, by the freshness check" {
+  a_cluster_world
+  rm -r "${ARCHIVE:?}"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: the archive folder $ARCHIVE is missing"* ]]
+  [[ $output != *"continuity"* ]]
+}
+
+@test "monitor: an archive whose segment size is none is UNKNOWN, naming it" {
+  a_cluster_world
+  truncate -s 1000 "$ARCHIVE/$(date -u +%F)/000000010000000000000001"
+  run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: archive continuity not checked: segment size 1000 is not a WAL segment size"* ]]
+}
+
+@test "monitor: WAL the primary dropped since the newest snapshot's REDO point is CRITICAL; a later snapshot clears it" {
+  a_cluster_world
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_dropped_wal=0;;1"* ]]
+  dropped_count "2 33554432 000000010000000000000001 2026-12-06T10:00:00Z"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: the primary dropped 2 WAL file(s) (archive_queue_max; the last 000000010000000000000001 at 2026-12-06T10:00:00Z) and no snapshot since serves a restore past it (newest: $(cluster_fact "['dataset']")@"*", REDO 000000010000000000000001); take a new base backup"* ]]
+  [[ $output == *" ${CLUSTER}_dropped_wal=2;;1"* ]]
+  # a snapshot whose REDO point comes after the dropped segment serves restores past it
+  "$STUB_BIN/zfs" snapshot -o pitr-bundle:redo-wal=000000010000000000000002 \
+    "$(cluster_fact "['dataset']")@$(cluster_fact "['snapshots']['prefix']")$(date -u -d '+1 min' +%Y%m%dT%H%M%SZ)"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *" ${CLUSTER}_dropped_wal=2;;1"* ]]
+}
+
+@test "monitor: a dropped timeline history file counts until a snapshot taken after the drop; without a snapshot any drop does" {
+  a_cluster_world
+  dropped_count "1 42 00000002.history $(date -u -d '-1 hour' +%FT%TZ)"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  dropped_count "1 42 00000002.history $(date -u -d '+1 hour' +%FT%TZ)"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: the primary dropped 1 WAL file(s) (archive_queue_max; the last 00000002.history at "* ]]
+  dropped_count "1 16777216 000000010000000000000000 2026-12-06T10:00:00Z"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  "$STUB_BIN/zfs" destroy -d "$("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$(cluster_fact "['dataset']")")"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"no snapshot since serves a restore past it (newest: none, REDO unknown)"* ]]
+}
+
+@test "monitor: an unreadable drop count is UNKNOWN, naming it" {
+  a_cluster_world
+  dropped_count "garbage"
+  run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: the archive helper's drop count $SANDBOX/dropped-wal is unreadable"* ]]
 }

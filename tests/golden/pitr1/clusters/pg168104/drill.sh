@@ -598,6 +598,207 @@ pick_target() {
   info "drill $RUNS: $PICK_REASON"
 }
 
+# >>> wal-continuity (templates/lib/wal-continuity.sh.j2: included, so that the script stays
+# standalone; the bats suite continuity.bats loads the lines between these markers)
+# Continuity of one cluster's WAL archive (<archive>/<UTC day>/<WAL file>): every segment from
+# the oldest REDO point the WAL retention keeps to the newest archived segment must be there,
+# on the timeline a restore follows (the newest timeline's .history file names where each
+# older timeline ended), at the cluster's segment size. An archive with a hole restores
+# nothing past it, and nobody notices until a restore (pgBackRest verify, Barman
+# check-wal-archive and WAL-G wal-verify exist for that reason).
+
+# wal_segment_bytes PGHOME PGDATA: "Bytes per WAL segment" of the standby's pg_control (every
+# version prints it; from 11 it is an initdb choice); nothing when it cannot be read
+wal_segment_bytes() {
+  local out
+  [[ -x $1/bin/pg_controldata && -f $2/global/pg_control ]] || return 0
+  out=$(LC_ALL=C LD_LIBRARY_PATH="$1/lib" "$1/bin/pg_controldata" "$2" 2>/dev/null) || return 0
+  out=$(sed -n 's/^Bytes per WAL segment: *//p' <<<"$out")
+  [[ ! $out =~ ^[1-9][0-9]{5,10}$ ]] || printf '%s\n' "$out"
+}
+
+# wal_continuity_start DATASET PREFIX REDO_PROPERTY KEPT_PROPERTY: the first WAL file a restore
+# can need: the oldest of our snapshots' REDO WAL file, or the dataset's first kept file when
+# the WAL retention has deleted WAL that snapshot needed (whichever is later). Nothing when
+# neither is known (the oldest snapshot has no REDO property, or there is no snapshot and no
+# retention yet): then the whole archive counts, from its oldest segment.
+wal_continuity_start() {
+  local dataset=$1 prefix=$2 kept floor
+  kept=$(zfs get -H -o value "$4" "$dataset" 2>/dev/null) || kept=""
+  [[ $kept =~ ^[0-9A-F]{24}$ ]] || kept=""
+  floor=$(zfs list -H -t snapshot -o "name,$3" -d 1 -s creation "$dataset" 2>/dev/null |
+    awk -F '\t' -v ours="$dataset@$prefix" 'index($1, ours) == 1 { print $2; exit }') || floor=""
+  [[ $floor =~ ^[0-9A-F]{24}$ ]] || floor=""
+  # timelines aside, as the retention compares
+  if [[ -n $floor && ( -z $kept || ! ${kept:8} > ${floor:8} ) ]]; then
+    printf '%s\n' "$floor"
+  else
+    printf '%s\n' "$kept"
+  fi
+}
+
+# wal_continuity_scan ARCHIVE START SEGMENT_BYTES SKIPS_LAST: one listing of the archive (no
+# process per file), one awk. START: a WAL file name or empty (from the oldest segment);
+# SEGMENT_BYTES: empty to take the size most full segments have; SKIPS_LAST: 1 before 9.3,
+# whose WAL never uses the last segment of each log file (FF with 16 MB segments, 3F with
+# 64 MB). Prints one tab-separated line:
+#   ok <first> <last> <segments> <segment bytes>
+#   empty <segment bytes>                 (no segment from START on yet)
+#   gap <first missing> <why> <last before|-> <its mtime|-> <next present> <missing> <last> <segment bytes>
+#   unknown <why>
+wal_continuity_scan() {
+  local archive=$1 start=$2 size=$3 skips=$4
+  [[ -d $archive ]] || { printf 'unknown\tthe archive folder %s is missing\n' "$archive"; return 0; }
+  # a folder find cannot read leaves its files out: they show as missing, never as present
+  { find "$archive" -mindepth 2 -maxdepth 2 -type f ! -name '.*' -printf '%p\t%f\t%s\t%T@\n' 2>/dev/null || true; } |
+    awk -F '\t' -v start="$start" -v size="$size" -v skips="$skips" '
+    function hexval(s,   i, n) {
+      n = 0
+      for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1
+      return n
+    }
+    function hex8(n,   s, i, d) {
+      s = ""
+      for (i = 0; i < 8; i++) { d = n % 16; s = substr("0123456789ABCDEF", d + 1, 1) s; n = (n - d) / 16 }
+      return s
+    }
+    function hex(s) { return s != "" && s ~ /^[0-9A-F]+$/ }
+    # an array key of a segment number (mawk writes numbers past 2^31 as %.6g otherwise)
+    function key(s) { return sprintf("%.0f", s) }
+    # the segment number of a name (timeline aside) and back
+    function segno(name) { return hexval(substr(name, 9, 8)) * perlog + hexval(substr(name, 17, 8)) }
+    function name_of(tli, s) { return hex8(tli) hex8(int(s / perlog)) hex8(s % perlog) }
+    # the timeline a restore reads segment s from: the chain entry whose range holds it
+    function tli_of(s,   i) {
+      for (i = 1; i <= chain; i++) if (s >= lo[i] && (i == chain || s < hi[i])) return ctl[i]
+      return -1
+    }
+    {
+      f = $2
+      if (length(f) == 16 && substr(f, 9) == ".history" && hex(substr(f, 1, 8))) {
+        history[hexval(substr(f, 1, 8))] = $1
+      } else if (length(f) == 24 && hex(f)) {
+        n++; fname[n] = f; fsize[n] = $3; ftime[n] = $4
+        count[$3]++
+      }
+    }
+    END {
+      if (size == "") for (s in count) if (size == "" || count[s] > count[size]) size = s
+      size += 0
+      if (n == 0) { print "empty\t" (size ? size : "-"); exit }
+      if (size < 1048576 || 2 ^ int(log(size) / log(2) + 0.5) != size) {
+        print "unknown\tsegment size " size " is not a WAL segment size"; exit
+      }
+      perlog = skips ? int(4294967295 / size) : 4294967296 / size
+      target = 0
+      for (i = 1; i <= n; i++) { t = hexval(substr(fname[i], 1, 8)); if (t > target) target = t }
+      for (t in history) if (t + 0 > target) target = t + 0
+      # the chain of timelines a restore to the newest one follows: each line of its history
+      # file names an ancestor and where it ended (parent TLI, switch point, reason): an LSN
+      # from 9.3, before it the WAL file the new timeline starts in (its copy of that segment)
+      chain = 0
+      if (target in history) {
+        file = history[target]
+        while ((getline line < file) > 0) {
+          split(line, w, "\t")
+          if (w[1] !~ /^[0-9]+$/) continue
+          if (w[2] ~ /^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/) {
+            split(toupper(w[2]), lsn, "/")
+            switch_at = hexval(lsn[1]) * perlog + int(hexval(lsn[2]) / size)
+          } else if (length(w[2]) == 24 && hex(w[2])) {
+            switch_at = segno(w[2])
+          } else continue
+          chain++; ctl[chain] = w[1] + 0; hi[chain] = switch_at
+        }
+        close(file)
+      }
+      chain++; ctl[chain] = target; lo[1] = 0
+      for (i = 2; i <= chain; i++) lo[i] = hi[i - 1]
+      # the segments a restore reads: on their timeline, of a valid number, whole
+      first = -1; last = -1
+      for (i = 1; i <= n; i++) {
+        if (hexval(substr(fname[i], 17, 8)) >= perlog) continue
+        s = segno(fname[i]); t = hexval(substr(fname[i], 1, 8))
+        if (tli_of(s) != t) continue
+        if (first < 0 || s < first) first = s
+        if (s > last) last = s
+        if (fsize[i] + 0 != size) bad[key(s)] = fsize[i]
+        else have[key(s)] = i
+      }
+      from = start == "" ? first : segno(start)
+      if (last < 0 || from > last) { print "empty\t" size; exit }
+      for (s = from; key(s) in have; s++) ;
+      if (s > last) {
+        print "ok\t" name_of(tli_of(from), from) "\t" fname[have[key(last)]] "\t" (last - from + 1) "\t" size
+        exit
+      }
+      next_s = -1
+      for (k in have) {
+        k += 0
+        if (k < from) continue
+        if (k > s && (next_s < 0 || k < next_s)) next_s = k
+      }
+      present = 0
+      for (k in have) if (k + 0 >= from) present++
+      why = (key(s) in bad) ? "damaged (" bad[key(s)] " bytes, not " size ")" : "missing"
+      before = s > from ? fname[have[key(s - 1)]] "\t" ftime[have[key(s - 1)]] : "-\t-"
+      after = next_s < 0 ? "-" : fname[have[key(next_s)]]
+      print "gap\t" name_of(tli_of(s), s) "\t" why "\t" before "\t" after "\t" (last - from + 1 - present) "\t" name_of(tli_of(last), last) "\t" size
+    }'
+}
+
+# wal_continuity DATASET PREFIX ARCHIVE PGHOME PGDATA SKIPS_LAST REDO_PROPERTY KEPT_PROPERTY:
+# 0 continuous, 1 a gap, 3 not checked. Sets WAL_CONTINUITY_TEXT (what was found, one line)
+# and WAL_CONTINUITY_MISSING (segments missing, 0 when none or unknown).
+wal_continuity() {
+  local start size result kind a b c d e f g when
+  # shellcheck disable=SC2034 # the monitor reads WAL_CONTINUITY_MISSING (perfdata), the drill not
+  WAL_CONTINUITY_TEXT="" WAL_CONTINUITY_MISSING=0
+  start=$(wal_continuity_start "$1" "$2" "$7" "$8")
+  size=$(wal_segment_bytes "$4" "$5")
+  result=$(wal_continuity_scan "$3" "$start" "$size" "$6") || result="unknown"
+  IFS=$'\t' read -r kind a b c d e f g _ <<<"$result"
+  case $kind in
+    ok)
+      WAL_CONTINUITY_TEXT="archive continuous from $a to $b ($c segments of $((d / 1048576)) MB)"
+      return 0 ;;
+    empty)
+      WAL_CONTINUITY_TEXT="archive holds no segment${start:+ from $start on} yet"
+      return 0 ;;
+    gap)
+      # shellcheck disable=SC2034 # the monitor reads it (perfdata), the drill not
+      WAL_CONTINUITY_MISSING=$f
+      WAL_CONTINUITY_TEXT="archive gap: $a $b; "
+      if [[ $c == - ]]; then
+        WAL_CONTINUITY_TEXT+="it is the first segment a restore from the oldest snapshot needs: nothing restorable before it"
+      else
+        when=$(date -u -d "@${d%.*}" '+%F %H:%M UTC' 2>/dev/null) || when="?"
+        WAL_CONTINUITY_TEXT+="restorable up to $c (archived $when)"
+      fi
+      if [[ $e == - ]]; then WAL_CONTINUITY_TEXT+=" and nothing after it"; else WAL_CONTINUITY_TEXT+=" and from $e on"; fi
+      WAL_CONTINUITY_TEXT+="; $f segment(s) missing up to $g; take a new base backup"
+      return 1 ;;
+    *)
+      WAL_CONTINUITY_TEXT="archive continuity not checked: ${a:-no answer}"
+      return 3 ;;
+  esac
+}
+# <<< wal-continuity
+
+# the archive's continuity, checked at each drill like the host monitor does: a gap fails the
+# drill (recorded); a check that cannot run is a warning (the restore itself read the archive)
+# (names of their own: the drill's other constants are not this check's)
+readonly CONTINUITY_ARCHIVE=/pg_arch/pg168104/arch CONTINUITY_DATASET=zp1/pg168104 \
+  CONTINUITY_PREFIX=pitr- CONTINUITY_SKIPS_LAST=1 \
+  CONTINUITY_REDO=pitr-bundle:redo-wal CONTINUITY_KEPT=pitr-bundle:wal-kept-from
+check_archive_continuity() {
+  local rc=0
+  wal_continuity "$CONTINUITY_DATASET" "$CONTINUITY_PREFIX" "$CONTINUITY_ARCHIVE" "$PGHOME" "$PGDATA" \
+    "$CONTINUITY_SKIPS_LAST" "$CONTINUITY_REDO" "$CONTINUITY_KEPT" || rc=$?
+  ((rc != 1)) || fail "$WAL_CONTINUITY_TEXT"
+  if ((rc == 0)); then info "$WAL_CONTINUITY_TEXT"; else warn "$WAL_CONTINUITY_TEXT"; fi
+}
+
 drill() {
   local out hand_target=$TARGET which=$1
   if ((DRY_RUN)); then
@@ -648,6 +849,8 @@ drill() {
   check_checksums
   step "clean up the drill clone"
   remove_clone
+  step "check the archive's continuity"
+  check_archive_continuity
   RESULT=ok
 }
 

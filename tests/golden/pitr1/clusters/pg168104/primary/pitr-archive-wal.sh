@@ -9,7 +9,9 @@
 # already archived with the same content is success (a retry after a crash), with other
 # content a failure. The copy appears under its name atomically (temp file + link), so the
 # standby's restore_command never reads half a file. Runs as root through sudo: it takes no
-# path but the WAL file's, and only one inside the data directory's WAL folder.
+# path but the WAL file's, and only one inside the data directory's WAL folder. WAL it drops
+# (primary.archive_queue_max) is counted, and the count copied to /pgarch/pg168104/dropped-wal on
+# the next successful copy, where the backup host's monitor reads it.
 set -Eeuo pipefail
 umask 027
 readonly CLUSTER=pg168104
@@ -18,6 +20,8 @@ readonly ARCHIVE="$MOUNT/arch"
 # primary.archive_queue_max in bytes (0: off) and where the dropped files are counted
 readonly QUEUE_MAX=0
 readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168104-dropped-wal
+# the same count, beside the archive folder: the backup host's monitor reads it there
+readonly PUBLISHED_DROPPED="$MOUNT/dropped-wal"
 
 die() {
   printf 'pitr-archive-wal: %s\n' "$1" >&2
@@ -48,6 +52,23 @@ drop_if_queue_full() {
   logger -p daemon.crit -t pitr-archive-wal -- "$message" 2>/dev/null || true
   printf 'pitr-archive-wal: %s\n' "$message" >&2
   exit 0
+}
+
+# publish_dropped: after a successful copy, DROPPED_FILE (when the helper ever dropped WAL)
+# is copied to PUBLISHED_DROPPED unless it holds the same, so the backup host learns of a drop
+# (it cannot read the primary's state folder). A failure is logged, never fatal: the WAL file
+# itself is archived.
+publish_dropped() {
+  [[ -f $DROPPED_FILE ]] || return 0
+  ! cmp -s -- "$DROPPED_FILE" "$PUBLISHED_DROPPED" || return 0
+  local temp="$PUBLISHED_DROPPED.$$.tmp"
+  if ! { cp -- "$DROPPED_FILE" "$temp" && chmod 0640 -- "$temp" && mv -f -- "$temp" "$PUBLISHED_DROPPED"; }; then
+    rm -f -- "$temp"
+    local message="could not copy the drop count $DROPPED_FILE to $PUBLISHED_DROPPED: the backup host does not see the dropped WAL"
+    logger -p daemon.err -t pitr-archive-wal -- "$message" 2>/dev/null || true
+    printf 'pitr-archive-wal: %s\n' "$message" >&2
+  fi
+  return 0
 }
 
 main() {
@@ -88,9 +109,9 @@ main() {
   sync -- "$temp" 2>/dev/null || sync
   # link fails when the name exists: never overwrites, even against a concurrent run
   ln -- "$temp" "$ARCHIVE/$day/$name" || {
-    cmp -s -- "$source" "$ARCHIVE/$day/$name" && exit 0
-    die "$ARCHIVE/$day/$name appeared with other content"
+    cmp -s -- "$source" "$ARCHIVE/$day/$name" || die "$ARCHIVE/$day/$name appeared with other content"
   }
+  publish_dropped
 }
 
 main "$@"
