@@ -250,6 +250,27 @@ window_of_five() {
   [ "$(state runs)" = 3 ] && [ "$(state snapshot)" = "$between" ]
 }
 
+@test "drill: after a rebuilt primary (a new generation) only the current system's snapshots take turns" {
+  local now day=86400 window age system=111
+  now=$(/bin/date -u +%s)
+  window=$(sed -n 's/^readonly PITR_WINDOW_DAYS=//p' "$DRILL")
+  # (the world's own snapshot records no system: not drilled once the dataset records one)
+  # two of the old system 111 (one before the window's start), then three of the new one 222
+  for age in $(((window + 3) * day)) $((window * day * 3 / 4)) $((window * day / 2)) $((window * day / 4)) 7200; do
+    "$STUB_BIN/zfs" snapshot -o "pitr-bundle:system-id=$system" \
+      "$DATASET@$PREFIX$(/bin/date -u -d "@$((now - age))" +%Y%m%dT%H%M%SZ)"
+    [[ $age != $((window * day * 3 / 4)) ]] || system=222
+  done
+  "$STUB_BIN/zfs" set pitr-bundle:system-id=222 "$DATASET"
+  mapfile -t SNAPS < <("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$DATASET" | tail -n 5)
+  mkdir -p "${STATE%/*}"
+  printf 'runs=1\n' >"$STATE"
+  run -0 "$DRILL_SCRIPT" --pick oldest
+  # the old system's snapshots replay from no archive (restore.sh refuses them): not drilled
+  [ "$(state snapshot)" = "${SNAPS[2]}" ]
+  [[ $(state pick_reason) == *"(1 of 3 in the "* ]]
+}
+
 @test "drill: the between turn visits every snapshot between the oldest and the newest over the runs" {
   window_of_five
   seen=""
