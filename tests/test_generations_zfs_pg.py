@@ -257,6 +257,8 @@ def test_a_rebuilt_primary_starts_a_new_generation(world):
     time.sleep(1.1)
     between = utc(time.time())
     time.sleep(1.1)
+    # the old system's last commit, after the target: where a restore to it stops
+    world.switch("old, after the target")
 
     # --- the rebuilt primary: its archiving is refused while the old system's names are there
     primary = world.new_primary("primary2")
@@ -285,9 +287,25 @@ def test_a_rebuilt_primary_starts_a_new_generation(world):
     wait_for(f"{first} archived again", lambda: first in segments(world.archive))
     assert {header_system(p) for p in segments(world.archive).values()} == {int(new_sysid)}
 
-    # --- restore: the old system's snapshot is refused, naming both
-    refused = run([world.scripts / "restore.sh", "--target-time", between, "--name", "g1", "--yes"],
+    # --- restore to a time of the old system: its snapshot replays its set-apart WAL, not the
+    # new system's files of the same names in the archive
+    restored = run([world.scripts / "restore.sh", "--target-time", between, "--name", "g1", "--yes"]).stderr
+    world.clones.append("g1")
+    assert (f"{old_snapshot} is of an earlier system ({old_sysid}; the archive's is now {new_sysid}): "
+            f"replaying that system's WAL, set apart in {world.generations / old_sysid}") in restored, restored
+    assert f"reached the target {between}" in restored, restored
+    clone = pg.PgServer(MAJOR, world.root / f"mnt/restore/{CLUSTER}-g1/pg_root", RESTORE_PORT)
+    assert clone.psql("select count(*) from t where note = 'A'") == "6"
+    assert clone.psql("select count(*) from t where note like 'old, after%'") == "0"
+    assert clone.psql("select system_identifier from pg_control_system()") == old_sysid
+    run([world.scripts / "restore.sh", "--cleanup", "g1", "--yes"])
+    world.clones.remove("g1")
+    # without the set-apart WAL, the old system's snapshot is refused, naming both
+    apart_folder = world.generations / old_sysid
+    apart_folder.rename(apart_folder.with_name("moved-away"))
+    refused = run([world.scripts / "restore.sh", "--target-time", between, "--name", "g3", "--yes"],
                   expect=3).stderr
+    apart_folder.with_name("moved-away").rename(apart_folder)
     assert (f"{old_snapshot} is of system {old_sysid}, the archive holds the WAL of system "
             f"{new_sysid}") in refused, refused
     assert f"--snapshot {old_snapshot.split('@')[1]}" in refused

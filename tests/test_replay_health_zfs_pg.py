@@ -1,7 +1,8 @@
 """Replay health and the pool's scrub, for real: a standby on a zfs-fuse dataset streams from a
 real PostgreSQL 16 primary, and the generated monitor check (host/monitor.sh) reports what
 the issue asked for. Replay paused with pg_wal_replay_pause() is CRITICAL, and resumed it is
-OK again; a standby promoted by mistake is CRITICAL. A pool never scrubbed is a WARNING; the
+OK again; a standby promoted by mistake is CRITICAL. A new pool not scrubbed yet is OK with a
+note, and a WARNING past the scrub's warning age; the
 scrub schedule's own command line (host/scrub.cron) scrubs it for real, and then the check
 reports the scrub's age and is OK.
 The bundle is the example specs' (cluster pg168121 with its slot, hot standby on), with only
@@ -104,8 +105,18 @@ def test_replay_paused_promoted_and_scrub_on_real_backends(zfs_fuse, client_tool
         wait_for("row A on the standby", lambda: standby.psql("select note from t where id = 1") == "A")
         run([scripts / "snapshot.sh"])
 
-        # never scrubbed: a WARNING, and the only finding
-        never = monitor(check, 1)
+        # never scrubbed, a new pool (the real creation time): OK, with a note, until the scrub's
+        # warning age
+        fresh = monitor(check, 0)
+        assert fresh.startswith("PITR OK") and f"pool {pool}: no scrub yet (created " in fresh, fresh
+        assert "pool_scrub_age" not in fresh
+        # past that age (the same check with a warning age of one second): a WARNING, the only finding
+        impatient = root / "monitor-impatient.sh"
+        impatient.write_text(re.sub(r"(?m)^readonly SCRUB_WARN=\d+ ", "readonly SCRUB_WARN=1 ",
+                                    check.read_text(), count=1))
+        impatient.chmod(0o755)
+        time.sleep(2)
+        never = monitor(impatient, 1)
         assert never.startswith(f"PITR WARNING - pool {pool} has no finished scrub (zpool status: none "
                                 "requested)"), never
         assert "pool_scrub_age" not in never

@@ -502,6 +502,31 @@ generation_world() {
   [ -z "$(changing_calls)" ]
 }
 
+@test "restore: a snapshot of an earlier system replays that system's set-apart WAL, not the archive" {
+  generation_world
+  mkdir -p "$SANDBOX/generations/7301234567890123456/2026-11-24" "$SANDBOX/arch/2026-11-24"
+  echo old >"$SANDBOX/generations/7301234567890123456/2026-11-24/000000010000000000000002"
+  echo new >"$SANDBOX/arch/2026-11-24/000000010000000000000002"
+  # its REDO file lies below the current system's floor of kept WAL, which does not apply to it
+  snapshot_at "2026-11-24 08:30:00Z" -o pitr-bundle:system-id=7301234567890123456 -o pitr-bundle:major=16 \
+    -o pitr-bundle:redo-wal=000000010000000000000002
+  "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000009 "$DATASET"
+  : >"$STUB_LOG"
+  script=$(rebase "$RESTORE_SCRIPT" PG_MAJOR=16 ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")
+  run -0 "$script" --target-time '2026-11-24 09:00:00+00' --name g1 --yes
+  [[ $output == *"is of an earlier system (7301234567890123456; the archive's is now 7399999999999999999): replaying that system's WAL, set apart in $SANDBOX/generations/7301234567890123456"* ]]
+  [[ $output != *"no longer holds the WAL"* ]]
+  calls "^zfs clone .*$DATASET@${PREFIX}20261124T083000Z " | grep -q .
+  settings=$SANDBOX/restore/$CLUSTER-g1/pg_root/pitr-restore.conf
+  [[ $(cluster_fact "['recovery_file']") == standby.signal ]] || settings=${settings%/*}/recovery.conf
+  command=$(sed -n "s/^restore_command = '\(.*\)'\$/\1/p" "$settings")
+  command=${command//\'\'/\'}
+  c=${command//%f/000000010000000000000002}
+  c=${c//%p/$SANDBOX/got}
+  (cd "$SANDBOX/restore/$CLUSTER-g1/pg_root" && sh -c "${c//%%/%}")
+  [ "$(cat "$SANDBOX/got")" = old ]
+}
+
 @test "restore: a snapshot of the archive's system is restored (the refusal's twin)" {
   generation_world
   run -0 "$RESTORE_SCRIPT" --target-time '2026-11-24 11:00:00+00' --name g1 --yes

@@ -347,6 +347,23 @@ wal_since_snapshot() {
   done
 }
 
+@test "monitor: a new pool not scrubbed yet is OK with a note until the scrub's warning age, in both formats" {
+  local warn
+  warn=$(sed -n 's/^readonly SCRUB_WARN=\([0-9]*\) .*/\1/p' "$CHECK")
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub zfs "if [[ \$* == 'get -H -p -o value creation $POOL' ]]; then echo \$((\$(date +%s) - $warn + 120))
+elif [[ \$* == 'get -H -p -o name,property,value used,available '* ]]; then
+  printf '%s\tused\t%s\n%s\tavailable\t%s\n%s\tused\t%s\n' $POOL 400000000000 $POOL 600000000000 $ARCHIVE_DATASET 100000000000
+else
+  FAKE_CMD=zfs exec bash $SUITES_DIR/fake_zfs.bash \"\$@\"
+fi"
+  for fixture in openzfs_none zfs_fuse_none; do
+    "$fixture" >"$SANDBOX/zpool-status"
+    run -0 "$CHECK" --cluster none
+    [[ $output == "PITR OK - "*"pool $POOL: no scrub yet (created "*" ago; schedule "* ]]
+  done
+}
+
 @test "monitor: a pool never scrubbed is a WARNING, in both formats" {
   for fixture in openzfs_none zfs_fuse_none; do
     "$fixture" >"$SANDBOX/zpool-status"

@@ -575,9 +575,16 @@ check_scrub() {
   errors=$(sed -n 's/^errors: //p' <<<"$out")
   scrub_devices < <(sed -n '/^config:/,/^errors:/p' <<<"$out")
   [[ -z $errors || $errors == "No known data errors" ]] || raise 2 "pool $POOL: $errors (zpool status -v $POOL names the files)"
-  local never="pool $POOL has no finished scrub"
+  local never="pool $POOL has no finished scrub" created
   case $scan in
     "none requested")
+      # a pool younger than the warning age is not late for its first scrub: a new host is not
+      # a WARNING until the schedule had its chance (a creation time not read: WARNING)
+      created=$(zfs get -H -p -o value creation "$POOL" 2>/dev/null) || created=""
+      if [[ $created =~ ^[0-9]+$ ]] && (($(date +%s) - created <= SCRUB_WARN)); then
+        NOTES+=("pool $POOL: no scrub yet (created $(duration $(($(date +%s) - created))) ago; schedule $SCRUB_SCHEDULE)")
+        return
+      fi
       raise 1 "$never (zpool status: none requested): run zpool scrub $POOL; schedule $SCRUB_SCHEDULE"
       return ;;
     "scrub repaired "*" with "*" errors on "* | "scrub completed after "*" with "*" errors on "*)

@@ -352,16 +352,20 @@ stamp_epoch() {
 
 # window_snapshots: our snapshots a PITR restore of the window can start from, oldest first:
 # the newest taken at or before the window's start (the WAL retention keeps WAL from its REDO
-# point on) and every later one
+# point on) and every later one. Once 50-basebackup.sh recorded the system on the dataset, only
+# that system's: a rebuilt primary's older generation replays from no archive (restore.sh
+# refuses it), and one that records no system may be of either
 window_snapshots() {
-  local start name stamp
+  local start name stamp system current
   start=$PREFIX$(date -u -d "@$((STARTED - PITR_WINDOW_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
+  current=$(zfs get -H -o value pitr-bundle:system-id "$DATASET")
   local -a before=() inside=()
-  while IFS= read -r name; do
+  while IFS=$'\t' read -r name system; do
     stamp=${name#*@}
     [[ $stamp == "$PREFIX"* && ${#stamp} == $((${#PREFIX} + 16)) ]] || continue
+    [[ $current == - || $system == "$current" ]] || continue
     if [[ $stamp > "$start" ]]; then inside+=("$name"); else before=("$name"); fi
-  done < <(zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET")
+  done < <(zfs list -H -t snapshot -o name,pitr-bundle:system-id -d 1 -s creation "$DATASET")
   printf '%s\n' "${before[@]}" "${inside[@]}" | grep . || true
 }
 

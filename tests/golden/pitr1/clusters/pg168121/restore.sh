@@ -188,6 +188,10 @@ readonly RESTORE_ROOT=/pg_restore
 readonly DEFAULT_PORT=20212
 readonly LOG_ROOT=/pg_log
 readonly ARCHIVE=/pg_arch/pg168121/arch
+# an earlier system's WAL, set apart by 50-basebackup.sh when the primary was rebuilt: <system id>/<UTC day>/
+readonly GENERATIONS=/pg_arch/pg168121/generations
+# the WAL this restore replays: the archive, or an earlier generation's (check_generation)
+REPLAY_ARCHIVE=$ARCHIVE
 # the data folder's WAL folder, where the server writes the history file of the timeline it opens on
 readonly WAL_DIR=pg_wal
 readonly PG_MAJOR=17
@@ -324,10 +328,11 @@ check_wal_kept() {
   exit "$EXIT_REFUSED"
 }
 
-# check_generation SNAPSHOT MODE: refuse a snapshot of another major than these binaries, and,
-# for a replay from the archive (every MODE but --snapshot), one of another system than the
-# one the archive's WAL is of (50-basebackup.sh records it on the dataset: a rebuilt primary is
-# a new system). Snapshots taken before snapshot.sh recorded these: a warning.
+# check_generation SNAPSHOT MODE: refuse a snapshot of another major than these binaries. A
+# replay (every MODE but --snapshot) from a snapshot of another system than the one the
+# archive's WAL is of (50-basebackup.sh records it on the dataset: a rebuilt primary is a new
+# system) replays that system's WAL, which 50-basebackup.sh set apart in GENERATIONS/<system>;
+# without it, refused. Snapshots taken before snapshot.sh recorded these: a warning.
 check_generation() {
   local snapshot=$1 mode=$2 sysid major current
   local sysid_property=pitr-bundle:system-id major_property=pitr-bundle:major
@@ -342,7 +347,11 @@ check_generation() {
   fi
   current=$(zfs get -H -o value "$sysid_property" "$DATASET")
   if [[ $mode != snapshot && $current =~ ^[0-9]+$ && $sysid != "$current" ]]; then
-    die "$snapshot is of system $sysid, the archive holds the WAL of system $current (the primary was rebuilt since: a new generation), so no replay from the archive can start from it. Open it as it was taken: --snapshot ${snapshot#*@}" "$EXIT_REFUSED"
+    if [[ ! -d $GENERATIONS/$sysid ]]; then
+      die "$snapshot is of system $sysid, the archive holds the WAL of system $current (the primary was rebuilt since: a new generation) and no WAL of system $sysid is kept in $GENERATIONS/$sysid, so no replay can start from it. Open it as it was taken: --snapshot ${snapshot#*@}" "$EXIT_REFUSED"
+    fi
+    REPLAY_ARCHIVE=$GENERATIONS/$sysid
+    info "$snapshot is of an earlier system ($sysid; the archive's is now $current): replaying that system's WAL, set apart in $REPLAY_ARCHIVE"
   fi
 }
 
@@ -368,7 +377,7 @@ write_owned() {
 # replaces %f, %p and %%: a percent sign for the shell is written %% (16 refuses any other; seen in its log).
 fetch_command() {
   local archive memo=pitr-fetch.day
-  archive=$(printf '%q' "$ARCHIVE")
+  archive=$(printf '%q' "$REPLAY_ARCHIVE")
   printf '%s' "{ read -r d <$memo; } 2>/dev/null; " \
     "[ -n \"\$d\" ] && [ -f $archive/\"\$d\"/%f ] && exec cp --preserve=timestamps $archive/\"\$d\"/%f \"%p\"; " \
     "for f in $archive/*/%f; do [ -f \"\$f\" ] || exit 1; d=\${f%%/*}; echo \"\${d##*/}\" >$memo; " \
@@ -500,7 +509,7 @@ point_reached() {
   printf 'stopped at %s, LSN %s, timeline %s' "${xact:-"(no transaction replayed)"}" "${lsn:-?}" "${timeline:-?}"
   if [[ -n $wal_file ]]; then
     printf ', last WAL file restored %s' "$wal_file"
-    for file in "$ARCHIVE"/*/"$wal_file"; do
+    for file in "$REPLAY_ARCHIVE"/*/"$wal_file"; do
       [[ -f $file ]] && printf ' (archived %s)' "$(date -u -r "$file" '+%F %T UTC')"
       break
     done
@@ -719,7 +728,9 @@ restore() {
     info "snapshot $snapshot as it was taken, with the WAL it holds (PostgreSQL $PG_MAJOR)"
   else
     info "newest snapshot before the target: $snapshot (PostgreSQL $PG_MAJOR)"
-    check_wal_kept "$snapshot"
+    # the floor of kept WAL on the dataset is the current system's: an earlier one's set-apart
+    # WAL stays whole while a snapshot of it is kept
+    [[ $REPLAY_ARCHIVE != "$ARCHIVE" ]] || check_wal_kept "$snapshot"
   fi
 
   local clone="$RESTORE_PARENT/$CLUSTER-$name" mountpoint="$RESTORE_ROOT/$CLUSTER-$name"

@@ -408,13 +408,14 @@ main() {
   step "pre-snapshot hook"
   run_pre_hook
   step "snapshot"
+  # first: a standby it must refuse is refused whatever this second's snapshot name finds
+  check_standby
   local snapshot
   snapshot="$DATASET@$PREFIX$(TZ=UTC date -u +%Y%m%dT%H%M%SZ)"
   if zfs list -H -o name "$snapshot" >/dev/null 2>&1; then
     # a run in this same second took it and stopped before pruning: go on with that one
     info "$snapshot exists already: pruning only"
   else
-    check_standby
     read_properties
     local -a properties=(-o "$MAJOR_PROPERTY=$MAJOR")
     [[ -z $SYSID ]] || properties=(-o "$SYSTEM_ID_PROPERTY=$SYSID" "${properties[@]}" -o "$TIMELINE_PROPERTY=$TLI")
