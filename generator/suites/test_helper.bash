@@ -423,7 +423,9 @@ fake_standby() {
   : >"$FAKE_PGDATA/global/pg_control"
   echo "$3" >"$FAKE_PGDATA/PG_VERSION"
   echo 4242 >"$FAKE_PGDATA/postmaster.pid"
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub runuser 'while (($#)) && [[ $1 != -- ]]; do shift; done; shift; exec "$@"'
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$pghome/bin stub pg_ctl '[[ $1 == -D && $3 == status && -f $2/postmaster.pid ]]'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$pghome/bin stub pg_controldata 'cat "$1/.fake-controldata"'
