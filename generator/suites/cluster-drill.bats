@@ -49,9 +49,10 @@ psql_stub() {
   STUB_TARGET=$SANDBOX/pghome/bin stub psql '
 case ${*: -1} in
   "show data_checksums") echo "${FAKE_CHECKSUMS:-off}" ;;
-  *pg_available_extensions*) echo "${FAKE_AMCHECK_EXT:-0}" ;;
   *"from pg_database"*) printf "app\npostgres\n" ;;
-  "create extension"*) ;;
+  "create extension"*)
+    [[ ${FAKE_AMCHECK_EXT:-0} == 1 ]] ||
+      { echo "ERROR:  could not open extension control file \"/x/share/extension/amcheck.control\": No such file or directory" >&2; exit 1; } ;;
   *bt_index_check*) [[ -z ${FAKE_BT_FAIL:-} ]] || { echo "ERROR:  $FAKE_BT_FAIL" >&2; exit 1; }; echo 3 ;;
   *) echo 42 ;;
 esac'
@@ -397,7 +398,7 @@ echo "Bad checksums:  1"; exit 1'
 
 @test "drill: a clone that cannot say whether it has amcheck or data checksums fails the drill" {
   # shellcheck disable=SC2016 # the quoted text is the stub's own code
-  STUB_TARGET=$SANDBOX/pghome/bin stub psql '[[ ${*: -1} != *pg_available_extensions* ]] || { echo "FATAL:  terminating connection" >&2; exit 2; }; echo 42'
+  STUB_TARGET=$SANDBOX/pghome/bin stub psql '[[ ${*: -1} != "create extension"* ]] || { echo "FATAL:  terminating connection" >&2; exit 2; }; echo 42'
   run -1 "$(rebase "$DRILL_SCRIPT" AMCHECK=extension)"
   [ "$(state error)" = "could not ask the clone for the amcheck extension: FATAL:  terminating connection" ]
   # shellcheck disable=SC2016 # the quoted text is the stub's own code

@@ -577,7 +577,8 @@ check_scrub() {
   [[ -z $errors || $errors == "No known data errors" ]] || raise 2 "pool $POOL: $errors (zpool status -v $POOL names the files)"
   local never="pool $POOL has no finished scrub" created
   case $scan in
-    "none requested")
+    # OpenZFS 2.x prints no scan line for a pool never scanned; older ones and zfs-fuse say so
+    "none requested" | "")
       # a pool younger than the warning age is not late for its first scrub: a new host is not
       # a WARNING until the schedule had its chance (a creation time not read: WARNING)
       created=$(zfs get -H -p -o value creation "$POOL" 2>/dev/null) || created=""
