@@ -399,8 +399,9 @@ choose_snapshot() {
   case $which in
     oldest) index=0 ;;
     between)
-      # by the run number, not by chance: the same run drills the same snapshot
-      ((count < 3)) || index=$((1 + $(cksum <<<"$CLUSTER $RUNS" | cut -d' ' -f1) % (count - 2)))
+      # by the run number, not by chance: the same run drills the same snapshot, and the
+      # between turns walk the inner snapshots in order, so count - 2 of them visit them all
+      ((count < 3)) || index=$((1 + (RUNS - 1) / 3 % (count - 2)))
       ;;
   esac
   if [[ $which != newest && -z ${index:-} ]] || ((count < 2)); then
