@@ -68,8 +68,8 @@ install_deps() {
     return 0
   fi
   log "build dependencies: installing ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  as_root apt-get update -qq -o DPkg::Lock::Timeout=600
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 \
     "${missing[@]}" >/dev/null
   log "build dependencies: installed in $((SECONDS - start)) s"
 }
