@@ -69,8 +69,35 @@ def backup_label(cluster: Cluster) -> str:
 
 def primary_conninfo(cluster: Cluster) -> str:
     c = cluster.spec
-    return (f"host={c.primary.address} port={c.primary.port} user={c.replication.user} "
-            f"application_name={application_name(cluster)}")
+    hosts, ports = conninfo_nodes(cluster)
+    return (f"host={hosts} port={ports} user={c.replication.user} "
+            f"application_name={application_name(cluster)}{session_attrs(cluster)}")
+
+
+def standby_follows_partner(cluster: Cluster) -> bool:
+    """The standby's conninfo lists the HA partner too (libpq multi-host, from 10): after a
+    failover libpq reaches whichever node accepts it. Before 10 a conninfo names one host and
+    the standby keeps primary.address (a VIP or DNS name that follows the primary is then the
+    right address; else re-run 60-standby.sh with the partner as primary.address)."""
+    c = cluster.spec
+    return bool(c.primary.ha_partner) and pv.has("libpq multi-host", c.postgres.version)
+
+
+def conninfo_nodes(cluster: Cluster) -> tuple[str, str]:
+    """host= and port= of the standby's conninfo: the primary, then its HA partner (the same
+    port: the partner takes over the primary's service)."""
+    primary = cluster.spec.primary
+    nodes = primary.nodes if standby_follows_partner(cluster) else [primary.address]
+    return ",".join(nodes), ",".join([str(primary.port)] * len(nodes))
+
+
+def session_attrs(cluster: Cluster) -> str:
+    """With two nodes listed, libpq must skip the one in recovery (the old primary come back
+    as a standby, or the partner before a failover): a walreceiver on a standby's cascade
+    would follow the wrong node's timeline."""
+    if standby_follows_partner(cluster) and pv.has("target_session_attrs", cluster.spec.postgres.version):
+        return " target_session_attrs=read-write"
+    return ""
 
 
 def restore_command(paths: ClusterPaths) -> str:
@@ -89,6 +116,9 @@ def recovery_settings(cluster: Cluster, paths: ClusterPaths) -> dict[str, str]:
     if cluster.spec.replication.slot:
         settings["primary_slot_name"] = cluster.spec.replication.slot
     settings["restore_command"] = restore_command(paths)
+    # latest: after a failover the standby follows the promoted node's new timeline (the
+    # default only from 12; before, the timeline the base backup had). Kept explicit on every
+    # version, so the setting says what the standby does.
     settings["recovery_target_timeline"] = "latest"
     return settings
 

@@ -91,6 +91,8 @@ class ClusterModel:
     snapshot_warn_seconds: int  # the newest snapshot's age: WARNING (from the schedule)
     snapshot_crit_seconds: int
     replay: ReplayModel
+    # the standby's conninfo lists the HA partner too (libpq multi-host, 10+)
+    follows_partner: bool
 
     @property
     def spec(self) -> ClusterSpec:
@@ -273,7 +275,7 @@ def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
         cron_name=f"pitr-bundle-{c.name}",
         drill=_drill(host, c, restore_parent),
         snapshot_warn_seconds=snapshot_warn, snapshot_crit_seconds=snapshot_crit,
-        replay=replay_model(c))
+        replay=replay_model(c), follows_partner=cp.standby_follows_partner(cluster))
 
 
 def derive(host: Host) -> HostModel:
