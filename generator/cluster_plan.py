@@ -286,13 +286,28 @@ def primary_facts_sql(cluster: Cluster) -> str:
     return "\nunion all ".join(rows)
 
 
-def create_slot_sql(cluster: Cluster) -> str:
+def create_slot_sql(cluster: Cluster, reserve: bool = True) -> str:
     """Creates the slot only when it is missing (a re-run, or a race with another run, is
-    harmless). From 9.6 it reserves WAL at once, so no WAL the base backup needs goes."""
+    harmless). On the primary, from 9.6, it reserves WAL at once, so no WAL the base backup
+    needs goes. reserve False: the HA partner's copy (see standby_slot_sql)."""
     slot = cluster.spec.replication.slot
-    reserve = ", true" if pv.has("slot reserves WAL at creation", cluster.spec.postgres.version) else ""
-    return (f"select pg_create_physical_replication_slot('{slot}'{reserve}) where not exists "
-            f"(select 1 from pg_replication_slots where slot_name = '{slot}')")
+    reserving = reserve and pv.has("slot reserves WAL at creation", cluster.spec.postgres.version)
+    return (f"select pg_create_physical_replication_slot('{slot}'{', true' if reserving else ''}) "
+            f"where not exists (select 1 from pg_replication_slots where slot_name = '{slot}')")
+
+
+def standby_slot_sql(cluster: Cluster) -> str:
+    """The slot on the node in recovery (the HA partner), made without reserving WAL
+    (immediately_reserve false, the default; before 9.6 slots never reserve at creation): a
+    reserving slot nobody streams through would pin the partner's WAL from now on, for as long
+    as it stays a standby, and fill its disk. Unreserved, it pins nothing until the backup
+    standby first streams through it after a promotion; then it holds from the position the
+    standby asks for. That WAL must still be on the new primary: what it kept as a standby
+    (wal_keep_size/wal_keep_segments, min_wal_size, the segments since its last restartpoint)
+    and, from the fork on, its own new timeline. What is gone, the standby restores from the
+    archive (restore_command), into which the new primary archives its new timeline and its
+    .history file."""
+    return create_slot_sql(cluster, reserve=False)
 
 
 def psql_candidates(cluster: Cluster) -> list[str]:

@@ -199,6 +199,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "primary_step": {
             "facts_sql": cp.primary_facts_sql(cluster),
             "create_slot_sql": cp.create_slot_sql(cluster) if c.replication.slot else "",
+            "standby_slot_sql": cp.standby_slot_sql(cluster) if c.replication.slot else "",
             "managed": cp.primary_managed(cluster),
             "psql_candidates": cp.psql_candidates(cluster),
             "archive_command": cp.archive_command(cluster),
