@@ -385,3 +385,18 @@ def receiver_title(version: str) -> str:
 
 def drill_state_file(spec) -> str:
     return f"{spec.drill.state_dir}/drill-{spec.name}.state"
+
+
+def timeline_state_file(spec) -> str:
+    """The timeline the monitor last acknowledged for the cluster (beside the drill's state,
+    which it reads too)."""
+    return f"{spec.drill.state_dir}/timeline-{spec.name}.state"
+
+
+def fork_hint(spec) -> str:
+    """What brings back a standby that replayed past the new timeline's fork point."""
+    if pv.has("pg_rewind", spec.postgres.version):
+        return ("pg_rewind from the new primary brings it back without a new base backup (after "
+                "a snapshot of its dataset), else take a new base backup (50-basebackup.sh --force)")
+    return (f"take a new base backup (50-basebackup.sh --force): PostgreSQL "
+            f"{spec.postgres.major_text} has no pg_rewind (from 9.5)")

@@ -114,6 +114,9 @@ FACTS = {fact.name: fact for fact in [
     # host list), sender_host/sender_port (11)
     Fact("pg_stat_wal_receiver", 90600, None),
     Fact("pg_stat_wal_receiver.sender_host", 110000, None),
+    # a standby that replayed past a new timeline's fork point can be brought back without a
+    # new base backup by pg_rewind (contrib from 9.5; 9.4 had it only as an external tool)
+    Fact("pg_rewind", 90500, None),
 ]}
 
 

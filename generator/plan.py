@@ -129,6 +129,8 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                     c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
     for entry, cm in zip(monitored, model.clusters):
         entry["replay"] = replay_args(cm)
+        entry["timeline"] = [cm.name, cp.timeline_state_file(cm.spec), cm.paths.log_dir,
+                             "1" if cm.follows_partner else "0", cp.fork_hint(cm.spec)]
         entry["continuity"] = continuity_args(cm)
         entry["dropped"] = [cm.name, posixpath.join(cm.archive_export, DROPPED_NAME),
                             cm.cluster.dataset, cm.spec.snapshots.prefix]
