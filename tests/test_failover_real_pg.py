@@ -36,7 +36,7 @@ import yaml
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
-from derived_example import CLUSTER, derived_specs
+from derived_example import CLUSTER, derived_specs, example_primary
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for
 
 pytestmark = [pytest.mark.postgres]
@@ -118,25 +118,7 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
             (mnt / folder).mkdir(parents=True, exist_ok=True)
             (mnt / folder).chmod(0o755)
         run([scripts / "30-user.sh"])
-        # the archive: the primary's user writes, the cluster's group reads (as over NFS, where
-        # each node archives through its own mount of the same export)
-        primary_user = pwd.getpwnam(pg.DEFAULT_OS_USER)
-        archive.mkdir(parents=True)
-        for folder in (archive.parent, archive):
-            os.chown(folder, primary_user.pw_uid, pwd.getpwnam(CLUSTER).pw_gid)
-            folder.chmod(0o2750)
-        (root / "primary/bin").mkdir(parents=True)
-        shutil.copy(scripts / "primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
-        (root / "primary/bin/pitr-archive-wal").chmod(0o755)
-        primary.initdb()
-        shutil.copy(scripts / "primary/pitr-archive.conf", primary.data_dir)
-        os.chown(primary.data_dir / "pitr-archive.conf", primary_user.pw_uid, primary_user.pw_gid)
-        with open(primary.conf_file, "a") as conf:
-            conf.write("\ninclude 'pitr-archive.conf'\n")
-        lines = (scripts / "primary/pg_hba.conf.lines").read_text().splitlines()
-        primary.hba([line for line in lines if line and not line.startswith("#")])
-        primary.start()
-        primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
+        example_primary(root, scripts, archive, primary, PASSWORD)
         primary.psql(sql_of(step, "create_slot_sql"))
         primary.psql("create table t (id int primary key, note text)")
 
@@ -158,7 +140,8 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
                 f"user=replicator application_name={CLUSTER} target_session_attrs=read-write'"
                 ) in (pgdata / "pitr-bundle.conf").read_text()
         pgpass = (Path(pwd.getpwnam(CLUSTER).pw_dir) / ".pgpass").read_text().splitlines()
-        assert pgpass == [f"{node}:{PRIMARY_PORT}:*:replicator:{PASSWORD}" for node in ("127.0.0.1", PARTNER)]
+        for node in ("127.0.0.1", PARTNER):
+            assert f"{node}:{PRIMARY_PORT}:*:replicator:{PASSWORD}" in pgpass, pgpass
         wait_for("streaming from the primary through its slot", lambda: primary.psql(
             f"select active from pg_replication_slots where slot_name = '{slot}'") == "t")
         primary.psql("insert into t values (1, 'A')")
