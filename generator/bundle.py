@@ -79,6 +79,9 @@ def _cluster_facts(cm: ClusterModel) -> dict:
                     "systemd_unit": c.primary_unit},
         "replication_slot": c.replication.slot,
         "replication_user": c.replication.user,
+        # what the standby streams from: both nodes when it follows a failover (libpq 10+)
+        "primary_conninfo": cm.recovery_settings["primary_conninfo"],
+        "follows_partner": cm.follows_partner,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
 

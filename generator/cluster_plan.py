@@ -69,8 +69,35 @@ def backup_label(cluster: Cluster) -> str:
 
 def primary_conninfo(cluster: Cluster) -> str:
     c = cluster.spec
-    return (f"host={c.primary.address} port={c.primary.port} user={c.replication.user} "
-            f"application_name={application_name(cluster)}")
+    hosts, ports = conninfo_nodes(cluster)
+    return (f"host={hosts} port={ports} user={c.replication.user} "
+            f"application_name={application_name(cluster)}{session_attrs(cluster)}")
+
+
+def standby_follows_partner(cluster: Cluster) -> bool:
+    """The standby's conninfo lists the HA partner too (libpq multi-host, from 10): after a
+    failover libpq reaches whichever node accepts it. Before 10 a conninfo names one host and
+    the standby keeps primary.address (a VIP or DNS name that follows the primary is then the
+    right address; else re-run 60-standby.sh with the partner as primary.address)."""
+    c = cluster.spec
+    return bool(c.primary.ha_partner) and pv.has("libpq multi-host", c.postgres.version)
+
+
+def conninfo_nodes(cluster: Cluster) -> tuple[str, str]:
+    """host= and port= of the standby's conninfo: the primary, then its HA partner (the same
+    port: the partner takes over the primary's service)."""
+    primary = cluster.spec.primary
+    nodes = primary.nodes if standby_follows_partner(cluster) else [primary.address]
+    return ",".join(nodes), ",".join([str(primary.port)] * len(nodes))
+
+
+def session_attrs(cluster: Cluster) -> str:
+    """With two nodes listed, libpq must skip the one in recovery (the old primary come back
+    as a standby, or the partner before a failover): a walreceiver on a standby's cascade
+    would follow the wrong node's timeline."""
+    if standby_follows_partner(cluster) and pv.has("target_session_attrs", cluster.spec.postgres.version):
+        return " target_session_attrs=read-write"
+    return ""
 
 
 def restore_command(paths: ClusterPaths) -> str:
@@ -89,6 +116,9 @@ def recovery_settings(cluster: Cluster, paths: ClusterPaths) -> dict[str, str]:
     if cluster.spec.replication.slot:
         settings["primary_slot_name"] = cluster.spec.replication.slot
     settings["restore_command"] = restore_command(paths)
+    # latest: after a failover the standby follows the promoted node's new timeline (the
+    # default only from 12; before, the timeline the base backup had). Kept explicit on every
+    # version, so the setting says what the standby does.
     settings["recovery_target_timeline"] = "latest"
     return settings
 
@@ -256,13 +286,28 @@ def primary_facts_sql(cluster: Cluster) -> str:
     return "\nunion all ".join(rows)
 
 
-def create_slot_sql(cluster: Cluster) -> str:
+def create_slot_sql(cluster: Cluster, reserve: bool = True) -> str:
     """Creates the slot only when it is missing (a re-run, or a race with another run, is
-    harmless). From 9.6 it reserves WAL at once, so no WAL the base backup needs goes."""
+    harmless). On the primary, from 9.6, it reserves WAL at once, so no WAL the base backup
+    needs goes. reserve False: the HA partner's copy (see standby_slot_sql)."""
     slot = cluster.spec.replication.slot
-    reserve = ", true" if pv.has("slot reserves WAL at creation", cluster.spec.postgres.version) else ""
-    return (f"select pg_create_physical_replication_slot('{slot}'{reserve}) where not exists "
-            f"(select 1 from pg_replication_slots where slot_name = '{slot}')")
+    reserving = reserve and pv.has("slot reserves WAL at creation", cluster.spec.postgres.version)
+    return (f"select pg_create_physical_replication_slot('{slot}'{', true' if reserving else ''}) "
+            f"where not exists (select 1 from pg_replication_slots where slot_name = '{slot}')")
+
+
+def standby_slot_sql(cluster: Cluster) -> str:
+    """The slot on the node in recovery (the HA partner), made without reserving WAL
+    (immediately_reserve false, the default; before 9.6 slots never reserve at creation): a
+    reserving slot nobody streams through would pin the partner's WAL from now on, for as long
+    as it stays a standby, and fill its disk. Unreserved, it pins nothing until the backup
+    standby first streams through it after a promotion; then it holds from the position the
+    standby asks for. That WAL must still be on the new primary: what it kept as a standby
+    (wal_keep_size/wal_keep_segments, min_wal_size, the segments since its last restartpoint)
+    and, from the fork on, its own new timeline. What is gone, the standby restores from the
+    archive (restore_command), into which the new primary archives its new timeline and its
+    .history file."""
+    return create_slot_sql(cluster, reserve=False)
 
 
 def psql_candidates(cluster: Cluster) -> list[str]:
@@ -340,3 +385,18 @@ def receiver_title(version: str) -> str:
 
 def drill_state_file(spec) -> str:
     return f"{spec.drill.state_dir}/drill-{spec.name}.state"
+
+
+def timeline_state_file(spec) -> str:
+    """The timeline the monitor last acknowledged for the cluster (beside the drill's state,
+    which it reads too)."""
+    return f"{spec.drill.state_dir}/timeline-{spec.name}.state"
+
+
+def fork_hint(spec) -> str:
+    """What brings back a standby that replayed past the new timeline's fork point."""
+    if pv.has("pg_rewind", spec.postgres.version):
+        return ("pg_rewind from the new primary brings it back without a new base backup (after "
+                "a snapshot of its dataset), else take a new base backup (50-basebackup.sh --force)")
+    return (f"take a new base backup (50-basebackup.sh --force): PostgreSQL "
+            f"{spec.postgres.major_text} has no pg_rewind (from 9.5)")

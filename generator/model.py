@@ -91,6 +91,8 @@ class ClusterModel:
     snapshot_warn_seconds: int  # the newest snapshot's age: WARNING (from the schedule)
     snapshot_crit_seconds: int
     replay: ReplayModel
+    # the standby's conninfo lists the HA partner too (libpq multi-host, 10+)
+    follows_partner: bool
 
     @property
     def spec(self) -> ClusterSpec:
@@ -223,6 +225,19 @@ def scrub_warn_seconds(schedule: str, time_zone: str) -> int:
     return schedule_wait_minutes(schedule, time_zone) * 90
 
 
+def sender_sql(version: str) -> str:
+    """The node the standby's WAL receiver streams from ('' when none or unknown): its
+    sender_host:sender_port from 11; before, the host list of its conninfo (9.6, 10: with an
+    HA partner both nodes, libpq does not say which it reached)."""
+    if pv.has("pg_stat_wal_receiver.sender_host", version):
+        found = "(select sender_host || ':' || sender_port from pg_stat_wal_receiver)"
+    elif pv.has("pg_stat_wal_receiver", version):
+        found = "(select substring(conninfo from 'host=([^ ]*)') from pg_stat_wal_receiver)"
+    else:
+        return "''"
+    return f"coalesce({found}, '')"
+
+
 def replay_model(c: ClusterSpec) -> ReplayModel:
     """The replay check's SQL and figures for the cluster's version."""
     version, m = c.postgres.version, c.monitor
@@ -235,7 +250,8 @@ def replay_model(c: ClusterSpec) -> ReplayModel:
              "::bigint::text, '')" if pv.has("pg_last_xact_replay_timestamp", version) else "''")
     # pg_is_*_replay_paused() errors outside recovery: only asked during it
     sql = (f"select pg_is_in_recovery(), case when pg_is_in_recovery() then {paused} end, "
-           f"coalesce({receive}::text, ''), coalesce({replay}::text, ''), {since}")
+           f"coalesce({receive}::text, ''), coalesce({replay}::text, ''), {since}, "
+           f"{sender_sql(version)}")
     resume = "pg_wal_replay_resume()" if new else "pg_xlog_replay_resume()"
     hint = f"select {resume} resumes it"
     if pv.has("pauses on insufficient parameter settings", version):
@@ -273,7 +289,7 @@ def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
         cron_name=f"pitr-bundle-{c.name}",
         drill=_drill(host, c, restore_parent),
         snapshot_warn_seconds=snapshot_warn, snapshot_crit_seconds=snapshot_crit,
-        replay=replay_model(c))
+        replay=replay_model(c), follows_partner=cp.standby_follows_partner(cluster))
 
 
 def derive(host: Host) -> HostModel:

@@ -101,6 +101,22 @@ FACTS = {fact.name: fact for fact in [
     # before 9.3 the last segment of each 4 GB WAL "log" (xlogid) is never used: 255 segments
     # of 16 MB a log, not 256
     Fact("last segment of each log skipped", None, 90300),
+    # following a failover: libpq takes a list of hosts (host=a,b port=p,p) and, with
+    # target_session_attrs=read-write, skips a node that is in recovery (both from 10; the
+    # standby's own libpq decides, and the bundle builds the primary's version). Before 10 a
+    # conninfo names one host: the standby keeps primary.address
+    Fact("libpq multi-host", 100000, None),
+    Fact("target_session_attrs", 100000, None),
+    # recovery_target_timeline defaults to latest from 12 (current before): the bundle sets
+    # latest on every version, explicitly, so a standby follows a promoted HA partner
+    Fact("recovery_target_timeline default latest", 120000, None),
+    # which node a standby streams from: pg_stat_wal_receiver (9.6; its conninfo names the
+    # host list), sender_host/sender_port (11)
+    Fact("pg_stat_wal_receiver", 90600, None),
+    Fact("pg_stat_wal_receiver.sender_host", 110000, None),
+    # a standby that replayed past a new timeline's fork point can be brought back without a
+    # new base backup by pg_rewind (contrib from 9.5; 9.4 had it only as an external tool)
+    Fact("pg_rewind", 90500, None),
 ]}
 
 

@@ -129,6 +129,8 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                     c.snapshots.prefix, str(c.restore.replay_mb_per_second)]})
     for entry, cm in zip(monitored, model.clusters):
         entry["replay"] = replay_args(cm)
+        entry["timeline"] = [cm.name, cp.timeline_state_file(cm.spec), cm.paths.log_dir,
+                             "1" if cm.follows_partner else "0", cp.fork_hint(cm.spec)]
         entry["continuity"] = continuity_args(cm)
         entry["dropped"] = [cm.name, posixpath.join(cm.archive_export, DROPPED_NAME),
                             cm.cluster.dataset, cm.spec.snapshots.prefix]
@@ -199,6 +201,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "primary_step": {
             "facts_sql": cp.primary_facts_sql(cluster),
             "create_slot_sql": cp.create_slot_sql(cluster) if c.replication.slot else "",
+            "standby_slot_sql": cp.standby_slot_sql(cluster) if c.replication.slot else "",
             "managed": cp.primary_managed(cluster),
             "psql_candidates": cp.psql_candidates(cluster),
             "archive_command": cp.archive_command(cluster),

@@ -373,7 +373,18 @@ def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
                     f"warning: not set: the primary gets {DEFAULT_MAX_SLOT_WAL_KEEP_SIZE}; set it "
                     f"below the free space of the primary's WAL disk (slot {c.replication.slot} "
                     "keeps WAL there while the standby is away)")))
+            if c.primary.ha_partner and not pv.has("libpq multi-host", c.postgres.version):
+                found.append(src.problem(("primary", "ha_partner"), single_host_warning(c)))
     return sorted(found, key=lambda p: (p.file, p.line or 0, p.field))
+
+
+def single_host_warning(c) -> str:
+    """Before 10 libpq takes one host: the standby cannot follow a failover by itself."""
+    return (f"warning: PostgreSQL {c.postgres.major_text}'s libpq connects to one host: the "
+            f"standby streams from primary.address {c.primary.address} only. After a failover to "
+            f"{c.primary.ha_partner} it replays the archive alone until 60-standby.sh runs again "
+            "with the partner as primary.address; a VIP or DNS name that follows the primary, as "
+            "primary.address, avoids that")
 
 
 def _check_in_pool(pool: str, dataset: str, src: SpecFile, at: tuple,

@@ -4,6 +4,8 @@ retire, WAL retention and snapshot/restore tests)."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 from pathlib import Path
 
@@ -68,3 +70,27 @@ def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, in
     c["drill"] = {"state_dir": str(root / "state")}
     cluster_file.write_text(yaml.safe_dump(c))
     return specs
+
+
+def example_primary(root: Path, scripts: Path, archive: Path, server: "pg.PgServer",
+                    password: str) -> None:
+    """A real primary as the primary step leaves it: the bundle's archive helper (at the
+    derived spec's archive_script), include and pg_hba lines; the archive folder the primary's
+    user writes and the cluster's group reads (as over NFS); the replication role; started."""
+    primary_user = pwd.getpwnam(pg.DEFAULT_OS_USER)
+    archive.mkdir(parents=True)
+    for folder in (archive.parent, archive):
+        os.chown(folder, primary_user.pw_uid, pwd.getpwnam(CLUSTER).pw_gid)
+        folder.chmod(0o2750)
+    (root / "primary/bin").mkdir(parents=True)
+    shutil.copy(scripts / "primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
+    (root / "primary/bin/pitr-archive-wal").chmod(0o755)
+    server.initdb()
+    shutil.copy(scripts / "primary/pitr-archive.conf", server.data_dir)
+    os.chown(server.data_dir / "pitr-archive.conf", primary_user.pw_uid, primary_user.pw_gid)
+    with open(server.conf_file, "a") as conf:
+        conf.write("\ninclude 'pitr-archive.conf'\n")
+    lines = (scripts / "primary/pg_hba.conf.lines").read_text().splitlines()
+    server.hba([line for line in lines if line and not line.startswith("#")])
+    server.start()
+    server.psql(f"create role replicator with replication login password '{password}'")

@@ -434,7 +434,8 @@ def test_unset_max_slot_wal_keep_size_warns_without_failing_the_build(specs_copy
     conf = (tmp_path / "out/pitr1/clusters/pg168121/primary/pitr-archive.conf").read_text()
     assert "max_slot_wal_keep_size = '10GB'" in conf
     # 9.0 has no such setting: no warning for it, nothing in its settings
-    assert "pg168104" not in result.stderr
+    assert "pg168104.yaml" not in result.stderr.replace(
+        [l for l in result.stderr.splitlines() if "primary.ha_partner: warning" in l][0], "")
     assert "max_slot_wal_keep_size" not in (tmp_path / "out/pitr1/clusters/pg168104/primary/pitr-archive.conf").read_text()
 
 
@@ -608,3 +609,15 @@ def test_the_window_follows_the_schedule():
     assert hourly.minutes == 23 * 60 and hourly.enough["hourly"] == 49
     six = cover("0 */6 * * *", {**none, "daily": 7}, 7)
     assert six.minutes == 5 * 1440 + 6 * 60 and six.enough["daily"] == 9
+
+
+def test_ha_partner_before_10_warns_that_the_standby_cannot_follow(specs_copy):
+    """9.0's libpq names one host: validate says what happens after a failover, and the 17
+    cluster (multi-host conninfo) gets no such warning."""
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stderr
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    line = line_of(cluster, "  ha_partner:")
+    assert (f"{cluster}:{line}: primary.ha_partner: warning: PostgreSQL 9.0's libpq connects to one "
+            "host: the standby streams from primary.address 192.168.1.104 only") in result.stderr
+    assert "pg168121.yaml" not in result.stderr

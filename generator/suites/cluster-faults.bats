@@ -234,6 +234,30 @@ snapshot_script() {
   each_fault primary_world "$(primary_script)" --restart
 }
 
+@test "faults: the primary-side script on the HA partner (in recovery, the slot made unreserved), failing at each change, completes on a re-run" {
+  [[ -n $(cluster_fact "['primary']['nodes'][1:]") ]] || skip "no HA partner in this cluster's spec"
+  fake_ownership
+  fake_users
+  PG_USER=$(cluster_fact "['primary']['os_user']")
+  stub systemctl '[[ $1 == is-enabled ]] && exit 1; exit 0'
+  stub mount
+  stub visudo 'exit 0'
+  partner_world() {
+    echo "$PG_USER:x:26:26::/var/lib/pgsql:/bin/bash" >"$SANDBOX/.passwd"
+    fake_primary_server
+    pg_fact recovery yes
+    pg_setting wal_level replica postmaster "configuration file" "$PG_ETC/postgresql.conf"
+    pg_setting max_replication_slots 10 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  }
+  fake_primary_server # its psql stub, which the gate below wraps
+  fault_point install
+  fault_point systemctl 'enable*'
+  fault_point mount
+  fault_point cp
+  fault_point psql '*pg_create_physical_replication_slot*'
+  each_fault partner_world "$(primary_script)"
+}
+
 @test "faults: the build script, failing at each change, stops and then completes on a re-run" {
   fake_ownership
   fake_users

@@ -191,6 +191,25 @@ nothing_installed() {
   [[ -z $SLOT || $output == *"replication slot $SLOT: already present"* ]]
 }
 
+@test "primary: on the HA partner (in recovery) the slot is made too, reserving no WAL" {
+  [[ -n $SLOT ]] || skip "this cluster streams through no slot"
+  pg_fact recovery yes
+  pg_setting wal_level replica postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting max_replication_slots 10 postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  run -0 "$PRIMARY_SCRIPT" --dry-run
+  [ ! -e "$SANDBOX/.pg/slot" ]
+  [ -z "$(calls pg_create_physical_replication_slot)" ]
+  run -0 "$PRIMARY_SCRIPT"
+  [ "$(cat "$SANDBOX/.pg/slot")" = physical ]
+  calls "pg_create_physical_replication_slot\('$SLOT'\) where not exists" | grep -q .
+  [ -z "$(calls "pg_create_physical_replication_slot\('$SLOT', true\)")" ]
+  [[ $output == *"made on this node in recovery, reserving no WAL"* ]]
+  : >"$STUB_LOG"
+  run -0 "$PRIMARY_SCRIPT" --no-mount
+  [[ $output == *"replication slot $SLOT: already present"* ]]
+  [ -z "$(calls pg_create_physical_replication_slot)" ]
+}
+
 @test "primary: --restart is refused when PostgreSQL runs under another systemd unit" {
   echo "0::/system.slice/postgresql@99-other.service" >"$SANDBOX/proc/4242/cgroup"
   run -3 "$PRIMARY_SCRIPT" --restart

@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: standby
-# view facts: name user port postgres_major paths.archive primary.address recovery_file
+# view facts: name user port postgres_major paths.archive primary.address primary.nodes primary.port replication_user primary_conninfo follows_partner recovery_file
 
 load test_helper
 
@@ -36,7 +36,7 @@ setup() {
   [ "$(grep -cxF "include 'pitr-bundle.conf'" "$PGDATA/postgresql.conf")" -eq 1 ]
   if [[ $RECOVERY_FILE == recovery.conf ]]; then
     grep -qxF "standby_mode = 'on'" "$PGDATA/recovery.conf"
-    grep -q "^primary_conninfo = 'host=$(cluster_fact "['primary']['address']") " "$PGDATA/recovery.conf"
+    grep -qxF "primary_conninfo = '$(cluster_fact "['primary_conninfo']")'" "$PGDATA/recovery.conf"
     grep -q "^restore_command = " "$PGDATA/recovery.conf"
     grep -qxF "recovery_target_timeline = 'latest'" "$PGDATA/recovery.conf"
     [ ! -e "$PGDATA/standby.signal" ]
@@ -44,10 +44,37 @@ setup() {
   else
     [ -f "$PGDATA/standby.signal" ]
     [ ! -e "$PGDATA/recovery.conf" ]
-    grep -q "^primary_conninfo = 'host=$(cluster_fact "['primary']['address']") " "$PGDATA/pitr-bundle.conf"
+    grep -qxF "primary_conninfo = '$(cluster_fact "['primary_conninfo']")'" "$PGDATA/pitr-bundle.conf"
     grep -qxF "recovery_target_timeline = 'latest'" "$PGDATA/pitr-bundle.conf"
     ! grep -q "standby_mode" "$PGDATA/pitr-bundle.conf"
   fi
+}
+
+@test "standby: the conninfo lists the HA partner where libpq takes several hosts, else the primary alone" {
+  conninfo=$(cluster_fact "['primary_conninfo']")
+  address=$(cluster_fact "['primary']['address']")
+  if [[ $(cluster_fact "['follows_partner']") == True ]]; then
+    mapfile -t nodes < <(cluster_fact "['primary']['nodes']")
+    ((${#nodes[@]} == 2))
+    [[ $conninfo == "host=${nodes[0]},${nodes[1]} port="* ]]
+    [[ $conninfo == *" target_session_attrs=read-write" ]]
+  else
+    [[ $conninfo == "host=$address port=$(cluster_fact "['primary']['port']") "* ]]
+    [[ $conninfo != *target_session_attrs* ]]
+  fi
+}
+
+@test "standby: ~/.pgpass gets one line per node (primary and HA partner), once" {
+  run -0 "$STANDBY_SCRIPT"
+  mapfile -t nodes < <(cluster_fact "['primary']['nodes']")
+  for node in "${nodes[@]}"; do
+    grep -qxF "$node:$(cluster_fact "['primary']['port']"):*:$(cluster_fact "['replication_user']"):secret" "$SANDBOX/home/.pgpass"
+  done
+  count=$(wc -l <"$SANDBOX/home/.pgpass")
+  [ "$count" -eq "${#nodes[@]}" ]
+  run -0 "$STANDBY_SCRIPT"
+  [ "$(wc -l <"$SANDBOX/home/.pgpass")" -eq "$count" ]
+  [[ $output == *"replication password for $(cluster_fact "['primary']['address']") already present"* ]]
 }
 
 @test "standby: restore_command reads the cluster's own archive" {

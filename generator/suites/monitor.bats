@@ -95,6 +95,7 @@ make_check() {
     -e "s|check_drill $CLUSTER [^ ]* |check_drill $CLUSTER $STATE |" \
     -e "s|check_rto $CLUSTER [^ ]* [^ ]* |check_rto $CLUSTER $STATE ${RTO:-\'\'} |" \
     -e "s|check_replay $CLUSTER \([^ ]*\) [^ ]* |check_replay $CLUSTER \1 $SANDBOX/pghome |" \
+    -e "s|check_timeline $CLUSTER [^ ]* [^ ]* [01] |check_timeline $CLUSTER $SANDBOX/state/timeline.state $SANDBOX/standby-log ${FOLLOWS:-0} |" \
     -e "${HOT:+s|\(check_replay $CLUSTER [^ ]* [^ ]* [^ ]* [^ ]* [^ ]*\) [01] |\1 $HOT |}" "$CHECK" >"$BATS_TEST_TMPDIR/check"
   chmod +x "$BATS_TEST_TMPDIR/check"
 }
@@ -696,4 +697,88 @@ dropped_count() {
   dropped_count "garbage"
   run -3 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
   [[ $output == *"$CLUSTER: the archive helper's drop count $SANDBOX/dropped-wal is unreadable"* ]]
+}
+
+# --- timeline and the node streamed from ----------------------------------------------------------
+
+# replaying TIMELINE: the startup process's title names a segment of TIMELINE
+replaying() {
+  printf '4243 postgres: startup process   recovering %08X0000000000000003\n' "$1" >"$SANDBOX/startup.title"
+}
+
+@test "monitor: the first run records the timeline without a warning; a change warns until --ack-timeline" {
+  HOT=1 a_cluster_world
+  replaying 1
+  [ ! -e "$SANDBOX/state/timeline.state" ]
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [ "$(cat "$SANDBOX/state/timeline.state")" = timeline=1 ]
+  [[ $output != *timeline\ * ]]
+  # a failover: timeline 2, from the promoted partner
+  replaying 2
+  echo 't|f|0/5000148|0/5000148|5|127.0.0.2:5432' >"$SANDBOX/psql.answer"
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR WARNING - $CLUSTER: timeline changed from 1 to 2 (a failover or promotion of the primary's side), streaming from 127.0.0.2:5432: check that it is the new primary, then check --ack-timeline $CLUSTER"* ]]
+  run -1 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  # --dry-run says what it would record and records nothing
+  run -0 "$BATS_TEST_TMPDIR/check" --ack-timeline "$CLUSTER" --dry-run
+  [[ $output == "PITR OK - $CLUSTER: dry-run: would acknowledge timeline 2 (recorded: 1) in $SANDBOX/state/timeline.state" ]]
+  [ "$(cat "$SANDBOX/state/timeline.state")" = timeline=1 ]
+  run -0 "$BATS_TEST_TMPDIR/check" --ack-timeline "$CLUSTER"
+  [[ $output == "PITR OK - $CLUSTER: timeline 2 acknowledged (was 1), streaming from 127.0.0.2:5432" ]]
+  [ "$(cat "$SANDBOX/state/timeline.state")" = timeline=2 ]
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output != *"timeline changed"* ]]
+}
+
+@test "monitor: --ack-timeline refuses an unknown timeline and an unknown cluster, writing nothing" {
+  HOT=1 a_cluster_world
+  : >"$SANDBOX/startup.title"
+  rm -f "$STANDBY_WAL"/*
+  run -3 "$BATS_TEST_TMPDIR/check" --ack-timeline "$CLUSTER"
+  [[ $output == "PITR UNKNOWN - $CLUSTER: the timeline the standby replays is unknown"* ]]
+  [ ! -e "$SANDBOX/state/timeline.state" ]
+  run -3 "$BATS_TEST_TMPDIR/check" --ack-timeline no_such_cluster
+  [[ $output == *"PITR UNKNOWN - --ack-timeline: no cluster named no_such_cluster" ]]
+}
+
+@test "monitor: a state folder it cannot write is a note, never a failed check" {
+  HOT=1 a_cluster_world
+  replaying 1
+  touch "$SANDBOX/state"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == *"$CLUSTER: cannot record timeline 1 in $SANDBOX/state/timeline.state: a timeline change will not be reported"* ]]
+}
+
+@test "monitor: with an HA partner in the conninfo, a note names the node the standby streams from" {
+  FOLLOWS=1 HOT=1 a_cluster_world
+  replaying 3
+  echo 't|f|0/5000148|0/5000148|5|127.0.0.2:5432' >"$SANDBOX/psql.answer"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR OK - $CLUSTER: streams from 127.0.0.2:5432 on timeline 3 |"* ]]
+  # nothing streams: no node to name
+  echo 't|f|0/5000148|0/5000148|5|' >"$SANDBOX/psql.answer"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output != *"streams from"* ]]
+}
+
+@test "monitor: a standby that replayed past the new timeline's fork is CRITICAL until it streams again" {
+  HOT=1 a_cluster_world
+  mkdir -p "$SANDBOX/standby-log"
+  printf '%s\n' "2026-12-07 04:00:00 UTC [1] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1" \
+    "2026-12-07 04:10:00 UTC [1] LOG:  new timeline 2 forked off current database system timeline 1 before current recovery point 0/50000A0" \
+    >"$SANDBOX/standby-log/postgresql-1.log"
+  touch -d '1 hour ago' "$SANDBOX/standby-log/postgresql-1.log"
+  # an older file's word does not count: the newest file's does
+  printf '%s\n' "2026-12-07 04:11:00 UTC [1] LOG:  new timeline 2 forked off current database system timeline 1 before current recovery point 0/50000A0" \
+    >"$SANDBOX/standby-log/postgresql-2.log"
+  run -2 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
+  [[ $output == "PITR CRITICAL - $CLUSTER: the standby replayed past the point where the new primary's timeline forked off (new timeline 2 forked off current database system timeline 1 before current recovery point 0/50000A0): it cannot follow; "* ]]
+  hint=$(query "[e for e in facts['clusters'] if e['name'] == '$CLUSTER'][0]['postgres_major']")
+  if [[ $hint == 9.[0-4] ]]; then
+    [[ $output == *"take a new base backup (50-basebackup.sh --force): PostgreSQL $hint has no pg_rewind (from 9.5)"* ]]
+  else
+    [[ $output == *"pg_rewind from the new primary"* ]]
+  fi
+  echo "2026-12-07 04:20:00 UTC [1] LOG:  started streaming WAL from primary at 0/5000000 on timeline 2" >>"$SANDBOX/standby-log/postgresql-2.log"
+  run -0 "$BATS_TEST_TMPDIR/check" --cluster "$CLUSTER"
 }

@@ -29,9 +29,16 @@ STATUS=0
 MESSAGES=()
 NOTES=()  # what the check cannot measure: after the findings, whatever the status
 PERFDATA=()
+ACK=""  # --ack-timeline NAME
+DRY_RUN=0
+# what check_replay found of the cluster it checked last: the timeline the startup process
+# replays, and the node its WAL receiver streams from (empty: unknown)
+REPLAY_TIMELINE=""
+REPLAY_SENDER=""
 
 usage() {
   echo "Usage: ${0##*/} [--cluster NAME]   (clusters: pg168104, pg168121)"
+  echo "       ${0##*/} --ack-timeline NAME [--dry-run]   (accept the timeline NAME's standby replays now, after a failover)"
 }
 
 # raise LEVEL MESSAGE: record a finding; the worst level decides the exit code
@@ -660,6 +667,7 @@ check_replay() {
   local name=$1 user=$2 pghome=$3 pgdata=$4 port=$5 wal_dir=$6 hot=$7 sql=$8 hint=$9
   local log_bytes=${10} lag_w=${11} lag_c=${12} delay_w=${13} delay_c=${14} mark=${15}
   local pid title="" segment="" timeline="" answer
+  REPLAY_TIMELINE="" REPLAY_SENDER=""
   if [[ -e $pgdata/$mark ]]; then
     raise 2 "$name: the base backup in $pgdata is unfinished ($mark there): not a copy of the primary yet; run 50-basebackup.sh again"
     return
@@ -671,6 +679,7 @@ check_replay() {
   title=$(pgrep -a -P "$pid" -f 'recovering [0-9A-F]{24}' 2>/dev/null | grep -m1 -o 'recovering [0-9A-F]\{24\}') || true
   segment=${title#recovering }
   [[ -z $segment ]] || timeline=$((16#${segment:0:8}))
+  REPLAY_TIMELINE=$timeline
   if ((hot)); then
     if answer=$(pg_tool "$user" "$pghome" psql -X -A -t -q -F '|' -h "$pgdata" -p "$port" \
       -U postgres -d postgres -v ON_ERROR_STOP=1 -c "$sql" 2>&1); then
@@ -686,11 +695,12 @@ check_replay() {
 }
 
 # replay_by_sql NAME ANSWER HINT LAG_W LAG_C DELAY_W DELAY_C SEGMENT: the standby's own answer
-# `in recovery|paused|receive LSN|replay LSN|seconds since the last replayed transaction`
+# `in recovery|paused|receive LSN|replay LSN|seconds since the last replayed transaction|the
+# node its WAL receiver streams from`
 replay_by_sql() {
   local name=$1 hint=$3 lag_w=$4 lag_c=$5 delay_w=$6 delay_c=$7 segment=$8
   local recovery paused receive replay since
-  IFS='|' read -r recovery paused receive replay since <<<"$2"
+  IFS='|' read -r recovery paused receive replay since REPLAY_SENDER <<<"$2"
   if [[ ! $recovery =~ ^[tf]$ ]]; then
     raise 3 "$name: the standby's answer is not understood: ${2%%$'\n'*}"
     return
@@ -764,11 +774,77 @@ replay_by_files() {
   replay_lag "$name" "$((lag * size))" "$lag_w" "$lag_c" " (newest WAL file $newest, replaying $segment by the $how)"
 }
 
+# --- timeline and the node streamed from ----------------------------------------------------------
+# check_timeline NAME STATE LOG_DIR FOLLOWS FORK_HINT: after check_replay. The timeline the
+# standby replays against the one last acknowledged (STATE: `timeline=N`; a first run records
+# it): a change (a failover) is a WARNING until `--ack-timeline NAME`. FOLLOWS (an HA partner
+# in the conninfo): a note names the node it streams from. CRITICAL when its log says the new
+# timeline forked off before the point it replayed: it cannot follow (FORK_HINT: what brings
+# it back).
+check_timeline() {
+  local name=$1 state=$2 log_dir=$3 follows=$4 hint=$5 acked=""
+  check_fork "$name" "$log_dir" "$hint"
+  local timeline=$REPLAY_TIMELINE
+  if ((follows)) && [[ -n $REPLAY_SENDER ]]; then
+    NOTES+=("$name: streams from $REPLAY_SENDER${timeline:+ on timeline $timeline}")
+  fi
+  # ack_timeline ends the run (exit)
+  [[ $ACK != "$name" ]] || ack_timeline "$name" "$state" "$timeline"
+  [[ -n $timeline ]] || return 0
+  if [[ ! -f $state ]]; then
+    record_timeline "$state" "$timeline" ||
+      NOTES+=("$name: cannot record timeline $timeline in $state: a timeline change will not be reported")
+    return 0
+  fi
+  acked=$(sed -n 's/^timeline=\([0-9][0-9]*\)$/\1/p' "$state" | tail -n1)
+  [[ $acked != "$timeline" ]] || return 0
+  raise 1 "$name: timeline changed from ${acked:-?} to $timeline (a failover or promotion of the primary's side)${REPLAY_SENDER:+, streaming from $REPLAY_SENDER}: check that it is the new primary, then ${0##*/} --ack-timeline $name"
+}
+
+# record_timeline STATE TIMELINE: written whole, then renamed (a reader never sees half)
+record_timeline() {
+  mkdir -p "${1%/*}" 2>/dev/null && printf 'timeline=%s\n' "$2" >"$1.tmp" 2>/dev/null && mv -f "$1.tmp" "$1"
+}
+
+# ack_timeline NAME STATE TIMELINE: --ack-timeline NAME (under --dry-run only says it)
+ack_timeline() {
+  local name=$1 state=$2 timeline=$3 was
+  if [[ -z $timeline ]]; then
+    echo "PITR UNKNOWN - $name: the timeline the standby replays is unknown (not running, or no startup process title): nothing acknowledged"
+    exit 3
+  fi
+  was=$(sed -n 's/^timeline=//p' "$state" 2>/dev/null | tail -n1) || true
+  if ((DRY_RUN)); then
+    echo "PITR OK - $name: dry-run: would acknowledge timeline $timeline (recorded: ${was:-none}) in $state"
+    exit 0
+  fi
+  record_timeline "$state" "$timeline" || { echo "PITR UNKNOWN - $name: cannot write $state"; exit 3; }
+  echo "PITR OK - $name: timeline $timeline acknowledged (was ${was:-none})${REPLAY_SENDER:+, streaming from $REPLAY_SENDER}"
+  exit 0
+}
+
+# check_fork NAME LOG_DIR HINT: the standby's newest log file, its last word on the timeline:
+# PostgreSQL logs the fork on each retry ("new timeline N forked off current database system
+# timeline M before current recovery point", or the new primary's "requested starting point
+# ... is not in this server's history") and "started streaming WAL" once it streams again
+check_fork() {
+  local name=$1 log_dir=$2 hint=$3 newest last
+  newest=$(find "$log_dir" -maxdepth 1 -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n1 | cut -d' ' -f2-) || true
+  [[ -n $newest ]] || return 0
+  last=$(tail -n 2000 "$newest" | grep -E "forked off current database system timeline|is not in this server's history|started streaming WAL" | tail -n1) || true
+  if [[ -z $last || $last == *"started streaming WAL"* ]]; then
+    return 0
+  fi
+  raise 2 "$name: the standby replayed past the point where the new primary's timeline forked off (${last#*:  }): it cannot follow; $hint"
+}
+
 main() {
   local only=""
   while (($#)); do
     case $1 in
       --cluster) only=${2:-}; shift ;;
+      --ack-timeline) ACK=${2:-}; only=$ACK; shift ;;
+      --dry-run) DRY_RUN=1 ;;
       -h | --help) usage; exit 0 ;;
       *) usage >&2; echo "PITR UNKNOWN - bad argument $1"; exit 3 ;;
     esac
@@ -784,7 +860,8 @@ main() {
   check_scrub
   if [[ -z $only || $only == pg168104 ]]; then
     check_cluster pg168104 zp1/pg168104 /pg168104/pg_root 19211 pg_xlog /pg_arch/pg168104/arch pitr- 20 60 10 30 173700 260100 'wal receiver process' 60
-    check_replay pg168104 pg168104 /pg_home/pg168104/pgsql /pg168104/pg_root 19211 pg_xlog 0 $'select pg_is_in_recovery(), case when pg_is_in_recovery() then false end, coalesce(pg_last_xlog_receive_location()::text, \'\'), coalesce(pg_last_xlog_replay_location()::text, \'\'), \'\'' 'select pg_xlog_replay_resume() resumes it' 4294967295 536870912 2147483648 900 3600 .pitr-bundle-basebackup-incomplete
+    check_replay pg168104 pg168104 /pg_home/pg168104/pgsql /pg168104/pg_root 19211 pg_xlog 0 $'select pg_is_in_recovery(), case when pg_is_in_recovery() then false end, coalesce(pg_last_xlog_receive_location()::text, \'\'), coalesce(pg_last_xlog_replay_location()::text, \'\'), \'\', \'\'' 'select pg_xlog_replay_resume() resumes it' 4294967295 536870912 2147483648 900 3600 .pitr-bundle-basebackup-incomplete
+    check_timeline pg168104 /var/lib/pitr-bundle/timeline-pg168104.state /pg_log/pg168104 0 'take a new base backup (50-basebackup.sh --force): PostgreSQL 9.0 has no pg_rewind (from 9.5)'
     check_drill pg168104 /var/lib/pitr-bundle/drill-pg168104.state 8
     check_rto pg168104 /var/lib/pitr-bundle/drill-pg168104.state '' zp1/pg168104 /pg168104/pg_root pg_xlog pitr- 20
     check_continuity pg168104 zp1/pg168104 pitr- /pg_arch/pg168104/arch /pg_home/pg168104/pgsql /pg168104/pg_root 1
@@ -792,11 +869,17 @@ main() {
   fi
   if [[ -z $only || $only == pg168121 ]]; then
     check_cluster pg168121 zp1/pg168121 /pg168121/pg_root 19212 pg_wal /pg_arch/pg168121/arch pitr- 20 60 10 30 173700 260100 walreceiver 60
-    check_replay pg168121 pg168121 /pg_home/pg168121/pgsql /pg168121/pg_root 19212 pg_wal 1 $'select pg_is_in_recovery(), case when pg_is_in_recovery() then pg_is_wal_replay_paused() end, coalesce(pg_last_wal_receive_lsn()::text, \'\'), coalesce(pg_last_wal_replay_lsn()::text, \'\'), coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp())::bigint::text, \'\')' 'select pg_wal_replay_resume() resumes it; since 14 a standby pauses by itself when the primary raised one of max_connections, max_worker_processes, max_prepared_transactions, max_locks_per_transaction, max_wal_senders above its own: see its log, raise the setting and restart it' 4294967296 536870912 2147483648 900 3600 .pitr-bundle-basebackup-incomplete
+    check_replay pg168121 pg168121 /pg_home/pg168121/pgsql /pg168121/pg_root 19212 pg_wal 1 $'select pg_is_in_recovery(), case when pg_is_in_recovery() then pg_is_wal_replay_paused() end, coalesce(pg_last_wal_receive_lsn()::text, \'\'), coalesce(pg_last_wal_replay_lsn()::text, \'\'), coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp())::bigint::text, \'\'), coalesce((select sender_host || \':\' || sender_port from pg_stat_wal_receiver), \'\')' 'select pg_wal_replay_resume() resumes it; since 14 a standby pauses by itself when the primary raised one of max_connections, max_worker_processes, max_prepared_transactions, max_locks_per_transaction, max_wal_senders above its own: see its log, raise the setting and restart it' 4294967296 536870912 2147483648 900 3600 .pitr-bundle-basebackup-incomplete
+    check_timeline pg168121 /var/lib/pitr-bundle/timeline-pg168121.state /pg_log/pg168121 1 'pg_rewind from the new primary brings it back without a new base backup (after a snapshot of its dataset), else take a new base backup (50-basebackup.sh --force)'
     check_drill pg168121 /var/lib/pitr-bundle/drill-pg168121.state 8
     check_rto pg168121 /var/lib/pitr-bundle/drill-pg168121.state '' zp1/pg168121 /pg168121/pg_root pg_wal pitr- 20
     check_continuity pg168121 zp1/pg168121 pitr- /pg_arch/pg168121/arch /pg_home/pg168121/pgsql /pg168121/pg_root 0
     check_dropped_wal pg168121 /pg_arch/pg168121/dropped-wal zp1/pg168121 pitr-
+  fi
+  if [[ -n $ACK ]]; then
+    usage >&2
+    echo "PITR UNKNOWN - --ack-timeline: no cluster named $ACK"
+    exit 3
   fi
   local words=(OK WARNING CRITICAL UNKNOWN) summary
   MESSAGES+=("${NOTES[@]}")

@@ -180,39 +180,49 @@ readonly PRIMARY_HOST=192.168.1.121
 readonly PRIMARY_PORT=5432
 readonly REPLICATION_USER=replicator
 readonly PGPASS_FILE="$OS_HOME/.pgpass"
+# every node the standby may stream from: the primary and its HA partner (a physical replica
+# has the primary's roles, so one password serves both; after a failover the standby's
+# conninfo reaches the partner, and rewind.sh reads from it)
+readonly PGPASS_NODES=("$PRIMARY_HOST" 192.168.1.122)
 
-# ensure_pgpass: the replication password in ~/.pgpass (mode 0600) of the cluster's user.
-# It comes from the operator at run time ($PITR_REPLICATION_PASSWORD or a prompt), never
-# from the bundle.
+# ensure_pgpass: the replication password in ~/.pgpass (mode 0600) of the cluster's user, one
+# line per node. It comes from the operator at run time ($PITR_REPLICATION_PASSWORD or a
+# prompt), never from the bundle.
 ensure_pgpass() {
-  local prefix="$PRIMARY_HOST:$PRIMARY_PORT:*:$REPLICATION_USER:"
-  if [[ -f $PGPASS_FILE ]] && grep -qF -- "$prefix" "$PGPASS_FILE"; then
-    info "$PGPASS_FILE: replication password already present"
-    return 0
-  fi
-  local password=${PITR_REPLICATION_PASSWORD:-}
+  local node password="" missing=()
+  for node in "${PGPASS_NODES[@]}"; do
+    if [[ -f $PGPASS_FILE ]] && grep -qF -- "$node:$PRIMARY_PORT:*:$REPLICATION_USER:" "$PGPASS_FILE"; then
+      info "$PGPASS_FILE: replication password for $node already present"
+    else
+      missing+=("$node")
+    fi
+  done
+  ((${#missing[@]})) || return 0
+  password=${PITR_REPLICATION_PASSWORD:-}
   if [[ -z $password ]]; then
     if ((DRY_RUN)); then
-      info "dry-run: would ask for the replication password and add it to $PGPASS_FILE"
+      info "dry-run: would ask for the replication password and add it to $PGPASS_FILE for ${missing[*]}"
       return 0
     fi
     [[ -t 0 ]] || die "set PITR_REPLICATION_PASSWORD or run on a terminal to give the password" \
       "$EXIT_REFUSED"
-    read -r -s -p "Password of $REPLICATION_USER on $PRIMARY_HOST:$PRIMARY_PORT: " password
+    read -r -s -p "Password of $REPLICATION_USER on ${missing[*]} (port $PRIMARY_PORT): " password
     echo >&2
   fi
   # .pgpass escapes backslash and colon
   password=${password//\\/\\\\}
   password=${password//:/\\:}
   if ((DRY_RUN)); then
-    info "dry-run: would add the replication password to $PGPASS_FILE"
+    info "dry-run: would add the replication password to $PGPASS_FILE for ${missing[*]}"
     return 0
   fi
-  info "adding the replication password to $PGPASS_FILE (not logged)"
+  info "adding the replication password to $PGPASS_FILE for ${missing[*]} (not logged)"
   (
     umask 077
     touch "$PGPASS_FILE"
-    printf '%s%s\n' "$prefix" "$password" >>"$PGPASS_FILE"
+    for node in "${missing[@]}"; do
+      printf '%s:%s:*:%s:%s\n' "$node" "$PRIMARY_PORT" "$REPLICATION_USER" "$password" >>"$PGPASS_FILE"
+    done
   )
   chown "$OS_USER:" "$PGPASS_FILE"
   chmod 0600 "$PGPASS_FILE"
@@ -248,7 +258,7 @@ hot_standby = 'on'
 archive_mode = 'off'
 shared_buffers = '512MB'
 max_connections = '200'
-primary_conninfo = 'host=192.168.1.121 port=5432 user=replicator application_name=pg168121'
+primary_conninfo = 'host=192.168.1.121,192.168.1.122 port=5432,5432 user=replicator application_name=pg168121 target_session_attrs=read-write'
 primary_slot_name = 'pitr1_pg168121'
 restore_command = 'cp --preserve=timestamps /pg_arch/pg168121/arch/*/%f "%p"'
 recovery_target_timeline = 'latest'

@@ -1281,11 +1281,10 @@ verify_settings() {
   info "PostgreSQL now runs with the planned settings"
 }
 
+# slot_step: the slot on this node. On the primary it reserves WAL at once (the base backup
+# and the standby need it); on the HA partner (in recovery) it is made too, reserving nothing,
+# so that after a failover the backup standby streams through it at once
 slot_step() {
-  if [[ ${FACT[recovery]} == yes ]]; then
-    info "in recovery: replication slot $SLOT is made on the primary (run this there)"
-    return 0
-  fi
   if [[ ${FACT[slot]:-} == physical ]]; then
     info "replication slot $SLOT: already present"
     return 0
@@ -1293,6 +1292,11 @@ slot_step() {
   if (($(rank wal_level "${FACT[cur:wal_level]}") < 1)) ||
     ((${FACT[cur:max_replication_slots]:-0} <= ${FACT[slots_other]:-0})); then
     warn "replication slot $SLOT can be made only after the restart: run this script again then"
+    return 0
+  fi
+  if [[ ${FACT[recovery]} == yes ]]; then
+    run pg_sql "$(standby_slot_sql)" >/dev/null
+    info "replication slot $SLOT made on this node in recovery, reserving no WAL: it holds WAL only once the backup standby streams through it, after this node is promoted"
     return 0
   fi
   run pg_sql "$(create_slot_sql)" >/dev/null

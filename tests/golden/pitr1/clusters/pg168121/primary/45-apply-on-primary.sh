@@ -278,6 +278,14 @@ select pg_create_physical_replication_slot('pitr1_pg168121', true) where not exi
 SQL
 }
 
+# on the node in recovery (the HA partner): the same slot, reserving no WAL until first used
+# (a reserving slot nobody streams through would pin this standby's WAL for good)
+standby_slot_sql() {
+  cat <<'SQL'
+select pg_create_physical_replication_slot('pitr1_pg168121') where not exists (select 1 from pg_replication_slots where slot_name = 'pitr1_pg168121')
+SQL
+}
+
 MOUNT_NOW=1
 WITH_POSTGRES=1
 REPLACE_ARCHIVE_COMMAND=0
@@ -1291,11 +1299,10 @@ verify_settings() {
   info "PostgreSQL now runs with the planned settings"
 }
 
+# slot_step: the slot on this node. On the primary it reserves WAL at once (the base backup
+# and the standby need it); on the HA partner (in recovery) it is made too, reserving nothing,
+# so that after a failover the backup standby streams through it at once
 slot_step() {
-  if [[ ${FACT[recovery]} == yes ]]; then
-    info "in recovery: replication slot $SLOT is made on the primary (run this there)"
-    return 0
-  fi
   if [[ ${FACT[slot]:-} == physical ]]; then
     info "replication slot $SLOT: already present"
     return 0
@@ -1303,6 +1310,11 @@ slot_step() {
   if (($(rank wal_level "${FACT[cur:wal_level]}") < 1)) ||
     ((${FACT[cur:max_replication_slots]:-0} <= ${FACT[slots_other]:-0})); then
     warn "replication slot $SLOT can be made only after the restart: run this script again then"
+    return 0
+  fi
+  if [[ ${FACT[recovery]} == yes ]]; then
+    run pg_sql "$(standby_slot_sql)" >/dev/null
+    info "replication slot $SLOT made on this node in recovery, reserving no WAL: it holds WAL only once the backup standby streams through it, after this node is promoted"
     return 0
   fi
   run pg_sql "$(create_slot_sql)" >/dev/null
