@@ -360,6 +360,11 @@ def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem
                 f"{node} is the backup host's own address: its connections cannot leave from "
                 f"the virtual IP {vip.address}")))
 
+# how long a fast shutdown of the primary may wait for its archiver with the backup host gone
+# (primary.archive_call_timeout warns past it)
+SHUTDOWN_WAIT_SECONDS = 60
+
+
 def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
     """What a valid spec should still change: printed, never failing a build."""
 
@@ -373,6 +378,14 @@ def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
                     f"warning: not set: the primary gets {DEFAULT_MAX_SLOT_WAL_KEEP_SIZE}; set it "
                     f"below the free space of the primary's WAL disk (slot {c.replication.slot} "
                     "keeps WAL there while the standby is away)")))
+            bound = c.primary.archive_call_timeout
+            if 4 * bound + 2 > SHUTDOWN_WAIT_SECONDS:
+                found.append(src.problem(("primary", "archive_call_timeout"), (
+                    f"warning: {bound} s: with the backup host gone, a fast shutdown of the "
+                    f"primary may wait about {4 * bound + 2} s for the archiver (the running "
+                    f"call and 3 tries of the next file); at most "
+                    f"{(SHUTDOWN_WAIT_SECONDS - 2) // 4} s keeps it within "
+                    f"{SHUTDOWN_WAIT_SECONDS} s")))
     return sorted(found, key=lambda p: (p.file, p.line or 0, p.field))
 
 
