@@ -379,12 +379,12 @@ def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
                     f"below the free space of the primary's WAL disk (slot {c.replication.slot} "
                     "keeps WAL there while the standby is away)")))
             bound = c.primary.archive_call_timeout
-            if 4 * bound + 2 > SHUTDOWN_WAIT_SECONDS:
+            if 6 * bound + 4 > SHUTDOWN_WAIT_SECONDS:
                 found.append(src.problem(("primary", "archive_call_timeout"), (
                     f"warning: {bound} s: with the backup host gone, a fast shutdown of the "
-                    f"primary may wait about {4 * bound + 2} s for the archiver (the running "
-                    f"call and 3 tries of the next file); at most "
-                    f"{(SHUTDOWN_WAIT_SECONDS - 2) // 4} s keeps it within "
+                    f"primary may wait about {6 * bound + 4} s for the archiver (the 3 tries "
+                    f"of its cycle under way, then 3 of its last cycle, 1 s apart); at most "
+                    f"{(SHUTDOWN_WAIT_SECONDS - 4) // 6} s keeps it within "
                     f"{SHUTDOWN_WAIT_SECONDS} s")))
     return sorted(found, key=lambda p: (p.file, p.line or 0, p.field))
 

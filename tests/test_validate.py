@@ -446,13 +446,13 @@ def test_archive_call_timeout_is_checked_and_warns_past_a_minute_of_shutdown(spe
         assert result.returncode == 2
         assert re.search(r"pg168121.yaml:\d+: primary.archive_call_timeout: ", result.stderr), result.stderr
         edit(cluster, f"\n  archive_call_timeout: {value}", "")
-    # 14 s: a fast shutdown waits up to 58 s, no warning; 15 s: 62 s, a warning, the spec valid
-    for value, warned in ((14, False), (15, True)):
+    # 9 s: a fast shutdown waits up to 58 s, no warning; 10 s: 64 s, a warning, the spec valid
+    for value, warned in ((9, False), (10, True)):
         edit(cluster, "max_slot_wal_keep_size: 20GB", f"max_slot_wal_keep_size: 20GB\n  archive_call_timeout: {value}")
         result = pitr_bundle("validate", str(specs_copy))
         assert result.returncode == 0, result.stderr
-        assert ("primary.archive_call_timeout: warning: 15 s: with the backup host gone, a fast shutdown "
-                "of the primary may wait about 62 s" in result.stderr) == warned, result.stderr
+        assert ("primary.archive_call_timeout: warning: 10 s: with the backup host gone, a fast shutdown "
+                "of the primary may wait about 64 s" in result.stderr) == warned, result.stderr
         edit(cluster, f"\n  archive_call_timeout: {value}", "")
 
 
