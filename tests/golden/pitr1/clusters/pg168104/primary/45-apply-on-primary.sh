@@ -328,7 +328,7 @@ readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168104-dropped-wal
 # the same count, beside the archive folder: the backup host's monitor reads it there
 readonly PUBLISHED_DROPPED="$MOUNT/dropped-wal"
 # primary.archive_call_timeout: the most seconds one call spends on the archive mount
-readonly CALL_TIMEOUT=10
+readonly CALL_TIMEOUT=8
 # when the call's time is up ($SECONDS: whole seconds since the helper started)
 DEADLINE=$((SECONDS + CALL_TIMEOUT))
 # set once a mount access was killed: the mount does not answer, the cleanup leaves it alone
@@ -665,7 +665,7 @@ readonly EXPORT=192.168.1.199:/pg_arch/pg168104
 readonly MOUNTPOINT=/pgarch/pg168104
 readonly OPTIONS=rw,hard,nfsvers=3,nosuid,nodev,noexec
 # primary.archive_call_timeout: the most seconds a check of the mount may take
-readonly CALL_TIMEOUT=10
+readonly CALL_TIMEOUT=8
 
 usage() {
   cat <<USAGE

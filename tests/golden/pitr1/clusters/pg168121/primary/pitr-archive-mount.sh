@@ -153,7 +153,7 @@ readonly EXPORT=192.168.1.199:/pg_arch/pg168121
 readonly MOUNTPOINT=/pgarch/pg168121
 readonly OPTIONS=rw,hard,nfsvers=3,nosuid,nodev,noexec
 # primary.archive_call_timeout: the most seconds a check of the mount may take
-readonly CALL_TIMEOUT=10
+readonly CALL_TIMEOUT=8
 
 usage() {
   cat <<USAGE

@@ -23,7 +23,7 @@ readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168121-dropped-wal
 # the same count, beside the archive folder: the backup host's monitor reads it there
 readonly PUBLISHED_DROPPED="$MOUNT/dropped-wal"
 # primary.archive_call_timeout: the most seconds one call spends on the archive mount
-readonly CALL_TIMEOUT=10
+readonly CALL_TIMEOUT=8
 # when the call's time is up ($SECONDS: whole seconds since the helper started)
 DEADLINE=$((SECONDS + CALL_TIMEOUT))
 # set once a mount access was killed: the mount does not answer, the cleanup leaves it alone
