@@ -571,8 +571,20 @@ class Primary(Strict):
         "mount options joined by commas without spaces: words of lower case letters, digits "
         "and _, each with an optional =value of letters, digits and _ . : / -")] = Field(
         default="rw,hard,nfsvers=3", description=(
-            "NFS mount options of the archive mount on the primary (default rw,hard,nfsvers=3); "
-            "nosuid,nodev,noexec are always added"))
+            "NFS mount options of the archive mount on the primary (default rw,hard,nfsvers=3: "
+            "hard, because each access of the archive helper is bounded by "
+            "archive_call_timeout and killed past it; soft,timeo=,retrans= also end a call "
+            "when the server is gone, at the price of failed calls when it is only slow; "
+            "docs/wal-transport.md); nosuid,nodev,noexec are always added"))
+    # each archive call spends at most this long on the archive mount (SIGKILL past it), so a
+    # dead backup host never blocks the archiver: a fast shutdown waits for the archiver's
+    # cycle under way (up to 3 tries of a file, 1 s apart) and then its last cycle (3 more),
+    # 6 calls + 4 s: the default 8 s keeps that near 52 s (validate warns above 9 s)
+    archive_call_timeout: int = Field(default=8, ge=1, le=3600, description=(
+        "seconds: the most one archive call spends on the archive mount (default 8); past "
+        "it the access is killed (SIGKILL) and the call fails, so PostgreSQL retries. A fast "
+        "shutdown may wait about 6 times this + 4 s for the archiver when the backup host is "
+        "gone"))
     settings: dict[SettingName, SettingValue] = Field(default={}, description=(
         "the primary's values of the settings a hot standby must not undercut (max_connections, "
         "max_worker_processes, max_prepared_transactions, max_locks_per_transaction, "

@@ -360,6 +360,11 @@ def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem
                 f"{node} is the backup host's own address: its connections cannot leave from "
                 f"the virtual IP {vip.address}")))
 
+# how long a fast shutdown of the primary may wait for its archiver with the backup host gone
+# (primary.archive_call_timeout warns past it)
+SHUTDOWN_WAIT_SECONDS = 60
+
+
 def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
     """What a valid spec should still change: printed, never failing a build."""
 
@@ -375,6 +380,14 @@ def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
                     "keeps WAL there while the standby is away)")))
             if c.primary.ha_partner and not pv.has("libpq multi-host", c.postgres.version):
                 found.append(src.problem(("primary", "ha_partner"), single_host_warning(c)))
+            bound = c.primary.archive_call_timeout
+            if 6 * bound + 4 > SHUTDOWN_WAIT_SECONDS:
+                found.append(src.problem(("primary", "archive_call_timeout"), (
+                    f"warning: {bound} s: with the backup host gone, a fast shutdown of the "
+                    f"primary may wait about {6 * bound + 4} s for the archiver (the 3 tries "
+                    f"of its cycle under way, then 3 of its last cycle, 1 s apart); at most "
+                    f"{(SHUTDOWN_WAIT_SECONDS - 4) // 6} s keeps it within "
+                    f"{SHUTDOWN_WAIT_SECONDS} s")))
     return sorted(found, key=lambda p: (p.file, p.line or 0, p.field))
 
 

@@ -439,6 +439,24 @@ def test_unset_max_slot_wal_keep_size_warns_without_failing_the_build(specs_copy
     assert "max_slot_wal_keep_size" not in (tmp_path / "out/pitr1/clusters/pg168104/primary/pitr-archive.conf").read_text()
 
 
+def test_archive_call_timeout_is_checked_and_warns_past_a_minute_of_shutdown(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    for value in ("0", "3601", "ten"):
+        edit(cluster, "max_slot_wal_keep_size: 20GB", f"max_slot_wal_keep_size: 20GB\n  archive_call_timeout: {value}")
+        result = pitr_bundle("validate", str(specs_copy))
+        assert result.returncode == 2
+        assert re.search(r"pg168121.yaml:\d+: primary.archive_call_timeout: ", result.stderr), result.stderr
+        edit(cluster, f"\n  archive_call_timeout: {value}", "")
+    # 9 s: a fast shutdown waits up to 58 s, no warning; 10 s: 64 s, a warning, the spec valid
+    for value, warned in ((9, False), (10, True)):
+        edit(cluster, "max_slot_wal_keep_size: 20GB", f"max_slot_wal_keep_size: 20GB\n  archive_call_timeout: {value}")
+        result = pitr_bundle("validate", str(specs_copy))
+        assert result.returncode == 0, result.stderr
+        assert ("primary.archive_call_timeout: warning: 10 s: with the backup host gone, a fast shutdown "
+                "of the primary may wait about 64 s" in result.stderr) == warned, result.stderr
+        edit(cluster, f"\n  archive_call_timeout: {value}", "")
+
+
 def test_wal_safety_fields_are_checked(specs_copy):
     cluster = specs_copy / "clusters/pg168121.yaml"
     edit(cluster, "max_slot_wal_keep_size: 20GB", "max_slot_wal_keep_size: lots\n  archive_queue_max: 5 GB\n  archive_timeout: -1")

@@ -9,7 +9,9 @@
 # pitr1 on /pgarch/pg168121. Run at boot by a service, not from fstab, so that a
 # backup host that is down never stops the primary from booting. The export is root's
 # (no_root_squash): it is mounted nosuid,nodev,noexec, so that nothing dropped into the
-# archive can be run from it.
+# archive can be run from it. The checks that read the mount are bounded by
+# primary.archive_call_timeout: a mount whose server is gone fails them instead of hanging
+# the boot (a dead server's mount(8) itself gives up after its retry= minutes, 2 by default).
 # --- common preamble (the same in every script of the bundle) ---------------------------------
 set -Eeuo pipefail
 shopt -s inherit_errexit
@@ -150,6 +152,8 @@ ensure_dir() {
 readonly EXPORT=192.168.1.199:/pg_arch/pg168121
 readonly MOUNTPOINT=/pgarch/pg168121
 readonly OPTIONS=rw,hard,nfsvers=3,nosuid,nodev,noexec
+# primary.archive_call_timeout: the most seconds a check of the mount may take
+readonly CALL_TIMEOUT=8
 
 usage() {
   cat <<USAGE
@@ -160,22 +164,33 @@ Exit: 0 done or already mounted, 1 a step failed, 2 usage, 3 refused.
 USAGE
 }
 
+# on_mount WHAT COMMAND...: COMMAND's status, killed (SIGKILL: a hard NFS mount's waits end on
+# it) and the script failed after CALL_TIMEOUT seconds: a mount that does not answer
+on_mount() {
+  local what=$1 status=0
+  shift
+  timeout -s KILL "$CALL_TIMEOUT" "$@" || status=$?
+  ((status != 137)) || die "timed out: $what did not end within $CALL_TIMEOUT s (primary.archive_call_timeout): $MOUNTPOINT does not answer; is the backup host's NFS server up?"
+  return "$status"
+}
+
 main() {
   parse_common_args "$@"
   ((${#REST[@]} == 0)) || usage_error "unknown argument: ${REST[0]}"
   require_root
+  need_cmd timeout
   step "mount $MOUNTPOINT"
-  if [[ ! -d $MOUNTPOINT ]]; then
+  if ! on_mount "the check of $MOUNTPOINT" test -d "$MOUNTPOINT"; then
     run mkdir -p -- "$MOUNTPOINT"
   fi
-  if mountpoint -q -- "$MOUNTPOINT"; then
+  if on_mount "the mount point check of $MOUNTPOINT" mountpoint -q -- "$MOUNTPOINT"; then
     info "$MOUNTPOINT: already mounted"
   else
     run mount -t nfs -o "$OPTIONS" -- "$EXPORT" "$MOUNTPOINT"
   fi
   step "archive folder"
-  if [[ ! -d $MOUNTPOINT/arch ]]; then
-    run mkdir -p -- "$MOUNTPOINT/arch"
+  if ! on_mount "the check of $MOUNTPOINT/arch" test -d "$MOUNTPOINT/arch"; then
+    run timeout -s KILL "$CALL_TIMEOUT" mkdir -p -- "$MOUNTPOINT/arch"
   fi
   info "done"
 }

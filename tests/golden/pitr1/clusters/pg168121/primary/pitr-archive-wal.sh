@@ -22,10 +22,66 @@ readonly QUEUE_MAX=0
 readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168121-dropped-wal
 # the same count, beside the archive folder: the backup host's monitor reads it there
 readonly PUBLISHED_DROPPED="$MOUNT/dropped-wal"
+# primary.archive_call_timeout: the most seconds one call spends on the archive mount
+readonly CALL_TIMEOUT=8
+# when the call's time is up ($SECONDS: whole seconds since the helper started)
+DEADLINE=$((SECONDS + CALL_TIMEOUT))
+# set once a mount access was killed: the mount does not answer, the cleanup leaves it alone
+TIMED_OUT=0
 
 die() {
   printf 'pitr-archive-wal: %s\n' "$1" >&2
   exit 1
+}
+
+# fail_call MESSAGE: to syslog and the server log, then exit 1 (PostgreSQL retries the file)
+fail_call() {
+  logger -p daemon.err -t pitr-archive-wal -- "$1" 2>/dev/null || true
+  die "$1"
+}
+
+# require_timeout: every mount access runs under timeout(1); without it the helper refuses
+# rather than risk a call that never ends (exit 3; PostgreSQL retries)
+require_timeout() {
+  command -v timeout >/dev/null 2>&1 && return 0
+  logger -p daemon.err -t pitr-archive-wal -- "refusing: timeout (coreutils) not found, needed to bound each access to $MOUNT" 2>/dev/null || true
+  printf 'pitr-archive-wal: refusing: timeout (coreutils) not found, needed to bound each access to %s\n' "$MOUNT" >&2
+  exit 3
+}
+
+# bounded WHAT COMMAND...: runs COMMAND (an access to the archive mount) with what is left of
+# the call's CALL_TIMEOUT seconds and returns its status. Past the bound it is sent SIGKILL
+# (a hard NFS mount's waits end on SIGKILL, not on SIGTERM) and the call fails, naming WHAT.
+# timeout -s KILL kills its whole process group, itself included, so the helper goes on even
+# when the command sits in a wait no signal ends; that command is left behind.
+bounded() {
+  local what=$1 left=$((DEADLINE - SECONDS)) status=0
+  shift
+  ((left > 0)) || call_timed_out "$what" 0
+  timeout -s KILL "$left" "$@" || status=$?
+  # 137: killed by the bound (128 + SIGKILL)
+  ((status != 137)) || call_timed_out "$what" "$left"
+  return "$status"
+}
+
+# call_timed_out WHAT SECONDS: WHAT did not end within the call's bound: fail the call
+call_timed_out() {
+  TIMED_OUT=1
+  fail_call "timed out: $1 did not end within $2 s (primary.archive_call_timeout $CALL_TIMEOUT s): the archive mount $MOUNT does not answer"
+}
+
+# remove_temp: the EXIT trap: removes the temporary copy within what is left of the bound (at
+# least a second), unless the mount stopped answering (the removal would hang; the hidden file
+# stays, a retry writes another)
+remove_temp() {
+  [[ -n ${TEMP:-} ]] || return 0
+  local left=$((DEADLINE - SECONDS))
+  ((left > 0)) || left=1
+  if ((TIMED_OUT)); then
+    printf 'pitr-archive-wal: left %s behind (the mount does not answer)\n' "$TEMP" >&2
+    return 0
+  fi
+  timeout -s KILL "$left" rm -f -- "$TEMP" || true
 }
 
 # drop_if_queue_full SOURCE NAME: when the WAL waiting to be archived (.ready files in
@@ -60,15 +116,69 @@ drop_if_queue_full() {
 # itself is archived.
 publish_dropped() {
   [[ -f $DROPPED_FILE ]] || return 0
-  ! cmp -s -- "$DROPPED_FILE" "$PUBLISHED_DROPPED" || return 0
-  local temp="$PUBLISHED_DROPPED.$$.tmp"
-  if ! { cp -- "$DROPPED_FILE" "$temp" && chmod 0640 -- "$temp" && mv -f -- "$temp" "$PUBLISHED_DROPPED"; }; then
-    rm -f -- "$temp"
+  # a subshell: a timed-out access ends it, not the call (the WAL file is archived)
+  if ! (
+    ! bounded "comparing the drop count with $PUBLISHED_DROPPED" \
+      cmp -s -- "$DROPPED_FILE" "$PUBLISHED_DROPPED" || exit 0
+    temp="$PUBLISHED_DROPPED.$$.tmp"
+    bounded "copying the drop count to $temp" cp -- "$DROPPED_FILE" "$temp" &&
+      bounded "chmod $temp" chmod 0640 -- "$temp" &&
+      bounded "renaming $temp to $PUBLISHED_DROPPED" mv -f -- "$temp" "$PUBLISHED_DROPPED" ||
+      { bounded "removing $temp" rm -f -- "$temp"; exit 1; }
+  ); then
     local message="could not copy the drop count $DROPPED_FILE to $PUBLISHED_DROPPED: the backup host does not see the dropped WAL"
     logger -p daemon.err -t pitr-archive-wal -- "$message" 2>/dev/null || true
     printf 'pitr-archive-wal: %s\n' "$message" >&2
   fi
   return 0
+}
+
+# already_archived SOURCE NAME: exit 0 when NAME is in a day folder of the archive with
+# SOURCE's content (a retry after a crash), fail when with other content
+already_archived() {
+  local source=$1 name=$2 existing found status
+  # the glob reads the mount: a child of its own, bounded
+  # shellcheck disable=SC2016 # the quoted text is the child's own code, given its arguments
+  found=$(bounded "looking for $name in $ARCHIVE" \
+    "$BASH" -c 'for f in "$1"/*/"$2"; do [[ ! -e $f ]] || printf "%s\n" "$f"; done' _ "$ARCHIVE" "$name") ||
+    fail_call "could not look for $name in $ARCHIVE"
+  [[ -n $found ]] || return 0
+  while IFS= read -r existing; do
+    status=0
+    bounded "comparing $source with $existing" cmp -s -- "$source" "$existing" || status=$?
+    ((status != 0)) || exit 0
+    ((status == 1)) || fail_call "could not compare $source with $existing"
+    die "$existing exists with other content: refusing to overwrite"
+  done <<<"$found"
+}
+
+# copy_into_archive SOURCE NAME: copies SOURCE to <archive>/<UTC day>/NAME through a temporary
+# file: copied, fsynced (an error fails the call), then linked to its name, which fails when
+# the name exists: the name never shows a partial file, never overwrites. Each access bounded.
+copy_into_archive() {
+  local source=$1 name=$2 day
+  # never fill the primary's own disk when the export is not mounted
+  bounded "the mount point check of $MOUNT" mountpoint -q "$MOUNT" || die "$MOUNT is not mounted"
+  bounded "checking the archive folder $ARCHIVE" test -d "$ARCHIVE" || die "archive folder $ARCHIVE missing"
+  already_archived "$source" "$name"
+  day=$(TZ=UTC date +%F)
+  bounded "creating $ARCHIVE/$day" mkdir -p -- "$ARCHIVE/$day" || fail_call "could not create $ARCHIVE/$day"
+  # global: the EXIT trap runs after main has returned
+  TEMP="$ARCHIVE/$day/.$name.$$.tmp"
+  trap remove_temp EXIT
+  local temp=$TEMP
+  bounded "copying $source to $temp" cp -- "$source" "$temp" || fail_call "could not copy $source to $temp"
+  # WAL files are 0600 in pg_wal; the standby's user reads them through the folder's group
+  bounded "chmod $temp" chmod 0640 -- "$temp" || fail_call "could not chmod $temp"
+  # fsync: an error (EIO from a soft mount, ENOSPC) fails the call before the name exists
+  bounded "fsync of $temp" sync -- "$temp" || fail_call "could not fsync $temp"
+  # link fails when the name exists: never overwrites, even against a concurrent run (or a
+  # link that reached the server but whose answer was lost)
+  bounded "linking $temp to $ARCHIVE/$day/$name" ln -- "$temp" "$ARCHIVE/$day/$name" || {
+    bounded "comparing $source with $ARCHIVE/$day/$name" cmp -s -- "$source" "$ARCHIVE/$day/$name" ||
+      die "$ARCHIVE/$day/$name appeared with other content"
+  }
+  publish_dropped
 }
 
 main() {
@@ -85,33 +195,8 @@ main() {
     die "refusing to archive $source: not in the WAL folder"
   [[ -f $source && ! -L $source ]] || die "$source: not a regular file"
   drop_if_queue_full "$source" "$name"
-  # never fill the primary's own disk when the export is not mounted
-  mountpoint -q "$MOUNT" || die "$MOUNT is not mounted"
-  [[ -d $ARCHIVE ]] || die "archive folder $ARCHIVE missing"
-
-  local existing
-  for existing in "$ARCHIVE"/*/"$name"; do
-    [[ -e $existing ]] || continue
-    cmp -s -- "$source" "$existing" && exit 0
-    die "$existing exists with other content: refusing to overwrite"
-  done
-
-  local day
-  day=$(TZ=UTC date +%F)
-  mkdir -p -- "$ARCHIVE/$day"
-  # global: the EXIT trap runs after main has returned
-  TEMP="$ARCHIVE/$day/.$name.$$.tmp"
-  trap 'rm -f -- "$TEMP"' EXIT
-  local temp=$TEMP
-  cp -- "$source" "$temp"
-  # WAL files are 0600 in pg_wal; the standby's user reads them through the folder's group
-  chmod 0640 -- "$temp"
-  sync -- "$temp" 2>/dev/null || sync
-  # link fails when the name exists: never overwrites, even against a concurrent run
-  ln -- "$temp" "$ARCHIVE/$day/$name" || {
-    cmp -s -- "$source" "$ARCHIVE/$day/$name" || die "$ARCHIVE/$day/$name appeared with other content"
-  }
-  publish_dropped
+  require_timeout
+  copy_into_archive "$source" "$name"
 }
 
 main "$@"
