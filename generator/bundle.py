@@ -79,6 +79,7 @@ def _cluster_facts(cm: ClusterModel) -> dict:
                     "systemd_unit": c.primary_unit},
         "replication_slot": c.replication.slot,
         "replication_user": c.replication.user,
+        "replication_tls": c.replication.tls.model_dump() if c.replication.tls else None,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
 
