@@ -94,6 +94,16 @@ def rebase(script: Path, target: Path, **constants: str) -> Path:
     return target
 
 
+def rebased_step(script: Path, root: Path) -> Path:
+    """The primary step with its root-only system paths under root/system."""
+    system = root / "system"
+    return rebase(script, root / "run/45-apply-on-primary.sh",
+                  MOUNT_SCRIPT=f"{system}/sbin/pitr-archive-mount-{CLUSTER}",
+                  UNIT_FILE=f"{system}/units/pitr-archive-mount-{CLUSTER}.service",
+                  SUDOERS_FILE=f"{system}/sudoers.d/pitr-archive-{CLUSTER}",
+                  RC_LOCAL=f"{system}/rc.local", STATE_DIR=f"{system}/state")
+
+
 def stubs(folder: Path) -> Path:
     folder.mkdir()
     systemctl = f'case $1 in is-enabled) [ -e {folder}/enabled ] ;; enable) touch {folder}/enabled ;; esac'
