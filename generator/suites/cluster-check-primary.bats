@@ -118,6 +118,10 @@ tls_cluster() {
   primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824" "|" "1|0|1|"
   run -3 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == "PITR-PRIMARY UNKNOWN - "*"TLS of the backup standby $CLUSTER is hidden from this role"* ]]
+  # an answer it cannot read is UNKNOWN, never CRITICAL or OK
+  primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824" "|" "|"
+  run -3 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY UNKNOWN - "*"TLS of the backup standby unknown: pg_stat_ssl answered '|'"* ]]
 }
 
 @test "check-primary: WAL waiting for archiving warns, then is critical, by the spec's minutes (before 9.4 the only sign)" {

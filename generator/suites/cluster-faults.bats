@@ -347,6 +347,7 @@ STUB
   *"show archive_mode"*) echo on ;;
   *pg_stat_archiver*) echo "0|1700000000|0||1700000100|f" ;;
   *pg_replication_slots*) echo "true|1024|reserved|1073741824" ;;
+  *pg_stat_ssl*) echo "1|1|0|TLSv1.3" ;;
 esac'
   for command in psql du find; do
     fault_point "$command"
