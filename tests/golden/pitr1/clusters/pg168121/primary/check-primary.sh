@@ -196,6 +196,10 @@ check_tls() {
     from pg_stat_replication r left join pg_stat_ssl s on s.pid = r.pid
     where r.application_name = '$APP_NAME'") || { raise 3 "pg_stat_ssl unreadable"; return 0; }
   IFS='|' read -r senders tls hidden versions <<<"$row"
+  if ! [[ $senders =~ ^[0-9]+$ && $tls =~ ^[0-9]+$ && $hidden =~ ^[0-9]+$ ]]; then
+    raise 3 "TLS of the backup standby unknown: pg_stat_ssl answered '$row'"
+    return 0
+  fi
   PERFDATA+=("standby_tls=${tls}c")
   if ((senders == 0)); then
     raise 2 "the backup standby $APP_NAME does not stream, so its TLS ($TLS_MODE, replication.tls) cannot be checked: a failed TLS handshake (a wrong CA file on the backup host, a certificate that does not name this server) is named in the standby's log and in this server's"
