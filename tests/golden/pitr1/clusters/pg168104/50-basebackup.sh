@@ -225,7 +225,8 @@ ensure_pgpass() {
 # environment, the standby's in primary_conninfo
 readonly TLS_MODE='' TLS_CA_FILE=''
 # shellcheck disable=SC2034 # the base backup runs libpq with it, the standby step only checks the CA file
-readonly TLS_ENV=()
+readonly TLS_ENV=(
+)
 
 # check_ca_file: refuse (exit 3) before any change unless the cluster's OS user can read the
 # CA file: without it libpq refuses every connection, a base backup or a standby that never

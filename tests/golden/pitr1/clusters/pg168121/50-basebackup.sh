@@ -224,7 +224,10 @@ ensure_pgpass() {
 # environment, the standby's in primary_conninfo
 readonly TLS_MODE=verify-full TLS_CA_FILE=/etc/pitr-bundle/tls/pg168121-ca.crt
 # shellcheck disable=SC2034 # the base backup runs libpq with it, the standby step only checks the CA file
-readonly TLS_ENV=(PGSSLMODE=verify-full PGSSLROOTCERT=/etc/pitr-bundle/tls/pg168121-ca.crt)
+readonly TLS_ENV=(
+  PGSSLMODE=verify-full
+  PGSSLROOTCERT=/etc/pitr-bundle/tls/pg168121-ca.crt
+)
 
 # check_ca_file: refuse (exit 3) before any change unless the cluster's OS user can read the
 # CA file: without it libpq refuses every connection, a base backup or a standby that never

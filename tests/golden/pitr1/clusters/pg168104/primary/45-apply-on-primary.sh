@@ -235,6 +235,8 @@ readonly SLOT=''
 readonly APP_NAME=pg168104
 # replication.tls: the sslmode the backup host connects with (empty: TLS not asked for)
 readonly TLS_MODE=''
+# verify-full: the names the primary's certificate must carry (the standby connects to them)
+readonly TLS_NAMES=''
 readonly WAL_LEVEL_NEEDED=hot_standby
 readonly WAL_LEVEL_ARCHIVE_RANK=1
 readonly SENDERS_NEEDED=2
@@ -1002,7 +1004,7 @@ plan_sync_names() {
 plan_tls() {
   [[ -n $TLS_MODE ]] || return 0
   [[ ${FACT[ssl]:-} != on ]] || return 0
-  refuse "ssl = '${FACT[ssl]:-?}' on this server, but the spec asks for TLS for replication (replication.tls.mode $TLS_MODE): the hostssl lines would refuse the backup host. Set ssl = on, ssl_cert_file and ssl_key_file (a certificate signed by the CA the backup host has a copy of) in postgresql.conf, restart PostgreSQL, and run this again"
+  refuse "ssl = '${FACT[ssl]:-?}' on this server, but the spec asks for TLS for replication (replication.tls.mode $TLS_MODE): the hostssl lines would refuse the backup host. Set ssl = on, ssl_cert_file and ssl_key_file (a certificate signed by the CA the backup host has a copy of${TLS_NAMES:+, naming $TLS_NAMES}) in postgresql.conf, restart PostgreSQL, and run this again"
 }
 
 RESTART_REASONS=()

@@ -235,6 +235,8 @@ readonly SLOT=pitr1_pg168121
 readonly APP_NAME=pg168121
 # replication.tls: the sslmode the backup host connects with (empty: TLS not asked for)
 readonly TLS_MODE=verify-full
+# verify-full: the names the primary's certificate must carry (the standby connects to them)
+readonly TLS_NAMES='192.168.1.121 and 192.168.1.122'
 readonly WAL_LEVEL_NEEDED=replica
 readonly WAL_LEVEL_ARCHIVE_RANK=2
 readonly SENDERS_NEEDED=2
@@ -1014,7 +1016,7 @@ plan_sync_names() {
 plan_tls() {
   [[ -n $TLS_MODE ]] || return 0
   [[ ${FACT[ssl]:-} != on ]] || return 0
-  refuse "ssl = '${FACT[ssl]:-?}' on this server, but the spec asks for TLS for replication (replication.tls.mode $TLS_MODE): the hostssl lines would refuse the backup host. Set ssl = on, ssl_cert_file and ssl_key_file (a certificate signed by the CA the backup host has a copy of, naming 192.168.1.121 and 192.168.1.122) in postgresql.conf, reload PostgreSQL, and run this again"
+  refuse "ssl = '${FACT[ssl]:-?}' on this server, but the spec asks for TLS for replication (replication.tls.mode $TLS_MODE): the hostssl lines would refuse the backup host. Set ssl = on, ssl_cert_file and ssl_key_file (a certificate signed by the CA the backup host has a copy of${TLS_NAMES:+, naming $TLS_NAMES}) in postgresql.conf, reload PostgreSQL, and run this again"
 }
 
 RESTART_REASONS=()
