@@ -82,6 +82,7 @@ def _cluster_facts(cm: ClusterModel) -> dict:
         # what the standby streams from: both nodes when it follows a failover (libpq 10+)
         "primary_conninfo": cm.recovery_settings["primary_conninfo"],
         "follows_partner": cm.follows_partner,
+        "replication_tls": c.replication.tls.model_dump() if c.replication.tls else None,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
         "archive": {"pitr_window_days": c.archive.pitr_window_days},
 

@@ -100,6 +100,28 @@ def session_attrs(cluster: Cluster) -> str:
     return ""
 
 
+def tls_conninfo(cluster: Cluster) -> str:
+    """The TLS keys the standby's primary_conninfo appends (replication.tls), or nothing."""
+    tls = cluster.spec.replication.tls
+    if tls is None:
+        return ""
+    return f" sslmode={tls.mode}" + (f" sslrootcert={tls.ca_file}" if tls.ca_file else "")
+
+
+def tls_environment(cluster: Cluster) -> list[str]:
+    """The same keys as libpq's environment, for the base backup's pg_basebackup (-d only
+    from 9.3) and 9.0's psql: PGSSLMODE=..., PGSSLROOTCERT=..."""
+    tls = cluster.spec.replication.tls
+    if tls is None:
+        return []
+    return [f"PGSSLMODE={tls.mode}"] + ([f"PGSSLROOTCERT={tls.ca_file}"] if tls.ca_file else [])
+
+
+def hba_connection_type(cluster: Cluster) -> str:
+    """pg_hba.conf's connection type of the replication lines: hostssl refuses clear text."""
+    return "hostssl" if cluster.spec.replication.tls else "host"
+
+
 def restore_command(paths: ClusterPaths) -> str:
     # the archive never holds a file twice (the archive helper refuses), so the glob over the
     # day folders matches at most one file
@@ -112,7 +134,7 @@ def recovery_settings(cluster: Cluster, paths: ClusterPaths) -> dict[str, str]:
     settings: dict[str, str] = {}
     if pv.has("standby_mode", version):
         settings["standby_mode"] = "on"
-    settings["primary_conninfo"] = primary_conninfo(cluster)
+    settings["primary_conninfo"] = primary_conninfo(cluster) + tls_conninfo(cluster)
     if cluster.spec.replication.slot:
         settings["primary_slot_name"] = cluster.spec.replication.slot
     settings["restore_command"] = restore_command(paths)
@@ -263,6 +285,8 @@ def primary_facts_sql(cluster: Cluster) -> str:
             f"select 'basefile:' || name, coalesce(sourcefile, '') from pg_settings "
             f"where name in ({names}) and not {ours}",
         ]
+    if c.replication.tls:
+        rows.append("select 'ssl', current_setting('ssl')")  # TLS asked for: is it on?
     if pv.has("pg_stat_replication", version):
         rows.append(f"select 'senders_other', count(*)::text from pg_stat_replication "
                     f"where application_name <> '{application_name(cluster)}'")

@@ -76,6 +76,13 @@ FACTS = {fact.name: fact for fact in [
     # pg_ctl -w returns once a standby runs (PM_STATUS_STANDBY); before, it waits for
     # connections, which a standby with hot_standby=off never accepts
     Fact("pg_ctl -w knows standbys", 100000, None),
+    # TLS of replication: libpq's sslmode verify-ca/verify-full and sslrootcert (from 8.4,
+    # with hostssl lines; so in every known major), the server's view of each connection's
+    # TLS (pg_stat_ssl, joined to pg_stat_replication by pid), and ssl changed by a reload
+    # (before 10 only by a restart)
+    Fact("sslmode verify-full", 80400, None),
+    Fact("pg_stat_ssl", 90500, None),
+    Fact("ssl reloads", 100000, None),
     # process titles and monitoring views
     Fact("walreceiver process title", 110000, None),  # before (10 too): "wal receiver process"
     Fact("pg_stat_archiver", 90400, None),  # before: count archive_status/*.ready

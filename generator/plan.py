@@ -217,6 +217,16 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         },
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
+        "hba_type": cp.hba_connection_type(cluster),
+        # replication.tls: the primary step's check of ssl, the base backup's libpq
+        # environment, the standby steps' check of the CA file, check-primary.sh's TLS check
+        "tls": {
+            "mode": c.replication.tls.mode if c.replication.tls else "",
+            "ca_file": (c.replication.tls.ca_file or "") if c.replication.tls else "",
+            "environment": cp.tls_environment(cluster),
+            "ssl_reloads": pv.has("ssl reloads", version),
+            "pg_stat_ssl": pv.has("pg_stat_ssl", version),
+        },
         "archive_export": cm.archive_export,
         "continuity_args": continuity_args(cm),
         "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",

@@ -617,6 +617,36 @@ class Primary(Strict):
         return [self.address] + ([self.ha_partner] if self.ha_partner else [])
 
 
+class ReplicationTls(Strict):
+    """TLS for the standby's replication connection (and the base backup's): the primary's
+    pg_hba.conf lines become hostssl, the standby's libpq gets sslmode and sslrootcert."""
+
+    mode: Literal["require", "verify-ca", "verify-full"] = Field(description=(
+        "libpq's sslmode of the standby and the base backup: require (encrypted, the server's "
+        "certificate not checked), verify-ca (signed by ca_file's CA), verify-full (signed by "
+        "it and naming the host connected to: the certificate must name primary.address and "
+        "primary.ha_partner, as a subjectAltName or its CN; an IP address as an iPAddress "
+        "subjectAltName is matched by libpq from PostgreSQL 15, before only as a DNS name or CN). "
+        "The primary step refuses a primary whose ssl is off"))
+    ca_file: Optional[AbsPath] = Field(default=None, description=(
+        "on the backup host: the CA certificate that signed the primary's server certificate "
+        "(a copy of the primary's CA certificate, readable by the cluster's OS user; libpq's "
+        "sslrootcert), placed before the base backup and standby steps, which refuse without "
+        "it. Needed by verify-ca and verify-full"))
+
+    @model_validator(mode="after")
+    def _ca_file_fits_mode(self):
+        if self.mode != "require" and self.ca_file is None:
+            raise ValueError(f"mode {self.mode} checks the server's certificate against a CA: "
+                             "give ca_file (a copy of the primary's CA certificate on the "
+                             "backup host)")
+        if self.mode == "require" and self.ca_file is not None:
+            raise ValueError("mode require does not check the server's certificate, yet "
+                             "libpq would check it against ca_file: say verify-ca or "
+                             "verify-full, or leave ca_file out")
+        return self
+
+
 class Replication(Strict):
     user: RoleName = Field(default="replicator", description=(
         "the role the standby replicates as (default replicator; 9.0 replicates as a superuser): "
@@ -627,6 +657,13 @@ class Replication(Strict):
         "45-apply-on-primary.sh creates it on the primary when it is missing, so the primary "
         "keeps the WAL the standby has not received yet (drop the slot if the standby is "
         "given up)"))
+    tls: Optional[ReplicationTls] = Field(default=None, description=(
+        "TLS for replication: {mode: verify-full, ca_file: /etc/pitr-bundle/tls/<cluster>-ca.crt} "
+        "(or mode require without a CA). The primary's pg_hba.conf lines become hostssl, the "
+        "standby's primary_conninfo and the base backup get sslmode and sslrootcert, the "
+        "primary step refuses a server whose ssl is off and check-primary.sh is CRITICAL while "
+        "the backup standby does not stream over TLS. Default: none (host lines, libpq's "
+        "default sslmode prefer)"))
 
 
 class Standby(Strict):

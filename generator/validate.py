@@ -229,6 +229,13 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
             f"PostgreSQL {c.postgres.version} has no replication slots (they exist from 9.4): "
             "remove replication.slot")))
 
+    tls = c.replication.tls
+    if tls and tls.mode != "require" and pv.known(c.postgres.version) and not pv.has(
+            "sslmode verify-full", c.postgres.version):
+        problems.append(src.problem(("replication", "tls", "mode"), (
+            f"PostgreSQL {c.postgres.version}'s libpq has no sslmode {tls.mode} (from 8.4): "
+            "say require")))
+
     _check_postgres_install(cluster, problems)
     _check_rto(cluster, problems)
     _check_pitr_window(cluster, problems)

@@ -1,6 +1,7 @@
 """The example specs (specs/) derived for the zfs-fuse + real PostgreSQL tests: only disks,
 addresses, ports, folders and the version moved onto this machine (shared by the drill,
-retire, WAL retention and snapshot/restore tests)."""
+retire, WAL retention and snapshot/restore tests), and replication.tls left out unless
+keep_tls (the wheel's client tools have no TLS; tests/test_tls_real_pg.py keeps it)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ CLUSTER = "pg168121"
 
 def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, int, int],
                   other_port: int | None = None, major: int | None = 17,
-                  log: Path | None = None, spare: Path | None = None) -> Path:
+                  log: Path | None = None, spare: Path | None = None,
+                  keep_tls: bool = False) -> Path:
     """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
     a real primary of `major` at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
     other_port) for tests that need a neighbour. The example's log device and spare are dropped,
@@ -65,6 +67,10 @@ def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, in
         "archive_script": str(root / "primary/bin/pitr-archive-wal"),
         "archive_via_sudo": False, "archive_requires_mount": False})
     c["primary"] = {k: v for k, v in c["primary"].items() if v is not None}
+    # TLS left out: the client tools here (the PyPI wheel's) have no TLS; tests/test_tls_real_pg.py
+    # proves the example's replication.tls, and keeps it
+    if not keep_tls:
+        c["replication"].pop("tls", None)
     c["standby"]["settings"] = {"shared_buffers": "32MB", "max_connections": 200}
     c["restore"] = {"port": restore_port, "mountpoint_root": f"{mnt}/restore", "timeout_seconds": 120}
     c["drill"] = {"state_dir": str(root / "state")}

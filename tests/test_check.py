@@ -174,6 +174,27 @@ def test_a_cluster_on_installed_binaries_passes_shellcheck_and_its_suites(tmp_pa
     assert "# skip this cluster is built from source" in result.stdout  # pg168104's run
 
 
+def test_tls_on_a_cluster_before_9_5_passes_shellcheck_and_its_suites(tmp_path):
+    """The example's 9.0 cluster asking for TLS: its hostssl, CA file and refusal branches,
+    and check-primary's 'unknown before 9.5' (no pg_stat_ssl), which the example never runs."""
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    cluster = specs / "clusters/pg168104.yaml"
+    text = cluster.read_text()
+    cluster.write_text(text.replace("replication:\n", "replication:\n  tls: {mode: verify-ca, "
+                                    "ca_file: /etc/pitr-bundle/tls/pg168104-ca.crt}\n", 1))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    result = pitr_bundle("check", str(tmp_path / "out/pitr1"), "--filter", "TLS")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# cluster-check-primary.bats on pg168104" in result.stdout, result.stdout
+    runs = result.stdout.split("# cluster-")
+    old = next(run for run in runs if run.startswith("check-primary.bats on pg168104"))
+    # run, not skipped: its pre-9.5 branch
+    assert any(line.startswith("ok ") and line.endswith(
+        "check-primary: TLS asked for, the backup standby over TLS: OK, saying so (9.5+: pg_stat_ssl)")
+        for line in old.splitlines()), old
+
+
 # --- shellcheck in batches: each failing file named, the cache per file content ----------------
 
 def _break(path: Path, line: str) -> None:

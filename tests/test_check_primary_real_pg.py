@@ -29,6 +29,7 @@ def derived_bundle(root: Path, major: int, port: int, data_dir: Path) -> Path:
     spec = yaml.safe_load(path.read_text())
     spec["postgres"]["version"] = pg.server_version(major)
     spec["primary"].update({"address": "127.0.0.1", "port": port, "data_dir": str(data_dir)})
+    spec["replication"].pop("tls", None)  # no standby here: TLS is tests/test_tls_real_pg.py's
     spec["monitor"] = {"slot_retained_warn_mb": 40, "slot_retained_crit_mb": 100,
                        "primary_wal_warn_mb": 1000, "primary_wal_crit_mb": 2000}
     path.write_text(yaml.safe_dump(spec))

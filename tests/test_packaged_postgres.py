@@ -70,6 +70,7 @@ def derived_specs(root: Path, version: str, extensions: list[str] = EXTENSIONS) 
         "archive_script": f"{root}/primary/bin/pitr-archive-wal",
         "archive_via_sudo": False, "archive_requires_mount": False}
     cluster["standby"]["settings"] = {"shared_buffers": "32MB", "max_connections": 100}
+    cluster["replication"].pop("tls", None)  # no certificates here: tests/test_tls_real_pg.py
     cluster_file.write_text(yaml.safe_dump(cluster, sort_keys=False))
     return specs
 

@@ -1,7 +1,8 @@
 """The example bundle's primary step and standby against a real PostgreSQL 17 primary.
 
 The specs are the examples (specs/) with only addresses, ports, the backup host's folders and
-the version (17.6 -> the cached 17.x) changed. The primary is set up the way a Debian server
+the version (17.6 -> the cached 17.x) changed, and replication.tls left out (the wheel's
+pg_basebackup has no TLS: tests/test_tls_real_pg.py proves it). The primary is set up the way a Debian server
 that another backup tool already uses looks: postgresql.conf and pg_hba.conf outside the data
 directory (started with -c config_file=..., as pg_ctlcluster does), wal_level = logical with a
 logical slot, a foreign archive_command, and walsender/slot limits below the standby's needs.
@@ -72,6 +73,11 @@ def derive_specs(root: Path) -> Path:
     edit(cluster, "address: 192.168.1.121", "address: 127.0.0.1")
     edit(cluster, "port: 5432", f"port: {PRIMARY_PORT}")
     edit(cluster, "ha_partner: 192.168.1.122", "ha_partner: 127.0.0.2")
+    # TLS left out (the wheel's pg_basebackup has none): tests/test_tls_real_pg.py proves it
+    text = cluster.read_text()
+    tls = re.search(r"(?m)^  tls:\n(    .*\n)+", text)
+    assert tls, "the example's replication.tls"
+    cluster.write_text(text.replace(tls.group(0), ""))
     return specs
 
 
@@ -86,6 +92,16 @@ def rebase(script: Path, target: Path, **constants: str) -> Path:
     target.write_text(text)
     target.chmod(0o755)
     return target
+
+
+def rebased_step(script: Path, root: Path) -> Path:
+    """The primary step with its root-only system paths under root/system."""
+    system = root / "system"
+    return rebase(script, root / "run/45-apply-on-primary.sh",
+                  MOUNT_SCRIPT=f"{system}/sbin/pitr-archive-mount-{CLUSTER}",
+                  UNIT_FILE=f"{system}/units/pitr-archive-mount-{CLUSTER}.service",
+                  SUDOERS_FILE=f"{system}/sudoers.d/pitr-archive-{CLUSTER}",
+                  RC_LOCAL=f"{system}/rc.local", STATE_DIR=f"{system}/state")
 
 
 def stubs(folder: Path) -> Path:

@@ -86,6 +86,21 @@ def wait_for(what: str, check, timeout: float = 60):
     raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
+def backup_host_user_and_archive(root: Path, cluster_dir: Path, archive: Path,
+                                 primary_user: pwd.struct_passwd) -> None:
+    """Plain folders where the derived datasets would mount, the bundle's user script, and
+    the archive as the NFS script lays it out: the writer owns it (root through NFS there, the
+    primary's user here), the cluster's group reads, setgid keeps day folders in it."""
+    for folder in ("mnt", "mnt/pg_home", "mnt/pg_log", f"mnt/{CLUSTER}"):
+        (root / folder).mkdir(exist_ok=True)
+        (root / folder).chmod(0o755)
+    run([cluster_dir / "30-user.sh"])
+    archive.mkdir(parents=True)
+    for folder in (archive.parent, archive):
+        os.chown(folder, primary_user.pw_uid, pwd.getpwnam(CLUSTER).pw_gid)
+        folder.chmod(0o2750)
+
+
 def drop_user(name: str) -> None:
     subprocess.run(["pkill", "-u", name], capture_output=True)
     subprocess.run(["userdel", "-r", name], capture_output=True)
@@ -135,17 +150,7 @@ def test_standby_from_generated_scripts(major, client_tools):
         primary.psql("create table t (id int primary key, note text)")
 
         # --- the backup host side, with the generated scripts
-        # plain folders where the derived datasets would mount
-        for folder in ("mnt", "mnt/pg_home", "mnt/pg_log", f"mnt/{cluster}"):
-            (root / folder).mkdir(exist_ok=True)
-            (root / folder).chmod(0o755)
-        run([bundle / f"clusters/{cluster}/30-user.sh"])
-        # as the NFS script lays it out: the writer owns it (root through NFS there, the
-        # primary's user here), the cluster's group reads, setgid keeps day folders in it
-        archive.mkdir(parents=True)
-        for folder in (archive.parent, archive):
-            os.chown(folder, primary_user.pw_uid, pwd.getpwnam(cluster).pw_gid)
-            folder.chmod(0o2750)
+        backup_host_user_and_archive(root, bundle / f"clusters/{cluster}", archive, primary_user)
         Path(paths["pghome"]).symlink_to(compose_pghome(root / "soft", major, client_tools))
         env = dict(os.environ, PITR_REPLICATION_PASSWORD=PASSWORD)
         run([bundle / f"clusters/{cluster}/50-basebackup.sh"], env=env)

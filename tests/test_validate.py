@@ -639,3 +639,46 @@ def test_ha_partner_before_10_warns_that_the_standby_cannot_follow(specs_copy):
     assert (f"{cluster}:{line}: primary.ha_partner: warning: PostgreSQL 9.0's libpq connects to one "
             "host: the standby streams from primary.address 192.168.1.104 only") in result.stderr
     assert "pg168121.yaml" not in result.stderr
+
+
+@pytest.mark.parametrize("lines, field, message", [
+    ("    mode: verify-full\n", "replication.tls",
+     "mode verify-full checks the server's certificate against a CA: give ca_file (a copy of "
+     "the primary's CA certificate on the backup host)"),
+    ("    mode: verify-ca\n", "replication.tls", "mode verify-ca checks the server's certificate"),
+    ("    mode: require\n    ca_file: /etc/ca.crt\n", "replication.tls",
+     "mode require does not check the server's certificate, yet libpq would check it against "
+     "ca_file: say verify-ca or verify-full, or leave ca_file out"),
+    ("    mode: prefer\n", "replication.tls.mode",
+     "must be 'require', 'verify-ca' or 'verify-full', not 'prefer'"),
+    ("    mode: verify-full\n    ca_file: tls/ca.crt\n", "replication.tls.ca_file",
+     "'tls/ca.crt' is not allowed here: it must be an absolute path"),
+])
+def test_replication_tls_is_checked(specs_copy, lines, field, message):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    text = cluster.read_text()
+    start = text.index("  tls:\n")
+    end = text.index("standby:")
+    cluster.write_text(text[:start] + "  tls:\n" + lines + text[end:])
+    (error,) = errors_of(specs_copy)
+    assert error.startswith(f"{specs_copy}/clusters/pg168121.yaml:"), error
+    assert re.match(r"^\S+:\d+: ", error), error
+    assert f": {field}: {message}" in error, error
+
+
+def test_replication_tls_require_without_a_ca_and_none_at_all(specs_copy, tmp_path):
+    """require: hostssl, sslmode=require and no sslrootcert; no tls: host lines, no sslmode."""
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "    mode: verify-full\n    ca_file: /etc/pitr-bundle/tls/pg168121-ca.crt\n",
+         "    mode: require\n")
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "out"), check=True)
+    folder = tmp_path / "out/pitr1/clusters"
+    assert "\nhostssl replication replicator " in (folder / "pg168121/primary/pg_hba.conf.lines").read_text()
+    standby = (folder / "pg168121/60-standby.sh").read_text()
+    assert "application_name=pg168121 sslmode=require'\n" in standby
+    assert "readonly TLS_MODE=require TLS_CA_FILE=''" in standby
+    other = folder / "pg168104"
+    assert "\nhost replication postgres " in (other / "primary/pg_hba.conf.lines").read_text()
+    assert "sslmode=" not in (other / "60-standby.sh").read_text()
+    assert "readonly TLS_MODE='' TLS_CA_FILE=''" in (other / "60-standby.sh").read_text()
+    assert "current_setting('ssl')" not in (other / "primary/45-apply-on-primary.sh").read_text()

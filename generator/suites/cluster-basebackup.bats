@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: basebackup
-# view facts: name user dataset primary.address primary.port replication_user
+# view facts: name user dataset primary.address primary.port replication_user replication_tls
 
 load test_helper
 
@@ -13,9 +13,10 @@ make_world() {
   # the major the fake backup says: any (50-basebackup.sh reads none: the same text for all)
   FAKE_BACKUP_MAJOR=16
   fake_pghome "$SANDBOX/pghome" "$FAKE_BACKUP_MAJOR"
+  tls_ca_file
   BACKUP_SCRIPT=$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
     PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$SANDBOX/pghome" ?STAGING="$SANDBOX/mnt/.basebackup" \
-    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")
+    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations" "${TLS_REBASE[@]}")
   mkdir -p "$SANDBOX/arch"
   export PITR_REPLICATION_PASSWORD='s3cret:with\colon'
   stub rsync
@@ -278,4 +279,23 @@ old_and_new_archive() {
   run -0 "$BACKUP_SCRIPT" --dry-run
   [[ $output == *"would record the base backup's system identifier on $DATASET"* ]]
   [ -z "$(calls '^zfs (set|inherit)')" ]
+}
+
+@test "basebackup: TLS asked for: libpq gets its sslmode and CA file; without the CA file it refuses first" {
+  [[ -n $TLS_CA ]] || skip "the spec asks for no TLS"
+  uses_pg_basebackup || skip "this cluster's version predates pg_basebackup (psql gets the same environment)"
+  local bin=$SANDBOX/pghome/bin mode
+  mode=$(cluster_fact "['replication_tls']['mode']")
+  mv "$bin/pg_basebackup" "$bin/pg_basebackup.fake"
+  STUB_TARGET=$bin stub pg_basebackup "printf '%s %s\n' \"\${PGSSLMODE-}\" \"\${PGSSLROOTCERT-}\" >$(printf %q "$SANDBOX/tls-env"); exec $(printf %q "$bin/pg_basebackup.fake") \"\$@\""
+  run -0 "$BACKUP_SCRIPT"
+  [ "$(cat "$SANDBOX/tls-env")" = "$mode $(cluster_fact "['replication_tls']['ca_file']")" ]
+  [[ $output == *"CA file $TLS_CA present (sslmode $mode)"* ]]
+  # the CA file gone: refused before PGDATA is touched
+  rm -rf "${SANDBOX:?}/mnt/pg_root"/* "$TLS_CA"
+  : >"$STUB_LOG"
+  run -3 "$BACKUP_SCRIPT"
+  [[ $output == *"$TLS_CA missing: replication.tls.mode $mode checks the primary's certificate against it. Copy the primary's CA certificate there"* ]]
+  [ -z "$(ls -A "$SANDBOX/mnt/pg_root")" ]
+  [ -z "$(calls '^(pg_basebackup|psql|install|touch|tar)')" ]
 }

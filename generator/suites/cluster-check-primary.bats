@@ -6,7 +6,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: check-primary
-# view facts: name postgres_major replication_slot monitor
+# view facts: name postgres_major replication_slot replication_tls monitor
 
 load test_helper
 
@@ -34,12 +34,14 @@ healthy_primary() {
   primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824"
 }
 
-# primary_answers ARCHIVE_MODE ARCHIVER_ROW SLOT_ROW [REPLICATION_ROW]: what the stub psql
-# answers (a row of '' is no row; SQL it does not know fails, as a server of an older major
-# would); the replication row: the backup standby's sync_states|synchronous_standby_names
+# primary_answers ARCHIVE_MODE ARCHIVER_ROW SLOT_ROW [REPLICATION_ROW [TLS_ROW]]: what the
+# stub psql answers (a row of '' is no row; SQL it does not know fails, as a server of an older
+# major would); the replication row: the backup standby's sync_states|synchronous_standby_names;
+# the TLS row: its walsenders|those over TLS|those hidden|TLS versions (default: one, over TLS)
 primary_answers() {
   stub psql "case \"\$*\" in
   *'show archive_mode'*) echo '$1' ;;
+  *pg_stat_ssl*) echo '${5:-1|1|0|TLSv1.3}' ;;
   *pg_stat_replication*) echo '${4:-|}' ;;
   *pg_stat_archiver*) echo '$2' ;;
   *pg_replication_slots*) [[ -z '$3' ]] || echo '$3' ;;
@@ -60,7 +62,9 @@ ready() {
 @test "check-primary: a healthy primary is OK, one line with perfdata, and it changes nothing" {
   run -0 "$CHECK" --pgdata "$PGDATA_DIR"
   [ "${#lines[@]}" -eq 1 ]
-  [[ $output == "PITR-PRIMARY OK - $CLUSTER: archiving, slot and WAL folder healthy | "* ]]
+  # (a spec asking for TLS: and that the standby streams over it, tested below)
+  [[ $output == "PITR-PRIMARY OK - $CLUSTER: archiving, slot and WAL folder healthy | "* ||
+    $output == "PITR-PRIMARY OK - $CLUSTER: archiving, slot and WAL folder healthy; "*" | "* ]]
   [[ $output == *"archive_pending=0;;"* && $output == *"wal_dir="*"B;"* ]]
   if ((MAJOR >= 904)); then
     [[ $output == *"archive_failed=0c"* ]]
@@ -72,6 +76,52 @@ ready() {
   local other
   other=$(calls '^psql' | grep -Ev -- '-c (show |select )' || true)
   [ -n "$(calls '^psql')" ] && [ -z "$other" ]
+}
+
+# tls_cluster: skips a cluster whose spec asks for no TLS (replication.tls)
+tls_cluster() {
+  TLS_MODE=$(cluster_fact "['replication_tls'] and facts['clusters'][${CLUSTER_INDEX:-0}]['replication_tls']['mode']")
+  [[ -n $TLS_MODE ]] || skip "the spec asks for no TLS: not checked"
+}
+
+@test "check-primary: no TLS asked for: pg_stat_ssl is never asked" {
+  [[ -z $(cluster_fact "['replication_tls']") ]] || skip "the spec asks for TLS"
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+  [ -z "$(calls pg_stat_ssl)" ]
+  [[ $output != *TLS* ]]
+}
+
+@test "check-primary: TLS asked for, the backup standby over TLS: OK, saying so (9.5+: pg_stat_ssl)" {
+  tls_cluster
+  run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+  if ((MAJOR >= 905)); then
+    [[ $output == "PITR-PRIMARY OK - $CLUSTER: archiving, slot and WAL folder healthy; the backup standby streams over TLS (TLSv1.3) | "* ]]
+    [[ $output == *"standby_tls=1c"* ]]
+    calls 'pg_stat_replication r left join pg_stat_ssl s on s.pid = r.pid' | grep -q .
+  else
+    [[ $output == *"TLS of the backup standby's connection unknown (no pg_stat_ssl before 9.5)"* ]]
+    [ -z "$(calls pg_stat_ssl)" ]
+  fi
+}
+
+@test "check-primary: TLS asked for: the backup standby in clear text, or not streaming, is CRITICAL; hidden is UNKNOWN" {
+  tls_cluster
+  ((MAJOR >= 905)) || skip "no pg_stat_ssl before 9.5"
+  NOW=$(date -u +%s)
+  primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824" "|" "2|1|0|TLSv1.3"
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY CRITICAL - "*"streams WITHOUT TLS (1 of 2 connection(s)), but the spec asks for $TLS_MODE"* ]]
+  primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824" "|" "0|0|0|"
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"does not stream, so its TLS ($TLS_MODE, replication.tls) cannot be checked"* ]]
+  [[ $output == *"standby_tls=0c"* ]]
+  primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824" "|" "1|0|1|"
+  run -3 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY UNKNOWN - "*"TLS of the backup standby $CLUSTER is hidden from this role"* ]]
+  # an answer it cannot read is UNKNOWN, never CRITICAL or OK
+  primary_answers on "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824" "|" "|"
+  run -3 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY UNKNOWN - "*"TLS of the backup standby unknown: pg_stat_ssl answered '|'"* ]]
 }
 
 @test "check-primary: WAL waiting for archiving warns, then is critical, by the spec's minutes (before 9.4 the only sign)" {

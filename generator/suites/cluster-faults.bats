@@ -9,7 +9,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: user build primary check-primary basebackup standby snapshot wal-retention snapshot-cron restore drill drill-cron
-# view facts: name user dataset postgres_major archive primary snapshots paths
+# view facts: name user dataset postgres_major archive primary snapshots paths replication_tls
 # view host: pool.name
 
 load test_helper
@@ -54,8 +54,9 @@ setup() {
     # both kinds of standby file, as a base backup of a standby may carry: one must move
     touch "$SANDBOX/pg_root/standby.signal" "$SANDBOX/pg_root/recovery.conf"
   }
+  tls_ca_file "$BATS_TEST_TMPDIR/tls"  # outside the sandbox each fault's world starts anew
   each_fault standby_world "$(rebase "$(cluster_script standby)" OS_HOME="$SANDBOX/home" \
-    PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" LOG_DIR="$SANDBOX/log")"
+    PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}")"
 }
 
 # the snapshot script's world: the cluster's dataset with 4 days of snapshots, every 8 hours, so
@@ -208,9 +209,10 @@ snapshot_script() {
     wal_file "$SANDBOX/arch/2026-11-24/000000010000003000000011" 7301234567890123456 24
   }
   fault_point mkdir
+  tls_ca_file "$BATS_TEST_TMPDIR/tls"  # outside the sandbox each fault's world starts anew
   each_fault basebackup_world "$(rebase "$(cluster_script basebackup)" OS_HOME="$SANDBOX/home" \
     PGDATA="$SANDBOX/mnt/pg_root" PGHOME="$PGHOME" ?STAGING="$SANDBOX/mnt/.basebackup" \
-    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations")" --yes
+    ARCHIVE="$SANDBOX/arch" GENERATIONS="$SANDBOX/generations" "${TLS_REBASE[@]}")" --yes
 }
 
 @test "faults: the primary-side script, failing at each change, stops and then completes on a re-run" {
@@ -369,6 +371,7 @@ STUB
   *"show archive_mode"*) echo on ;;
   *pg_stat_archiver*) echo "0|1700000000|0||1700000100|f" ;;
   *pg_replication_slots*) echo "true|1024|reserved|1073741824" ;;
+  *pg_stat_ssl*) echo "1|1|0|TLSv1.3" ;;
 esac'
   for command in psql du find; do
     fault_point "$command"

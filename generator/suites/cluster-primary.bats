@@ -4,7 +4,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: primary
-# view facts: name postgres_major replication_slot replication_user primary
+# view facts: name postgres_major replication_slot replication_user replication_tls primary
 
 load test_helper
 
@@ -30,6 +30,11 @@ setup_file() {
 
 setup() {
   world_reset
+}
+
+# hba_type: the replication lines' connection type: hostssl when the spec asks for TLS
+hba_type() {
+  if [[ -n $(cluster_fact "['replication_tls']") ]]; then echo hostssl; else echo host; fi
 }
 
 # nothing_installed: no helper, mount script, unit, sudo rule, include or hba change
@@ -71,7 +76,7 @@ nothing_installed() {
   grep -qx "wal_level = '\(replica\|hot_standby\)'" "$INCLUDE"
   grep -qxF "max_wal_senders = '2'" "$INCLUDE"
   grep -q "^archive_command = '.*\"%p\" \"%f\"'\$" "$INCLUDE"
-  grep -q "^host replication $(cluster_fact "['replication_user']") " "$PG_ETC/pg_hba.conf"
+  grep -q "^$(hba_type) replication $(cluster_fact "['replication_user']") " "$PG_ETC/pg_hba.conf"
   grep -qx 'local all all peer' "$PG_ETC/pg_hba.conf"
   # the server's own files keep their modes (the fake install records owners, not modes)
   [ "$(/usr/bin/stat -c %a "$PG_ETC/pg_hba.conf")" = 640 ]
@@ -327,4 +332,27 @@ LIST
   : >"$STUB_LOG"
   run -0 "$PRIMARY_SCRIPT" --no-postgres --dry-run
   [ -z "$(calls '^(chgrp|chmod|install) ')" ]
+}
+
+@test "primary: TLS asked for and the server's ssl off: refused with what to set, nothing changed" {
+  [[ $(hba_type) == hostssl ]] || skip "the spec asks for no TLS"
+  pg_fact ssl off
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"REFUSED: ssl = 'off' on this server, but the spec asks for TLS for replication"* ]]
+  [[ $output == *"Set ssl = on, ssl_cert_file and ssl_key_file"* ]]
+  [[ $output == *"nothing was changed"* ]]
+  nothing_installed
+  # on: the lines are hostssl only, never a host line that would let clear text in
+  pg_fact ssl on
+  run -0 "$PRIMARY_SCRIPT"
+  grep -q "^hostssl replication " "$PG_ETC/pg_hba.conf"
+  ! grep -q "^host replication " "$PG_ETC/pg_hba.conf" || false
+}
+
+@test "primary: no TLS asked for: host lines, and the server's ssl is never asked" {
+  [[ $(hba_type) == host ]] || skip "the spec asks for TLS"
+  pg_fact ssl off
+  run -0 "$PRIMARY_SCRIPT"
+  grep -q "^host replication " "$PG_ETC/pg_hba.conf"
+  ! grep -q "current_setting('ssl')" "$PRIMARY_SCRIPT" || false
 }

@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: standby
-# view facts: name user port postgres_major paths.archive primary.address primary.nodes primary.port replication_user primary_conninfo follows_partner recovery_file
+# view facts: name user port postgres_major paths.archive primary.address primary.nodes primary.port replication_user primary_conninfo follows_partner recovery_file replication_tls
 
 load test_helper
 
@@ -15,8 +15,9 @@ make_world() {
   printf '# the primary'"'"'s postgresql.conf\nport = 5432\n' >"$PGDATA/postgresql.conf"
   echo "local all all trust" >"$PGDATA/pg_hba.conf"
   fake_pghome "$SANDBOX/pghome"
+  tls_ca_file
   STANDBY_SCRIPT=$(rebase "$(cluster_script standby)" OS_HOME="$SANDBOX/home" PGDATA="$PGDATA" \
-    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log")
+    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}")
   RECOVERY_FILE=$(cluster_fact "['recovery_file']")
   export PITR_REPLICATION_PASSWORD=secret
 }
@@ -138,4 +139,26 @@ setup() {
   run -0 "$STANDBY_SCRIPT" --no-start
   grep -qxF "include 'pitr-bundle.conf'" "$PGDATA/postgresql.conf"
   [ -f "$PGDATA/pg_hba.conf" ]
+}
+
+@test "standby: TLS asked for: primary_conninfo carries sslmode and the CA file; without the CA file it refuses, nothing written" {
+  [[ -n $TLS_CA ]] || skip "the spec asks for no TLS"
+  local mode ca conf=$PGDATA/pitr-bundle.conf
+  mode=$(cluster_fact "['replication_tls']['mode']")
+  ca=$(cluster_fact "['replication_tls']['ca_file']")
+  [[ $RECOVERY_FILE == recovery.conf ]] && conf=$PGDATA/recovery.conf
+  rm "$TLS_CA"
+  run -3 "$STANDBY_SCRIPT"
+  [[ $output == *"$TLS_CA missing: replication.tls.mode $mode checks the primary's certificate against it"* ]]
+  [ ! -e "$PGDATA/pitr-bundle.conf" ] && [ ! -e "$PGDATA/standby.signal" ] && [ ! -e "$PGDATA/recovery.conf" ]
+  [ -z "$(calls '^(pg_ctl|install)')" ]
+  echo "-----BEGIN CERTIFICATE-----" >"$TLS_CA"
+  run -0 "$STANDBY_SCRIPT"
+  grep -q "^primary_conninfo = 'host=.* sslmode=$mode sslrootcert=$ca'\$" "$conf"
+}
+
+@test "standby: no TLS asked for: primary_conninfo names no sslmode" {
+  [[ -z $TLS_CA ]] || skip "the spec asks for TLS"
+  run -0 "$STANDBY_SCRIPT"
+  ! grep -q "sslmode" "$PGDATA"/{pitr-bundle.conf,recovery.conf} 2>/dev/null || false
 }

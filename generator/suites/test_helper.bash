@@ -635,6 +635,7 @@ fake_primary_server() {
   pg_setting max_slot_wal_keep_size -1 sighup
   pg_fact senders_other 0
   pg_fact slots_other 0
+  pg_fact ssl on  # asked only when the spec asks for TLS (replication.tls)
   # the include's lines put in effect: for a reload only the settings a reload changes
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$SANDBOX/pgbin stub apply-include '
@@ -687,6 +688,19 @@ case $sql in
     done ;;
   *) echo "fake psql: unexpected SQL: $sql" >&2; exit 3 ;;
 esac'
+}
+
+# tls_ca_file [DIR]: when the cluster's spec asks for TLS (replication.tls), its CA file in
+# DIR (default: the sandbox): TLS_CA (empty without TLS) and TLS_REBASE, the rebase argument
+# that points the script's TLS_CA_FILE at it
+tls_ca_file() {
+  local dir=${1:-$SANDBOX/tls}
+  TLS_CA="" TLS_REBASE=()
+  [[ -n $(cluster_fact "['replication_tls'] and facts['clusters'][${CLUSTER_INDEX:-0}]['replication_tls']['ca_file']") ]] || return 0
+  TLS_CA=$dir/ca.crt
+  mkdir -p "$dir"
+  echo "-----BEGIN CERTIFICATE-----" >"$TLS_CA"
+  TLS_REBASE=(TLS_CA_FILE="$TLS_CA")
 }
 
 # pg_fact KEY VALUE: what the fake primary answers for KEY

@@ -230,6 +230,25 @@ ensure_pgpass() {
   chown "$OS_USER:" "$PGPASS_FILE"
   chmod 0600 "$PGPASS_FILE"
 }
+# replication.tls: libpq's sslmode and the CA file it checks the primary's certificate against
+# (empty: TLS not asked for, libpq's default); the base backup's libpq gets them as its
+# environment, the standby's in primary_conninfo
+readonly TLS_MODE='' TLS_CA_FILE=''
+# shellcheck disable=SC2034 # the base backup runs libpq with it, the standby step only checks the CA file
+readonly TLS_ENV=(
+)
+
+# check_ca_file: refuse (exit 3) before any change unless the cluster's OS user can read the
+# CA file: without it libpq refuses every connection, a base backup or a standby that never
+# streams
+check_ca_file() {
+  [[ -n $TLS_CA_FILE ]] || return 0
+  [[ -f $TLS_CA_FILE ]] ||
+    die "$TLS_CA_FILE missing: replication.tls.mode $TLS_MODE checks the primary's certificate against it. Copy the primary's CA certificate there (install -m 0644 ca.crt $TLS_CA_FILE) and run this again" "$EXIT_REFUSED"
+  as_user test -r "$TLS_CA_FILE" ||
+    die "$TLS_CA_FILE is not readable by $OS_USER, whose libpq reads it: chmod 0644 it (a CA certificate is public)" "$EXIT_REFUSED"
+  info "CA file $TLS_CA_FILE present (sslmode $TLS_MODE)"
+}
 readonly WAL_DIR=pg_xlog
 # present in PGDATA while a base backup is being written into it: its PGDATA is not a cluster
 readonly INCOMPLETE_MARK=.pitr-bundle-basebackup-incomplete
@@ -283,7 +302,7 @@ verify_backup() {
 }
 
 primary_sql() {
-  as_user "$PGHOME/bin/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" \
+  as_user env "${TLS_ENV[@]}" "$PGHOME/bin/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" \
     -U "$REPLICATION_USER" -d postgres -c "$1"
 }
 
@@ -397,6 +416,7 @@ main() {
   need_cmd runuser tar find
   getent passwd "$OS_USER" >/dev/null || missing_earlier_step "user $OS_USER missing: run the user script first"
   step "check $PGDATA"
+  check_ca_file
   prepare_pgdata
   step "replication password"
   ensure_pgpass

@@ -227,6 +227,25 @@ ensure_pgpass() {
   chown "$OS_USER:" "$PGPASS_FILE"
   chmod 0600 "$PGPASS_FILE"
 }
+# replication.tls: libpq's sslmode and the CA file it checks the primary's certificate against
+# (empty: TLS not asked for, libpq's default); the base backup's libpq gets them as its
+# environment, the standby's in primary_conninfo
+readonly TLS_MODE='' TLS_CA_FILE=''
+# shellcheck disable=SC2034 # the base backup runs libpq with it, the standby step only checks the CA file
+readonly TLS_ENV=(
+)
+
+# check_ca_file: refuse (exit 3) before any change unless the cluster's OS user can read the
+# CA file: without it libpq refuses every connection, a base backup or a standby that never
+# streams
+check_ca_file() {
+  [[ -n $TLS_CA_FILE ]] || return 0
+  [[ -f $TLS_CA_FILE ]] ||
+    die "$TLS_CA_FILE missing: replication.tls.mode $TLS_MODE checks the primary's certificate against it. Copy the primary's CA certificate there (install -m 0644 ca.crt $TLS_CA_FILE) and run this again" "$EXIT_REFUSED"
+  as_user test -r "$TLS_CA_FILE" ||
+    die "$TLS_CA_FILE is not readable by $OS_USER, whose libpq reads it: chmod 0644 it (a CA certificate is public)" "$EXIT_REFUSED"
+  info "CA file $TLS_CA_FILE present (sslmode $TLS_MODE)"
+}
 readonly LOG_DIR=/pg_log/pg168104
 readonly PG_MAJOR=9.0
 readonly PORT=19211
@@ -385,6 +404,7 @@ main() {
     missing_earlier_step "$PGDATA holds no cluster: run the basebackup script first"
   fi
 
+  check_ca_file
   step "replication password"
   ensure_pgpass
   step "standby configuration"

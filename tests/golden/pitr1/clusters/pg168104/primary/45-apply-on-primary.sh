@@ -233,6 +233,10 @@ readonly ARCHIVE_COMMAND='sudo -n /usr/local/sbin/pitr-archive-wal-pg168104 "%p"
 readonly SLOT=''
 # the application_name the backup standby connects with (its primary_conninfo)
 readonly APP_NAME=pg168104
+# replication.tls: the sslmode the backup host connects with (empty: TLS not asked for)
+readonly TLS_MODE=''
+# verify-full: the names the primary's certificate must carry (the standby connects to them)
+readonly TLS_NAMES=''
 readonly WAL_LEVEL_NEEDED=hot_standby
 readonly WAL_LEVEL_ARCHIVE_RANK=1
 readonly SENDERS_NEEDED=2
@@ -1095,6 +1099,14 @@ plan_sync_names() {
   refuse "$why: write synchronous_standby_names = $instead, reload PostgreSQL, and run this again"
 }
 
+# plan_tls: the spec asks for TLS (hostssl lines): the server must have ssl on. This script
+# never turns it on: that needs a certificate and key only the server's owner has
+plan_tls() {
+  [[ -n $TLS_MODE ]] || return 0
+  [[ ${FACT[ssl]:-} != on ]] || return 0
+  refuse "ssl = '${FACT[ssl]:-?}' on this server, but the spec asks for TLS for replication (replication.tls.mode $TLS_MODE): the hostssl lines would refuse the backup host. Set ssl = on, ssl_cert_file and ssl_key_file (a certificate signed by the CA the backup host has a copy of${TLS_NAMES:+, naming $TLS_NAMES}) in postgresql.conf, restart PostgreSQL, and run this again"
+}
+
 RESTART_REASONS=()
 RELOAD_REASONS=()
 # plan_effects: what a reload or a restart must do for the new values to take effect
@@ -1146,6 +1158,7 @@ check_postgres() {
   done
   plan_slot
   plan_sync_names
+  plan_tls
   plan_effects
   check_unit
 }

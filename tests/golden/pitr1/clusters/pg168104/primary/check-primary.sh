@@ -14,6 +14,7 @@
 # - the replication slot (none in the spec: not checked): WAL it keeps (no slots before 9.4);
 # - the size of pg_xlog against the spec's thresholds;
 # - no synchronous replication before 9.1: the backup standby cannot make commits wait;
+# - TLS of replication: not asked for by the spec (not checked);
 # - WAL the archive helper dropped (primary.archive_queue_max, counted in
 #   /var/lib/pitr-bundle/pg168104-dropped-wal) after the start of the newest base backup of
 #   the bundle: CRITICAL, the archive has a gap that only a new base backup gets past.
@@ -35,11 +36,14 @@ readonly WAL_WARN_MB=4096 WAL_CRIT_MB=16384
 readonly SLOT_WARN_MB=2048 SLOT_CRIT_MB=8192
 readonly HAS_SYNC_STATE=0
 readonly APP_NAME=pg168104
+# replication.tls: the sslmode the backup standby connects with (empty: not asked for)
+readonly TLS_MODE='' HAS_PG_STAT_SSL=0
 # written by the archive helper at each dropped file: "<files> <bytes> <last file> <UTC time>"
 readonly DROPPED_FILE=/var/lib/pitr-bundle/pg168104-dropped-wal
 readonly BACKUP_LABEL='pitr-bundle pg168104'
 STATUS=0
 MESSAGES=()
+NOTES=() # said in the summary of an OK
 PERFDATA=()
 PSQL=psql
 PGDATA_DIR=$DEFAULT_DATA_DIR
@@ -176,6 +180,38 @@ check_sync() {
   raise 2 "the backup standby $APP_NAME is $what; take it out of synchronous_standby_names ('$names') and reload"
 }
 
+# check_tls: the spec asks for TLS: the backup standby's walsender(s) must use it. No
+# walsender at all is CRITICAL too: what keeps a standby of a TLS spec away is mostly its TLS
+# (a wrong CA file, a certificate that does not name this server), and the claim that
+# replication runs encrypted cannot be checked
+check_tls() {
+  [[ -n $TLS_MODE ]] || return 0
+  if ((HAS_PG_STAT_SSL == 0)); then
+    NOTES+=("TLS of the backup standby's connection unknown (no pg_stat_ssl before 9.5)")
+    return 0
+  fi
+  local row senders tls hidden versions
+  row=$(sql "select count(*), count(*) filter (where s.ssl), count(*) filter (where s.ssl is null),
+    coalesce(string_agg(distinct s.version, ','), '')
+    from pg_stat_replication r left join pg_stat_ssl s on s.pid = r.pid
+    where r.application_name = '$APP_NAME'") || { raise 3 "pg_stat_ssl unreadable"; return 0; }
+  IFS='|' read -r senders tls hidden versions <<<"$row"
+  if ! [[ $senders =~ ^[0-9]+$ && $tls =~ ^[0-9]+$ && $hidden =~ ^[0-9]+$ ]]; then
+    raise 3 "TLS of the backup standby unknown: pg_stat_ssl answered '$row'"
+    return 0
+  fi
+  PERFDATA+=("standby_tls=${tls}c")
+  if ((senders == 0)); then
+    raise 2 "the backup standby $APP_NAME does not stream, so its TLS ($TLS_MODE, replication.tls) cannot be checked: a failed TLS handshake (a wrong CA file on the backup host, a certificate that does not name this server) is named in the standby's log and in this server's"
+  elif ((hidden)); then
+    raise 3 "TLS of the backup standby $APP_NAME is hidden from this role (grant it pg_read_all_stats, or run as a superuser)"
+  elif ((tls < senders)); then
+    raise 2 "the backup standby $APP_NAME streams WITHOUT TLS ($((senders - tls)) of $senders connection(s)), but the spec asks for $TLS_MODE: pg_hba.conf must let it in only through the hostssl line of 45-apply-on-primary.sh (no host line before it)"
+  else
+    NOTES+=("the backup standby streams over TLS (${versions:-?})")
+  fi
+}
+
 # newest_base_backup: the backup history file (*.backup) of the newest base backup of the
 # bundle (its label) in the WAL folder, or nothing. The server writes one at the end of each
 # base backup and keeps the newest until the next base backup ends (it removes the older,
@@ -260,6 +296,7 @@ main() {
     fi
     check_slot
     check_sync
+    check_tls
   fi
   if [[ -n $PGDATA_DIR ]]; then
     check_pending
@@ -274,6 +311,9 @@ main() {
     summary="$CLUSTER: ${summary%; }"
   else
     summary="$CLUSTER: archiving, slot and WAL folder healthy"
+    # what is fine and worth saying, or unknown by version, only beside no finding
+    ((${#NOTES[@]} == 0)) || summary+="; $(printf "%s; " "${NOTES[@]}")"
+    summary=${summary%; }
   fi
   echo "PITR-PRIMARY ${words[STATUS]} - $summary | ${PERFDATA[*]}"
   exit "$STATUS"
