@@ -292,7 +292,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
     # the cron installer installs the bundle's own files, checked against SHA256SUMS
     context["snapshot_file"] = snapshot
     context["retention_file"] = retention
-    archive_files, sudo_files = plan_archive_transport(cm, cluster_file, context)
+    archive_files, sudo_files, standby_files = plan_archive_transport(cm, cluster_file, context)
     snapshot_cron = cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
                                  f"cron schedule of the snapshots ({c.snapshots.schedule}, "
                                  f"{c.snapshots.time_zone})", mode=CONFIG_MODE)
@@ -329,6 +329,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      order=50, destructive=True, context_force=True),
         cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
                      f"standby configuration ({recovery_file}) and start", order=60),
+        *standby_files,
         snapshot,
         retention,
         snapshot_cron,
@@ -341,18 +342,18 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
 
 
 def plan_archive_transport(cm: ClusterModel, cluster_file,
-                           context: dict) -> tuple[list[PlannedFile], list[PlannedFile]]:
+                           context: dict) -> tuple[list[PlannedFile], ...]:
     """The files that bring WAL into the archive. nfs: on the primary, the helper, the boot
     mount of the export (carried inside the primary step, rendered as the bundle's own copy)
     and the sudo rule. standby: only the helper, on the backup host (installed by the standby
-    step, run by the standby's archive_command). The sudo rule apart: it comes later in the
-    MANIFEST."""
+    step, run by the standby's archive_command). Three lists, for their places in the MANIFEST:
+    beside the primary step, after the pg_hba lines (the sudo rule), after the standby step."""
     if cm.archive_method == "standby":
         helper = cluster_file("pitr-archive-wal.sh", "standby", "cluster/archive-wal.sh.j2",
                               f"the standby's archive_command helper (installed as "
                               f"{cm.archive_helper.installed} by 60-standby.sh)")
         context["helper_file"] = helper
-        return [helper], []
+        return [], [], [helper]
     mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
                                 "cluster/archive-mount.sh.j2",
                                 "boot-time mount of the archive (installed by "
@@ -363,7 +364,7 @@ def plan_archive_transport(cm: ClusterModel, cluster_file,
                      "archive_command helper (installed by 45-apply-on-primary.sh)"),
         mount_script,
     ], [cluster_file("primary/sudoers", "primary", "cluster/primary-sudoers.j2",
-                     "sudo rule for the archive helper", mode=CONFIG_MODE)]
+                     "sudo rule for the archive helper", mode=CONFIG_MODE)], []
 
 
 def plan_drill(cm: ClusterModel, cluster_file, restore: PlannedFile) -> list[PlannedFile]:
