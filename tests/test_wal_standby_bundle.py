@@ -60,14 +60,16 @@ def test_the_standby_archives_through_the_helper(standby_bundle):
 
 def test_the_suites_standby_branches_run(standby_bundle):
     result = pitr_bundle("check", str(standby_bundle), "--deep", "--filter",
-                         "^(standby|archive (helper|mount)|check-primary|faults: the standby script)")
+                         "^(standby|primary|archive (helper|mount)|check-primary|faults: the (standby|primary-side) script)")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     out = result.stdout
     for name in ("installs the bundle's helper before the start and archives through it",
                  "the archive folders and the NFS path's day folders become the standby user's",
                  "a helper that differs from the bundle's SHA256SUMS is refused, nothing started",
-                 "an inactive slot warns (nothing reaches the archive), a missing one is critical"):
+                 "an inactive slot warns (nothing reaches the archive), a missing one is critical",
+                 "installs nothing on the node and leaves another archive_command alone"):
         ran = [line for line in out.splitlines() if name in line and line.startswith("ok ")]
         assert any("# skip" not in line for line in ran), name
     assert "archive helper: never overwrites; the same content again is success" in out
     assert out.count("ok 1 faults: the standby script") == 2
+    assert "faults: the primary-side script" in out
