@@ -31,14 +31,15 @@ def test_the_primary_gets_no_nfs_piece(standby_bundle):
     assert sorted(p.name for p in primary.iterdir()) == [
         "45-apply-on-primary.sh", "check-primary.sh", "pg_hba.conf.lines", "pitr-archive.conf"]
     step = (primary / "45-apply-on-primary.sh").read_text()
-    for absent in ("pitr-archive-mount", "sudoers", "HELPER=", "--no-mount", "mountpoint"):
+    for absent in ("pitr-archive-mount", "sudoers", "HELPER=", "MOUNT_NOW", "mountpoint"):
         assert absent not in step, absent
     settings = [line for line in (primary / "pitr-archive.conf").read_text().splitlines()
                 if line and not line.startswith("#")]
     assert settings == ["archive_timeout = '60s'", "max_slot_wal_keep_size = '20GB'"]
     # the 9.0 cluster beside it still archives over NFS: its export stays, pg168121's is gone
     exports = (standby_bundle / "host/40-nfs-exports.sh").read_text()
-    assert "pg168104" in exports and "pg168121" not in exports
+    assert "readonly -a EXPORT_PATHS=(/pg_arch/pg168104)\n" in exports
+    assert "/pg_arch/pg168121" not in exports and '"$ARCHIVE_ROOT"/pg168121' not in exports
     assert (standby_bundle / "clusters/pg168104/primary/pitr-archive-wal.sh").exists()
 
 
