@@ -84,7 +84,7 @@ def _cluster_facts(cm: ClusterModel) -> dict:
         "follows_partner": cm.follows_partner,
         "replication_tls": c.replication.tls.model_dump() if c.replication.tls else None,
         "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
-        "archive": {"pitr_window_days": c.archive.pitr_window_days},
+        "archive": {"pitr_window_days": c.archive.pitr_window_days, "method": cm.archive_method},
 
         "monitor": c.monitor.model_dump(),
         "monitor_thresholds": {"snapshot_warn_seconds": cm.snapshot_warn_seconds,

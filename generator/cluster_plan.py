@@ -158,14 +158,30 @@ def standby_settings(cluster: Cluster, paths: ClusterPaths) -> dict[str, str]:
         "logging_collector": "on",
         "log_directory": paths.log_dir,
         "hot_standby": "on" if c.standby.hot_standby else "off",
-        # a standby must never write into an archive: it has none, and a promoted copy of it
-        # would mix its WAL into the primary's
-        "archive_mode": "off",
     }
+    settings.update(standby_archiving(cluster))
     settings.update(c.standby.settings)
     if not pv.has("recovery.conf", version):
         settings.update(recovery_settings(cluster, paths))
     return settings
+
+
+def standby_archive_helper(c) -> str:
+    """The archive helper's path on the backup host (archive.method standby)."""
+    return f"/usr/local/sbin/pitr-archive-wal-{c.name}"
+
+
+def standby_archiving(cluster: Cluster) -> dict[str, str]:
+    """The standby's archive settings. archive.method nfs: off, the primary archives. standby:
+    it archives what it receives (always: also in recovery), through the helper into the local
+    archive; each file it restores from the archive is offered again and found identical there.
+    A restored or drilled clone never archives either way: restore.sh's own settings, read
+    after these, force archive_mode off (its WAL would mix into the primary's)."""
+    c = cluster.spec
+    if c.archive_method != "standby":
+        return {"archive_mode": "off"}
+    return {"archive_mode": "always",
+            "archive_command": f'{standby_archive_helper(c)} "%p" "%f"'}
 
 
 def replication_auth(version: str) -> str:
@@ -202,13 +218,16 @@ def primary_settings(cluster: Cluster) -> dict[str, str]:
     settings = {}
     if not pv.has("wal_level default replica", version):
         settings["wal_level"] = wal_level_needed(version)
-    settings["archive_mode"] = "on"
-    settings["archive_command"] = archive_command(cluster)
+    if c.archive_method == "nfs":  # with standby, the backup standby archives
+        settings["archive_mode"] = "on"
+        settings["archive_command"] = archive_command(cluster)
     if not pv.has("max_wal_senders default 10", version):
         settings["max_wal_senders"] = str(SENDERS_NEEDED)
     if c.replication.slot and not pv.has("max_replication_slots default 10", version):
         settings["max_replication_slots"] = "1"
-    # an idle primary still archives, so the newest restorable point is never older than this
+    # an idle primary still switches segments, so the newest restorable point is never older
+    # than this (also with archive_mode off, archive.method standby: measured on 17; the
+    # standby archives a segment once it has received it whole)
     settings["archive_timeout"] = f"{c.primary.archive_timeout}s"
     # the slot must never fill the primary's disk while the standby is away (13+; it caps
     # every slot of the primary, so only when this cluster uses one)
@@ -229,9 +248,11 @@ INCLUDE_NAME = "pitr-archive.conf"  # beside the primary's real postgresql.conf
 def primary_managed(cluster: Cluster) -> list[str]:
     """The settings 45-apply-on-primary.sh reads and may raise, in the include's order."""
     version = cluster.spec.postgres.version
-    names = ["wal_level", "archive_mode", "archive_command"]
-    if pv.has("archive_library", version):
-        names.append("archive_library")  # set, it would archive instead of archive_command
+    names = ["wal_level"]
+    if cluster.spec.archive_method == "nfs":  # standby: the primary's archiving is not ours
+        names += ["archive_mode", "archive_command"]
+        if pv.has("archive_library", version):
+            names.append("archive_library")  # set, it would archive instead of archive_command
     names.append("max_wal_senders")
     if cluster.spec.replication.slot:
         names.append("max_replication_slots")

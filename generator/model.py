@@ -14,7 +14,7 @@ from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.cluster_plan import ClusterPaths
 from generator.schedule import longest_gap_minutes
-from generator.schema import DEFAULT_ARCHIVE_PROPERTIES, ClusterSpec
+from generator.schema import DEFAULT_ARCHIVE_PROPERTIES, ClusterSpec, size_bytes
 from generator.validate import Cluster, Host
 
 VIP_UNIT = "pitr-bundle-vip.service"
@@ -71,6 +71,19 @@ class ReplayModel:
 
 
 @dataclass(frozen=True)
+class ArchiveHelperModel:
+    """The archive_command helper (templates/cluster/archive-wal.sh.j2): on the primary with
+    archive.method nfs (into the NFS mount), on the backup host with standby (run by the
+    standby's archive_command, as its OS user, into the local archive)."""
+    installed: str  # where it is installed
+    runs_on: str  # for its header: "its primary" or "the backup host"
+    mount: str  # the folder holding arch/ (and dropped-wal)
+    requires_mount: bool  # refuses unless `mount` is a mount point (the NFS export)
+    queue_max_bytes: int  # primary.archive_queue_max (0: off; the standby's slot holds WAL)
+    dropped_file: str  # where it counts the WAL it dropped
+
+
+@dataclass(frozen=True)
 class ClusterModel:
     cluster: Cluster  # the validated spec, its source, dataset and mountpoint
     paths: ClusterPaths
@@ -93,6 +106,8 @@ class ClusterModel:
     replay: ReplayModel
     # the standby's conninfo lists the HA partner too (libpq multi-host, 10+)
     follows_partner: bool
+    archive_method: str  # nfs or standby (the spec's archive.method, resolved)
+    archive_helper: ArchiveHelperModel
 
     @property
     def spec(self) -> ClusterSpec:
@@ -266,6 +281,23 @@ def replay_model(c: ClusterSpec) -> ReplayModel:
         delay_crit_seconds=m.replay_delay_crit_minutes * 60)
 
 
+def archive_helper(host: Host, c: ClusterSpec) -> ArchiveHelperModel:
+    """Where the archive helper runs and what it writes into, for the cluster's method."""
+    if c.archive_method == "standby":
+        # local folders, written by the standby's own user: no mount, nothing to drop (the
+        # slot keeps on the primary what the standby has not received)
+        return ArchiveHelperModel(
+            installed=cp.standby_archive_helper(c), runs_on="the backup host",
+            mount=archive_dir(host, c.name), requires_mount=False, queue_max_bytes=0,
+            dropped_file=f"{archive_dir(host, c.name)}/{c.name}-dropped-wal")
+    return ArchiveHelperModel(
+        installed=c.archive_helper, runs_on="its primary", mount=c.archive_mount,
+        requires_mount=c.primary.archive_requires_mount,
+        queue_max_bytes=(size_bytes(c.primary.archive_queue_max)
+                         if c.primary.archive_queue_max else 0),
+        dropped_file=f"{c.primary.archive_state_dir}/{c.name}-dropped-wal")
+
+
 def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
     c = cluster.spec
     version = c.postgres.version
@@ -289,7 +321,8 @@ def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
         cron_name=f"pitr-bundle-{c.name}",
         drill=_drill(host, c, restore_parent),
         snapshot_warn_seconds=snapshot_warn, snapshot_crit_seconds=snapshot_crit,
-        replay=replay_model(c), follows_partner=cp.standby_follows_partner(cluster))
+        replay=replay_model(c), follows_partner=cp.standby_follows_partner(cluster),
+        archive_method=c.archive_method, archive_helper=archive_helper(host, c))
 
 
 def derive(host: Host) -> HostModel:

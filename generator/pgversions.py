@@ -62,6 +62,8 @@ FACTS = {fact.name: fact for fact in [
     Fact("max_wal_senders default 10", 100000, None),
     # the primary's side: replication slots, and what its settings default to
     Fact("replication slots", 90400, None),
+    # a standby archives what it receives (archive.method: standby)
+    Fact("archive_mode always", 90500, None),
     Fact("slot reserves WAL at creation", 90600, None),  # immediately_reserve
     Fact("pg_basebackup --slot", 90600, None),
     Fact("pg_stat_replication", 90100, None),

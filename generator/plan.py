@@ -12,7 +12,6 @@ from generator.load import SpecFile
 from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, VIP_UNIT, ClusterModel,
                              HostModel)
 from generator.quoting import shell_quote
-from generator.schema import size_bytes
 
 SCRIPT_MODE = 0o750
 CONFIG_MODE = 0o640
@@ -45,8 +44,11 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
     host = model.host
     all_sources = [host.source] + [c.source for c in host.clusters]
     datasets = model.datasets
+    # only the clusters whose primaries archive over NFS (archive.method nfs): a standby
+    # that archives itself writes into its local folder, which no primary mounts
     exports = [{"path": cm.archive_export, "group": cm.spec.user, "cluster": cm.name,
-                "clients": cm.spec.archive_clients} for cm in model.clusters]
+                "clients": cm.spec.archive_clients} for cm in model.clusters
+               if cm.archive_method == "nfs"]
     files = [
         PlannedFile("verify.sh", "verify", "verify.sh.j2",
                     "check every file of the bundle against SHA256SUMS (run it first)",
@@ -63,11 +65,12 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
     ]
     if host.spec.managed_vip:
         files.append(plan_vip(model))
-    files += [
-        PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
-                    "export the WAL archive folders over NFS and pin the NFS ports",
-                    all_sources, order=40, context={"exports": exports}, uses_install_block=True),
-    ]
+    if exports:
+        files.append(
+            PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
+                        "export the WAL archive folders over NFS and pin the NFS ports",
+                        all_sources, order=40, context={"exports": exports},
+                        uses_install_block=True))
     for cm in model.clusters:
         files += plan_cluster(model, cm)
     monitor = plan_monitor(model, all_sources)
@@ -233,8 +236,8 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
         "programs": ["postgres", "pg_ctl", "psql"]
         + (["pg_basebackup"] if pv.has("pg_basebackup", version) else []),
-        "archive_queue_max_bytes": (size_bytes(c.primary.archive_queue_max)
-                                    if c.primary.archive_queue_max else 0),
+        "helper": cm.archive_helper,
+        "archive_method": cm.archive_method,
         "check": {
             "wal_dir": basebackup["wal_dir"],
             "archiver": pv.has("pg_stat_archiver", version),
@@ -302,12 +305,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
     # the cron installer installs the bundle's own files, checked against SHA256SUMS
     context["snapshot_file"] = snapshot
     context["retention_file"] = retention
-    # the primary step carries the mount script inside it, rendered as the bundle's own copy
-    mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
-                                "cluster/archive-mount.sh.j2",
-                                "boot-time mount of the archive (installed by "
-                                "45-apply-on-primary.sh)")
-    context["mount_file"] = mount_script
+    archive_files, sudo_files, standby_files = plan_archive_transport(cm, cluster_file, context)
     snapshot_cron = cluster_file("snapshot.cron", "snapshot-cron", "cluster/snapshot.cron.j2",
                                  f"cron schedule of the snapshots ({c.snapshots.schedule}, "
                                  f"{c.snapshots.time_zone})", mode=CONFIG_MODE)
@@ -323,19 +321,18 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      f".bash_profile of {c.user} (installed by 30-user.sh)", mode=CONFIG_MODE),
         install_step(cluster_file, c),
         cluster_file("primary/45-apply-on-primary.sh", "primary", "cluster/primary.sh.j2",
-                     "archive helper, boot mount of the archive, sudo rule; asks the running "
-                     "server, raises only what is too low, pg_hba lines, replication slot",
+                     ("archive helper, boot mount of the archive, sudo rule; "
+                      if cm.archive_method == "nfs" else "")
+                     + "asks the running server, raises only what is too low, pg_hba lines, "
+                     "replication slot",
                      order=45, runs_on=f"primary {primary_nodes}",
                      uses_install_block=True),
-        cluster_file("primary/pitr-archive-wal.sh", "primary", "cluster/archive-wal.sh.j2",
-                     "archive_command helper (installed by 45-apply-on-primary.sh)"),
-        mount_script,
+        *archive_files,
         cluster_file("primary/pitr-archive.conf", "primary", "cluster/primary-archive.conf.j2",
                      "the primary's archive settings", mode=CONFIG_MODE),
         cluster_file("primary/pg_hba.conf.lines", "primary", "cluster/primary-hba.conf.j2",
                      "the primary's pg_hba.conf lines for replication", mode=CONFIG_MODE),
-        cluster_file("primary/sudoers", "primary", "cluster/primary-sudoers.j2",
-                     "sudo rule for the archive helper", mode=CONFIG_MODE),
+        *sudo_files,
         cluster_file("primary/check-primary.sh", "check-primary", "cluster/check-primary.sh.j2",
                      "Nagios/NRPE check run on the primary as its OS user: archive failures "
                      "and backlog, WAL kept by the replication slot, size of the WAL folder",
@@ -345,6 +342,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      order=50, destructive=True, context_force=True),
         cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
                      f"standby configuration ({recovery_file}) and start", order=60),
+        *standby_files,
         snapshot,
         retention,
         snapshot_cron,
@@ -354,6 +352,32 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         restore,
         *drill_files,
     ]
+
+
+def plan_archive_transport(cm: ClusterModel, cluster_file,
+                           context: dict) -> tuple[list[PlannedFile], ...]:
+    """The files that bring WAL into the archive. nfs: on the primary, the helper, the boot
+    mount of the export (carried inside the primary step, rendered as the bundle's own copy)
+    and the sudo rule. standby: only the helper, on the backup host (installed by the standby
+    step, run by the standby's archive_command). Three lists, for their places in the MANIFEST:
+    beside the primary step, after the pg_hba lines (the sudo rule), after the standby step."""
+    if cm.archive_method == "standby":
+        helper = cluster_file("pitr-archive-wal.sh", "standby", "cluster/archive-wal.sh.j2",
+                              f"the standby's archive_command helper (installed as "
+                              f"{cm.archive_helper.installed} by 60-standby.sh)")
+        context["helper_file"] = helper
+        return [], [], [helper]
+    mount_script = cluster_file("primary/pitr-archive-mount.sh", "primary",
+                                "cluster/archive-mount.sh.j2",
+                                "boot-time mount of the archive (installed by "
+                                "45-apply-on-primary.sh)")
+    context["mount_file"] = mount_script
+    return [
+        cluster_file("primary/pitr-archive-wal.sh", "primary", "cluster/archive-wal.sh.j2",
+                     "archive_command helper (installed by 45-apply-on-primary.sh)"),
+        mount_script,
+    ], [cluster_file("primary/sudoers", "primary", "cluster/primary-sudoers.j2",
+                     "sudo rule for the archive helper", mode=CONFIG_MODE)], []
 
 
 def plan_drill(cm: ClusterModel, cluster_file, restore: PlannedFile) -> list[PlannedFile]:

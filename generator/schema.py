@@ -679,6 +679,15 @@ class Standby(Strict):
 
 
 class Archive(Strict):
+    # how WAL reaches the archive: the primary's archive_command over NFS (the runbook's way,
+    # the only one before 9.5), or the backup standby archiving what it receives
+    # (archive_mode = always, 9.5+) with no NFS, mount, sudo rule or helper on the primary
+    method: Optional[Literal["nfs", "standby"]] = Field(default=None, description=(
+        "how WAL reaches the archive: nfs (the primary's archive_command copies each file "
+        "over an NFS mount of the backup host; the only way before 9.5) or standby (9.5+, "
+        "needs replication.slot: the backup standby archives what it streams, archive_mode = "
+        "always, into the same folders; the primary gets no NFS mount, sudo rule or helper). "
+        "Default: nfs (docs/wal-transport.md)"))
     extra_clients: list[Address] = Field(default=[], description=(
         "further hosts (IP addresses or host names) allowed to mount the archive export besides "
         "the primary and its HA partner; default: none"))
@@ -977,6 +986,11 @@ class ClusterSpec(Strict):
         if debian:
             return f"postgresql@{debian.group(1)}-{debian.group(2)}.service"
         return f"postgresql-{self.postgres.major_text}.service"
+
+    @property
+    def archive_method(self) -> str:
+        """nfs or standby: how WAL reaches the archive (see Archive.method)."""
+        return self.archive.method or "nfs"
 
     @property
     def archive_clients(self) -> list[str]:

@@ -236,6 +236,7 @@ def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:
             f"PostgreSQL {c.postgres.version}'s libpq has no sslmode {tls.mode} (from 8.4): "
             "say require")))
 
+    _check_archive_method(cluster, problems)
     _check_postgres_install(cluster, problems)
     _check_rto(cluster, problems)
     _check_pitr_window(cluster, problems)
@@ -370,6 +371,24 @@ def _check_routable(host: HostSpec, cluster: Cluster, problems: list[SpecProblem
 # how long a fast shutdown of the primary may wait for its archiver with the backup host gone
 # (primary.archive_call_timeout warns past it)
 SHUTDOWN_WAIT_SECONDS = 60
+
+
+def _check_archive_method(cluster: Cluster, problems: list[SpecProblem]) -> None:
+    """archive.method standby needs a standby that can archive (9.5+) and a slot: without
+    one, a standby that falls behind finds the WAL it missed gone from the primary, and no
+    archive holds it."""
+    c, src = cluster.spec, cluster.source
+    if c.archive.method != "standby" or not pv.known(c.postgres.version):
+        return
+    if not pv.has("archive_mode always", c.postgres.version):
+        problems.append(src.problem(("archive", "method"), (
+            f"standby needs PostgreSQL 9.5 or later (archive_mode = always); "
+            f"{c.postgres.version} archives over NFS: set archive.method: nfs")))
+    elif not c.replication.slot:
+        problems.append(src.problem(("archive", "method"), (
+            "standby needs replication.slot: without one the primary may recycle WAL the "
+            "standby has not received, and then no archive holds it; add replication.slot "
+            f"(e.g. slot: pitr_{c.name})")))
 
 
 def warnings_of(hosts: list[Host]) -> list[SpecProblem]:

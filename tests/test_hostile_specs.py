@@ -81,6 +81,7 @@ def base_specs() -> dict[str, dict]:
     cluster = specs["clusters/pg168121.yaml"]
     cluster["snapshots"] = {"pre_hook": "psql -c checkpoint"}
     cluster["drill"] = {"sanity_query": "select count(*) from pg_class"}
+    cluster["archive"] = {"method": "nfs"}  # spelled out: the field gets hostile values too
     cluster["standby"]["settings"]["work_mem"] = "4MB"
     cluster["primary"].update(systemd_unit="postgresql-17.service",  # the defaults, spelled out
                               archive_script="/usr/local/sbin/pitr-archive-wal-pg168121",

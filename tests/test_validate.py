@@ -682,3 +682,37 @@ def test_replication_tls_require_without_a_ca_and_none_at_all(specs_copy, tmp_pa
     assert "sslmode=" not in (other / "60-standby.sh").read_text()
     assert "readonly TLS_MODE='' TLS_CA_FILE=''" in (other / "60-standby.sh").read_text()
     assert "current_setting('ssl')" not in (other / "primary/45-apply-on-primary.sh").read_text()
+
+
+def test_archive_method_standby_is_accepted_with_a_slot_from_95(specs_copy):
+    edit(specs_copy / "clusters/pg168121.yaml", "replication:", "archive: {method: standby}\nreplication:")
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stderr
+
+
+def test_archive_method_standby_needs_95(specs_copy):
+    """The 9.0 cluster has no archive_mode = always: its WAL can only come over NFS."""
+    cluster = specs_copy / "clusters/pg168104.yaml"
+    edit(cluster, "replication:", "archive: {method: standby}\nreplication:")
+    (error,) = errors_of(specs_copy)
+    assert error == (f"{cluster}:{line_of(cluster, 'method: standby')}: archive.method: standby needs "
+                     "PostgreSQL 9.5 or later (archive_mode = always); 9.0.17 archives over NFS: "
+                     "set archive.method: nfs")
+
+
+def test_archive_method_standby_needs_a_slot(specs_copy):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "  slot: pitr1_pg168121\n", "")
+    edit(cluster, "replication:", "archive: {method: standby}\nreplication:")
+    (error,) = errors_of(specs_copy)
+    assert error.startswith(f"{cluster}:{line_of(cluster, 'method: standby')}: archive.method: standby "
+                            "needs replication.slot: ")
+    assert error.endswith("add replication.slot (e.g. slot: pitr_pg168121)")
+
+
+@pytest.mark.parametrize("value", ["NFS", "receivewal", "standby; reboot", "''"])
+def test_archive_method_other_values_are_refused(specs_copy, value):
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "replication:", f"archive: {{method: {value}}}\nreplication:")
+    (error,) = errors_of(specs_copy)
+    assert f"{cluster}:{line_of(cluster, 'method:')}: archive.method: " in error, error

@@ -1,17 +1,20 @@
 #!/usr/bin/env bats
 # The archive helper and the archive mount script that the primary-side script installs
-# (role "primary": pitr-archive-wal.sh, pitr-archive-mount.sh), run on their own.
+# (role "primary": pitr-archive-wal.sh, pitr-archive-mount.sh), run on their own; with
+# archive.method standby the same helper, installed on the backup host by the standby step
+# (role "standby": pitr-archive-wal.sh), and no mount script.
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
-# view roles: primary:pitr-archive-wal.sh primary:pitr-archive-mount.sh
-# view facts: name
+# view roles: primary:pitr-archive-wal.sh primary:pitr-archive-mount.sh standby:pitr-archive-wal.sh
+# view facts: name archive.method
 
 load test_helper
 
 make_world() {
   setup_stubs
   HELPER_IN_BUNDLE=$(cluster_file pitr-archive-wal.sh)
-  MOUNT_IN_BUNDLE=$(cluster_file pitr-archive-mount.sh)
+  ARCHIVE_METHOD=$(cluster_fact "['archive']['method']")
+  [[ $ARCHIVE_METHOD == standby ]] || MOUNT_IN_BUNDLE=$(cluster_file pitr-archive-mount.sh)
 }
 
 setup_file() {
@@ -150,6 +153,7 @@ dropping_helper() {
 }
 
 @test "archive mount: the export is mounted nosuid, nodev, noexec whatever the spec's options" {
+  [[ $ARCHIVE_METHOD == nfs ]] || skip "archive.method standby: no NFS, no mount script"
   stub mountpoint 'exit 1'
   stub mount
   script=$(rebase "$MOUNT_IN_BUNDLE" MOUNTPOINT="$SANDBOX/pgarch")

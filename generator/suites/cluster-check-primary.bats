@@ -6,7 +6,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: check-primary
-# view facts: name postgres_major replication_slot replication_tls monitor
+# view facts: name postgres_major replication_slot replication_tls monitor archive.method
 
 load test_helper
 
@@ -14,7 +14,9 @@ setup() {
   setup_stubs
   CLUSTER=$(cluster_fact "['name']")
   STATE_DIR=$BATS_TEST_TMPDIR/state
-  CHECK=$(rebase "$(cluster_script check-primary)" DROPPED_FILE="$STATE_DIR/$CLUSTER-dropped-wal")
+  # archive.method standby: no archiving on the primary, no dropped-WAL counter to rebase
+  CHECK=$(rebase "$(cluster_script check-primary)" "?DROPPED_FILE=$STATE_DIR/$CLUSTER-dropped-wal")
+  ARCHIVE_METHOD=$(cluster_fact "['archive']['method']")
   SLOT=$(cluster_fact "['replication_slot']")
   # the major as a number: 9.0 -> 900, 17 -> 1700
   local major
@@ -25,6 +27,12 @@ setup() {
   PGDATA_DIR=$BATS_TEST_TMPDIR/pgdata
   mkdir -p "$PGDATA_DIR/$WAL_DIR/archive_status"
   healthy_primary
+}
+
+# nfs_only: a test of the NFS path's archiving (archive_command on the primary, its helper's
+# dropped-WAL counter); with archive.method standby the primary archives nothing for us
+nfs_only() {
+  [[ $ARCHIVE_METHOD == nfs ]] || skip "archive.method standby: the primary does not archive for the backup host"
 }
 
 # healthy_primary: archiving on, the last archive_command a success, the slot active and
@@ -65,8 +73,14 @@ ready() {
   # (a spec asking for TLS: and that the standby streams over it, tested below)
   [[ $output == "PITR-PRIMARY OK - $CLUSTER: archiving, slot and WAL folder healthy | "* ||
     $output == "PITR-PRIMARY OK - $CLUSTER: archiving, slot and WAL folder healthy; "*" | "* ]]
-  [[ $output == *"archive_pending=0;;"* && $output == *"wal_dir="*"B;"* ]]
-  if ((MAJOR >= 904)); then
+  [[ $output == *"wal_dir="*"B;"* ]]
+  if [[ $ARCHIVE_METHOD == standby ]]; then
+    # nothing of the NFS path: no archiver, no .ready files, no dropped-WAL counter
+    [[ $output != *archive_pending* && $output != *archive_failed* && $output != *dropped_wal* ]]
+    [ -z "$(calls 'pg_stat_archiver')" ]
+    [[ $output == *"slot_retained=1048576B;"* ]]
+  elif ((MAJOR >= 904)); then
+    [[ $output == *"archive_pending=0;;"* ]]
     [[ $output == *"archive_failed=0c"* ]]
     [[ -z $SLOT || $output == *"slot_retained=1048576B;"* ]]
   else # no pg_stat_archiver, no slots: never asked
@@ -125,6 +139,7 @@ tls_cluster() {
 }
 
 @test "check-primary: WAL waiting for archiving warns, then is critical, by the spec's minutes (before 9.4 the only sign)" {
+  nfs_only
   local warn crit
   warn=$(cluster_fact "['monitor']['archive_warn_minutes']")
   crit=$(cluster_fact "['monitor']['archive_crit_minutes']")
@@ -140,6 +155,7 @@ tls_cluster() {
 }
 
 @test "check-primary: a failing archive_command is CRITICAL, naming the file (9.4+: pg_stat_archiver)" {
+  nfs_only
   ((MAJOR >= 904)) || skip "no pg_stat_archiver before 9.4"
   primary_answers on "7|$((NOW - 600))|$((NOW - 60))|000000010000000000000042|$NOW|t" "true|1048576|reserved|1073741824"
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
@@ -157,9 +173,16 @@ tls_cluster() {
 }
 
 @test "check-primary: archive_mode off, or a primary that does not answer, is CRITICAL" {
+  if [[ $ARCHIVE_METHOD == standby ]]; then
+    # the backup standby archives: the primary's archive_mode is not the bundle's concern
+    primary_answers off "" "true|1048576|reserved|1073741824"
+    run -0 "$CHECK" --pgdata "$PGDATA_DIR"
+    [ -z "$(calls 'pg_stat_archiver')" ]
+  else
   primary_answers off "0|$((NOW - 30))|0||$NOW|f" "true|1048576|reserved|1073741824"
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == "PITR-PRIMARY CRITICAL - $CLUSTER: archive_mode is off: nothing reaches the backup host"* ]]
+  fi
   stub psql 'echo "psql: error: connection to server failed" >&2; exit 2'
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == "PITR-PRIMARY CRITICAL - $CLUSTER: cannot query the primary: psql: error: connection to server failed"* ]]
@@ -239,6 +262,7 @@ base_backup() {
 }
 
 @test "check-primary: WAL dropped since the newest base backup is CRITICAL, asking for a new one" {
+  nfs_only
   run -0 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == *"dropped_wal=0c"* ]]
   base_backup 000000010000000000000005
@@ -264,12 +288,14 @@ base_backup() {
 }
 
 @test "check-primary: dropped WAL with no base backup of the bundle in the WAL folder is CRITICAL" {
+  nfs_only
   dropped 1 000000010000000000000002 2026-12-06T10:00:00Z
   run -2 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == *"dropped 1 WAL file(s)"*"and no base backup of the bundle ('pitr-bundle $CLUSTER') is in $WAL_DIR to start after it"* ]]
 }
 
 @test "check-primary: a state folder or counter it cannot read is UNKNOWN, never OK" {
+  nfs_only
   base_backup 000000010000000000000005
   # a garbled counter, or one without its file name and time, is never read as "nothing since"
   dropped 1 000000010000000000000002 2026-12-06T10:00:00Z
@@ -284,4 +310,14 @@ base_backup() {
   chmod 0600 "$STATE_DIR"
   run -3 "$CHECK" --pgdata "$PGDATA_DIR"
   [[ $output == *"$STATE_DIR is not readable by"* ]]
+}
+
+@test "check-primary (archive.method standby): an inactive slot warns (nothing reaches the archive), a missing one is critical" {
+  [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  primary_answers off "" "false|1048576|reserved|1073741824"
+  run -1 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == "PITR-PRIMARY WARNING - $CLUSTER: slot $SLOT inactive: the backup standby is not streaming, nothing reaches the archive (the slot keeps the WAL meanwhile) |"* ]]
+  primary_answers off "" ""
+  run -2 "$CHECK" --pgdata "$PGDATA_DIR"
+  [[ $output == *"replication slot $SLOT missing: the standby cannot stream"* ]]
 }

@@ -53,10 +53,16 @@ setup() {
     echo "local all all trust" >"$SANDBOX/pg_root/pg_hba.conf"
     # both kinds of standby file, as a base backup of a standby may carry: one must move
     touch "$SANDBOX/pg_root/standby.signal" "$SANDBOX/pg_root/recovery.conf"
+    # a day folder the NFS path made (archive.method standby gives it to the user)
+    mkdir -p "$SANDBOX/pg_arch/arch/2026-01-01"
   }
   tls_ca_file "$BATS_TEST_TMPDIR/tls"  # outside the sandbox each fault's world starts anew
-  each_fault standby_world "$(rebase "$(cluster_script standby)" OS_HOME="$SANDBOX/home" \
-    PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}")"
+  # archive.method standby: the archive folders and the helper too
+  fault_point chown
+  standby_script=$(cluster_script standby)
+  each_fault standby_world "$(rebase "$standby_script" OS_HOME="$SANDBOX/home" \
+    PGDATA="$SANDBOX/pg_root" PGHOME="$PGHOME" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}" \
+    "?INSTALLER_PATH=$standby_script" "?ARCHIVE=$SANDBOX/pg_arch/arch" "?HELPER=$SANDBOX/sbin/helper")"
 }
 
 # the snapshot script's world: the cluster's dataset with 4 days of snapshots, every 8 hours, so

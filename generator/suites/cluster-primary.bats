@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # The primary-side script (role "primary"), which installs the archive helper and the archive
-# mount (their own behaviour: cluster-archive-helper.bats).
+# mount (their own behaviour: cluster-archive-helper.bats); with archive.method standby neither,
+# and it leaves the server's archiving alone.
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: primary
-# view facts: name postgres_major replication_slot replication_user replication_tls primary
+# view facts: name postgres_major replication_slot replication_user replication_tls primary archive.method
 
 load test_helper
 
@@ -21,7 +22,13 @@ make_world() {
   PRIMARY_SCRIPT=$(primary_script)
   SLOT=$(query "facts['clusters'][${CLUSTER_INDEX:-0}]['replication_slot']")
   INCLUDE=$PG_ETC/pitr-archive.conf
-  HELPER_IN_BUNDLE=$(cluster_file pitr-archive-wal.sh)
+  ARCHIVE_METHOD=$(cluster_fact "['archive']['method']")
+  [[ $ARCHIVE_METHOD == standby ]] || HELPER_IN_BUNDLE=$(cluster_file pitr-archive-wal.sh)
+}
+
+# nfs_only: a test of what the NFS path installs or sets on the primary
+nfs_only() {
+  [[ $ARCHIVE_METHOD == nfs ]] || skip "archive.method standby: nothing of the NFS path on the primary"
 }
 
 setup_file() {
@@ -49,6 +56,7 @@ nothing_installed() {
 }
 
 @test "primary: installs the archive helper, the boot mount service, the sudo rule and mounts" {
+  nfs_only
   run -0 "$PRIMARY_SCRIPT"
   cmp "$SANDBOX/sbin/pitr-archive-wal" "$HELPER_IN_BUNDLE"
   [ "$(stat -c '%U %G %a' "$SANDBOX/sbin/pitr-archive-wal")" = "root root 755" ]
@@ -62,6 +70,7 @@ nothing_installed() {
 }
 
 @test "primary: a sudo rule visudo rejects stops it before any change" {
+  nfs_only
   stub visudo 'exit 1'
   run -3 "$PRIMARY_SCRIPT"
   [[ $output == *"visudo rejects the generated sudo rule"* ]]
@@ -72,10 +81,14 @@ nothing_installed() {
   run -0 "$PRIMARY_SCRIPT"
   [ "$(grep -cxF "include 'pitr-archive.conf'" "$PG_ETC/postgresql.conf")" -eq 1 ]
   [ ! -e "$PG_DATA/pitr-archive.conf" ]
-  grep -qxF "archive_mode = 'on'" "$INCLUDE"
+  if [[ $ARCHIVE_METHOD == standby ]]; then
+    ! grep -q "^archive_\(mode\|command\|library\) " "$INCLUDE" || false
+  else
+    grep -qxF "archive_mode = 'on'" "$INCLUDE"
+    grep -q "^archive_command = '.*\"%p\" \"%f\"'\$" "$INCLUDE"
+  fi
   grep -qx "wal_level = '\(replica\|hot_standby\)'" "$INCLUDE"
   grep -qxF "max_wal_senders = '2'" "$INCLUDE"
-  grep -q "^archive_command = '.*\"%p\" \"%f\"'\$" "$INCLUDE"
   grep -q "^$(hba_type) replication $(cluster_fact "['replication_user']") " "$PG_ETC/pg_hba.conf"
   grep -qx 'local all all peer' "$PG_ETC/pg_hba.conf"
   # the server's own files keep their modes (the fake install records owners, not modes)
@@ -99,7 +112,7 @@ nothing_installed() {
   ! grep -q '^archive_mode' "$INCLUDE" || false
   ! grep -q '^max_wal_senders' "$INCLUDE" || false
   ! grep -q '^max_replication_slots' "$INCLUDE" || false
-  grep -q '^archive_command' "$INCLUDE"
+  [[ $ARCHIVE_METHOD == standby ]] || grep -q '^archive_command' "$INCLUDE"
   [[ $output == *"wal_level = 'logical'"*"left as it is"* ]]
   [[ $output != *"RESTART"* ]]
 }
@@ -142,6 +155,7 @@ nothing_installed() {
 }
 
 @test "primary: another archive_command is refused by name and nothing changes; the flag replaces it" {
+  nfs_only
   pg_setting archive_mode on postmaster "configuration file" "$PG_ETC/postgresql.conf"
   pg_setting archive_command "pgbackrest --stanza=main archive-push %p" sighup "configuration file" "$PG_ETC/postgresql.conf"
   run -3 "$PRIMARY_SCRIPT"
@@ -164,6 +178,7 @@ nothing_installed() {
 }
 
 @test "primary: a server that does not answer is refused; --no-postgres installs only the node's pieces" {
+  nfs_only
   touch "$SANDBOX/.pg/.down"
   run -3 "$PRIMARY_SCRIPT"
   [[ $output == *"no PostgreSQL answers on port"* ]]
@@ -183,7 +198,8 @@ nothing_installed() {
 @test "primary: --restart restarts with the server's own pg_ctl, the values take effect, the slot is made" {
   run -0 "$PRIMARY_SCRIPT" --restart
   calls "^pg_ctl restart -D $PG_DATA -m fast -w -t 300 -l $SANDBOX/server.log\$" | grep -q .
-  [ "$(cat "$SANDBOX/.pg/cur:archive_mode")" = on ]
+  # (archive.method standby: the server's archive_mode is not the bundle's)
+  [[ $ARCHIVE_METHOD == standby ]] || [ "$(cat "$SANDBOX/.pg/cur:archive_mode")" = on ]
   [[ $output == *"now runs with the planned settings"* ]]
   if [[ -n $SLOT ]]; then
     [ "$(cat "$SANDBOX/.pg/slot")" = physical ]
@@ -239,7 +255,7 @@ nothing_installed() {
   run -0 "$PRIMARY_SCRIPT" --reload
   calls 'pg_reload_conf' | grep -q .
   [ -z "$(calls '^pg_ctl')" ]
-  grep -q pitr-archive-wal "$SANDBOX/.pg/cur:archive_command"
+  [[ $ARCHIVE_METHOD == standby ]] || grep -q pitr-archive-wal "$SANDBOX/.pg/cur:archive_command"
 }
 
 @test "primary: a second run changes nothing" {
@@ -316,6 +332,7 @@ LIST
 }
 
 @test "primary: the helper's state folder is readable to the server's group, an existing counter too" {
+  nfs_only
   local owner=root
   grep -q '^readonly USE_SUDO=1' "$PRIMARY_SCRIPT" || owner=$PG_USER
   run -0 "$PRIMARY_SCRIPT" --no-postgres
@@ -355,4 +372,17 @@ LIST
   run -0 "$PRIMARY_SCRIPT"
   grep -q "^host replication " "$PG_ETC/pg_hba.conf"
   ! grep -q "current_setting('ssl')" "$PRIMARY_SCRIPT" || false
+}
+
+@test "primary (archive.method standby): installs nothing on the node and leaves another archive_command alone" {
+  [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  pg_setting archive_mode on postmaster "configuration file" "$PG_ETC/postgresql.conf"
+  pg_setting archive_command "pgbackrest --stanza=main archive-push %p" sighup "configuration file" "$PG_ETC/postgresql.conf"
+  run -0 "$PRIMARY_SCRIPT"
+  [[ $output != *"archive_command"* ]]
+  [ -z "$(calls '^(systemctl (enable|daemon-reload)|mount|visudo) ')" ]
+  [ ! -e "$SANDBOX/sbin/pitr-archive-wal" ] && [ ! -e "$SANDBOX/sudoers.d/pitr" ]
+  [[ $output != *"archive helper"* && $output != *"sudo rule"* && $output != *"mount"* ]]
+  grep -qxF "archive_timeout = '60'" "$INCLUDE"
+  ! grep -q "^archive_\(mode\|command\|library\) " "$INCLUDE" || false
 }

@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: standby
-# view facts: name user port postgres_major paths.archive primary.address primary.nodes primary.port replication_user primary_conninfo follows_partner recovery_file replication_tls
+# view facts: name user port postgres_major paths.archive primary.address primary.nodes primary.port replication_user primary_conninfo follows_partner recovery_file replication_tls archive.method
 
 load test_helper
 
@@ -16,9 +16,14 @@ make_world() {
   echo "local all all trust" >"$PGDATA/pg_hba.conf"
   fake_pghome "$SANDBOX/pghome"
   tls_ca_file
-  STANDBY_SCRIPT=$(rebase "$(cluster_script standby)" OS_HOME="$SANDBOX/home" PGDATA="$PGDATA" \
-    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}")
+  # archive.method standby: the archive folders and the helper it installs, in the sandbox
+  STANDBY_IN_BUNDLE=$(cluster_script standby)
+  STANDBY_SCRIPT=$(rebase "$STANDBY_IN_BUNDLE" OS_HOME="$SANDBOX/home" PGDATA="$PGDATA" \
+    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}" "?INSTALLER_PATH=$STANDBY_IN_BUNDLE" \
+    "?ARCHIVE=$SANDBOX/pg_arch/arch" "?HELPER=$SANDBOX/sbin/helper")
+  stub chown
   RECOVERY_FILE=$(cluster_fact "['recovery_file']")
+  ARCHIVE_METHOD=$(cluster_fact "['archive']['method']")
   export PITR_REPLICATION_PASSWORD=secret
 }
 
@@ -33,7 +38,12 @@ setup() {
 @test "standby: writes the settings, includes them once, and the signal or recovery.conf of its version" {
   run -0 "$STANDBY_SCRIPT"
   grep -qxF "port = '$(cluster_fact "['port']")'" "$PGDATA/pitr-bundle.conf"
-  grep -qxF "archive_mode = 'off'" "$PGDATA/pitr-bundle.conf"
+  if [[ $ARCHIVE_METHOD == standby ]]; then
+    grep -qxF "archive_mode = 'always'" "$PGDATA/pitr-bundle.conf"
+  else
+    grep -qxF "archive_mode = 'off'" "$PGDATA/pitr-bundle.conf"
+    ! grep -q "archive_command" "$PGDATA/pitr-bundle.conf" || false
+  fi
   [ "$(grep -cxF "include 'pitr-bundle.conf'" "$PGDATA/postgresql.conf")" -eq 1 ]
   if [[ $RECOVERY_FILE == recovery.conf ]]; then
     grep -qxF "standby_mode = 'on'" "$PGDATA/recovery.conf"
@@ -161,4 +171,44 @@ setup() {
   [[ -z $TLS_CA ]] || skip "the spec asks for TLS"
   run -0 "$STANDBY_SCRIPT"
   ! grep -q "sslmode" "$PGDATA"/{pitr-bundle.conf,recovery.conf} 2>/dev/null || false
+}
+
+@test "standby (archive.method standby): installs the bundle's helper before the start and archives through it" {
+  [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  run -0 "$STANDBY_SCRIPT"
+  name=$(cluster_fact "['name']")
+  grep -qxF "archive_command = '/usr/local/sbin/pitr-archive-wal-$name \"%p\" \"%f\"'" "$PGDATA/pitr-bundle.conf"
+  cmp "$SANDBOX/sbin/helper" "$(cluster_file pitr-archive-wal.sh)"
+  [ "$(stat -c '%U %G %a' "$SANDBOX/sbin/helper")" = "root root 755" ]
+  # installed before the server starts: its first archive_command call finds it
+  helper_line=$(grep -n "^install .*$SANDBOX/sbin/helper" "$STUB_LOG" | head -n1 | cut -d: -f1)
+  start_line=$(grep -n "pg_ctl .* start" "$STUB_LOG" | head -n1 | cut -d: -f1)
+  [ -n "$helper_line" ] && [ "$helper_line" -lt "$start_line" ]
+  : >"$STUB_LOG"
+  run -0 "$STANDBY_SCRIPT"
+  [[ $output == *"$SANDBOX/sbin/helper: already installed"* ]]
+  [ -z "$(calls '^(install|chown)')" ]
+}
+
+@test "standby (archive.method standby): the archive folders and the NFS path's day folders become the standby user's" {
+  [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  user=$(cluster_fact "['user']")
+  mkdir -p "$SANDBOX/pg_arch/arch/2026-01-01"
+  run -0 "$STANDBY_SCRIPT" --no-start
+  [ "$(stat -c '%U %G %a' "$SANDBOX/pg_arch")" = "$user $user 2750" ]
+  [ "$(stat -c '%U %G %a' "$SANDBOX/pg_arch/arch")" = "$user $user 2750" ]
+  calls "^chown -- $user:$user $SANDBOX/pg_arch/arch/2026-01-01\$" | grep -q .
+}
+
+@test "standby (archive.method standby): a helper that differs from the bundle's SHA256SUMS is refused, nothing started" {
+  [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  copy=$(bundle_copy)
+  echo "# tampered" >>"$copy/$(query "[f['path'] for f in m['files'] if f['path'].endswith('/pitr-archive-wal.sh') and f['cluster'] == '$(cluster_fact "['name']")'][0]")"
+  script=$(rebase "$copy/${STANDBY_IN_BUNDLE#"$BUNDLE"/}" OS_HOME="$SANDBOX/home" PGDATA="$PGDATA" \
+    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log" "INSTALLER_PATH=$copy/${STANDBY_IN_BUNDLE#"$BUNDLE"/}" \
+    "ARCHIVE=$SANDBOX/pg_arch/arch" "HELPER=$SANDBOX/sbin/helper")
+  run -3 "$script"
+  [[ $output == *"does not match the bundle's SHA256SUMS"* ]]
+  [ ! -e "$SANDBOX/sbin/helper" ]
+  [ -z "$(calls 'pg_ctl .* start')" ]
 }

@@ -722,11 +722,12 @@ pg_setting() {
 
 # primary_script: the cluster's primary-side script with its system paths in the sandbox
 primary_script() {
+  # (?: archive.method standby has no helper, mount, sudo rule or state folder on the primary)
   rebase "$(script_of primary "$(cluster_fact "['name']")")" \
-    HELPER="$SANDBOX/sbin/pitr-archive-wal" MOUNT_SCRIPT="$SANDBOX/sbin/pitr-archive-mount" \
-    UNIT_FILE="$SANDBOX/units/pitr-archive-mount.service" SUDOERS_FILE="$SANDBOX/sudoers.d/pitr" \
-    RC_LOCAL="$SANDBOX/rc.local" PROC="$SANDBOX/proc" SYSTEMD_RUN_DIR="$SANDBOX/run-systemd" \
-    STATE_DIR="$SANDBOX/state"
+    "?HELPER=$SANDBOX/sbin/pitr-archive-wal" "?MOUNT_SCRIPT=$SANDBOX/sbin/pitr-archive-mount" \
+    "?UNIT_FILE=$SANDBOX/units/pitr-archive-mount.service" "?SUDOERS_FILE=$SANDBOX/sudoers.d/pitr" \
+    "?RC_LOCAL=$SANDBOX/rc.local" PROC="$SANDBOX/proc" "?SYSTEMD_RUN_DIR=$SANDBOX/run-systemd" \
+    "?STATE_DIR=$SANDBOX/state"
 }
 
 # fake_ip: `ip` as a stateful stub (fake_ip.bash): addresses and routes under $SANDBOX/.net
