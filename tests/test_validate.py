@@ -675,7 +675,7 @@ def test_replication_tls_require_without_a_ca_and_none_at_all(specs_copy, tmp_pa
     folder = tmp_path / "out/pitr1/clusters"
     assert "\nhostssl replication replicator " in (folder / "pg168121/primary/pg_hba.conf.lines").read_text()
     standby = (folder / "pg168121/60-standby.sh").read_text()
-    assert "application_name=pg168121 sslmode=require'\n" in standby
+    assert "application_name=pg168121 target_session_attrs=read-write sslmode=require'\n" in standby
     assert "readonly TLS_MODE=require TLS_CA_FILE=''" in standby
     other = folder / "pg168104"
     assert "\nhost replication postgres " in (other / "primary/pg_hba.conf.lines").read_text()

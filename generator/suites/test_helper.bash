@@ -695,11 +695,13 @@ esac'
 # that points the script's TLS_CA_FILE at it
 tls_ca_file() {
   local dir=${1:-$SANDBOX/tls}
+  # shellcheck disable=SC2034 # TLS_REBASE is read by the suites that call this
   TLS_CA="" TLS_REBASE=()
   [[ -n $(cluster_fact "['replication_tls'] and facts['clusters'][${CLUSTER_INDEX:-0}]['replication_tls']['ca_file']") ]] || return 0
   TLS_CA=$dir/ca.crt
   mkdir -p "$dir"
   echo "-----BEGIN CERTIFICATE-----" >"$TLS_CA"
+  # shellcheck disable=SC2034 # TLS_REBASE is read by the suites that call this
   TLS_REBASE=(TLS_CA_FILE="$TLS_CA")
 }
 
