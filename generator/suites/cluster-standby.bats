@@ -68,7 +68,7 @@ setup() {
     mapfile -t nodes < <(cluster_fact "['primary']['nodes']")
     ((${#nodes[@]} == 2))
     [[ $conninfo == "host=${nodes[0]},${nodes[1]} port="* ]]
-    [[ $conninfo == *" target_session_attrs=read-write" ]]
+    [[ $conninfo == *" target_session_attrs=read-write" || $conninfo == *" target_session_attrs=read-write ssl"* ]]
   else
     [[ $conninfo == "host=$address port=$(cluster_fact "['primary']['port']") "* ]]
     [[ $conninfo != *target_session_attrs* ]]
