@@ -182,15 +182,16 @@ readonly REPLICATION_USER=postgres
 readonly PGPASS_FILE="$OS_HOME/.pgpass"
 # every node the standby may stream from: the primary and its HA partner (a physical replica
 # has the primary's roles, so one password serves both; after a failover the standby's
-# conninfo reaches the partner, and rewind.sh reads from it)
-readonly PGPASS_NODES=("$PRIMARY_HOST" 192.168.1.105)
+# conninfo reaches the partner); empty without one
+readonly HA_PARTNER=192.168.1.105
 
 # ensure_pgpass: the replication password in ~/.pgpass (mode 0600) of the cluster's user, one
 # line per node. It comes from the operator at run time ($PITR_REPLICATION_PASSWORD or a
 # prompt), never from the bundle.
 ensure_pgpass() {
-  local node password="" missing=()
-  for node in "${PGPASS_NODES[@]}"; do
+  local node password="" missing=() nodes=("$PRIMARY_HOST")
+  [[ -z $HA_PARTNER ]] || nodes+=("$HA_PARTNER")
+  for node in "${nodes[@]}"; do
     if [[ -f $PGPASS_FILE ]] && grep -qF -- "$node:$PRIMARY_PORT:*:$REPLICATION_USER:" "$PGPASS_FILE"; then
       info "$PGPASS_FILE: replication password for $node already present"
     else
