@@ -202,11 +202,12 @@ setup() {
 
 @test "standby (archive.method standby): a helper that differs from the bundle's SHA256SUMS is refused, nothing started" {
   [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  tls_ca_file  # the world's TLS_REBASE is an array: setup_file's arrays do not reach the tests
   copy=$(bundle_copy)
   echo "# tampered" >>"$copy/$(query "[f['path'] for f in m['files'] if f['path'].endswith('/pitr-archive-wal.sh') and f['cluster'] == '$(cluster_fact "['name']")'][0]")"
   script=$(rebase "$copy/${STANDBY_IN_BUNDLE#"$BUNDLE"/}" OS_HOME="$SANDBOX/home" PGDATA="$PGDATA" \
-    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log" "INSTALLER_PATH=$copy/${STANDBY_IN_BUNDLE#"$BUNDLE"/}" \
-    "ARCHIVE=$SANDBOX/pg_arch/arch" "HELPER=$SANDBOX/sbin/helper")
+    PGHOME="$SANDBOX/pghome" LOG_DIR="$SANDBOX/log" "${TLS_REBASE[@]}" \
+    "INSTALLER_PATH=$copy/${STANDBY_IN_BUNDLE#"$BUNDLE"/}" "ARCHIVE=$SANDBOX/pg_arch/arch" "HELPER=$SANDBOX/sbin/helper")
   run -3 "$script"
   [[ $output == *"does not match the bundle's SHA256SUMS"* ]]
   [ ! -e "$SANDBOX/sbin/helper" ]
