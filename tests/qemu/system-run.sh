@@ -358,6 +358,49 @@ snapshot_restore() {
   check "the clone is gone after --cleanup" bash -c "! zfs list $POOL/restore/$CLUSTER1-t1"
 }
 
+# --- the backup host's NFS server gone: the primary never waits on it (issue 24) -----------
+# shellcheck disable=SC2329 # called through wait_for
+archive_failed_past() { # archive_failed_past COUNT: pg_stat_archiver.failed_count is past COUNT
+  (($(sql_main 'select failed_count from pg_stat_archiver') > $1))
+}
+# write_and_switch NOTE: a row and a WAL switch on main; SEGMENT is the segment switched from
+write_and_switch() {
+  sql_main "insert into t values ((select max(id) + 1 from t), '$1')"
+  SEGMENT=$(sql_main "select pg_walfile_name(pg_current_wal_lsn())")
+  sql_main "select pg_switch_wal()" >/dev/null
+}
+
+# The NFS server is stopped (systemctl stop nfs-server: knfsd closes its port, and a hard mount
+# retries a refused connection without end, as it does a silent server) while main writes.
+nfs_server_gone() {
+  local bound failed started took n dropped=/var/lib/pitr-bundle/$CLUSTER1-dropped-wal
+  bound=$(sed -n 's/^readonly CALL_TIMEOUT=\([0-9]*\)$/\1/p' "$HELPER1")
+  check "the archive helper has a bound (primary.archive_call_timeout: ${bound:-none} s)" test -n "$bound" || return
+  systemctl stop nfs-server >&2 || fail "stop of nfs-server"
+  failed=$(sql_main 'select failed_count from pg_stat_archiver')
+  started=$SECONDS
+  write_and_switch C
+  check "commits go on with the NFS server gone" test $((SECONDS - started)) -le 5
+  check "an archive call failed within its bound" wait_for $((bound + 10)) archive_failed_past "$failed"
+  log "    the first failure after $((SECONDS - started)) s"
+  check "the helper logged what timed out" \
+    grep -q 'timed out: .*primary.archive_call_timeout' <<<"$(journalctl -b --no-pager -t pitr-archive-wal 2>/dev/null)"
+  # past the queue limit (64MB: four segments) the oldest waiting files are dropped
+  for n in 1 2 3 4 5; do write_and_switch "D$n"; done
+  check "the queue limit drops and counts with the NFS server gone" wait_for $((4 * bound + 30)) test -s "$dropped"
+  log "    $(cat "$dropped" 2>/dev/null)"
+  started=$SECONDS
+  check "systemctl stop of the primary completes within 60 s" timeout 60 systemctl stop postgresql@15-main
+  took=$((SECONDS - started))
+  log "    systemctl stop took $took s"
+  systemctl start nfs-server >&2 || fail "start of nfs-server"
+  systemctl start postgresql@15-main >&2 || { fail "start of postgresql@15-main"; return 1; }
+  write_and_switch E
+  check "archiving resumes when the NFS server is back" wait_for 120 archived_past "$SEGMENT"
+  runs --expect 2 host/monitor.sh --cluster "$CLUSTER1"
+  check "the monitor names the gap" grep -qE "the primary dropped [0-9]+ WAL file|archive gap" /ci/last.out
+}
+
 # what a failed run needs for its diagnosis, into /ci/diag.txt
 diagnostics() {
   {
@@ -387,6 +430,7 @@ main() {
   archive_mounts
   archiving
   standby && snapshot_restore
+  nfs_server_gone
   diagnostics
   log "done: $FAILED failed check(s)"
   exit "$FAILED"
