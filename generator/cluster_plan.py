@@ -270,6 +270,11 @@ def slot_keep_megabytes(cluster: Cluster) -> int:
     return size_bytes(size) // (1 << 20)
 
 
+def flag_sql(condition: str, word: str) -> str:
+    """SQL that says word when condition holds, else no<word>."""
+    return f"case when {condition} then '{word}' else 'no{word}' end"
+
+
 def primary_facts_sql(cluster: Cluster) -> str:
     """One query for everything the primary step asks the running server, as key/value rows.
     base:<name> is the value the configuration files give without the include (from 9.5,
@@ -308,6 +313,15 @@ def primary_facts_sql(cluster: Cluster) -> str:
         ]
     if c.replication.tls:
         rows.append("select 'ssl', current_setting('ssl')")  # TLS asked for: is it on?
+    # the replication role, when it exists: "login|nologin super|nosuper replication|
+    # noreplication password|nopassword" (pg_authid: the step runs as a superuser; the
+    # password itself is never read)
+    replication = (flag_sql("rolreplication", "replication")
+                   if pv.has("replication role attribute", version) else "'noreplication'")
+    rows.append(f"select 'role', {flag_sql('rolcanlogin', 'login')} || ' ' "
+                f"|| {flag_sql('rolsuper', 'super')} "
+                f"|| ' ' || {replication} || ' ' || {flag_sql('rolpassword is not null', 'password')} "
+                f"from pg_authid where rolname = '{c.replication.user}'")
     if pv.has("pg_stat_replication", version):
         rows.append(f"select 'senders_other', count(*)::text from pg_stat_replication "
                     f"where application_name <> '{application_name(cluster)}'")

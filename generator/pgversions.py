@@ -67,6 +67,8 @@ FACTS = {fact.name: fact for fact in [
     Fact("slot reserves WAL at creation", 90600, None),  # immediately_reserve
     Fact("pg_basebackup --slot", 90600, None),
     Fact("pg_stat_replication", 90100, None),
+    # the REPLICATION role attribute: before 9.1 a walsender serves superusers only
+    Fact("replication role attribute", 90100, None),
     # synchronous replication (and pg_stat_replication.sync_state); 'quorum' (ANY n) from 10
     Fact("synchronous_standby_names", 90100, None),
     Fact("pg_file_settings", 90500, None),

@@ -217,6 +217,13 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
             "include_name": cp.INCLUDE_NAME,
             "major_num": pv.major_num(version),
             "application_name": cp.application_name(cluster),
+            # the role: REPLICATION from 9.1 (9.0 streams to superusers only); a password
+            # stored as SCRAM where the hba lines ask for it (14+), whatever
+            # password_encryption the server defaults to
+            "role_attribute": "REPLICATION" if pv.has("replication role attribute", version)
+            else "SUPERUSER",
+            "password_encryption": "scram-sha-256"
+            if cp.replication_auth(version) == "scram-sha-256" else "",
         },
         "hba_source": cp.hba_address(host.spec.replication_source),
         "hba_auth": cp.replication_auth(version),
@@ -324,7 +331,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      ("archive helper, boot mount of the archive, sudo rule; "
                       if cm.archive_method == "nfs" else "")
                      + "asks the running server, raises only what is too low, pg_hba lines, "
-                     "replication slot",
+                     "replication role (PITR_REPLICATION_PASSWORD) and slot",
                      order=45, runs_on=f"primary {primary_nodes}",
                      uses_install_block=True),
         *archive_files,

@@ -650,8 +650,10 @@ class ReplicationTls(Strict):
 class Replication(Strict):
     user: RoleName = Field(default="replicator", description=(
         "the role the standby replicates as (default replicator; 9.0 replicates as a superuser): "
-        "the primary's pg_hba.conf lines name it, and its password is asked for at run time into "
-        "the standby's .pgpass"))
+        "the primary's pg_hba.conf lines name it; 45-apply-on-primary.sh creates it (LOGIN "
+        "REPLICATION) when it is missing, or checks it, and the standby's .pgpass holds its "
+        "password: both take it at run time from PITR_REPLICATION_PASSWORD or a prompt, never "
+        "from a spec or the bundle"))
     slot: Optional[RoleName] = Field(default=None, description=(
         "a physical replication slot the standby streams through (PostgreSQL 9.4 and later): "
         "45-apply-on-primary.sh creates it on the primary when it is missing, so the primary "

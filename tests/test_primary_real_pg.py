@@ -155,7 +155,9 @@ def debian_like_primary(root: Path) -> tuple[pg.PgServer, Path]:
     (etc / "pg_hba.conf").chmod(0o640)
     server.start(options=f"-c config_file={etc}/postgresql.conf")
     server.psql("select pg_create_logical_replication_slot('other_tool', 'pgoutput')")
-    server.psql(f"create role replicator with replication login password '{PASSWORD}'")
+    # every statement logged: the step's role statement must not put the password there
+    server.psql("alter system set log_statement = 'all'")
+    server.psql("select pg_reload_conf()")
     server.psql("create table t (id int primary key, note text)")
     return server, etc
 
@@ -185,12 +187,24 @@ def test_example_primary_step_and_standby_streaming_through_the_slot(primary_wor
         refused = run(step_args, env=env, expect=3)
         assert f"archive_command = '{FOREIGN}' ({etc}/postgresql.conf)" in refused.stderr
         assert "--replace-archive-command" in refused.stderr
+        # no replication role yet and no password to make it with (no terminal)
+        assert "role replicator: no password to give it: set PITR_REPLICATION_PASSWORD" in refused.stderr
         assert tree_digest(etc, server.data_dir) == before
         assert tree_digest(system) == {}
 
         # told to replace it, and to restart: applied, nothing lowered
         started = server.psql("select pg_postmaster_start_time()")
-        applied = run([*step_args, "--replace-archive-command", "--restart"], env=env)
+        assert server.psql("select count(*) from pg_roles where rolname = 'replicator'") == "0"
+        applied = run([*step_args, "--replace-archive-command", "--restart"],
+                      env=dict(env, PITR_REPLICATION_PASSWORD=PASSWORD))
+        # the role, made by the step with the password given (the standby below logs in with it)
+        assert "create role replicator (LOGIN REPLICATION, with the password given): done" in applied.stderr
+        assert server.psql("select rolcanlogin, rolreplication, rolsuper, rolpassword like 'SCRAM-SHA-256$%' "
+                           "from pg_authid where rolname = 'replicator'") == "t|t|f|t"
+        assert PASSWORD not in applied.stdout + applied.stderr
+        server_log = server.log_file.read_text(errors="replace")
+        assert "statement: SET log_statement = 'none'" in server_log  # statements are logged...
+        assert PASSWORD not in server_log, "the password reached the server's log"  # ...but not it
         # (b) the include beside the real postgresql.conf, the hba lines in the real pg_hba.conf
         include = etc / "pitr-archive.conf"
         assert "include 'pitr-archive.conf'" in (etc / "postgresql.conf").read_text()
@@ -222,6 +236,7 @@ def test_example_primary_step_and_standby_streaming_through_the_slot(primary_wor
         again = run(step_args, env=env)
         assert "run: " not in again.stderr, again.stderr
         assert f"replication slot {SLOT}: already present" in again.stderr
+        assert "role replicator: present" in again.stderr
         assert "PostgreSQL settings: already in effect" in again.stderr
         assert tree_digest(etc, server.data_dir, system) == before
 

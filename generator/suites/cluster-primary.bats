@@ -386,3 +386,83 @@ LIST
   grep -qxF "archive_timeout = '60'" "$INCLUDE"
   ! grep -q "^archive_\(mode\|command\|library\) " "$INCLUDE" || false
 }
+
+# role_attribute: what the role needs beside LOGIN (9.0 streams to superusers only)
+role_attribute() {
+  if [[ $(cluster_fact "['postgres_major']") == 9.0 ]]; then echo SUPERUSER; else echo REPLICATION; fi
+}
+
+@test "primary: a missing replication role is made with the password given, on psql's standard input, in a session that logs nothing" {
+  [[ $(role_attribute) == REPLICATION ]] || skip "PostgreSQL 9.0: the role must be a superuser, made by hand (next test)"
+  local role password="it's a \\ test; \$(touch $SANDBOX/ran)"
+  role=$(cluster_fact "['replication_user']")
+  rm "$SANDBOX/.pg/role"
+  PITR_REPLICATION_PASSWORD=$password run -0 "$PRIMARY_SCRIPT" --dry-run
+  [[ $output == *"dry-run: would create role $role (LOGIN REPLICATION, with the password given) (from PITR_REPLICATION_PASSWORD)"* ]]
+  [ ! -e "$SANDBOX/.pg/.role-sql" ] && [ ! -e "$SANDBOX/.pg/role" ]
+  PITR_REPLICATION_PASSWORD=$password run -0 "$PRIMARY_SCRIPT"
+  [[ $output == *"create role $role (LOGIN REPLICATION, with the password given): done"* ]]
+  [[ $output != *"$password"* ]]
+  [ -z "$(calls 'touch|test;')" ] && [ ! -e "$SANDBOX/ran" ]  # never on a command line, never run
+  grep -qxF "SET log_statement = 'none';" "$SANDBOX/.pg/.role-sql"
+  grep -qxF "SET log_min_error_statement = 'panic';" "$SANDBOX/.pg/.role-sql"
+  grep -qxF "CREATE ROLE \"$role\" WITH LOGIN REPLICATION PASSWORD E'it''s a \\\\ test; \$(touch $SANDBOX/ran)';" "$SANDBOX/.pg/.role-sql"
+  if grep -q '^hostssl\? replication .* scram-sha-256$' "$PG_ETC/pg_hba.conf"; then
+    grep -qxF "SET password_encryption = 'scram-sha-256';" "$SANDBOX/.pg/.role-sql"
+  fi
+  # a re-run finds it and changes nothing
+  rm "$SANDBOX/.pg/.role-sql"
+  run -0 "$PRIMARY_SCRIPT"
+  [[ $output == *"role $role: present"* ]]
+  [ ! -e "$SANDBOX/.pg/.role-sql" ]
+}
+
+@test "primary: a missing role without a password to give it (no terminal), or on 9.0, is refused before any change" {
+  rm "$SANDBOX/.pg/role"
+  run -3 "$PRIMARY_SCRIPT" </dev/null
+  if [[ $(role_attribute) == SUPERUSER ]]; then
+    [[ $output == *"PostgreSQL 9.0 streams to superusers only, which this script does not create"* ]]
+  else
+    [[ $output == *"no password to give it: set PITR_REPLICATION_PASSWORD"* ]]
+  fi
+  [[ $output == *"nothing was changed"* ]]
+  nothing_installed
+  [ ! -e "$SANDBOX/.pg/.role-sql" ]
+}
+
+@test "primary: a role that cannot log in, cannot stream or has no password is refused with what to run; --set-password sets one" {
+  local role
+  role=$(cluster_fact "['replication_user']")
+  pg_fact role "nologin nosuper replication password"
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"role $role cannot log in: ALTER ROLE $role LOGIN"* ]]
+  nothing_installed
+  if [[ $(role_attribute) == SUPERUSER ]]; then
+    pg_fact role "login nosuper noreplication password"
+    run -3 "$PRIMARY_SCRIPT"
+    [[ $output == *"role $role is not a superuser, and PostgreSQL 9.0 streams to superusers only"* ]]
+    pg_fact role "login super noreplication nopassword"
+  else
+    pg_fact role "login nosuper noreplication password"
+    run -3 "$PRIMARY_SCRIPT"
+    [[ $output == *"role $role lacks REPLICATION: ALTER ROLE $role REPLICATION"* ]]
+    pg_fact role "login nosuper replication nopassword"
+  fi
+  nothing_installed
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"role $role has no password, and the pg_hba.conf lines ask for one"*"--set-password"* ]]
+  nothing_installed
+  PITR_REPLICATION_PASSWORD=new run -0 "$PRIMARY_SCRIPT" --set-password
+  grep -qxF "ALTER ROLE \"$role\" WITH PASSWORD E'new';" "$SANDBOX/.pg/.role-sql"
+  [[ $(cat "$SANDBOX/.pg/role") == *" password" ]]
+}
+
+@test "primary: on the HA partner (in recovery) a missing role is left to replication from the primary" {
+  pg_fact recovery yes
+  rm "$SANDBOX/.pg/role"
+  run -0 "$PRIMARY_SCRIPT"
+  [[ $output == *"roles come from the primary by replication; run this step on the primary"* ]]
+  [ ! -e "$SANDBOX/.pg/.role-sql" ]
+  run -3 "$PRIMARY_SCRIPT" --set-password
+  [[ $output == *"--set-password: this node is in recovery (read-only)"* ]]
+}

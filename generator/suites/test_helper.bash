@@ -636,6 +636,12 @@ fake_primary_server() {
   pg_fact senders_other 0
   pg_fact slots_other 0
   pg_fact ssl on  # asked only when the spec asks for TLS (replication.tls)
+  # the replication role, there already: what it needs (9.0: a superuser; later: REPLICATION)
+  if [[ $major == 9.0 ]]; then
+    pg_fact role "login super noreplication password"
+  else
+    pg_fact role "login nosuper replication password"
+  fi
   # the include's lines put in effect: for a reload only the settings a reload changes
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   STUB_TARGET=$SANDBOX/pgbin stub apply-include '
@@ -670,6 +676,7 @@ while (($#)); do
   case $1 in
     -c) sql=$2; shift ;;
     -F) sep=$2; shift ;;
+    -f) [[ $2 == - ]] && sql=$(cat); shift ;;
   esac
   shift
 done
@@ -679,6 +686,13 @@ case $sql in
   *pg_reload_conf*) "$SANDBOX/pgbin/apply-include" sighup; echo t ;;
   *pg_terminate_backend*) echo t ;;
   *pg_drop_replication_slot*) /bin/rm -f "$SANDBOX/.pg/slot"; echo ;;
+  *" ROLE "*) # the role statement (on standard input): kept for the suite to read
+    printf "%s\n" "$sql" >"$SANDBOX/.pg/.role-sql"
+    case $sql in
+      *"CREATE ROLE"*"SUPERUSER"*) printf "login super noreplication password" >"$SANDBOX/.pg/role" ;;
+      *"CREATE ROLE"*) printf "login nosuper replication password" >"$SANDBOX/.pg/role" ;;
+      *"ALTER ROLE"*) sed -i "s/nopassword\$/password/" "$SANDBOX/.pg/role" ;;
+    esac ;;
   *pg_create_physical_replication_slot*)
     [[ -e $SANDBOX/.pg/slot ]] || echo physical >"$SANDBOX/.pg/slot"
     echo "(slot)" ;;
