@@ -2,11 +2,9 @@
 127.0.0.2. The example specs' bundle (cluster pg168121 with its slot, hot
 standby on) derived by tests/derived_example.py, with the HA partner at 127.0.0.2 (same port,
 as a partner that takes over the primary's service) and drill.enabled false (the drill has
-its own real test; here none has run, which the monitor would report). No pool: the
-standby's folders are plain folders (as in test_primary_real_pg.py), so this test needs no
-zfs-fuse; the monitor's pool and snapshot findings are failures here, and its timeline and node
-findings are asserted by their text (their levels, WARNING until acknowledged and CRITICAL for a
-fork, are the bats suite's, monitor.bats).
+its own real test; here none has run, which the monitor would report). The pool is zfs-fuse's;
+the monitor's timeline and node findings are asserted by their text (their levels, WARNING
+until acknowledged and CRITICAL for a fork, are the bats suite's, monitor.bats).
 
 1. Follow: the primary (P, 127.0.0.1) and its HA partner (Q, 127.0.0.2, a physical replica
    made with pg_basebackup) both hold the slot (on Q made by the primary step's SQL for a node
@@ -15,6 +13,8 @@ fork, are the bats suite's, monitor.bats).
    P. P stops, Q is promoted: the standby follows to timeline 2 without a new base backup,
    streams from Q through Q's slot, has a row written on Q, and the monitor says WARNING
    (timeline 1 to 2, streaming from Q) until --ack-timeline (--dry-run records nothing).
+   Snapshots go on: one taken on timeline 2, then a restore to a time after the failover opens
+   with the rows of timeline 2 (A from timeline 1, B from timeline 2) and not a later row.
 2. Fork: P restarts as Q's replica; P stops (its replication with it), Q writes what only the
    backup standby receives, Q stops, P starts as a standby again and is promoted (timeline 3, forked off before what the
    standby replayed). The standby does not follow, and the monitor says CRITICAL with the
@@ -37,9 +37,11 @@ import yaml
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
 from derived_example import CLUSTER, derived_specs, example_primary
+from test_pitr_zfs_pg import utc
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for
+from zfs_fuse import destroy_pool, sparse_disks
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.zfs, pytest.mark.postgres]
 
 MAJOR = 17
 PARTNER = "127.0.0.2"
@@ -84,7 +86,7 @@ def follow(replica: pg.PgServer, source: pg.PgServer) -> None:
                        "recovery_target_timeline": "latest"})
 
 
-def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
+def test_standby_follows_a_failover_and_says_when_it_cannot(zfs_fuse, client_tools):
     if MAJOR not in pg.available_majors():
         backend_missing(f"PostgreSQL {MAJOR} binaries: run tests/backends/install-postgres.sh")
     root = Path(tempfile.mkdtemp(prefix="fo", dir="/tmp"))
@@ -92,7 +94,9 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
     pg.grant_traverse(root)
     drop_user(CLUSTER)
     pg.ensure_os_user(pg.DEFAULT_OS_USER)
-    specs = derived_specs(root, "fo", [root / f"disk{n}" for n in range(3)], (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
+    pool = "fo" + os.urandom(3).hex()
+    specs = derived_specs(root, pool, sparse_disks(root / "disks", 3, "256M"),
+                          (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     spec = yaml.safe_load(cluster_file.read_text())
     spec["drill"]["enabled"] = False
@@ -114,9 +118,8 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
     standby = pg.PgServer(MAJOR, pgdata, STANDBY_PORT)
     started = time.monotonic()
     try:
-        for folder in ("pg_home", "pg_log", "pg_arch", CLUSTER):
-            (mnt / folder).mkdir(parents=True, exist_ok=True)
-            (mnt / folder).chmod(0o755)
+        run([bundle / "host/10-pool.sh", "--yes"])
+        run([bundle / "host/20-datasets.sh"])
         run([scripts / "30-user.sh"])
         example_primary(root, scripts, archive, primary, PASSWORD)
         primary.psql(sql_of(step, "create_slot_sql"))
@@ -186,6 +189,25 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
         # the new primary archives its timeline's history file, which a restore reads
         wait_for("00000002.history archived", lambda: any(archive.glob("*/00000002.history")))
 
+        # snapshots go on, on timeline 2; a restore to a time after the failover has A and B
+        lsn = partner.psql("select pg_current_wal_lsn()")
+        wait_for("B replayed", lambda: standby.psql(f"select pg_last_wal_replay_lsn() >= '{lsn}'") == "t")
+        standby.psql("checkpoint")
+        assert "took " in run([scripts / "snapshot.sh"]).stderr
+        time.sleep(1.1)
+        target = utc(time.time())
+        time.sleep(1.1)
+        partner.psql("insert into t values (4, 'B2 after the target')")
+        segment = partner.psql("select pg_walfile_name(pg_current_wal_lsn())")
+        partner.psql("select pg_switch_wal()")
+        wait_for("B2's segment archived", lambda: any(archive.glob(f"*/{segment}")))
+        assert segment.startswith("00000002"), segment
+        restored = run([scripts / "restore.sh", "--target-time", target, "--name", "f1", "--yes"])
+        assert "is open" in restored.stderr, restored.stderr
+        clone = pg.PgServer(MAJOR, mnt / f"restore/{CLUSTER}-f1/pg_root", RESTORE_PORT)
+        assert clone.psql("select string_agg(note, ',' order by id) from t") == "A,B on timeline 2"
+        run([scripts / "restore.sh", "--cleanup", "f1", "--yes"])
+
         # 2. fork: the old primary follows the partner, then stops; the partner writes what
         # only the backup standby receives, stops; the old primary is promoted
         follow(primary, partner)
@@ -213,8 +235,14 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(client_tools):
         if (pgdata / "postmaster.pid").exists():
             subprocess.run(["runuser", "-u", CLUSTER, "--", str(pghome_bin / "pg_ctl"), "-D", str(pgdata),
                             "-m", "immediate", "stop"], capture_output=True)
+        clone_data = mnt / f"restore/{CLUSTER}-f1/pg_root"
+        if (clone_data / "postmaster.pid").exists():
+            subprocess.run(["runuser", "-u", CLUSTER, "--", str(pghome_bin / "pg_ctl"), "-D", str(clone_data),
+                            "-m", "immediate", "stop"], capture_output=True)
         for server in (primary, partner):
             if server is not None:
                 server.stop(mode="immediate", check=False)
         drop_user(CLUSTER)
+        time.sleep(0.5)
+        destroy_pool(pool)
         shutil.rmtree(root, ignore_errors=True)

@@ -4,8 +4,8 @@ more: pg168121's `archive: {method: standby}` (the method under test; the exampl
 default until the primary-side migration lands, docs/wal-transport.md).
 
 The primary has NO archive_command: the bundle's own primary step, run on it for real, writes
-only the streaming settings and archive_timeout (archive_mode stays off), its pg_hba lines and
-the slot. The backup standby, set up by the bundle's user, base backup and standby steps,
+only the streaming settings and archive_timeout (archive_mode stays off), its pg_hba lines,
+the replication role (with the password from PITR_REPLICATION_PASSWORD) and the slot. The backup standby, set up by the bundle's user, base backup and standby steps,
 archives what it receives (archive_mode = always) through the helper the standby step installs,
 into the archive folders the NFS path uses. Then: a restore with restore.sh to a time T has row A
 and not row B; the monitor's continuity check is OK; a row committed but never in a whole
@@ -88,12 +88,14 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
         # --- the primary: default settings, its step run for real ----------------------------
         primary.initdb("--wal-segsize=1")
         primary.start()
-        primary.psql(f"create role replicator with replication login password '{PASSWORD}'")
         # the primary step asks the server as its OS user over the socket (peer, as postgres on
         # Debian and RHEL): that user's role here
         primary.psql(f'create role "{pg.DEFAULT_OS_USER}" superuser login')
         step = run([scripts / "primary/45-apply-on-primary.sh", "--psql", client_tools / "psql",
-                    "--socket-dir", primary.socket_dir, "--reload"], env=pg.client_env())
+                    "--socket-dir", primary.socket_dir, "--reload"],
+                   env=pg.client_env({"PITR_REPLICATION_PASSWORD": PASSWORD}))
+        # the primary's whole footprint: the role (made by the step), its hba lines, the slot
+        assert "create role replicator (LOGIN REPLICATION, with the password given): done" in step.stderr
         include = [line for line in (primary.data_dir / "pitr-archive.conf").read_text().splitlines()
                    if not line.startswith("#")]
         assert include == ["archive_timeout = '60'", "max_slot_wal_keep_size = '20480'"], step.stderr
