@@ -270,6 +270,16 @@ def slot_keep_megabytes(cluster: Cluster) -> int:
     return size_bytes(size) // (1 << 20)
 
 
+def primary_observed(cluster: Cluster) -> list[str]:
+    """The settings the primary step reads: those it manages, and with archive.method standby the
+    archiving ones too, which it never raises but must see to move a primary off the NFS path
+    (the include of an earlier NFS bundle turned them on)."""
+    names = primary_managed(cluster)
+    if cluster.spec.archive_method == "standby":
+        names += ["archive_mode", "archive_command"]
+    return names
+
+
 def flag_sql(condition: str, word: str) -> str:
     """SQL that says word when condition holds, else no<word>."""
     return f"case when {condition} then '{word}' else 'no{word}' end"
@@ -281,7 +291,7 @@ def primary_facts_sql(cluster: Cluster) -> str:
     pg_file_settings; before, the running value unless it comes from the include itself)."""
     c = cluster.spec
     version = c.postgres.version
-    names = ", ".join(f"'{n}'" for n in primary_managed(cluster))
+    names = ", ".join(f"'{n}'" for n in primary_observed(cluster))
     include = (f"regexp_replace(current_setting('config_file'), '[^/]*$', '') || "
                f"'{INCLUDE_NAME}'")
     rows = [
@@ -339,6 +349,8 @@ def primary_facts_sql(cluster: Cluster) -> str:
         slot = c.replication.slot
         rows += [
             f"select 'slot', slot_type from pg_replication_slots where slot_name = '{slot}'",
+            f"select 'slot_active', {flag_sql('active', 'active')} from pg_replication_slots "
+            f"where slot_name = '{slot}'",
             f"select 'slots_other', count(*)::text from pg_replication_slots "
             f"where slot_name <> '{slot}'",
         ]

@@ -31,8 +31,11 @@ def test_the_primary_gets_no_nfs_piece(standby_bundle):
     assert sorted(p.name for p in primary.iterdir()) == [
         "45-apply-on-primary.sh", "check-primary.sh", "pg_hba.conf.lines", "pitr-archive.conf"]
     step = (primary / "45-apply-on-primary.sh").read_text()
-    for absent in ("pitr-archive-mount", "sudoers", "HELPER=", "MOUNT_NOW", "mountpoint"):
+    # it installs nothing of the NFS path (it only removes what an nfs bundle left: plan_leave_nfs)
+    for absent in ("write_helper", "write_mount_script", "write_unit", "write_sudoers", "visudo",
+                   "MOUNT_NOW", "install_file \"$HELPER\""):
         assert absent not in step, absent
+    assert "leave_nfs_step\n" in step and "remove_boot_mount\n" in step
     settings = [line for line in (primary / "pitr-archive.conf").read_text().splitlines()
                 if line and not line.startswith("#")]
     assert settings == ["archive_timeout = '60s'", "max_slot_wal_keep_size = '20GB'"]
@@ -68,7 +71,8 @@ def test_the_suites_standby_branches_run(standby_bundle):
                  "the archive folders and the NFS path's day folders become the standby user's",
                  "a helper that differs from the bundle's SHA256SUMS is refused, nothing started",
                  "an inactive slot warns (nothing reaches the archive), a missing one is critical",
-                 "installs nothing on the node and leaves another archive_command alone"):
+                 "installs nothing on the node and leaves another archive_command alone",
+                 "a node of the NFS path is moved off it once the backup standby streams, with --restart"):
         ran = [line for line in out.splitlines() if name in line and line.startswith("ok ")]
         assert any("# skip" not in line for line in ran), name
     assert "archive helper: never overwrites; the same content again is success" in out

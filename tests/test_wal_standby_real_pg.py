@@ -3,9 +3,15 @@ by tests/derived_example.py (disks, addresses, ports, folders; pg168104 dropped)
 more: pg168121's `archive: {method: standby}` (the method under test; the example keeps nfs by
 default until the primary-side migration lands, docs/wal-transport.md).
 
-The primary has NO archive_command: the bundle's own primary step, run on it for real, writes
-only the streaming settings and archive_timeout (archive_mode stays off), its pg_hba lines,
-the replication role (with the password from PITR_REPLICATION_PASSWORD) and the slot. The backup standby, set up by the bundle's user, base backup and standby steps,
+The primary starts as an existing host of the NFS path left it: the bundle of the same specs
+with the default method (nfs) ran its primary step (helper, mount unit and sudo rule under a
+test folder, systemctl and visudo stubbed, no mount; archive_mode on with the helper's
+archive_command, restarted), which also made the replication role (the password from
+PITR_REPLICATION_PASSWORD) and the slot. The backup standby is then set up by the standby
+bundle and streams through the slot; the standby bundle's primary step, run for real with
+--restart, moves the primary off the NFS path (refused before the standby streams): the
+include keeps only archive_timeout and the slot cap, archive_mode is off after the restart,
+and the helper, unit and sudo rule are gone. So the primary has NO archive_command. The backup standby, set up by the bundle's user, base backup and standby steps,
 archives what it receives (archive_mode = always) through the helper the standby step installs,
 into the archive folders the NFS path uses. Then: a restore with restore.sh to a time T has row A
 and not row B; the monitor's continuity check is OK; a row committed but never in a whole
@@ -33,6 +39,7 @@ from conftest import backend_missing, pitr_bundle
 from derived_example import CLUSTER, derived_specs
 from test_continuity_zfs_pg import missing_perfdata, segments
 from test_pitr_zfs_pg import utc
+from test_primary_real_pg import rebase, stubs
 from test_standby_real_pg import PASSWORD, compose_pghome, drop_user, run, wait_for
 from zfs_fuse import destroy_pool, sparse_disks
 
@@ -43,7 +50,8 @@ STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT = 28411, 28412, 28413
 
 
 def standby_specs(root: Path, pool: str, disks: list[Path]) -> Path:
-    specs = derived_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
+    """The derived specs (made before by derived_specs) with pg168121's archive.method standby."""
+    specs = root / "specs"
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     spec = yaml.safe_load(cluster_file.read_text())
     spec["archive"] = {"method": "standby"}
@@ -63,6 +71,8 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
     pg.ensure_os_user(pg.DEFAULT_OS_USER)
     pool = "pw" + os.urandom(3).hex()
     disks = sparse_disks(root / "disks", 3, "256M")
+    specs = derived_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
+    pitr_bundle("build", str(specs), "-o", str(root / "out-nfs"), check=True)  # what ran before
     specs = standby_specs(root, pool, disks)
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
     bundle = root / "out/pitr1"
@@ -85,29 +95,40 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
         run([bundle / "host/20-datasets.sh"])
         run([scripts / "30-user.sh"])
 
-        # --- the primary: default settings, its step run for real ----------------------------
+        # --- the primary as the NFS path left it: the nfs bundle's step, run for real ---------
         primary.initdb("--wal-segsize=1")
         primary.start()
         # the primary step asks the server as its OS user over the socket (peer, as postgres on
         # Debian and RHEL): that user's role here
         primary.psql(f'create role "{pg.DEFAULT_OS_USER}" superuser login')
-        step = run([scripts / "primary/45-apply-on-primary.sh", "--psql", client_tools / "psql",
-                    "--socket-dir", primary.socket_dir, "--reload"],
-                   env=pg.client_env({"PITR_REPLICATION_PASSWORD": PASSWORD}))
-        # the primary's whole footprint: the role (made by the step), its hba lines, the slot
-        assert "create role replicator (LOGIN REPLICATION, with the password given): done" in step.stderr
-        include = [line for line in (primary.data_dir / "pitr-archive.conf").read_text().splitlines()
-                   if not line.startswith("#")]
-        assert include == ["archive_timeout = '60'", "max_slot_wal_keep_size = '20480'"], step.stderr
-        assert primary.psql("show archive_mode") == "off"
-        # no configuration file sets either ('(disabled)' is all archive_command shows while off)
-        assert primary.psql("select count(*) from pg_file_settings "
-                            "where name in ('archive_mode', 'archive_command')") == "0"
-        assert primary.psql("show archive_timeout") == "1min"
-        slot = yaml.safe_load((specs / f"clusters/{cluster}.yaml").read_text())["replication"]["slot"]
-        assert primary.psql(f"select slot_type from pg_replication_slots where slot_name = '{slot}'") == "physical"
-        for gone in ("pitr-archive-wal", "pitr-archive-mount", "sudo rule"):
-            assert gone not in step.stderr, step.stderr
+        system = root / "system"  # the NFS path's /usr/local/sbin, units, sudoers.d, rc.local
+        (system / "sudoers.d").mkdir(parents=True)
+        old_helper = system / f"sbin/pitr-archive-wal-{cluster}"
+        pieces = dict(HELPER=str(old_helper), MOUNT_SCRIPT=f"{system}/sbin/pitr-archive-mount-{cluster}",
+                      UNIT_FILE=f"{system}/units/pitr-archive-mount-{cluster}.service",
+                      SUDOERS_FILE=f"{system}/sudoers.d/pitr-archive-{cluster}", RC_LOCAL=f"{system}/rc.local")
+        nfs_step = rebase(root / f"out-nfs/pitr1/clusters/{cluster}/primary/45-apply-on-primary.sh",
+                          root / "run/nfs/45-apply-on-primary.sh", **pieces, STATE_DIR=f"{system}/state",
+                          ARCHIVE_COMMAND=f'{old_helper} "%p" "%f"')
+        stub_bin = stubs(root / "stubs")
+        step_env = pg.client_env({"PITR_REPLICATION_PASSWORD": PASSWORD,
+                                  "PATH": f"{stub_bin}:{os.environ['PATH']}"})
+        old = run([nfs_step, "--psql", client_tools / "psql", "--socket-dir", primary.socket_dir,
+                   "--no-mount", "--restart"], env=step_env)
+        # the role the step made, with the password given
+        assert "create role replicator (LOGIN REPLICATION, with the password given): done" in old.stderr
+        assert primary.psql("show archive_mode") == "on"
+        assert str(old_helper) in primary.psql("show archive_command")
+        for piece in ("HELPER", "UNIT_FILE", "SUDOERS_FILE"):
+            assert Path(pieces[piece]).exists(), piece
+
+        # the standby bundle's step, before the backup standby streams: refused, nothing changed
+        step_args = [rebase(scripts / "primary/45-apply-on-primary.sh", root / "run/standby/45-apply-on-primary.sh",
+                            **pieces, ARCHIVE_MOUNT=f"{root}/pgarch"),
+                     "--psql", client_tools / "psql", "--socket-dir", primary.socket_dir, "--restart"]
+        early = run(step_args, env=step_env, expect=3)
+        assert "the backup standby does not stream through slot" in early.stderr, early.stderr
+        assert primary.psql("show archive_mode") == "on" and old_helper.exists()
         primary.psql("create table t (id int primary key, note text)")
 
         # --- the backup standby archives what it receives -------------------------------------
@@ -121,7 +142,28 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
         standby = pg.PgServer(MAJOR, Path(paths["pgdata"]), STANDBY_PORT)
         wait_for("streaming", lambda: standby.psql("select status from pg_stat_wal_receiver") == "streaming")
         assert standby.psql("show archive_mode") == "always"
+        slot = yaml.safe_load((specs / f"clusters/{cluster}.yaml").read_text())["replication"]["slot"]
         assert primary.psql(f"select active from pg_replication_slots where slot_name = '{slot}'") == "t"
+
+        # --- the primary moved off the NFS path by the standby bundle's step ------------------
+        step = run(step_args, env=step_env)
+        assert "this run moves pg168121 off it" in step.stderr, step.stderr
+        include = [line for line in (primary.data_dir / "pitr-archive.conf").read_text().splitlines()
+                   if not line.startswith("#")]
+        assert include == ["archive_timeout = '60'", "max_slot_wal_keep_size = '20480'"], step.stderr
+        assert primary.psql("show archive_mode") == "off"
+        # no configuration file sets either ('(disabled)' is all archive_command shows while off)
+        assert primary.psql("select count(*) from pg_file_settings "
+                            "where name in ('archive_mode', 'archive_command')") == "0"
+        assert primary.psql("show archive_timeout") == "1min"
+        assert primary.psql(f"select slot_type from pg_replication_slots where slot_name = '{slot}'") == "physical"
+        for piece in ("HELPER", "MOUNT_SCRIPT", "UNIT_FILE", "SUDOERS_FILE"):
+            assert not Path(pieces[piece]).exists(), piece
+        assert "no longer archives over NFS from this node" in step.stderr
+        wait_for("streaming again after the restart", lambda: primary.psql(
+            f"select active from pg_replication_slots where slot_name = '{slot}'") == "t")
+        again = run(step_args, env=step_env)
+        assert "NFS path of an earlier bundle" not in again.stderr, again.stderr
 
         def write_and_switch(note: str, switches: int) -> str:
             for _ in range(switches):

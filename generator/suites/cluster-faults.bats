@@ -266,6 +266,30 @@ snapshot_script() {
   each_fault partner_world "$(primary_script)"
 }
 
+@test "faults: the primary-side script moving a node off the NFS path, failing at each change, completes on a re-run" {
+  [[ $(cluster_fact "['archive']['method']") == standby ]] || skip "this cluster's primary archives over NFS"
+  fake_ownership
+  fake_users
+  PG_USER=$(cluster_fact "['primary']['os_user']")
+  stub systemctl '[[ $1 == is-enabled ]] && exit 0; exit 0'
+  stub mountpoint 'exit 0'
+  stub umount
+  leaving_world() {
+    echo "$PG_USER:x:26:26::/var/lib/pgsql:/bin/bash" >"$SANDBOX/.passwd"
+    fake_primary_server
+    nfs_era "$(cluster_fact "['name']")"
+    pg_fact slot physical
+    pg_fact slot_active active
+  }
+  fake_primary_server # its psql stub, which the gate below wraps
+  fault_point install
+  fault_point cp
+  fault_point rm
+  fault_point umount
+  fault_point systemctl 'disable*'
+  each_fault leaving_world "$(primary_script)" --restart
+}
+
 @test "faults: the build script, failing at each change, stops and then completes on a re-run" {
   fake_ownership
   fake_users

@@ -466,3 +466,54 @@ role_attribute() {
   run -3 "$PRIMARY_SCRIPT" --set-password
   [[ $output == *"--set-password: this node is in recovery (read-only)"* ]]
 }
+
+@test "primary (archive.method standby): a node of the NFS path is moved off it once the backup standby streams, with --restart" {
+  [[ $ARCHIVE_METHOD == standby ]] || skip "this cluster's primary archives over NFS"
+  local name
+  name=$(cluster_fact "['name']")
+  nfs_era "$name"
+  # systemd: the mount unit enabled; the mount answers (stubs: mountpoint exit 0)
+  stub systemctl '[[ $1 == is-enabled ]] && exit 0; exit 0'
+  stub mountpoint 'exit 0'
+  stub umount
+  pg_fact slot physical
+  pg_fact slot_active noactive
+  # the backup standby not streaming yet: refused, nothing changed
+  run -3 "$PRIMARY_SCRIPT" --restart
+  [[ $output == *"the backup standby does not stream through slot $SLOT now: run this bundle's 60-standby.sh"* ]]
+  grep -q "^archive_command" "$INCLUDE"
+  [ -e "$SANDBOX/sbin/pitr-archive-wal" ]
+  # streaming, but no --restart: refused, nothing changed
+  pg_fact slot_active active
+  run -3 "$PRIMARY_SCRIPT"
+  [[ $output == *"archive_mode needs a restart: run this again with --restart"* ]]
+  grep -q "^archive_command" "$INCLUDE"
+  # archive_mode on in postgresql.conf itself, with no command of its own: refused
+  pg_fact "base:archive_mode" on
+  run -3 "$PRIMARY_SCRIPT" --restart
+  [[ $output == *"the server would keep every WAL file; set archive_mode = off there"* ]]
+  pg_fact "base:archive_mode" off
+  # a dry run says what it would do and changes nothing
+  : >"$STUB_LOG"
+  run -0 "$PRIMARY_SCRIPT" --restart --dry-run
+  [[ $output == *"moves $name off it"* ]]
+  [ -z "$(calls '^(pg_ctl|rm|umount|systemctl (disable|daemon-reload)|install) ')" ]
+  grep -q "^archive_command" "$INCLUDE"
+  # moved: the include without the archive lines, restarted, the pieces gone
+  run -0 "$PRIMARY_SCRIPT" --restart
+  ! grep -q "^archive_\(mode\|command\)" "$INCLUDE" || false
+  calls "^pg_ctl restart " | grep -q .
+  [ "$(cat "$SANDBOX/.pg/cur:archive_mode")" = off ]
+  calls "^systemctl disable pitr-archive-mount.service\$" | grep -q .
+  calls "^umount -- $SANDBOX/pgarch\$" | grep -q .
+  for piece in sbin/pitr-archive-wal sbin/pitr-archive-mount units/pitr-archive-mount.service sudoers.d/pitr; do
+    [ ! -e "$SANDBOX/$piece" ]
+  done
+  ! grep -q "pitr-bundle $name" "$SANDBOX/rc.local" || false
+  [[ $output == *"no longer archives over NFS from this node"* ]]
+  # a re-run: nothing of the NFS path left, nothing to move
+  : >"$STUB_LOG"
+  run -0 "$PRIMARY_SCRIPT"
+  [[ $output != *"NFS path of an earlier bundle"* ]]
+  [ -z "$(calls '^(pg_ctl|rm|umount) ')" ]
+}

@@ -656,6 +656,13 @@ if [[ ! -f $include ]] || ! grep -qxF "include \x27pitr-archive.conf\x27" "$conf
   done
   exit 0
 fi
+# a setting the include set before and no longer sets falls back to the value of the files
+for f in "$SANDBOX"/.pg/srcfile:*; do
+  name=${f##*/srcfile:}
+  [[ $(<"$f") == "$include" ]] && ! grep -q "^$name = " "$include" || continue
+  [[ $1 == all || $(<"$SANDBOX/.pg/context:$name") == sighup ]] || continue
+  /bin/cp "$SANDBOX/.pg/base:$name" "$SANDBOX/.pg/cur:$name"
+done
 pattern="^([a-z_]+) = \x27(.*)\x27\$"
 while IFS= read -r line; do
   [[ $line =~ $pattern ]] || continue
@@ -736,6 +743,23 @@ pg_setting() {
   pg_fact "basefile:$1" "$file"
 }
 
+# nfs_era NAME: the fake primary (fake_primary_server) of cluster NAME as a bundle of
+# archive.method nfs left it: the helper, mount script, unit, sudo rule, the rc.local lines,
+# and the include archiving with the helper
+nfs_era() {
+  for piece in sbin/pitr-archive-wal sbin/pitr-archive-mount units/pitr-archive-mount.service sudoers.d/pitr; do
+    echo old >"$SANDBOX/$piece"
+  done
+  printf '# BEGIN pitr-bundle %s\n/x || true\n# END pitr-bundle %s\n' "$1" "$1" >"$SANDBOX/rc.local"
+  printf "archive_mode = 'on'\narchive_command = 'sudo -n %s \"%%p\" \"%%f\"'\n" "$SANDBOX/sbin/pitr-archive-wal" >"$PG_ETC/pitr-archive.conf"
+  printf "\ninclude 'pitr-archive.conf'\n" >>"$PG_ETC/postgresql.conf"
+  pg_setting archive_mode on postmaster "configuration file" "$PG_ETC/pitr-archive.conf"
+  pg_fact "base:archive_mode" off
+  pg_fact "basefile:archive_mode" ""
+  pg_setting archive_command "sudo -n $SANDBOX/sbin/pitr-archive-wal \"%p\" \"%f\"" sighup "configuration file" "$PG_ETC/pitr-archive.conf"
+  pg_fact "base:archive_command" ""
+}
+
 # primary_script: the cluster's primary-side script with its system paths in the sandbox
 primary_script() {
   # (?: archive.method standby has no helper, mount, sudo rule or state folder on the primary)
@@ -743,7 +767,7 @@ primary_script() {
     "?HELPER=$SANDBOX/sbin/pitr-archive-wal" "?MOUNT_SCRIPT=$SANDBOX/sbin/pitr-archive-mount" \
     "?UNIT_FILE=$SANDBOX/units/pitr-archive-mount.service" "?SUDOERS_FILE=$SANDBOX/sudoers.d/pitr" \
     "?RC_LOCAL=$SANDBOX/rc.local" PROC="$SANDBOX/proc" "?SYSTEMD_RUN_DIR=$SANDBOX/run-systemd" \
-    "?STATE_DIR=$SANDBOX/state"
+    "?STATE_DIR=$SANDBOX/state" "?ARCHIVE_MOUNT=$SANDBOX/pgarch"
 }
 
 # fake_ip: `ip` as a stateful stub (fake_ip.bash): addresses and routes under $SANDBOX/.net

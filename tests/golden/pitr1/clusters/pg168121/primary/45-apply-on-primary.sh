@@ -282,6 +282,7 @@ union all select 'senders_other', count(*)::text from pg_stat_replication where 
 union all select 'sync_names', current_setting('synchronous_standby_names')
 union all select 'other_standbys', coalesce(string_agg(distinct application_name, ', '), '') from pg_stat_replication where application_name <> 'pg168121'
 union all select 'slot', slot_type from pg_replication_slots where slot_name = 'pitr1_pg168121'
+union all select 'slot_active', case when active then 'active' else 'noactive' end from pg_replication_slots where slot_name = 'pitr1_pg168121'
 union all select 'slots_other', count(*)::text from pg_replication_slots where slot_name <> 'pitr1_pg168121'
 SQL
 }
