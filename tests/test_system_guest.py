@@ -182,6 +182,14 @@ def test_example_bundle_as_deployed(tmp_path):
     share = tmp_path / "share"
     share.mkdir()
     shutil.copytree(tmp_path / "out/pitr1", share / "bundle")
+    # the same specs with pg168121's archive.method standby: the scenario moves it over
+    variant = tmp_path / "specs-standby"
+    shutil.copytree(tmp_path / "specs", variant)
+    cluster = yaml.safe_load((variant / "clusters/pg168121.yaml").read_text())
+    cluster["archive"] = {"method": "standby"}
+    (variant / "clusters/pg168121.yaml").write_text(yaml.safe_dump(cluster, sort_keys=False))
+    pitr_bundle("build", str(variant), "-o", str(tmp_path / "out-standby"), check=True)
+    shutil.copytree(tmp_path / "out-standby/pitr1", share / "bundle-standby")
     (share / "scenario.env").write_text(scenario_env(share / "bundle", specs))
     shutil.copy(REPO / "tests/qemu/system-run.sh", share / "run.sh")
 
@@ -211,5 +219,7 @@ def test_example_bundle_as_deployed(tmp_path):
                   "the monitor says OK", "pg168104: every WAL file in its folder is its own",
                   "an archive call failed within its bound", "the queue limit drops and counts",
                   "systemctl stop of the primary completes within 60 s",
-                  "archiving resumes when the NFS server is back", "the monitor names the gap"):
+                  "archiving resumes when the NFS server is back", "the monitor names the gap",
+                  "the primary step moved main off the NFS path", "no archive mount unit on the primary",
+                  "restored from the standby's archive: row F present, row G absent"):
         assert any(claim in p for p in passed), f"check '{claim}' did not run"

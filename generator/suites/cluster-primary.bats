@@ -381,7 +381,8 @@ LIST
   run -0 "$PRIMARY_SCRIPT"
   [[ $output != *"archive_command"* ]]
   [ -z "$(calls '^(systemctl (enable|daemon-reload)|mount|visudo) ')" ]
-  [ ! -e "$SANDBOX/sbin/pitr-archive-wal" ] && [ ! -e "$SANDBOX/sudoers.d/pitr" ]
+  [ ! -e "$SANDBOX/sbin/pitr-archive-wal" ]
+  [ ! -e "$SANDBOX/sudoers.d/pitr" ]
   [[ $output != *"archive helper"* && $output != *"sudo rule"* && $output != *"mount"* ]]
   grep -qxF "archive_timeout = '60'" "$INCLUDE"
   ! grep -q "^archive_\(mode\|command\|library\) " "$INCLUDE" || false
@@ -399,11 +400,14 @@ role_attribute() {
   rm "$SANDBOX/.pg/role"
   PITR_REPLICATION_PASSWORD=$password run -0 "$PRIMARY_SCRIPT" --dry-run
   [[ $output == *"dry-run: would create role $role (LOGIN REPLICATION, with the password given) (from PITR_REPLICATION_PASSWORD)"* ]]
-  [ ! -e "$SANDBOX/.pg/.role-sql" ] && [ ! -e "$SANDBOX/.pg/role" ]
+  [ ! -e "$SANDBOX/.pg/.role-sql" ]
+  [ ! -e "$SANDBOX/.pg/role" ]
   PITR_REPLICATION_PASSWORD=$password run -0 "$PRIMARY_SCRIPT"
   [[ $output == *"create role $role (LOGIN REPLICATION, with the password given): done"* ]]
   [[ $output != *"$password"* ]]
-  [ -z "$(calls 'touch|test;')" ] && [ ! -e "$SANDBOX/ran" ]  # never on a command line, never run
+  # never on a command line, never run
+  [ -z "$(calls 'touch|test;')" ]
+  [ ! -e "$SANDBOX/ran" ]
   grep -qxF "SET log_statement = 'none';" "$SANDBOX/.pg/.role-sql"
   grep -qxF "SET log_min_error_statement = 'panic';" "$SANDBOX/.pg/.role-sql"
   grep -qxF "CREATE ROLE \"$role\" WITH LOGIN REPLICATION PASSWORD E'it''s a \\\\ test; \$(touch $SANDBOX/ran)';" "$SANDBOX/.pg/.role-sql"

@@ -43,6 +43,7 @@ expect() {
   if [[ $3 == "$2" ]]; then pass "$1 ('$3')"; else fail "$1 (expected '$2', got '$3')"; fi
 }
 # runs [--on-primary] [--expect RC] SCRIPT ARGS...: run a bundle script as root, show its output
+# (of /ci/bundle, or of BUNDLE_DIR when set)
 runs() {
   local want=0 prefix=() rc=0
   while [[ $1 == --* ]]; do
@@ -55,7 +56,7 @@ runs() {
   local script=$1
   shift
   log "run ${prefix[*]:+(on the primary) }$script $*"
-  "${prefix[@]}" "$B/$script" "$@" </dev/null >/ci/last.out 2>&1 || rc=$?
+  "${prefix[@]}" "${BUNDLE_DIR:-$B}/$script" "$@" </dev/null >/ci/last.out 2>&1 || rc=$?
   sed 's/^/    /' /ci/last.out >&2
   if ((rc == want)); then pass "$script $* (exit $rc)"; else fail "$script $* (exit $rc, expected $want)"; fi
   ((rc == want))
@@ -401,6 +402,53 @@ nfs_server_gone() {
   check "the monitor names the gap" grep -qE "the primary dropped [0-9]+ WAL file|archive gap" /ci/last.out
 }
 
+# --- moving pg168121 to archive.method standby: the standby archives, the primary's NFS goes ---
+# /ci/bundle-standby: the same derived specs with pg168121's archive.method standby (the option
+# under test), built beside /ci/bundle, run in the order docs/wal-transport.md gives.
+# shellcheck disable=SC2329 # called through wait_for
+slot_active() { [[ $(sql_main "select active from pg_replication_slots where slot_name = '$SLOT1'") == t ]]; }
+# shellcheck disable=SC2329 # called through wait_for
+archived_by_standby() { [[ -n $(find "/pg_arch/$CLUSTER1/arch" -name "$1" -user "$CLUSTER1") ]]; }
+# shellcheck disable=SC2329 # called through wait_for
+standby_has() { [[ $(sql_standby "select count(*) from t where note = '$1'") == 1 ]]; }
+move_to_standby_archiving() {
+  local SB=/ci/bundle-standby target rows
+  [[ -d $SB ]] || { fail "no standby-method bundle in $SB"; return 1; }
+  export PITR_REPLICATION_PASSWORD=$PASSWORD
+  # 1. the standby archives what it receives (archive_mode = always), both archive meanwhile
+  BUNDLE_DIR=$SB runs "clusters/$CLUSTER1/60-standby.sh" --restart --yes || return
+  check "the standby streams again" wait_for 120 standby_streams || return
+  expect "the standby archives what it receives" always "$(sql_standby 'show archive_mode')"
+  check "through slot $SLOT1 again" wait_for 60 slot_active || return
+  # 2. the primary moved off the NFS path by the standby bundle's step
+  BUNDLE_DIR=$SB runs --on-primary "clusters/$CLUSTER1/primary/45-apply-on-primary.sh" --restart --yes || return
+  check "the primary step moved main off the NFS path" grep -q "no longer archives over NFS from this node" /ci/last.out
+  expect "main's archive_command is the other tool's again" "$FOREIGN_ARCHIVE" "$(sql_main 'show archive_command')"
+  check "no sudo rule on the primary any more" test ! -e "$SUDOERS1"
+  check "no archive mount unit on the primary any more" test ! -e "/etc/systemd/system/$MOUNT_UNIT1"
+  check "the archive is no longer mounted on the primary" bash -c "! findmnt -n '$ARCHIVE_MOUNT1' >/dev/null"
+  # the guest is both machines on one file system, where the primary's helper and the
+  # standby's share a path: the move removed it, and 60-standby.sh (idempotent) puts the
+  # standby's back (on two machines the two never meet)
+  BUNDLE_DIR=$SB runs "clusters/$CLUSTER1/60-standby.sh" --yes || return
+  # 3. the standby alone archives; a restore from its archive: F present, G absent
+  write_and_switch F
+  check "the standby archived the segment with F" wait_for 90 archived_by_standby "$SEGMENT" || return
+  check "F replayed on the standby" wait_for 60 standby_has F
+  sql_standby "checkpoint" >/dev/null
+  BUNDLE_DIR=$SB runs "clusters/$CLUSTER1/snapshot.sh" || return
+  sleep 2
+  target=$(date -u '+%Y-%m-%d %H:%M:%S+00')
+  sleep 2
+  write_and_switch G
+  check "the standby archived the segment with G" wait_for 90 archived_by_standby "$SEGMENT" || return
+  BUNDLE_DIR=$SB runs "clusters/$CLUSTER1/restore.sh" --target-time "$target" --name t2 --yes || return
+  rows=$(runuser -u "$CLUSTER1" -- "$PGBIN/psql" -X -A -t -q -h "$RESTORE_PARENT_MNT/$CLUSTER1-t2/pg_root" -p "$RESTORE_PORT1" \
+    -U postgres -d postgres -c "select count(*) filter (where note = 'F') || ',' || count(*) filter (where note = 'G') from t" 2>&1)
+  expect "restored from the standby's archive: row F present, row G absent" "1,0" "$rows"
+  BUNDLE_DIR=$SB runs "clusters/$CLUSTER1/restore.sh" --cleanup t2 --yes
+}
+
 # what a failed run needs for its diagnosis, into /ci/diag.txt
 diagnostics() {
   {
@@ -431,6 +479,7 @@ main() {
   archiving
   standby && snapshot_restore
   nfs_server_gone
+  move_to_standby_archiving
   diagnostics
   log "done: $FAILED failed check(s)"
   exit "$FAILED"
