@@ -117,7 +117,9 @@ def test_primary_step_refuses_a_synchronous_standby_names_that_matches_the_stand
                   SUDOERS_FILE=f"{system}/sudoers.d/pitr-archive-{CLUSTER}",
                   RC_LOCAL=f"{system}/rc.local", STATE_DIR=f"{system}/state")
     server = pg.PgServer(MAJOR, root / "primary/data", PRIMARY_PORT)
-    env = dict(pg.client_env({"PGUSER": "postgres"}), PATH=f"{stubs(root / 'stubs')}:{os.environ['PATH']}")
+    # the step makes the replication role with this password once nothing else refuses
+    env = dict(pg.client_env({"PGUSER": "postgres", "PITR_REPLICATION_PASSWORD": "test-only-password"}),
+               PATH=f"{stubs(root / 'stubs')}:{os.environ['PATH']}")
     try:
         server.initdb()
         server.configure({"synchronous_standby_names": "*"})

@@ -410,6 +410,7 @@ role_attribute() {
   [ ! -e "$SANDBOX/ran" ]
   grep -qxF "SET log_statement = 'none';" "$SANDBOX/.pg/.role-sql"
   grep -qxF "SET log_min_error_statement = 'panic';" "$SANDBOX/.pg/.role-sql"
+  grep -qxF "SET synchronous_commit = 'local';" "$SANDBOX/.pg/.role-sql"
   grep -qxF "CREATE ROLE \"$role\" WITH LOGIN REPLICATION PASSWORD E'it''s a \\\\ test; \$(touch $SANDBOX/ran)';" "$SANDBOX/.pg/.role-sql"
   if grep -q '^hostssl\? replication .* scram-sha-256$' "$PG_ETC/pg_hba.conf"; then
     grep -qxF "SET password_encryption = 'scram-sha-256';" "$SANDBOX/.pg/.role-sql"

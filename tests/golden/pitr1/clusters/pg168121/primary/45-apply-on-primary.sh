@@ -1216,6 +1216,9 @@ role_sql() {
   literal=${literal//\'/\'\'}
   [[ $1 == ALTER ]] || attributes=" LOGIN $ROLE_ATTRIBUTE"
   printf "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\nSET log_min_error_statement = 'panic';\n"
+  # a commit must not wait for a synchronous standby (synchronous_standby_names, 9.1+ as is the
+  # REPLICATION attribute): none may be connected yet
+  [[ $ROLE_ATTRIBUTE == SUPERUSER ]] || printf "SET synchronous_commit = 'local';\n"
   [[ -z $PASSWORD_ENCRYPTION ]] || printf "SET password_encryption = '%s';\n" "$PASSWORD_ENCRYPTION"
   printf '%s ROLE "%s" WITH%s PASSWORD E'"'"'%s'"'"';\n' "$1" "$ROLE" "$attributes" "$literal"
 }
