@@ -331,7 +331,9 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      ("archive helper, boot mount of the archive, sudo rule; "
                       if cm.archive_method == "nfs" else "")
                      + "asks the running server, raises only what is too low, pg_hba lines, "
-                     "replication role (PITR_REPLICATION_PASSWORD) and slot",
+                     "replication role (PITR_REPLICATION_PASSWORD) and slot"
+                     + ("; moves a node off the NFS path once the backup standby archives"
+                        if cm.archive_method == "standby" else ""),
                      order=45, runs_on=f"primary {primary_nodes}",
                      uses_install_block=True),
         *archive_files,

@@ -11,6 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal, Optional, Union
 
+from generator import pgversions as pv
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       StringConstraints, model_validator)
 
@@ -689,7 +690,8 @@ class Archive(Strict):
         "over an NFS mount of the backup host; the only way before 9.5) or standby (9.5+, "
         "needs replication.slot: the backup standby archives what it streams, archive_mode = "
         "always, into the same folders; the primary gets no NFS mount, sudo rule or helper). "
-        "Default: nfs (docs/wal-transport.md)"))
+        "Default: standby from 9.5 when replication.slot is set, else nfs "
+        "(docs/wal-transport.md)"))
     extra_clients: list[Address] = Field(default=[], description=(
         "further hosts (IP addresses or host names) allowed to mount the archive export besides "
         "the primary and its HA partner; default: none"))
@@ -991,8 +993,15 @@ class ClusterSpec(Strict):
 
     @property
     def archive_method(self) -> str:
-        """nfs or standby: how WAL reaches the archive (see Archive.method)."""
-        return self.archive.method or "nfs"
+        """nfs or standby: how WAL reaches the archive (see Archive.method). Unset, standby
+        wherever it can work (9.5+ and a slot that keeps what the standby has not received):
+        then no primary mounts the backup host or lets root write into it."""
+        if self.archive.method:
+            return self.archive.method
+        if (self.replication.slot and pv.known(self.postgres.version)
+                and pv.has("archive_mode always", self.postgres.version)):
+            return "standby"
+        return "nfs"
 
     @property
     def archive_clients(self) -> list[str]:

@@ -127,13 +127,14 @@ def test_scripts_carry_provenance_strict_mode_and_end_with_main(built):
 
 def test_the_primary_unit_follows_the_data_dir_layout_unless_the_spec_names_it(specs_copy, tmp_path):
     """primary.systemd_unit's documented defaults: RHEL/PGDG's postgresql-<major>.service,
-    Debian's postgresql@<version>-<name>.service for its layout; the boot mount unit is ordered
-    Before= it and --restart restarts it."""
+    Debian's postgresql@<version>-<name>.service for its layout; the NFS path's boot mount unit
+    is ordered Before= it (pg168104's; pg168121 archives through its standby) and --restart
+    restarts it."""
     def unit_of(cluster: str) -> str:
         out = tmp_path / "out"
         pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
         script = (out / f"pitr1/clusters/{cluster}/primary/45-apply-on-primary.sh").read_text()
-        assert "\nBefore=$PG_UNIT\n" in script
+        assert ("\nBefore=$PG_UNIT\n" in script) == (cluster == "pg168104")
         facts = json.loads((out / "pitr1/MANIFEST.json").read_text())["facts"]["clusters"]
         unit = next(c for c in facts if c["name"] == cluster)["primary"]["systemd_unit"]
         assert f"\nreadonly PG_UNIT={unit}\n" in script

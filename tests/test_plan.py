@@ -34,7 +34,10 @@ def test_plan_of_the_example_bundle_shows_the_literal_commands(specs_copy, tmp_p
     for cluster in facts["clusters"]:
         user = cluster["user"]
         assert f"   $ useradd -m -d /home/{user} -g {user} -s /bin/bash" in text
-        assert f"   $ install -d -o root -g {user} -m 2750 -- /pg_arch/{cluster['name']}/arch\n" in text
+        # the NFS path's folders: root's, written by the primary's root; the standby's own
+        # when it archives (archive.method standby, pg168121's)
+        owner = user if cluster["archive"]["method"] == "standby" else "root"
+        assert f"   $ install -d -o {owner} -g {user} -m 2750 -- /pg_arch/{cluster['name']}/arch\n" in text
         assert f"/pg_home/{cluster['name']}/pgsql/bin/pg_ctl -D {cluster['paths']['pgdata']}" in text
     assert " -S pitr1_pg168121 " in text  # the base backup streams through the spec's slot
     assert "   $ /usr/sbin/ip address replace 192.168.1.199/24 dev bond0\n" in text

@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:d07b0dce2cd00acc33d2b4ca7c255198ea2e1b32b4f9f3ed775590870172971e
+#   clusters/pg168121.yaml sha256:e088e6b045e58f59e8f0207d6dcc7129144b1de840d987913de0a817ba5ccee3
 #
 # Exports each cluster's WAL archive folder over NFS to its primary and HA partner
 # (rw,no_root_squash,sync), creates the folders, and pins the NFS helper ports so that
@@ -209,7 +209,7 @@ readonly ARCHIVE_ROOT=/pg_arch
 readonly EXPORTS_FILE=/etc/exports
 readonly PORTS_FILE=/etc/nfs.conf.d/pitr-bundle.conf
 readonly BLOCK_TAG='pitr-bundle pitr1'
-readonly -a EXPORT_PATHS=(/pg_arch/pg168104 /pg_arch/pg168121)
+readonly -a EXPORT_PATHS=(/pg_arch/pg168104)
 
 usage() {
   cat <<USAGE
@@ -224,7 +224,6 @@ USAGE
 write_exports() {
   cat <<'EXPORTS'
 /pg_arch/pg168104 192.168.1.104(rw,no_root_squash,sync) 192.168.1.105(rw,no_root_squash,sync)
-/pg_arch/pg168121 192.168.1.121(rw,no_root_squash,sync) 192.168.1.122(rw,no_root_squash,sync)
 EXPORTS
 }
 
@@ -264,7 +263,7 @@ main() {
 
   step "check the clusters' OS groups"
   local group missing=0
-  local -a groups=(pg168104 pg168121)
+  local -a groups=(pg168104)
   for group in "${groups[@]}"; do
     if ! getent group "$group" >/dev/null; then
       log "group $group does not exist: run the cluster's user script first"
@@ -278,8 +277,6 @@ main() {
   # setgid keeps the day folders in the cluster's group
   ensure_dir "$ARCHIVE_ROOT"/pg168104 root pg168104 2750
   ensure_dir "$ARCHIVE_ROOT"/pg168104/arch root pg168104 2750
-  ensure_dir "$ARCHIVE_ROOT"/pg168121 root pg168121 2750
-  ensure_dir "$ARCHIVE_ROOT"/pg168121/arch root pg168121 2750
 
   local content
   make_temp content
