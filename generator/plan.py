@@ -65,12 +65,15 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
     ]
     if host.spec.managed_vip:
         files.append(plan_vip(model))
-    if exports:
-        files.append(
-            PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
-                        "export the WAL archive folders over NFS and pin the NFS ports",
-                        all_sources, order=40, context={"exports": exports},
-                        uses_install_block=True))
+    # without exports too: it then takes out what an earlier bundle exported (the last NFS
+    # cluster moved to archive.method standby, or retired), which nothing else would
+    files.append(
+        PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
+                    "export the WAL archive folders over NFS and pin the NFS ports" if exports else
+                    "no cluster archives over NFS: take out the exports and NFS ports an "
+                    "earlier bundle wrote",
+                    all_sources, order=40, context={"exports": exports},
+                    uses_install_block=True))
     for cm in model.clusters:
         files += plan_cluster(model, cm)
     monitor = plan_monitor(model, all_sources)

@@ -96,17 +96,21 @@ def test_the_suites_nfs_branches_run_on_a_17_cluster(nfs_bundle):
     assert "faults: the primary-side script" in out
 
 
-def test_a_host_whose_standbys_all_archive_has_no_exports_and_passes_its_host_suites(tmp_path):
+def test_a_host_whose_standbys_all_archive_exports_nothing_and_passes_its_host_suites(tmp_path):
     """The example without its 9.0 cluster: every cluster archives through its standby (the
-    default from 9.5 with a slot), so no NFS export script; the host suites that read every
-    cluster (datasets, monitor) pass and the exports suite says why it has nothing to test."""
+    default from 9.5 with a slot), so the exports script only takes out what an earlier bundle
+    exported; the host suites that read every cluster (datasets, monitor) pass, the exports
+    suite runs its no-NFS tests and says why it skips the others."""
     specs = tmp_path / "specs"
     shutil.copytree(EXAMPLE_SPECS, specs)
     (specs / "clusters/pg168104.yaml").unlink()
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
     bundle = tmp_path / "out/pitr1"
-    assert not (bundle / "host/40-nfs-exports.sh").exists()
-    result = pitr_bundle("check", str(bundle), "--filter", "^(nfs-exports|datasets|monitor|pool|vip|retire):")
+    exports = (bundle / "host/40-nfs-exports.sh").read_text()  # takes out what an earlier bundle exported
+    assert 'install_block "$EXPORTS_FILE" "$BLOCK_TAG" "" 0644' in exports and "EXPORT_PATHS" not in exports
+    result = pitr_bundle("check", str(bundle), "--filter", "^(nfs-exports|datasets|monitor|pool|vip|retire)")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# skip no cluster of this bundle archives over NFS" in result.stdout
+    ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "(no NFS cluster)" in line]
+    assert len(ran) == 3 and not any("# skip" in line for line in ran), result.stdout
     assert "ok 1 datasets:" in result.stdout and "ok 1 monitor:" in result.stdout

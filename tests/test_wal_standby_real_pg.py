@@ -82,7 +82,7 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
     paths = facts["paths"]
     scripts = bundle / f"clusters/{cluster}"
     # the primary's footprint: no NFS export, mount, sudo rule or helper in the bundle
-    assert not (bundle / "host/40-nfs-exports.sh").exists()
+    assert "no cluster archives over NFS" in (bundle / "host/40-nfs-exports.sh").read_text()
     assert sorted(p.name for p in (scripts / "primary").iterdir()) == [
         "45-apply-on-primary.sh", "check-primary.sh", "pg_hba.conf.lines", "pitr-archive.conf"]
     check = bundle / "host/monitor.sh"

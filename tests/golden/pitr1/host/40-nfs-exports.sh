@@ -150,7 +150,8 @@ parse_common_args() {
   done
 }
 # install_block FILE TAG CONTENT_FILE [MODE [OWNER GROUP]]: keep CONTENT between "# BEGIN TAG"
-# and "# END TAG" in FILE, leaving the rest of FILE alone. Sets FILE_CHANGED=1 when it changed
+# and "# END TAG" in FILE, leaving the rest of FILE alone; an empty CONTENT_FILE argument ("")
+# takes the block out. Sets FILE_CHANGED=1 when it changed
 # FILE (or would, in a dry run). Never call it as a condition: bash would ignore its errors.
 FILE_CHANGED=0
 install_block() {
@@ -163,11 +164,16 @@ install_block() {
       $0 == end { skipping = 0; next }
       !skipping { print }' "$file" >"$wanted"
   fi
-  {
-    printf '# BEGIN %s\n' "$tag"
-    cat "$content"
-    printf '# END %s\n' "$tag"
-  } >>"$wanted"
+  if [[ -n $content ]]; then
+    {
+      printf '# BEGIN %s\n' "$tag"
+      cat "$content"
+      printf '# END %s\n' "$tag"
+    } >>"$wanted"
+  elif [[ ! -f $file ]]; then  # no content: the block taken out, from no file at all
+    info "$file: absent, no $tag lines to take out"
+    return 0
+  fi
   if [[ -f $file ]] && cmp -s "$wanted" "$file"; then
     info "$file: already up to date"
     return 0
