@@ -106,6 +106,22 @@ def test_dollar_prefix_is_kept_literally():
     assert option_value(args, "--mandir") == "/usr/share/postgresql/15/man"  # the last one wins
 
 
+def test_pg_config_output_keeps_bindir_and_what_version_adds():
+    # the package markers import-pg-config looks for (generator/pgpackages.py)
+    pg = load("debian-15.txt")
+    assert (pg.bindir, pg.version_suffix) == ("/usr/lib/postgresql/15/bin", "(Debian 15.18-0+deb12u1)")
+    pg = load("runbook-9.0.17.txt")
+    assert (pg.bindir, pg.version_suffix) == ("/home/pg168104/pgsql9.0.17/bin", "")
+    value_only = parse_pg_config("'--prefix=/usr/pgsql-16'")
+    assert (value_only.bindir, value_only.version_suffix) == (None, "")
+
+
+def test_two_different_bindirs_are_refused():
+    text = "BINDIR = /a/bin\nBINDIR = /b/bin\nCONFIGURE = '--prefix=/a'\n"
+    with pytest.raises(PgConfigError, match="BINDIR appears on lines 1, 2"):
+        parse_pg_config(text)
+
+
 def test_option_value():
     args = load("runbook-9.0.17.txt").configure_args
     assert option_value(args, "--with-wal-segsize") == "64"
