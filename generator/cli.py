@@ -16,7 +16,8 @@ from generator.bundle import build_bundle, tarball
 from generator.contents import bundle_at
 from generator.diff import Side, built_side, diff_lines, read_side
 from generator.errors import PitrBundleError, SpecError
-from generator.pgconfig import parse_pg_config, spec_section
+from generator.pgconfig import parse_pg_config
+from generator.pgpackages import import_section
 from generator.review_plan import plan_bundle, plan_text
 from generator.schema import MODELS
 from generator.sign import kept_signatures, sign_bundle
@@ -193,7 +194,7 @@ def cmd_import_pg_config(args) -> int:
         text = sys.stdin.read()
     else:
         text = Path(args.file).read_text(encoding="utf-8", errors="replace")
-    sys.stdout.write(spec_section(parse_pg_config(text)))
+    sys.stdout.write(import_section(parse_pg_config(text), configure=args.configure))
     return 0
 
 
@@ -251,6 +252,9 @@ def parser() -> argparse.ArgumentParser:
                        help="turn a primary's pg_config output (or config.log line) into the "
                             "postgres: section of a cluster spec")
     p.add_argument("file", help="a file with the text, or - for standard input")
+    p.add_argument("--configure", action="store_true",
+                   help="print the configure options even when the primary's PostgreSQL came "
+                        "from packages (by default: its bin folder, as postgres.binaries)")
     p.set_defaults(func=cmd_import_pg_config)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a spec kind")

@@ -486,15 +486,17 @@ class Postgres(Strict):
     # installed PostgreSQL (distribution or PGDG packages) instead of a build from source
     binaries: Optional[AbsPath] = Field(default=None, description=(
         "the bin folder of an installed PostgreSQL of the primary's version, e.g. "
-        "/usr/lib/postgresql/15/bin (Debian, Ubuntu) or /usr/pgsql-15/bin (PGDG on RHEL): "
-        "then nothing is built; 35-check-binaries.sh checks that it is the primary's major, "
+        "/usr/lib/postgresql/15/bin (Debian, Ubuntu) or /usr/pgsql-15/bin (PGDG on RHEL; "
+        "`pitr-bundle import-pg-config` writes it for a packaged primary): then nothing is "
+        "built; 35-check-binaries.sh checks that it is the primary's major, "
         "in the primary's minor release or a newer one (an older minor is warned about: "
         "PostgreSQL's advice is to update standbys first), and that the extensions' "
         "libraries are there, and every "
         "script uses its parent folder as PGHOME. Give version with its minor (15.18); leave "
         "configure, source and the extensions' tarballs out"))
     configure: list[FreeText] = Field(default=[], description=(
-        "the primary's ./configure options (`pitr-bundle import-pg-config` writes them), kept "
+        "the primary's ./configure options (`pitr-bundle import-pg-config` writes them for a "
+        "build from source, or with --configure for a packaged one), kept "
         "byte for byte; only --prefix moves to /pg_home/<cluster>/pgsql<version>. Source builds "
         "only; default: none"))
     source: Optional[Tarball] = Field(default=None, description=(
