@@ -13,7 +13,7 @@ from generator.ansible import fleet_files
 from generator.audit import (manifest_disagreements, read_manifest, run_bats, run_shellcheck,
                              verify_sums)
 from generator.bundle import build_bundle, tarball
-from generator.contents import bundle_at
+from generator.contents import SIGNATURE_SUFFIX, bundle_at, is_signature
 from generator.diff import Side, built_side, diff_lines, read_side
 from generator.errors import PitrBundleError, SpecError
 from generator.pgconfig import parse_pg_config
@@ -83,7 +83,8 @@ def cmd_build(args) -> int:
                     continue
                 why = _why_removed(host, bundle_dir, path) if status == "removed" else ""
                 print(f"{status:<10} {path}{f'  ({why})' if why else ''}")
-            for line in _cluster_removals(host, bundle_dir, report):
+            for line in _cluster_removals(host, bundle_dir, report) + _signature_removals(
+                    bundle_dir, report, args.check):
                 print(line)
         for name, content in fleet_files(fleet) if args.ansible else []:
             status, path = write_file(out / name, content, 0o640, args.check)
@@ -132,6 +133,18 @@ def _cluster_removals(host, bundle_dir: Path, report) -> list[str]:
                          f"{host.name}: put the spec back with `retired: true` to get its "
                          "retire scripts")
     return lines
+
+
+def _signature_removals(bundle_dir: Path, report, check: bool) -> list[str]:
+    """One line when a build removes reviewers' signatures (they signed an older SHA256SUMS):
+    who must sign again, and how."""
+    names = [Path(path).name.removesuffix(SIGNATURE_SUFFIX) for status, path in report
+             if status == "removed" and is_signature(Path(path).relative_to(bundle_dir).as_posix())]
+    if not names:
+        return []
+    count = f"{len(names)} reviewer{'s' if len(names) > 1 else ''}"
+    return [f"signatures {'stale' if check else 'removed'}: {count} must sign again "
+            f"({', '.join(names)}), each with: pitr-bundle sign {bundle_dir} --key KEY"]
 
 
 def cmd_diff(args) -> int:
