@@ -486,3 +486,23 @@ def test_the_checks_of_drills_and_base_backups_follow_the_version(specs_copy, tm
         assert f"\nreadonly {expected[1]}\n" in drill
         assert ('"$PGHOME/bin/pg_verifybackup" --manifest-path' in backup) == expected[2]
         assert ("writes no backup manifest" in backup) != expected[2]
+
+
+def test_the_bundle_readme_names_every_secret_and_file_the_operator_brings(specs_copy, tmp_path):
+    """The run order's inputs in one place: the replication password per cluster (its role and
+    nodes, the three scripts that take it), the TLS CA file, the 9.0 ssh key, the source
+    tarballs a source build needs (named once the spec names them)."""
+    specs = specs_copy
+    edit(specs / "clusters/pg168121.yaml", "  configure:\n",
+         "  source: {file: postgresql-17.6.tar.bz2, sha256: " + "a" * 64 + "}\n  configure:\n")
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    readme = (tmp_path / "out/pitr1/README.md").read_text()
+    section = readme[readme.index("## What the scripts ask for"):readme.index("## Operations")]
+    for expected in ("`PITR_REPLICATION_PASSWORD`", "`45-apply-on-primary.sh`", "`50-basebackup.sh`",
+                     "`60-standby.sh`",
+                     "`pg168104`: role `postgres` on 192.168.1.104 and 192.168.1.105 (an existing superuser",
+                     "`pg168121`: role `replicator` on 192.168.1.121 and 192.168.1.122\n",
+                     "**The CA certificate**", "**An ssh key**", "`/pg_home/<cluster>/soft_bak/`",
+                     "`pg168121`: `postgresql-17.6.tar.bz2`",
+                     "`pg168104`: PostgreSQL 9.0.17's source (the spec names none yet"):
+        assert expected in section, expected
