@@ -55,6 +55,9 @@ make_world() {
     "$STATUS" >"$PITR_WORLD/status"
   chmod +x "$PITR_WORLD/status"
   REPORT=$PITR_WORLD/status
+  # drill.enabled false: the report says "off" (the fact's state file stays, unread)
+  DRILL=ok DRILL_AGE=" 24 h ago"
+  if [[ $(cluster_fact "['drill']['enabled']") != True ]]; then DRILL=off DRILL_AGE=""; fi
 }
 
 setup_file() { world_setup_file make_world; }
@@ -76,7 +79,7 @@ print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "
   [ "${#lines[@]}" -eq 1 ]
   oldest=$(date -u -d "@$((SNAP_OLDEST + 1))" '+%F %T UTC')
   newest=$(date -u -d "@$XACT" '+%F %T UTC')
-  [[ $output == "$CLUSTER: restorable $oldest to $newest; snapshots 3 (newest 60 min ago); archive 128.0 MiB, newest WAL 1 min ago; replay lag 0 B; drill ok 24 h ago" ]]
+  [[ $output == "$CLUSTER: restorable $oldest to $newest; snapshots 3 (newest 60 min ago); archive 128.0 MiB, newest WAL 1 min ago; replay lag 0 B; drill $DRILL$DRILL_AGE" ]]
 }
 
 @test "status: every cluster gets its line; one it cannot read is named and makes exit 1" {
@@ -107,13 +110,14 @@ print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "
   [[ $(json 'c["archive"]["continuity"]') == "archive continuous from 000000010000000000000002 to 000000010000000000000008"* ]]
   [ "$(json 'c["replay"]["lag_bytes"]')" -eq 0 ]
   [ "$(json 'c["replay"]["replay_lsn"]')" = 0/9000000 ]
-  [ "$(json 'c["drill"]["result"]')" = ok ]
+  [ "$(json 'c["drill"]["result"]')" = "$DRILL" ]
   [ "$(json 'c["problems"] + c["unavailable"]')" = "[]" ]
   [ "$(json 'c["healthy"] and type(c["snapshots"]["count"]) is int')" = true ]
   [ "$(json 'j["host"]')" = "$(query "m['host']")" ]
 }
 
 @test "status: --json escapes what it quotes (a drill error with quotes, backslashes, a tab)" {
+  [[ $DRILL == ok ]] || skip "the cluster's drill is off"
   printf 'when_epoch=1\nresult=failed\nerror=say "no" \\ then\tstop\x01\n' >"$STATE"
   run -1 "$REPORT" --json --cluster "$CLUSTER"
   [ "$(json 'c["drill"]["error"]')" = "$(printf 'say "no" \\ then\tstop\x01')" ]
@@ -191,7 +195,7 @@ print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "
   [ "$(json 'c["replay"]["lag_bytes"]')" = null ]
   [[ $(json 'c["unavailable"][0]') == "replay: the standby answers root only"* ]]
   [ "$(json 'c["snapshots"]["count"]')" -eq 3 ]
-  [ "$(json 'c["drill"]["result"]')" = ok ]
+  [ "$(json 'c["drill"]["result"]')" = "$DRILL" ]
   # the range still starts at the oldest snapshot; its end is the archive's, as an upper bound
   [ "$(json 'c["restorable"]["oldest"]["epoch"]')" -eq $((SNAP_OLDEST + 1)) ]
   [ "$(json 'c["restorable"]["newest_source"]')" = archive-file ]
@@ -282,11 +286,13 @@ PY
     "snapshot_newest_timestamp_seconds{cluster=\"$CLUSTER\"} $((SNAP_OLDEST + 7200))" \
     "archive_bytes{cluster=\"$CLUSTER\"} $((8 * 16777216))" \
     "archive_newest_wal_timestamp_seconds{cluster=\"$CLUSTER\"} $NEWEST_WAL" \
-    "replay_lag_bytes{cluster=\"$CLUSTER\"} 0" "drill_last_success{cluster=\"$CLUSTER\"} 1" \
-    "drill_last_timestamp_seconds{cluster=\"$CLUSTER\"} $((NOW - 86400))" \
-    "archive_missing_segments{cluster=\"$CLUSTER\"} 0"; do
+    "replay_lag_bytes{cluster=\"$CLUSTER\"} 0" "archive_missing_segments{cluster=\"$CLUSTER\"} 0"; do
     grep -qxF "pitr_bundle_$sample" <<<"$file"
   done
+  if [[ $DRILL == ok ]]; then
+    grep -qxF "pitr_bundle_drill_last_success{cluster=\"$CLUSTER\"} 1" <<<"$file"
+    grep -qxF "pitr_bundle_drill_last_timestamp_seconds{cluster=\"$CLUSTER\"} $((NOW - 86400))" <<<"$file"
+  fi
   # a figure it could not read has no sample, and scrape_success says so
   stub id 'if [[ $1 == -un ]]; then echo nagios; else echo 1000; fi'
   run -1 "$REPORT" --prometheus --prometheus-dir "$SANDBOX/prom" --cluster "$CLUSTER"
