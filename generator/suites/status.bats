@@ -346,3 +346,36 @@ PY
   [[ $output == *"host/status.sh does not match the bundle's SHA256SUMS"* ]]
   [ ! -e "$SANDBOX/other" ]
 }
+
+# fake_waldump DIGITS...: the cluster's pg_waldump, printing for segment ...<DIGITS> a commit
+# line as PostgreSQL 18's prints it (TZ=UTC) at the epoch in $SANDBOX/commit-<DIGITS>, and
+# nothing for the others (a segment of checkpoints and switches only)
+fake_waldump() {
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  STUB_TARGET=$PGHOME/bin stub pg_waldump 'f=${1##*/}
+[[ $TZ == UTC ]] || { echo "pg_waldump: not run in UTC" >&2; exit 9; }
+if [[ -f $SANDBOX/commit-${f:16} ]]; then
+  printf "rmgr: Heap        len (rec/tot):     59/    59, tx:        751, lsn: 0/%s000028, prev 0/%s000000, desc: INSERT off: 2, flags: 0x00\n" "${f:22}" "${f:22}"
+  printf "rmgr: Transaction len (rec/tot):     34/    34, tx:        751, lsn: 0/%s000060, prev 0/%s000028, desc: COMMIT %s\n" "${f:22}" "${f:22}" "$(date -u -d "@$(<"$SANDBOX/commit-${f:16}")" "+%F %T.279254 UTC")"
+fi
+echo "pg_waldump: error: error in WAL record at 0/${f:22}0001D8: invalid record length at 0/${f:22}000210: expected at least 24, got 0" >&2
+exit 1'
+}
+
+@test "status: with the cluster's pg_waldump, the last transaction in the archived WAL is the newest, exact, whatever the standby replays" {
+  # the standby replays past the archive; ...08 holds no transaction, ...07 one 7 minutes ago
+  echo "t|0/A000100|0/A000000|$((NOW - 5)).5" >"$SANDBOX/psql.answer"
+  echo $((NOW - 420)) >"$SANDBOX/commit-00000007"
+  fake_waldump
+  run -0 "$REPORT" --json --cluster "$CLUSTER"
+  [ "$(json 'c["restorable"]["newest"]["epoch"]')" -eq $((NOW - 420)) ]
+  [ "$(json 'c["restorable"]["newest_source"]')" = wal ]
+  [ "$(json 'c["restorable"]["newest_exact"]')" = true ]
+  calls "^pg_waldump $ARCHIVE/.*/000000010000000000000008$" | grep -q .
+  calls "^pg_waldump $ARCHIVE/.*/000000010000000000000007$" | grep -q .
+  # no transaction in the newest four segments: the standby's or the archive's time, as without it
+  rm "$SANDBOX/commit-00000007"
+  run -0 "$REPORT" --json --cluster "$CLUSTER"
+  [ "$(json 'c["restorable"]["newest_source"]')" = archive-file ]
+  [ "$(calls '^pg_waldump' | wc -l)" -eq 6 ]
+}
