@@ -331,6 +331,36 @@ lsn_end_segment() {
   echo $((hi * PER_LOG + lo / $2))
 }
 
+# last_transaction PGHOME ARCHIVE LAST: the epoch (whole seconds) of the last transaction end
+# (commit or abort: a time target stops at either) in the archive's segments up to LAST, read
+# by the cluster's own pg_waldump (10+; pg_xlogdump 9.3-9.6) from LAST back over at most
+# WALDUMP_SEGMENTS segments; nothing without such a program, or when none holds one
+readonly WALDUMP_SEGMENTS=4
+last_transaction() {
+  local pghome=$1 archive=$2 last=$3 dump="" segment n file out stamp
+  for dump in "$pghome/bin/pg_waldump" "$pghome/bin/pg_xlogdump" ""; do
+    [[ -z $dump || -x $dump ]] && break
+  done
+  [[ -n $dump ]] || return 0
+  segment=$(segment_of "$last")
+  for ((n = 0; n < WALDUMP_SEGMENTS && segment - n >= 0; n++)); do
+    # the segment on any timeline (after a switch the older ones are on the parent's): the newest
+    file=$(find "$archive" -mindepth 2 -maxdepth 2 -type f \
+      -name "????????$(printf '%08X%08X' $(((segment - n) / PER_LOG)) $(((segment - n) % PER_LOG)))" \
+      -printf '%f\t%p\n' 2>/dev/null | sort | tail -n1 | cut -f2-) || true
+    [[ -n $file ]] || return 0
+    # its timestamps in UTC; it ends with an error at the segment's end (exit 1): the records
+    # before it are what counts
+    out=$(TZ=UTC LD_LIBRARY_PATH="$pghome/lib" timeout 60 "$dump" "$file" 2>/dev/null) || true
+    stamp=$(grep -oE 'desc: (COMMIT|ABORT|commit|abort)[^0-9]*[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}' <<<"$out" |
+      tail -n1 | grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$') || true
+    if [[ -n $stamp ]]; then
+      date -u -d "$stamp UTC" +%s 2>/dev/null || true
+      return 0
+    fi
+  done
+}
+
 # collect C MAJOR DATASET PREFIX ARCHIVE PGHOME PGDATA SKIPS_LAST USER PORT SQL DRILL_STATE
 collect() {
   local c=$1 major=$2 dataset=$3 prefix=$4 archive=$5 pghome=$6 pgdata=$7 skips=$8
@@ -474,16 +504,20 @@ collect() {
     fi
   fi
 
-  # --- the newest restorable time: the standby's last replayed transaction, once its replay
-  # position lies within the continuous archive (that commit is then in archived WAL, and a
-  # --target-time at its second stops at it); else the newest archived file's time, an upper
-  # bound a restore reaches only when a transaction at or after it is archived
+  # --- the newest restorable time: the last transaction in the archived WAL (the cluster's
+  # pg_waldump, where it has one); else the standby's last replayed transaction, once its
+  # replay position lies within the continuous archive (that commit is then in archived WAL,
+  # and a --target-time at its second stops at it); else the newest archived file's time, an
+  # upper bound a restore reaches only when a transaction at or after it is archived
   if [[ -n ${F[$c.oldest_epoch]:-} ]]; then
-    local seg_bytes=${F[$c.segment_bytes]} replayed
+    local seg_bytes=${F[$c.segment_bytes]} replayed dumped
     PER_LOG=$((4294967296 / seg_bytes))
     ((skips == 0)) || PER_LOG=$((4294967295 / seg_bytes))
     replayed=$(lsn_end_segment "${F[$c.replay_lsn]:-}" "$seg_bytes")
-    if [[ -n ${F[$c.xact_epoch]:-} && -n $replayed ]] && ((replayed <= $(segment_of "$last_segment"))); then
+    dumped=$(last_transaction "$pghome" "$archive" "$last_segment")
+    if [[ -n $dumped ]]; then
+      F[$c.newest_epoch]=$dumped F[$c.newest_source]=wal F[$c.newest_exact]=1
+    elif [[ -n ${F[$c.xact_epoch]:-} && -n $replayed ]] && ((replayed <= $(segment_of "$last_segment"))); then
       F[$c.newest_epoch]=${F[$c.xact_epoch]} F[$c.newest_source]=standby F[$c.newest_exact]=1
     elif [[ -n ${F[$c.archive_newest_epoch]:-} ]]; then
       F[$c.newest_epoch]=${F[$c.archive_newest_epoch]} F[$c.newest_source]=archive-file F[$c.newest_exact]=0
@@ -697,7 +731,7 @@ print_prometheus() {
   metric status_healthy gauge "1 when every figure was read and none is a problem (pitr-status names them)" healthy
   metric restorable_oldest_timestamp_seconds gauge "the oldest time a --target-time restore reaches (the first second after the oldest snapshot from which the archive is continuous)" oldest_epoch
   metric restorable_newest_timestamp_seconds gauge "the newest time a --target-time restore reaches (see restorable_newest_exact)" newest_epoch
-  metric restorable_newest_exact gauge "1: the newest restorable time is a transaction the archive holds (the standby's last replayed one); 0: the newest archived WAL file's time, an upper bound" newest_exact
+  metric restorable_newest_exact gauge "1: the newest restorable time is a transaction the archive holds (read from it by pg_waldump, or the standby's last replayed one); 0: the newest archived WAL file's time, an upper bound" newest_exact
   metric archive_missing_segments gauge "WAL segments missing in the last gap of the archive (0: continuous)" gap_segments
   metric snapshots gauge "snapshots of the cluster's dataset (this bundle's prefix)" snapshot_count
   metric snapshot_newest_timestamp_seconds gauge "time of the newest snapshot" snapshot_newest_epoch
