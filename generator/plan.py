@@ -180,7 +180,7 @@ def plan_status(model: HostModel) -> list[PlannedFile]:
     prom_dir = model.host.spec.monitor.prometheus_textfile_dir or ""
     status_clusters = [{"name": cm.name, "args": [
         cm.name, cm.spec.postgres.major_text, *continuity_args(cm), cm.spec.user,
-        str(cm.spec.port), cm.replay.status_sql,
+        str(cm.spec.port), cm.replay.status_sql if cm.replay.hot_standby else "",
         cm.drill.state_file if cm.drill.enabled else ""]} for cm in model.clusters]
     context = {"status_clusters": status_clusters, "status_installed": STATUS_INSTALLED,
                "prom_dir": prom_dir, "status_cron": STATUS_CRON,

@@ -55,9 +55,27 @@ make_world() {
     "$STATUS" >"$PITR_WORLD/status"
   chmod +x "$PITR_WORLD/status"
   REPORT=$PITR_WORLD/status
+  # a standby that answers SQL (the stub answers whatever is asked; the example's 9.0 cluster
+  # has hot_standby off, where the report asks nothing)
+  replay_question "select 'the stub answers'"
   # drill.enabled false: the report says "off" (the fact's state file stays, unread)
   DRILL=ok DRILL_AGE=" 24 h ago"
   if [[ $(cluster_fact "['drill']['enabled']") != True ]]; then DRILL=off DRILL_AGE=""; fi
+}
+
+# replay_question SQL: the report's replay question for the cluster ("": none, hot_standby off)
+replay_question() {
+  "$PYTHON" -S - "$REPORT" "$CLUSTER" "$1" <<'PY'
+import shlex, sys
+path, cluster, sql = sys.argv[1:]
+lines = open(path).read().split("\n")
+for i, line in enumerate(lines):
+    if line.startswith(f"    collect {cluster} "):
+        args = shlex.split(line)
+        args[11] = sql
+        lines[i] = "    " + " ".join(shlex.quote(a) for a in args)
+open(path, "w").write("\n".join(lines))
+PY
 }
 
 setup_file() { world_setup_file make_world; }
@@ -378,4 +396,16 @@ exit 1'
   run -0 "$REPORT" --json --cluster "$CLUSTER"
   [ "$(json 'c["restorable"]["newest_source"]')" = archive-file ]
   [ "$(calls '^pg_waldump' | wc -l)" -eq 6 ]
+}
+
+@test "status: a standby with hot_standby off answers no SQL: a note, not a figure missing" {
+  # the collect line as a cluster with hot_standby off gets it: no replay question
+  replay_question ""
+  run -0 "$REPORT" --json --cluster "$CLUSTER"
+  [[ $(json 'c["notes"][0]') == "replay: hot_standby is off, the standby answers no SQL"* ]]
+  [ "$(json 'c["replay"]["lag_bytes"]')" = null ]
+  [ "$(json 'c["restorable"]["newest_source"]')" = archive-file ]
+  [ -z "$(calls '^runuser')" ]
+  run -0 "$REPORT" --cluster "$CLUSTER"
+  [[ ${lines[1]} == "  note: replay: hot_standby is off"* ]]
 }
