@@ -262,8 +262,8 @@ stamp_epoch() {
   date -u -d "${s:0:4}-${s:4:2}-${s:6:2} ${s:9:2}:${s:11:2}:${s:13:2}" +%s 2>/dev/null || true
 }
 
-# note C KIND TEXT: a problem (KIND problem) or a figure not read (KIND unavailable) of C;
-# each on its own line of F[C.problems] / F[C.unavailable]
+# note C KIND TEXT: of cluster C, a problem (KIND problems), a figure not read (unavailable)
+# or what the cluster's settings leave out (notes: no problem); a line each in F[C.KIND]
 note() {
   local key=$1.$2
   F[$key]+="${F[$key]:+$'\n'}$3"
@@ -362,6 +362,8 @@ last_transaction() {
 }
 
 # collect C MAJOR DATASET PREFIX ARCHIVE PGHOME PGDATA SKIPS_LAST USER PORT SQL DRILL_STATE
+# SQL: the standby's replay question, empty with hot_standby off (it answers no SQL);
+# DRILL_STATE: empty when the cluster's drills are off
 collect() {
   local c=$1 major=$2 dataset=$3 prefix=$4 archive=$5 pghome=$6 pgdata=$7 skips=$8
   local user=$9 port=${10} sql=${11} state=${12}
@@ -474,10 +476,12 @@ collect() {
 
   # --- the standby: replay, and the newest time its replay proves the archive holds
   local answer recovery receive replay xact
-  if [[ $(id -u) != 0 ]]; then
-    note "$c" unavailable "replay: the standby answers root only (its socket is in PGDATA, mode 0700)"
-  elif [[ ! -e $pgdata/postmaster.pid ]]; then
+  if [[ ! -e $pgdata/postmaster.pid && -r ${pgdata%/*} && $(id -u) == 0 ]]; then
     note "$c" problems "standby not running (no $pgdata/postmaster.pid)"
+  elif [[ -z $sql ]]; then
+    note "$c" notes "replay: hot_standby is off, the standby answers no SQL (host/monitor.sh measures its lag from its files)"
+  elif [[ $(id -u) != 0 ]]; then
+    note "$c" unavailable "replay: the standby answers root only (its socket is in PGDATA, mode 0700)"
   elif ! answer=$(standby_sql "$user" "$pghome" "$pgdata" "$port" "$sql" 2>&1); then
     note "$c" unavailable "replay: the standby does not answer: ${answer%%$'\n'*}"
   else
@@ -644,8 +648,8 @@ print_json() {
       "$(json_time "${F[$c.drill_ok_epoch]:-}")" "$(json_value "${F[$c.drill_error]:-}")"
     # no replicas of the backup standby yet: the list is where their lag will go
     printf '\n   "replicas": [],'
-    printf '\n   "problems": %s,\n   "unavailable": %s}' "$(json_lines "${F[$c.problems]:-}")" \
-      "$(json_lines "${F[$c.unavailable]:-}")"
+    printf '\n   "problems": %s,\n   "unavailable": %s,\n   "notes": %s}' "$(json_lines "${F[$c.problems]:-}")" \
+      "$(json_lines "${F[$c.unavailable]:-}")" "$(json_lines "${F[$c.notes]:-}")"
   done
   printf '\n]}\n'
 }
@@ -699,6 +703,9 @@ print_text() {
     while IFS= read -r line; do
       [[ -z $line ]] || printf '  unavailable: %s\n' "$line"
     done <<<"${F[$c.unavailable]:-}"
+    while IFS= read -r line; do
+      [[ -z $line ]] || printf '  note: %s\n' "$line"
+    done <<<"${F[$c.notes]:-}"
   done
 }
 
@@ -788,7 +795,7 @@ main() {
   local found=0
   if [[ -z $only || $only == pg168104 ]]; then
     found=1
-    collect pg168104 9.0 zp1/pg168104 pitr- /pg_arch/pg168104/arch /pg_home/pg168104/pgsql /pg168104/pg_root 1 pg168104 19211 $'select pg_is_in_recovery(), coalesce(pg_last_xlog_receive_location()::text, \'\'), coalesce(pg_last_xlog_replay_location()::text, \'\'), \'\'' /var/lib/pitr-bundle/drill-pg168104.state
+    collect pg168104 9.0 zp1/pg168104 pitr- /pg_arch/pg168104/arch /pg_home/pg168104/pgsql /pg168104/pg_root 1 pg168104 19211 '' /var/lib/pitr-bundle/drill-pg168104.state
   fi
   if [[ -z $only || $only == pg168121 ]]; then
     found=1
