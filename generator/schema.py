@@ -323,7 +323,8 @@ class HostMonitor(Strict):
         "81-install-status.sh installs a cron file that runs `pitr-status --prometheus` every "
         "5 minutes, writing the pitr_bundle_* metrics (restorable range, snapshots, archive, "
         "replay, last drill per cluster) there as pitr_bundle.prom, atomically; default off "
-        "(pitr-status --prometheus-dir DIR writes them anywhere by hand)"))
+        "(pitr-status --prometheus-dir DIR writes them anywhere by hand); not inside a "
+        "dataset of this host"))
 
     @model_validator(mode="after")
     def _warn_below_crit(self):
