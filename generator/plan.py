@@ -9,8 +9,8 @@ from typing import Any, Optional
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.load import SpecFile
-from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, VIP_UNIT, ClusterModel,
-                             HostModel)
+from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, STATUS_CRON,
+                             STATUS_INSTALLED, STATUS_SCHEDULE, VIP_UNIT, ClusterModel, HostModel)
 from generator.quoting import shell_quote
 
 SCRIPT_MODE = 0o750
@@ -81,6 +81,7 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
     for cm in model.retired:
         files += plan_retired(model, cm, monitor[0])
     files += monitor
+    files += plan_status(model)
     return files
 
 
@@ -170,6 +171,41 @@ def plan_monitor(model: HostModel) -> list[PlannedFile]:
                           [model.host.source], order=80,
                           context={**context, "check_file": check, "scrub_cron_file": cron})
     return [check, *([cron] if cron else []), install]
+
+
+def plan_status(model: HostModel) -> list[PlannedFile]:
+    """host/status.sh (pitr-status: the restorable range and the figures behind it, as text,
+    JSON or Prometheus metrics; docs/status.md), its installer and, with
+    monitor.prometheus_textfile_dir, the cron file that writes the metrics."""
+    prom_dir = model.host.spec.monitor.prometheus_textfile_dir or ""
+    status_clusters = [{"name": cm.name, "args": [
+        cm.name, cm.spec.postgres.major_text, *continuity_args(cm), cm.spec.user,
+        str(cm.spec.port), cm.replay.status_sql if cm.replay.hot_standby else "",
+        cm.drill.state_file if cm.drill.enabled else ""]} for cm in model.clusters]
+    context = {"status_clusters": status_clusters, "status_installed": STATUS_INSTALLED,
+               "prom_dir": prom_dir, "status_cron": STATUS_CRON,
+               "status_schedule": STATUS_SCHEDULE,
+               "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY,
+               "system_id_property": SYSTEM_ID_PROPERTY, "major_property": MAJOR_PROPERTY}
+    status = PlannedFile("host/status.sh", "status", "host/status.sh.j2",
+                         "per cluster the restorable range, snapshots, archive, replay and last "
+                         "drill, as text, JSON or Prometheus metrics; read-only (installed as "
+                         f"{STATUS_INSTALLED} by 81-install-status.sh)",
+                         sources_of(model, model.clusters), context=context)
+    cron = PlannedFile(
+        "host/status.cron", "status", "host/status.cron.j2",
+        f"cron schedule of pitr-status --prometheus ({STATUS_SCHEDULE}, into {prom_dir}; "
+        f"installed as {STATUS_CRON} by 81-install-status.sh)", [model.host.source],
+        mode=CONFIG_MODE, context=context) if prom_dir else None
+    install = PlannedFile(
+        "host/81-install-status.sh", "status", "host/status-install.sh.j2",
+        f"install the status report as {STATUS_INSTALLED}"
+        + (f", and its Prometheus metrics' cron file as {STATUS_CRON}" if cron else ""),
+        # installs the bundle's status.sh, checked against SHA256SUMS when it runs: its
+        # text names no cluster's value
+        [model.host.source], order=81,
+        context={**context, "status_file": status, "status_cron_file": cron})
+    return [status, *([cron] if cron else []), install]
 
 
 def replay_args(cm: ClusterModel) -> list[str]:

@@ -119,6 +119,7 @@ FAULT_TESTS = {
     "nfs-exports": "the NFS exports script",
     "vip": "the VIP script",
     "monitor": "the monitoring installer",
+    "status": "the status installer",
     "user": "the user script",
     "build": "the build script",
     "primary": "the primary-side script",

@@ -61,6 +61,14 @@ drifted_pool() {
     "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")"
 }
 
+@test "faults: the status installer, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fault_point install
+  status_world() { :; }
+  each_fault status_world "$(rebase_installer "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'status' and f['order'] is not None][0]")" \
+    STATUS="$SANDBOX/sbin/pitr-status" "?STATUS_CRON=$SANDBOX/cron.d/pitr-bundle-status" "?PROM_DIR=$SANDBOX/prom")"
+}
+
 @test "faults: the VIP script, failing at each change, stops and then completes on a re-run" {
   [[ -n $(script_of vip) ]] || skip "no managed virtual IP in this bundle's host spec"
   fake_ownership
