@@ -246,16 +246,18 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         ok = run([check], expect=0)
         assert ok.stdout.startswith("PITR OK"), ok.stdout
 
-        # --list: the range in times (from the snapshot to the newest archived WAL file), the
+        # --list: the range in times (after the snapshot, to at most the newest archived WAL
+        # file's time), the
         # snapshot, the restore
         listed = run([scripts / "restore.sh", "--list"]).stdout
         print(listed)
         newest = max((f for day in archive.iterdir() for f in day.iterdir()), key=lambda f: f.stat().st_mtime)
         snap_name = origin.split("@")[1]
         snap_time = datetime.strptime(snap_name.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M:%S UTC")
-        assert (f"Restorable with --target-time: from {snap_time} (snapshot {snap_name}) to "
+        assert (f"Restorable with --target-time: after {snap_time} (snapshot {snap_name}) to at most "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(int(newest.stat().st_mtime)))} UTC "
-                f"(the newest archived WAL file, {newest.name})") in listed, listed
+                f"(the newest archived WAL file, {newest.name}; the last transaction in it: "
+                "pitr-status)") in listed, listed
         assert f"{snap_name}" in listed and "to any later time" in listed, listed
         assert "  t1 " in listed and "running" in listed, listed
 

@@ -157,14 +157,14 @@ print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "
   stub pg_ctl 'exit 3'
   list=$(rebase "$(script_of restore "$CLUSTER")" ARCHIVE="$ARCHIVE")
   run -0 "$list" --list
-  from=$(sed -n 's/^Restorable with --target-time: from .* (snapshot \([^)]*\)).*/\1/p' <<<"$output")
+  from=$(sed -n 's/^Restorable with --target-time: after .* (snapshot \([^)]*\)).*/\1/p' <<<"$output")
   [ -n "$from" ]
   run -0 "$REPORT" --json --cluster "$CLUSTER"
   [ "$(json 'c["restorable"]["oldest_snapshot"]')" = "$DATASET@$from" ]
   # the WAL retention deleted the oldest snapshot's WAL: both move to the next one
   "$STUB_BIN/zfs" set pitr-bundle:wal-kept-from=000000010000000000000003 "$DATASET"
   run -0 "$list" --list
-  from=$(sed -n 's/^Restorable with --target-time: from .* (snapshot \([^)]*\)).*/\1/p' <<<"$output")
+  from=$(sed -n 's/^Restorable with --target-time: after .* (snapshot \([^)]*\)).*/\1/p' <<<"$output")
   run -0 "$REPORT" --json --cluster "$CLUSTER"
   [ "$(json 'c["restorable"]["oldest_snapshot"]')" = "$DATASET@$from" ]
   [ "$(json 'c["restorable"]["oldest"]["epoch"]')" -eq $((SNAP_OLDEST + 3600 + 1)) ]
