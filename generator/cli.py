@@ -15,9 +15,10 @@ from generator.audit import (manifest_disagreements, read_manifest, run_bats, ru
 from generator.bundle import build_bundle, tarball
 from generator.contents import SIGNATURE_SUFFIX, bundle_at, is_signature
 from generator.diff import Side, built_side, diff_lines, read_side
-from generator.errors import PitrBundleError, SpecError
+from generator.errors import PitrBundleError, SpecError, UsageError
 from generator.pgconfig import parse_pg_config
 from generator.pgpackages import import_section
+from generator.reference import markdown as reference_markdown
 from generator.review_plan import plan_bundle, plan_text
 from generator.schema import MODELS
 from generator.sign import kept_signatures, sign_bundle
@@ -198,6 +199,11 @@ def cmd_sign(args) -> int:
 
 
 def cmd_schema(args) -> int:
+    if args.markdown:
+        sys.stdout.write(reference_markdown())
+        return 0
+    if not args.kind:
+        raise UsageError("schema: name a kind (host or cluster), or --markdown")
     print(json.dumps(MODELS[args.kind].model_json_schema(), indent=2, sort_keys=True))
     return 0
 
@@ -270,8 +276,11 @@ def parser() -> argparse.ArgumentParser:
                         "from packages (by default: its bin folder, as postgres.binaries)")
     p.set_defaults(func=cmd_import_pg_config)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of a spec kind")
-    p.add_argument("kind", choices=["host", "cluster"])
+    p = sub.add_parser("schema", help="print the JSON Schema of a spec kind, or --markdown: "
+                                      "the reference of every field (docs/spec-reference.md)")
+    p.add_argument("kind", nargs="?", choices=["host", "cluster"])
+    p.add_argument("--markdown", action="store_true",
+                   help="every field of both kinds as Markdown tables (type, default, description)")
     p.set_defaults(func=cmd_schema)
     return top
 

@@ -277,6 +277,16 @@ def test_a_port_change_leaves_the_other_cluster_and_the_host_files_that_do_not_r
         assert unread in files and unread not in changed
 
 
+def test_spec_reference_is_current():
+    """docs/spec-reference.md is generated from the schema: every field, its default and its
+    description, so the reference cannot drift from what validate accepts."""
+    result = pitr_bundle("schema", "--markdown", check=True)
+    assert result.stdout == (REPO / "docs/spec-reference.md").read_text(), \
+        "run: pitr-bundle schema --markdown > docs/spec-reference.md"
+    for field in ("`pool.vdevs[].disks`", "`snapshots.keep.daily`", "`archive.method`"):
+        assert field in result.stdout
+
+
 @pytest.mark.parametrize("kind", ["host", "cluster"])
 def test_published_schema_is_current(kind):
     result = pitr_bundle("schema", kind, check=True)
