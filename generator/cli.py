@@ -17,6 +17,7 @@ from generator.contents import SIGNATURE_SUFFIX, bundle_at, is_signature
 from generator.diff import Side, built_side, diff_lines, read_side
 from generator.errors import PitrBundleError, SpecError, UsageError
 from generator.pgconfig import parse_pg_config
+from generator.init import write_specs
 from generator.pgpackages import import_section
 from generator.reference import markdown as reference_markdown
 from generator.review_plan import plan_bundle, plan_text
@@ -198,6 +199,14 @@ def cmd_sign(args) -> int:
     return 0
 
 
+def cmd_init(args) -> int:
+    for path in write_specs(args):
+        print(f"new        {path}")
+    print(f"next: review the comments in them, then pitr-bundle validate {args.folder} and "
+          f"pitr-bundle build {args.folder} -o out/")
+    return 0
+
+
 def cmd_schema(args) -> int:
     if args.markdown:
         sys.stdout.write(reference_markdown())
@@ -275,6 +284,33 @@ def parser() -> argparse.ArgumentParser:
                    help="print the configure options even when the primary's PostgreSQL came "
                         "from packages (by default: its bin folder, as postgres.binaries)")
     p.set_defaults(func=cmd_import_pg_config)
+
+    p = sub.add_parser("init", help="write a first host spec and one cluster spec per primary "
+                                    "(from each primary's pg_config or SHOW server_version)")
+    p.add_argument("folder", help="the specs folder to write into (hosts/ and clusters/)")
+    p.add_argument("--host", required=True, help="the backup host's name, e.g. pitr1")
+    p.add_argument("--address", required=True, help="the backup host's address")
+    p.add_argument("--pool", default="zp1", help="the ZFS pool's name (default zp1)")
+    p.add_argument("--vdev", default="raidz2", choices=["raidz1", "raidz2", "raidz3", "mirror"],
+                   help="the pool's redundancy (default raidz2)")
+    p.add_argument("--disks", required=True,
+                   help="the pool's disks, comma separated /dev/disk/by-id/ paths")
+    p.add_argument("--log", help="separate intent log devices, comma separated (default none)")
+    p.add_argument("--spare", help="hot spares, comma separated (default none)")
+    p.add_argument("--cluster", action="append", default=[], metavar="NAME=ADDRESS[:PORT]",
+                   help="a primary to back up (repeat per primary); NAME names its cluster")
+    p.add_argument("--pg-config", action="append", default=[], metavar="NAME=FILE",
+                   help="the primary's pg_config output, saved to FILE (packaged or built)")
+    p.add_argument("--server-version", action="append", default=[], metavar="NAME=TEXT",
+                   help="instead: the primary's SHOW server_version, e.g. '16.4 (Debian "
+                        "16.4-1.pgdg120+1)' (tells Debian and Ubuntu packages)")
+    p.add_argument("--data-dir", action="append", default=[], metavar="NAME=PATH",
+                   help="the primary's data folder (default for packages: Debian's "
+                        "/var/lib/postgresql/<major>/main, PGDG RPMs' /var/lib/pgsql/<major>/data)")
+    p.add_argument("--first-port", type=int, default=15432,
+                   help="the first standby's port on the backup host, the next ones follow "
+                        "(default 15432)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a spec kind, or --markdown: "
                                       "the reference of every field (docs/spec-reference.md)")
