@@ -121,3 +121,18 @@ def test_the_readme_quick_start_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     assert pitr_bundle("validate", str(tmp_path / "my-specs")).returncode == 0
     assert pitr_bundle("build", str(tmp_path / "my-specs"), "-o", str(tmp_path / "out")).returncode == 0
+
+
+def test_the_host_suites_pass_on_a_bundle_of_init_specs(tmp_path):
+    """The shipped host suites on a bundle other than the example's: packaged 16 and a source
+    build of 17 (the status suite once split a packaged cluster's SQL with Python's shlex, which
+    does not read bash's $'...' quoting)."""
+    specs = tmp_path / "specs"
+    assert init(specs, "--cluster", "sales=10.0.0.21",
+                "--server-version", "sales=16.4 (Debian 16.4-1.pgdg120+1)",
+                "--cluster", "books=10.0.0.23", "--pg-config", f"books={FIXTURES / 'npm-17.txt'}",
+                "--data-dir", "books=/srv/pg/books").returncode == 0
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    checked = pitr_bundle("check", str(tmp_path / "out/backup1"), "--filter", "^status")
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    assert "bats: ok" in checked.stdout + checked.stderr

@@ -66,14 +66,17 @@ make_world() {
 # replay_question SQL: the report's replay question for the cluster ("": none, hot_standby off)
 replay_question() {
   "$PYTHON" -S - "$REPORT" "$CLUSTER" "$1" <<'PY'
-import shlex, sys
+import re, shlex, sys
 path, cluster, sql = sys.argv[1:]
 lines = open(path).read().split("\n")
+# a shell word as the bundle's quoting (and shlex.quote) writes it: pieces of $'...' (with \'
+# inside), '...', "..." and bare characters, with no blank between them
+word = re.compile(r"""(?:\$'(?:[^'\\]|\\.)*'|'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"$]+|\$)+""")
 for i, line in enumerate(lines):
     if line.startswith(f"    collect {cluster} "):
-        args = shlex.split(line)
-        args[11] = sql
-        lines[i] = "    " + " ".join(shlex.quote(a) for a in args)
+        args = word.findall(line)
+        args[11] = shlex.quote(sql)
+        lines[i] = "    " + " ".join(args)
 open(path, "w").write("\n".join(lines))
 PY
 }
