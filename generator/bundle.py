@@ -41,7 +41,8 @@ def _facts(model: HostModel) -> dict:
         "archive_root": spec.datasets.pg_arch.mountpoint,
         "monitor": spec.monitor.model_dump(),
         "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
-        "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
+        "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster,
+                      "kind": d.kind, "nfs_clients": list(d.nfs_clients)}
                      for d in model.datasets],
         "clusters": [_cluster_facts(cm) for cm in model.clusters],
         "retired": [_retired_facts(cm) for cm in model.retired],
@@ -66,7 +67,8 @@ def _cluster_facts(cm: ClusterModel) -> dict:
     c, cluster = cm.spec, cm.cluster
     return {
         "name": c.name, "user": c.user, "dataset": cluster.dataset,
-        "mountpoint": cluster.mountpoint, "port": c.port, "restore_port": cm.restore_port,
+        "mountpoint": cluster.mountpoint, "archive_dataset": cm.archive_dataset,
+        "port": c.port, "restore_port": cm.restore_port,
         "postgres_version": c.postgres.version, "postgres_major": c.postgres.major_text,
         "binaries": c.postgres.binaries,
         "extensions": [e.name for e in c.postgres.extensions],

@@ -9,8 +9,8 @@ from typing import Any, Optional
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.load import SpecFile
-from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, VIP_UNIT, ClusterModel,
-                             HostModel)
+from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, SNAPSHOT_LOCK_DIR, VIP_UNIT,
+                             ClusterModel, HostModel, snapshot_lock_file)
 from generator.quoting import shell_quote
 
 SCRIPT_MODE = 0o750
@@ -61,7 +61,11 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
         PlannedFile("host/20-datasets.sh", "datasets", "host/datasets.sh.j2",
                     "create the shared and per-cluster ZFS datasets", all_sources, order=20,
                     context={"datasets": datasets,
-                             "shared": [d for d in datasets if d.cluster is None]}),
+                             "shared": [d for d in datasets if d.kind == "shared"],
+                             "archive": next(d for d in datasets
+                                             if d.name == host.spec.datasets.pg_arch.name),
+                             "archives": [d for d in datasets if d.kind == "archive"],
+                             "lock_dir": SNAPSHOT_LOCK_DIR, "dropped_name": DROPPED_NAME}),
     ]
     if host.spec.managed_vip:
         files.append(plan_vip(model))
@@ -281,6 +285,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "incomplete_mark": INCOMPLETE_MARK,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
+        "snapshot_lock": snapshot_lock_file(c.name),
         "cron_name": cm.cron_name,
         "restore": {
             "parent": cm.restore_parent,

@@ -105,3 +105,150 @@ zfs set exec=off $arch" ]
   [ -z "$(changing_calls)" ]
 }
 
+
+# ---- each cluster's archive, a dataset of its own (docs/archive-datasets.md) ----------------
+
+@test "datasets: each cluster's archive is a dataset under the archive dataset, hardened as it, at <archive root>/<cluster>" {
+  run -0 "$DATASETS_SCRIPT"
+  arch=$(archive_dataset)
+  root=$(query "facts['archive_root']")
+  [ "$(query "len([d for d in facts['datasets'] if d['kind'] == 'archive'])")" -eq "$(query "len(facts['clusters'])")" ]
+  for c in $(query "[c['name'] for c in facts['clusters']]"); do
+    [ "$(query "[c['archive_dataset'] for c in facts['clusters'] if c['name'] == '$c'][0]")" = "$arch/$c" ]
+    calls "^zfs create -p -o mountpoint=$root/$c -o devices=off -o exec=off -o setuid=off $arch/$c\$" | grep -q .
+  done
+  # made after the archive dataset they sit in
+  [ "$(calls '^zfs create' | grep -n " $arch\$" | cut -d: -f1)" -lt "$(calls '^zfs create' | grep -n " $arch/" | head -n1 | cut -d: -f1)" ]
+}
+
+# migration_world: the host before archive datasets: every other dataset there, the archive
+# root a folder in the sandbox holding the first cluster's archive folder with WAL in it;
+# MIGRATE_SCRIPT is the datasets script rebased there, mounts simulated (FAKE_ZFS_MOUNTS)
+migration_world() {
+  export FAKE_ZFS_MOUNTS=1
+  ROOT=$SANDBOX/pg_arch
+  ARCH=$(archive_dataset)
+  C=$(query "facts['clusters'][0]['name']")
+  C_DIR=$ROOT/$C
+  while read -r entry; do
+    [ "$(jq_get "$entry" kind)" != archive ] || continue
+    "$STUB_BIN/zfs" create -p -o "mountpoint=$(jq_get "$entry" mountpoint)" "$(jq_get "$entry" name)"
+  done < <(query "facts['datasets']")
+  mkdir -p "$C_DIR/arch/2026-01-01" "$C_DIR/arch/2026-01-02" "$SANDBOX/lock"
+  for n in 1 2 3; do echo "wal $n" >"$C_DIR/arch/2026-01-01/00000001000000000000000$n"; done
+  echo "wal 4" >"$C_DIR/arch/2026-01-02/000000010000000000000004"
+  echo "00000001000000000000000A.history" >"$C_DIR/arch/2026-01-02/00000002.history"
+  echo "1 16777216 000000010000000000000002 2026-01-01T00:00:00Z" >"$C_DIR/dropped-wal"
+  # a call in flight: copied, not linked yet (never WAL under its temporary name)
+  echo "wal 5" >"$C_DIR/arch/2026-01-02/.000000010000000000000005.4242.tmp"
+  # the archive root is root's, 0755 (the fake stat: the sandbox is the test user's)
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub stat 'if [[ ${*: -1} == "'"$ROOT"'" ]]; then echo "root 755"; else exec /usr/bin/stat "$@"; fi'
+  stub flock
+  # exportfs: the NFS server's table, as exportfs -s prints it ($SANDBOX/.exports)
+  for client in $(query "[d['nfs_clients'] for d in facts['datasets'] if d['cluster'] == '$C' and d['kind'] == 'archive'][0]" | tr -d '[],"'); do
+    printf '%s %s(rw,no_root_squash,sync)\n' "$C_DIR" "$client" >>"$SANDBOX/.exports"
+  done
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub exportfs 'case $1 in
+  -s) cat "$SANDBOX/.exports"; [[ -z ${ON_EXPORTS_READ:-} ]] || eval "$ON_EXPORTS_READ" ;;
+  -u) grep -vF "${2#*:} ${2%%:*}(" "$SANDBOX/.exports" >"$SANDBOX/.exports.new" || true; /bin/mv "$SANDBOX/.exports.new" "$SANDBOX/.exports" ;;
+esac'
+  MIGRATE_SCRIPT=$(rebase "$DATASETS_SCRIPT" ARCHIVE_ROOT="$ROOT" LOCK_DIR="$SANDBOX/lock" SETTLE_SECONDS=0)
+  : >"$STUB_LOG"
+}
+
+# archived_files DIR: the files under DIR (relative, sorted, with content), the helper's
+# temporary files left out
+archived_files() {
+  (cd "$1" && find -L . -type f ! -name '.*.tmp' -print | sort | while read -r f; do printf '%s: %s\n' "$f" "$(cat "$f")"; done)
+}
+
+@test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does" {
+  migration_world
+  run -3 "$MIGRATE_SCRIPT"
+  [ -z "$(changing_calls)" ]
+  [[ $output == *"$C: $C_DIR is a folder of $ARCH (6 file(s)"* ]]
+  [[ $output == *"--migrate-archive CLUSTER"*"nothing changed"* ]]
+  [[ $output == *"exportfs -u "*":$C_DIR"* ]]
+  [[ $output == *"umount -l "* ]]
+  [ -d "$C_DIR" ] && [ ! -L "$C_DIR" ]
+  run -3 "$MIGRATE_SCRIPT" --dry-run
+  [ -z "$(changing_calls)" ]
+  run -2 "$MIGRATE_SCRIPT" --migrate-archive no-such-cluster
+  [[ $output == *"no cluster of this host is named so"* ]]
+  [ -z "$(changing_calls)" ]
+}
+
+@test "datasets: --migrate-archive --dry-run says each step and changes nothing" {
+  migration_world
+  before=$(archived_files "$C_DIR")
+  run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C" --dry-run
+  [ -z "$(changing_calls | grep -Ev '^(stat|exportfs -s)( |$)')" ]
+  [[ $output == *"would run: zfs create -p -o mountpoint=$ROOT/.$C.migrating -o devices=off -o exec=off -o setuid=off $ARCH/$C"* ]]
+  [[ $output == *"would run: copy_missing $C_DIR $ROOT/.$C.migrating"* ]]
+  [[ $output == *"would run: mv -T -- $C_DIR $ROOT/.$C.premigration"* ]]
+  [[ $output == *"would run: zfs set mountpoint=$C_DIR $ARCH/$C"* ]]
+  [ "$(archived_files "$C_DIR")" = "$before" ]
+  [ ! -e "$ROOT/.$C.premigration" ]
+}
+
+@test "datasets: --migrate-archive moves the archive into its dataset while WAL arrives, losing none" {
+  migration_world
+  before=$(archived_files "$C_DIR")
+  # WAL arriving after the bulk copy, before the writers are held off (read of the exports)
+  export ON_EXPORTS_READ="[[ -e $C_DIR/arch/2026-01-02/000000010000000000000006 ]] || echo 'wal 6' >$C_DIR/arch/2026-01-02/000000010000000000000006"
+  run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  # the dataset at the archive's place, every file in it (the late one too), nothing left aside
+  [ "$("$STUB_BIN/zfs" get -H -o value mountpoint "$ARCH/$C")" = "$C_DIR" ]
+  [ -L "$C_DIR" ]  # the fake's mount
+  [ "$(archived_files "$C_DIR")" = "$(printf '%s\n' "$before" "./arch/2026-01-02/000000010000000000000006: wal 6" | sort)" ]
+  [ ! -e "$ROOT/.$C.premigration" ]
+  [ ! -e "$ROOT/.$C.migrating" ]
+  # the NFS writers held off before the folder moved, the exports loaded again after the mount
+  order=$(calls "^exportfs -ra\$|^(exportfs -u|zfs (create|set mountpoint)).*( $ARCH/$C|:$C_DIR)\$" | cut -d' ' -f1-2)
+  [ "$order" = "$(printf '%s\n' 'zfs create' 'exportfs -u' 'exportfs -u' 'zfs set' 'exportfs -ra')" ]
+  [[ $output == *"umount -l "*"stale"* ]]
+  [[ $output == *"1 archive(s) migrated"* ]]
+  # a re-run: the archive is a dataset, nothing to do
+  : >"$STUB_LOG"
+  run -0 "$MIGRATE_SCRIPT"
+  [ -z "$(calls '^zfs (create|set)|^exportfs -[ur]')" ]
+  [[ $output == *"$ARCH/$C: already present"* ]]
+}
+
+@test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run" {
+  migration_world
+  before=$(archived_files "$C_DIR")
+  FAKE_FAIL="zfs set mountpoint=$C_DIR $ARCH/$C" run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  [ ! -e "$C_DIR" ]
+  [ -d "$ROOT/.$C.premigration" ]
+  # the standby's archiver now finds no archive folder and fails (retried by PostgreSQL); one
+  # that had copied before the move finds its temporary file gone from under it
+  : >"$STUB_LOG"
+  run -3 "$MIGRATE_SCRIPT"
+  [[ $output == *"$C: a migration of its archive stopped half-way: run"*"--migrate-archive $C"* ]]
+  [ -z "$(changing_calls | grep -v '^stat ')" ]
+  run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  [ "$(archived_files "$C_DIR")" = "$before" ]
+  [ ! -e "$ROOT/.$C.premigration" ]
+}
+
+@test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails" {
+  migration_world
+  # a writer put other bytes under an archived name in the dataset during the switch
+  export ON_EXPORTS_READ="d=$ROOT/.$C.migrating/arch/2026-01-01; [[ -e \$d/000000010000000000000003 ]] && { rm -f \$d/000000010000000000000003; echo other >\$d/000000010000000000000003; }"
+  run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  [[ $output == *"$C_DIR/arch/2026-01-01/000000010000000000000003 differs from $ROOT/.$C.premigration/arch/2026-01-01/000000010000000000000003"* ]]
+  [[ $output == *"1 file(s) of a migrated archive have no identical copy"* ]]
+  [ "$(cat "$ROOT/.$C.premigration/arch/2026-01-01/000000010000000000000003")" = "wal 3" ]
+  [ "$(find "$ROOT/.$C.premigration" -type f | wc -l)" -eq 1 ]
+}
+
+@test "datasets: a migration is refused while a snapshot or retention run holds the cluster's lock" {
+  migration_world
+  stub flock 'exit 1'
+  run -3 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  [[ $output == *"holds $SANDBOX/lock/pitr-snapshot-$C.lock"* ]]
+  [ -z "$(changing_calls | grep -Ev '^(stat|flock|exportfs -s) ')" ]
+}

@@ -83,6 +83,29 @@ set_prop() {
   printf '%s\n' "${kept[@]}" "$1" >"$file"
 }
 
+# With FAKE_ZFS_MOUNTS set, a dataset whose mountpoint lies in $SANDBOX is "mounted" there: the
+# mountpoint becomes a link to the dataset's own folder ($state/mnt/<dataset>), made when the
+# dataset is created or its mountpoint set, and a mountpoint that is a folder holding files
+# is refused, as ZFS without overlay refuses it. fake_mount DATASET MOUNTPOINT / fake_unmount
+fake_mount() {
+  [[ -n ${FAKE_ZFS_MOUNTS:-} && $2 == "${SANDBOX:-/nonexistent}"/* ]] || return 0
+  local data=$state/mnt/${1//\//%} mountpoint=$2
+  if [[ -L $mountpoint ]]; then
+    rm -f "$mountpoint"
+  elif [[ -d $mountpoint ]]; then
+    [[ -z $(/usr/bin/find "$mountpoint" -mindepth 1 -maxdepth 1 -print -quit) ]] ||
+      { echo "cannot mount '$mountpoint': directory is not empty" >&2; exit 1; }
+    /bin/rmdir "$mountpoint"
+  fi
+  mkdir -p "$data" "${mountpoint%/*}"
+  /bin/ln -s "$data" "$mountpoint"
+}
+fake_unmount() {
+  [[ -n ${FAKE_ZFS_MOUNTS:-} ]] || return 0
+  prop_of mountpoint "$1"
+  [[ ! -L $REPLY ]] || rm -f "$REPLY"
+}
+
 zpool_create() {
   local root_props=() pool_opts=() mountpoint=""
   while [[ $1 == -* ]]; do
@@ -172,15 +195,23 @@ case "$cmd $*" in
     shift
     props=()
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
-    snap_file "$1"
-    [[ -e $REPLY ]] && { echo "cannot create snapshot '$1': dataset already exists" >&2; exit 1; }
-    exists "${1%@*}" || { echo "cannot open '${1%@*}': dataset does not exist" >&2; exit 1; }
-    snap_file "$1"
+    # several snapshots in one call (all or none, in one transaction): OpenZFS (and ZoL from
+    # 0.6.2), not zfs-fuse; the fake takes them where it knows `zfs version`
+    (($# == 1)) || [[ -n ${FAKE_OPENZFS:-} ]] || { echo "too many arguments" >&2; exit 2; }
+    for snapshot in "$@"; do
+      snap_file "$snapshot"
+      [[ -e $REPLY ]] && { echo "cannot create snapshot '$snapshot': dataset already exists" >&2; exit 1; }
+      exists "${snapshot%@*}" || { echo "cannot open '${snapshot%@*}': dataset does not exist" >&2; exit 1; }
+    done
     # creation from `date`: the suites put a fake one on PATH to choose it
-    printf '%s 0\n' "$(date -u +%s)" >"$REPLY"
-    snap_props "$1"
-    rm -f "$REPLY"
-    if ((${#props[@]})); then printf '%s\n' "${props[@]}" >"$REPLY"; fi ;;
+    created=$(date -u +%s)
+    for snapshot in "$@"; do
+      snap_file "$snapshot"
+      printf '%s 0\n' "$created" >"$REPLY"
+      snap_props "$snapshot"
+      rm -f "$REPLY"
+      if ((${#props[@]})); then printf '%s\n' "${props[@]}" >"$REPLY"; fi
+    done ;;
   "zfs list -H -t snapshot -o name,userrefs -d 1 -s creation "*) list_snapshots "${11}" ;;
   "zfs list -H -t snapshot -o name,"*:*" -d 1 -s creation "*)
     list_snapshots "${11}" | while IFS=$'\t' read -r n _; do
@@ -252,7 +283,9 @@ case "$cmd $*" in
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
     ds_file "$1"
     : >"$REPLY"
-    for p in "${props[@]}"; do set_prop "$p" "$1"; done ;;
+    for p in "${props[@]}"; do set_prop "$p" "$1"; done
+    prop_of mountpoint "$1"
+    fake_mount "$1" "$REPLY" ;;
   "zfs destroy "*)
     exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }
     ds_file "$2"
@@ -265,7 +298,18 @@ case "$cmd $*" in
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs get -H -o value "*@*) snap_file "$6"; [[ -e $REPLY ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
+  "zfs set mountpoint="*)
+    exists "$3" || exit 1
+    if [[ -n ${FAKE_ZFS_MOUNTS:-} && -d ${2#*=} && ! -L ${2#*=} ]] &&
+      [[ -n $(/usr/bin/find "${2#*=}" -mindepth 1 -maxdepth 1 -print -quit) ]]; then
+      echo "cannot mount '${2#*=}': directory is not empty" >&2
+      exit 1
+    fi
+    fake_unmount "$3"
+    set_prop "$2" "$3"
+    fake_mount "$3" "${2#*=}" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
+  "zfs get -H -p -o value available "*) exists "$7" || exit 1; echo "${FAKE_AVAILABLE:-1000000000000}" ;;
   "zfs inherit "*)
     # a user property set locally goes (the fake has no inheritance from parents)
     exists "$3" || exit 1
