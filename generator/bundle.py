@@ -85,7 +85,8 @@ def _cluster_facts(cm: ClusterModel) -> dict:
         "primary_conninfo": cm.recovery_settings["primary_conninfo"],
         "follows_partner": cm.follows_partner,
         "replication_tls": c.replication.tls.model_dump() if c.replication.tls else None,
-        "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
+        "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump(),
+                      "archive_keep": c.snapshots.archive_keep},
         "archive": {"pitr_window_days": c.archive.pitr_window_days, "method": cm.archive_method},
 
         "monitor": c.monitor.model_dump(),

@@ -286,6 +286,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
         "snapshot_lock": snapshot_lock_file(c.name),
+        "archive_dataset": cm.archive_dataset,
         "cron_name": cm.cron_name,
         "restore": {
             "parent": cm.restore_parent,
