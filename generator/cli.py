@@ -13,10 +13,11 @@ from generator.ansible import fleet_files
 from generator.audit import (manifest_disagreements, read_manifest, run_bats, run_shellcheck,
                              verify_sums)
 from generator.bundle import build_bundle, tarball
-from generator.contents import bundle_at
+from generator.contents import SIGNATURE_SUFFIX, bundle_at, is_signature
 from generator.diff import Side, built_side, diff_lines, read_side
 from generator.errors import PitrBundleError, SpecError
-from generator.pgconfig import parse_pg_config, spec_section
+from generator.pgconfig import parse_pg_config
+from generator.pgpackages import import_section
 from generator.review_plan import plan_bundle, plan_text
 from generator.schema import MODELS
 from generator.sign import kept_signatures, sign_bundle
@@ -82,7 +83,8 @@ def cmd_build(args) -> int:
                     continue
                 why = _why_removed(host, bundle_dir, path) if status == "removed" else ""
                 print(f"{status:<10} {path}{f'  ({why})' if why else ''}")
-            for line in _cluster_removals(host, bundle_dir, report):
+            for line in _cluster_removals(host, bundle_dir, report) + _signature_removals(
+                    bundle_dir, report, args.check):
                 print(line)
         for name, content in fleet_files(fleet) if args.ansible else []:
             status, path = write_file(out / name, content, 0o640, args.check)
@@ -131,6 +133,18 @@ def _cluster_removals(host, bundle_dir: Path, report) -> list[str]:
                          f"{host.name}: put the spec back with `retired: true` to get its "
                          "retire scripts")
     return lines
+
+
+def _signature_removals(bundle_dir: Path, report, check: bool) -> list[str]:
+    """One line when a build removes reviewers' signatures (they signed an older SHA256SUMS):
+    who must sign again, and how."""
+    names = [Path(path).name.removesuffix(SIGNATURE_SUFFIX) for status, path in report
+             if status == "removed" and is_signature(Path(path).relative_to(bundle_dir).as_posix())]
+    if not names:
+        return []
+    count = f"{len(names)} reviewer{'s' if len(names) > 1 else ''}"
+    return [f"signatures {'stale' if check else 'removed'}: {count} must sign again "
+            f"({', '.join(names)}), each with: pitr-bundle sign {bundle_dir} --key KEY"]
 
 
 def cmd_diff(args) -> int:
@@ -193,7 +207,7 @@ def cmd_import_pg_config(args) -> int:
         text = sys.stdin.read()
     else:
         text = Path(args.file).read_text(encoding="utf-8", errors="replace")
-    sys.stdout.write(spec_section(parse_pg_config(text)))
+    sys.stdout.write(import_section(parse_pg_config(text), configure=args.configure))
     return 0
 
 
@@ -251,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
                        help="turn a primary's pg_config output (or config.log line) into the "
                             "postgres: section of a cluster spec")
     p.add_argument("file", help="a file with the text, or - for standard input")
+    p.add_argument("--configure", action="store_true",
+                   help="print the configure options even when the primary's PostgreSQL came "
+                        "from packages (by default: its bin folder, as postgres.binaries)")
     p.set_defaults(func=cmd_import_pg_config)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a spec kind")

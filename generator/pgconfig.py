@@ -28,6 +28,8 @@ class PgConfig:
     configure_args: tuple[str, ...]
     version: str | None  # "9.0.17", "15.18"; None when the text does not say
     source_form: str  # "pg_config" | "configure-value" | "config.log"
+    bindir: str | None = None  # pg_config's BINDIR: where the primary's programs are
+    version_suffix: str = ""  # what VERSION says after the number: "(Debian 16.4-1.pgdg120+1)"
 
 
 # `pg_config` prints "NAME = value"; Debian's CONFIGURE value starts with a space.
@@ -41,6 +43,8 @@ _VERSION = re.compile(r"^\s*(?:VERSION = PostgreSQL|PostgreSQL|It was created by
 # configure's own spellings of --prefix: it accepts every abbreviation down to --p, and -prefix.
 _PREFIX_WORD = re.compile(r"^(?:-prefix|--p|--pr|--pre|--pref|--prefi|--prefix)$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# pg_config's VERSION value: " PostgreSQL 16.4 (Debian 16.4-1.pgdg120+1)"; packagers add the suffix
+_VERSION_VALUE = re.compile(r"^\s*PostgreSQL\s+\S+\s*(.*?)\s*$")
 
 
 def _split(value: str, lineno: int, line: str) -> list[str]:
@@ -57,6 +61,12 @@ def _only(found: list[tuple[int, str]], what: str) -> tuple[int, str]:
         raise PgConfigError(f"{what} appears on lines {', '.join(str(n) for n, _ in found)}; "
                             "paste the one of the primary's build only")
     return found[0]
+
+
+def _value_of(named, name: str) -> str | None:
+    """The value of pg_config's `name` line; None without one."""
+    found = [(n, line) for n, line, m in named if m[1] == name]
+    return _NAME_LINE.match(_only(found, name)[1])[2] if found else None
 
 
 def parse_pg_config(text: str) -> PgConfig:
@@ -76,7 +86,11 @@ def parse_pg_config(text: str) -> PgConfig:
     configure = [(n, line) for n, line, m in named if m[1] == "CONFIGURE"]
     if configure:
         n, line = _only(configure, "CONFIGURE")
-        return PgConfig(tuple(_split(_NAME_LINE.match(line)[2], n, line)), version, "pg_config")
+        bindir = _value_of(named, "BINDIR")
+        suffix = _VERSION_VALUE.match(_value_of(named, "VERSION") or "")
+        return PgConfig(tuple(_split(_NAME_LINE.match(line)[2], n, line)), version, "pg_config",
+                        bindir=bindir.strip() if bindir else None,
+                        version_suffix=suffix[1] if suffix else "")
     if named:
         raise PgConfigError(f"line {named[0][0]}: pg_config output without a CONFIGURE line; "
                             "copy all of pg_config's output, or `pg_config --configure`")
@@ -190,17 +204,22 @@ _SpecDumper.add_representer(
     _Quoted, lambda dumper, s: dumper.represent_scalar("tag:yaml.org,2002:str", s, style='"'))
 
 
-def spec_section(pg: PgConfig) -> str:
-    """The `postgres:` block to paste into a cluster spec. The primary's --prefix stays in the
-    list as captured; the generator rewrites it for the backup host."""
-    section: dict = {}
-    if pg.version is not None:
-        section["version"] = _Quoted(pg.version)
-    section["configure"] = list(pg.configure_args)
+_NO_VERSION_NOTE = "# the pasted text names no version: add postgres.version\n"
+
+
+def postgres_yaml(version: str | None, **fields) -> str:
+    """`postgres:` with version (quoted) first, then `fields` in their order; a note to add
+    the version where it is unknown."""
+    section: dict = {} if version is None else {"version": _Quoted(version)}
+    section.update(fields)
     # allow_unicode=False: PyYAML would write U+0085/U+2028 raw, and YAML reads them as line
     # breaks; escaped, every string comes back exactly.
     text = yaml.dump({"postgres": section}, Dumper=_SpecDumper, sort_keys=False,
                      default_flow_style=False, allow_unicode=False, width=float("inf"))
-    if pg.version is None:
-        text = "# the pasted text names no version: add postgres.version\n" + text
-    return text
+    return text if version is not None else _NO_VERSION_NOTE + text
+
+
+def spec_section(pg: PgConfig) -> str:
+    """The `postgres:` block to paste into a cluster spec. The primary's --prefix stays in the
+    list as captured; the generator rewrites it for the backup host."""
+    return postgres_yaml(pg.version, configure=list(pg.configure_args))

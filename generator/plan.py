@@ -23,7 +23,7 @@ class PlannedFile:
     role: str  # MANIFEST role; tools and reviewers rely on these names
     template: str
     summary: str  # one line for the bundle README and the script header
-    sources: list[SpecFile]  # the specs this file is made from (provenance)
+    sources: list[SpecFile]  # the specs whose values it renders (its provenance header)
     cluster: Optional[str] = None
     mode: int = SCRIPT_MODE
     order: Optional[int] = None  # position in the run order; None: not run directly
@@ -42,24 +42,25 @@ class PlannedFile:
 def plan_host(model: HostModel) -> list[PlannedFile]:
     """The bundle's files, their contexts read from the derived model (nothing recomputed)."""
     host = model.host
-    all_sources = [host.source] + [c.source for c in host.clusters]
     datasets = model.datasets
     # only the clusters whose primaries archive over NFS (archive.method nfs): a standby
     # that archives itself writes into its local folder, which no primary mounts
+    exported = [cm for cm in model.clusters if cm.archive_method == "nfs"]
     exports = [{"path": cm.archive_export, "group": cm.spec.user, "cluster": cm.name,
-                "clients": cm.spec.archive_clients} for cm in model.clusters
-               if cm.archive_method == "nfs"]
+                "clients": cm.spec.archive_clients} for cm in exported]
     files = [
+        # verify.sh reads SHA256SUMS when it runs: its text holds no cluster's value
         PlannedFile("verify.sh", "verify", "verify.sh.j2",
                     "check every file of the bundle against SHA256SUMS (run it first)",
-                    all_sources, order=0),
+                    [host.source], order=0),
         PlannedFile("host/10-pool.sh", "pool", "host/pool.sh.j2",
                     f"create ZFS pool {host.spec.pool.name} and set its root properties",
                     [host.source], order=10, destructive=True,
                     context={"vdev_args": model.vdev_args, "layout_lines": model.layout_lines,
                              "takes_force": True}),
         PlannedFile("host/20-datasets.sh", "datasets", "host/datasets.sh.j2",
-                    "create the shared and per-cluster ZFS datasets", all_sources, order=20,
+                    "create the shared and per-cluster ZFS datasets",
+                    sources_of(model, model.clusters), order=20,
                     context={"datasets": datasets,
                              "shared": [d for d in datasets if d.kind == "shared"],
                              "archive": next(d for d in datasets
@@ -69,15 +70,18 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
     ]
     if host.spec.managed_vip:
         files.append(plan_vip(model))
-    if exports:
-        files.append(
-            PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
-                        "export the WAL archive folders over NFS and pin the NFS ports",
-                        all_sources, order=40, context={"exports": exports},
-                        uses_install_block=True))
+    # without exports too: it then takes out what an earlier bundle exported (the last NFS
+    # cluster moved to archive.method standby, or retired), which nothing else would
+    files.append(
+        PlannedFile("host/40-nfs-exports.sh", "nfs-exports", "host/nfs-exports.sh.j2",
+                    "export the WAL archive folders over NFS and pin the NFS ports" if exports else
+                    "no cluster archives over NFS: take out the exports and NFS ports an "
+                    "earlier bundle wrote",
+                    sources_of(model, exported), order=40, context={"exports": exports},
+                    uses_install_block=True))
     for cm in model.clusters:
         files += plan_cluster(model, cm)
-    monitor = plan_monitor(model, all_sources)
+    monitor = plan_monitor(model)
     for cm in model.retired:
         files += plan_retired(model, cm, monitor[0])
     files += monitor
@@ -91,7 +95,7 @@ def plan_vip(model: HostModel) -> PlannedFile:
         "host/15-vip.sh", "vip", "host/vip.sh.j2",
         f"bring up virtual IP {vip.address}/{vip.prefix_length} on {vip.interface} and route "
         "connections to the primaries from it, at boot too (--remove undoes it)",
-        [host.source] + [c.source for c in host.clusters], order=15,
+        sources_of(model, model.clusters), order=15,
         context={"vip": vip, "routes": model.vip_routes, "unit_name": VIP_UNIT})
 
 
@@ -118,7 +122,14 @@ def continuity_args(cm: ClusterModel) -> list[str]:
             cm.paths.pgdata, "1" if skips else "0"]
 
 
-def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
+def sources_of(model: HostModel, clusters) -> list[SpecFile]:
+    """The specs a host-level file is made from: the host's, and those of the clusters whose
+    values it renders (a file's header names only these, so that a change to one cluster's
+    spec leaves every file that renders nothing of it byte for byte the same)."""
+    return [model.host.source] + [cm.cluster.source for cm in clusters]
+
+
+def plan_monitor(model: HostModel) -> list[PlannedFile]:
 
     monitored = []
     for cm in model.clusters:
@@ -146,7 +157,8 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
-                        "80-install-monitor.sh)", sources, context=context)
+                        "80-install-monitor.sh)", sources_of(model, model.clusters),
+                        context=context)
     scrub = model.scrub
     cron = PlannedFile(
         "host/scrub.cron", "scrub-cron", "host/scrub.cron.j2",
@@ -157,8 +169,10 @@ def plan_monitor(model: HostModel, sources) -> list[PlannedFile]:
                           f"install the check as {MONITOR_INSTALLED} with its sudo rule"
                           + (f", and the pool's scrub schedule as {scrub.cron_file}"
                              if cron else ""),
-                          sources, order=80, context={**context, "check_file": check,
-                                                      "scrub_cron_file": cron})
+                          # installs the bundle's check, checked against SHA256SUMS when
+                          # it runs: its text names the check's path, no cluster's value
+                          [model.host.source], order=80,
+                          context={**context, "check_file": check, "scrub_cron_file": cron})
     return [check, *([cron] if cron else []), install]
 
 
@@ -337,7 +351,9 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      ("archive helper, boot mount of the archive, sudo rule; "
                       if cm.archive_method == "nfs" else "")
                      + "asks the running server, raises only what is too low, pg_hba lines, "
-                     "replication role (PITR_REPLICATION_PASSWORD) and slot",
+                     "replication role (PITR_REPLICATION_PASSWORD) and slot"
+                     + ("; moves a node off the NFS path once the backup standby archives"
+                        if cm.archive_method == "standby" else ""),
                      order=45, runs_on=f"primary {primary_nodes}",
                      uses_install_block=True),
         *archive_files,

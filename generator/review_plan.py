@@ -3,7 +3,9 @@ against a simulated fresh host, so that a reviewer reads the literal commands (z
 zfs create, useradd ...) without the host. The simulated host is root (an `id` stand-in)
 with an empty ZFS (the stateful fake zpool/zfs that the bats suites ship); everything else
 the scripts read is this machine's, and nothing is changed: every script runs with
---dry-run, which prints its changing commands instead of running them."""
+--dry-run, which prints its changing commands instead of running them. A temporary file in a
+command reads as what it holds (`<temp: the bundle's host/scrub.cron>`: make_temp's WHAT in
+templates/lib/preamble.sh.j2), not as its random path: the same bundle gives the same plan."""
 
 from __future__ import annotations
 

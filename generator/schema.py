@@ -11,6 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal, Optional, Union
 
+from generator import pgversions as pv
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       StringConstraints, model_validator)
 
@@ -485,15 +486,17 @@ class Postgres(Strict):
     # installed PostgreSQL (distribution or PGDG packages) instead of a build from source
     binaries: Optional[AbsPath] = Field(default=None, description=(
         "the bin folder of an installed PostgreSQL of the primary's version, e.g. "
-        "/usr/lib/postgresql/15/bin (Debian, Ubuntu) or /usr/pgsql-15/bin (PGDG on RHEL): "
-        "then nothing is built; 35-check-binaries.sh checks that it is the primary's major, "
+        "/usr/lib/postgresql/15/bin (Debian, Ubuntu) or /usr/pgsql-15/bin (PGDG on RHEL; "
+        "`pitr-bundle import-pg-config` writes it for a packaged primary): then nothing is "
+        "built; 35-check-binaries.sh checks that it is the primary's major, "
         "in the primary's minor release or a newer one (an older minor is warned about: "
         "PostgreSQL's advice is to update standbys first), and that the extensions' "
         "libraries are there, and every "
         "script uses its parent folder as PGHOME. Give version with its minor (15.18); leave "
         "configure, source and the extensions' tarballs out"))
     configure: list[FreeText] = Field(default=[], description=(
-        "the primary's ./configure options (`pitr-bundle import-pg-config` writes them), kept "
+        "the primary's ./configure options (`pitr-bundle import-pg-config` writes them for a "
+        "build from source, or with --configure for a packaged one), kept "
         "byte for byte; only --prefix moves to /pg_home/<cluster>/pgsql<version>. Source builds "
         "only; default: none"))
     source: Optional[Tarball] = Field(default=None, description=(
@@ -689,7 +692,8 @@ class Archive(Strict):
         "over an NFS mount of the backup host; the only way before 9.5) or standby (9.5+, "
         "needs replication.slot: the backup standby archives what it streams, archive_mode = "
         "always, into the same folders; the primary gets no NFS mount, sudo rule or helper). "
-        "Default: nfs (docs/wal-transport.md)"))
+        "Default: standby from 9.5 when replication.slot is set, else nfs "
+        "(docs/wal-transport.md)"))
     extra_clients: list[Address] = Field(default=[], description=(
         "further hosts (IP addresses or host names) allowed to mount the archive export besides "
         "the primary and its HA partner; default: none"))
@@ -996,8 +1000,15 @@ class ClusterSpec(Strict):
 
     @property
     def archive_method(self) -> str:
-        """nfs or standby: how WAL reaches the archive (see Archive.method)."""
-        return self.archive.method or "nfs"
+        """nfs or standby: how WAL reaches the archive (see Archive.method). Unset, standby
+        wherever it can work (9.5+ and a slot that keeps what the standby has not received):
+        then no primary mounts the backup host or lets root write into it."""
+        if self.archive.method:
+            return self.archive.method
+        if (self.replication.slot and pv.known(self.postgres.version)
+                and pv.has("archive_mode always", self.postgres.version)):
+            return "standby"
+        return "nfs"
 
     @property
     def archive_clients(self) -> list[str]:

@@ -417,6 +417,14 @@ def warnings_of(hosts: list[Host]) -> list[SpecProblem]:
                     f"warning: not set: the primary gets {DEFAULT_MAX_SLOT_WAL_KEEP_SIZE}; set it "
                     f"below the free space of the primary's WAL disk (slot {c.replication.slot} "
                     "keeps WAL there while the standby is away)")))
+            if (c.archive.method is None and not c.replication.slot
+                    and pv.has("archive_mode always", c.postgres.version)):
+                found.append(src.problem(("replication", "slot"), (
+                    "warning: not set: WAL reaches the archive over NFS (the primary mounts the "
+                    "backup host, its root writes there); with a slot (e.g. slot: "
+                    f"pitr_{c.name}) the backup standby archives what it streams, the default "
+                    "from 9.5 (archive.method, docs/wal-transport.md); archive.method: nfs "
+                    "keeps NFS and silences this")))
             if c.primary.ha_partner and not pv.has("libpq multi-host", c.postgres.version):
                 found.append(src.problem(("primary", "ha_partner"), single_host_warning(c)))
             bound = c.primary.archive_call_timeout

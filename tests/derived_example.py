@@ -1,7 +1,14 @@
 """The example specs (specs/) derived for the zfs-fuse + real PostgreSQL tests: only disks,
 addresses, ports, folders and the version moved onto this machine (shared by the drill,
 retire, WAL retention and snapshot/restore tests), and replication.tls left out unless
-keep_tls (the wheel's client tools have no TLS; tests/test_tls_real_pg.py keeps it)."""
+keep_tls (the wheel's client tools have no TLS; tests/test_tls_real_pg.py keeps it).
+
+archive.method: the example's pg168121 archives through its backup standby (the default from
+9.5 with a slot). The tests of what reads the archive (restore, drill, continuity, retention,
+generations) and of the NFS path's helper run pg168121 with `archive_method="nfs"`, the path
+of the example's pg168104 (9.0: no binaries of it here) and of every pre-9.5 cluster: the
+primary's archive_command writes the archive. `archive_method=None` keeps the example's
+default; tests/test_wal_standby_real_pg.py and the system guest prove that path."""
 
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ CLUSTER = "pg168121"
 def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, int, int],
                   other_port: int | None = None, major: int | None = 17,
                   log: Path | None = None, spare: Path | None = None,
-                  keep_tls: bool = False) -> Path:
+                  keep_tls: bool = False, archive_method: str | None = "nfs") -> Path:
     """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
     a real primary of `major` at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
     other_port) for tests that need a neighbour. The example's log device and spare are dropped,
@@ -71,6 +78,8 @@ def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, in
     # proves the example's replication.tls, and keeps it
     if not keep_tls:
         c["replication"].pop("tls", None)
+    if archive_method is not None:
+        c["archive"] = {**c.get("archive", {}), "method": archive_method}
     c["standby"]["settings"] = {"shared_buffers": "32MB", "max_connections": 200}
     c["restore"] = {"port": restore_port, "mountpoint_root": f"{mnt}/restore", "timeout_seconds": 120}
     c["drill"] = {"state_dir": str(root / "state")}
@@ -80,17 +89,20 @@ def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, in
 
 def example_primary(root: Path, scripts: Path, archive: Path, server: "pg.PgServer",
                     password: str) -> None:
-    """A real primary as the primary step leaves it: the bundle's archive helper (at the
-    derived spec's archive_script), include and pg_hba lines; the archive folder the primary's
-    user writes and the cluster's group reads (as over NFS); the replication role; started."""
+    """A real primary as the primary step leaves it: include and pg_hba lines, the replication
+    role, started. On the NFS path also the bundle's archive helper (at the derived spec's
+    archive_script) and the archive folder the primary's user writes and the cluster's group
+    reads (as over NFS); with archive.method standby the standby's 60-standby.sh makes the
+    folders its own."""
     primary_user = pwd.getpwnam(pg.DEFAULT_OS_USER)
-    archive.mkdir(parents=True)
-    for folder in (archive.parent, archive):
-        os.chown(folder, primary_user.pw_uid, pwd.getpwnam(CLUSTER).pw_gid)
-        folder.chmod(0o2750)
-    (root / "primary/bin").mkdir(parents=True)
-    shutil.copy(scripts / "primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
-    (root / "primary/bin/pitr-archive-wal").chmod(0o755)
+    if (scripts / "primary/pitr-archive-wal.sh").exists():
+        archive.mkdir(parents=True)
+        for folder in (archive.parent, archive):
+            os.chown(folder, primary_user.pw_uid, pwd.getpwnam(CLUSTER).pw_gid)
+            folder.chmod(0o2750)
+        (root / "primary/bin").mkdir(parents=True)
+        shutil.copy(scripts / "primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
+        (root / "primary/bin/pitr-archive-wal").chmod(0o755)
     server.initdb()
     shutil.copy(scripts / "primary/pitr-archive.conf", server.data_dir)
     os.chown(server.data_dir / "pitr-archive.conf", primary_user.pw_uid, primary_user.pw_gid)

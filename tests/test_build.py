@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, pitr_bundle
+from generator.bundle import bundle_of
+from generator.model import derive
+from generator.plan import plan_host
+from generator.validate import load_and_validate
 from test_validate import edit
 
 GOLDEN = REPO / "tests/golden"
@@ -127,13 +132,14 @@ def test_scripts_carry_provenance_strict_mode_and_end_with_main(built):
 
 def test_the_primary_unit_follows_the_data_dir_layout_unless_the_spec_names_it(specs_copy, tmp_path):
     """primary.systemd_unit's documented defaults: RHEL/PGDG's postgresql-<major>.service,
-    Debian's postgresql@<version>-<name>.service for its layout; the boot mount unit is ordered
-    Before= it and --restart restarts it."""
+    Debian's postgresql@<version>-<name>.service for its layout; the NFS path's boot mount unit
+    is ordered Before= it (pg168104's; pg168121 archives through its standby) and --restart
+    restarts it."""
     def unit_of(cluster: str) -> str:
         out = tmp_path / "out"
         pitr_bundle("build", str(specs_copy), "-o", str(out), check=True)
         script = (out / f"pitr1/clusters/{cluster}/primary/45-apply-on-primary.sh").read_text()
-        assert "\nBefore=$PG_UNIT\n" in script
+        assert ("\nBefore=$PG_UNIT\n" in script) == (cluster == "pg168104")
         facts = json.loads((out / "pitr1/MANIFEST.json").read_text())["facts"]["clusters"]
         unit = next(c for c in facts if c["name"] == cluster)["primary"]["systemd_unit"]
         assert f"\nreadonly PG_UNIT={unit}\n" in script
@@ -175,6 +181,98 @@ def test_golden_bundle(built):
     assert sorted(produced) == sorted(expected), "file list differs: PITR_REFRESH_GOLDEN=1 to refresh"
     for rel in produced:
         assert produced[rel] == expected[rel], f"{rel} differs from tests/golden (PITR_REFRESH_GOLDEN=1)"
+
+
+# MANIFEST.json, SHA256SUMS and README.md list every file (README every cluster): they
+# change with any file, whatever their specs
+INDEXES = {"MANIFEST.json", "SHA256SUMS", "README.md"}
+# a spec's values changed at once (each a value some file renders), its digest with them
+PERTURBATIONS = {
+    "cluster": [(r"(?m)^port: (\d+)", lambda m: f"port: {int(m[1]) + 100}"),
+                (r"(?m)^(dataset|mountpoint): (\S+)", lambda m: f"{m[1]}: {m[2]}x"),
+                (r"(?m)^  (address|ha_partner): (\d+\.\d+\.\d+)\.(\d+)",
+                 lambda m: f"  {m[1]}: {m[2]}.{int(m[3]) + 50}"),
+                (r"\Z", lambda m: "snapshots:\n  schedule: 7 3 * * *\ndrill:\n  schedule: 3 4 * * 1\n"
+                                  "monitor:\n  archive_warn_minutes: 25\n")],
+    "host": [(r"(?m)^    mountd: (\d+)", lambda m: f"    mountd: {int(m[1]) + 1}"),
+             (r"\Z", lambda m: "scrub:\n  schedule: 0 2 2 * *\n")],
+}
+
+
+def perturb(spec: Path) -> None:
+    text = spec.read_text()
+    for pattern, replacement in PERTURBATIONS[spec.parent.name.rstrip("s")]:
+        text, count = re.subn(pattern, replacement, text)
+        assert count, f"{pattern} not in {spec}"
+    spec.write_text(text)
+
+
+PROVENANCE_LINE = re.compile(rb"(?m)^#   (\S+) sha256:([0-9a-f]{64})\n")
+
+
+def unnamed(content: bytes) -> bytes:
+    """A file without its header's lines naming specs."""
+    return PROVENANCE_LINE.sub(b"", content)
+
+
+def bundle_and_sources(specs: Path) -> tuple[dict[str, bytes], dict[str, set[str]]]:
+    """The bundle's files (in process) and the specs each planned file is made from."""
+    (host,) = load_and_validate(specs)
+    files = {f.path: f.content for f in bundle_of(derive(host))}
+    return files, {p.path: {s.name for s in p.sources} for p in plan_host(derive(host))}
+
+
+@pytest.mark.parametrize("variant", [None, ("pg168104", "retired: true"),
+                                     ("pg168121", "archive: {method: standby}")])
+def test_a_file_changes_only_with_the_specs_it_names(specs_copy, variant):
+    """Each spec's values changed in turn: every file whose provenance does not name that
+    spec stays byte for byte the same, so a header never leaves out a spec whose values
+    the file renders. Also with a retired cluster (its retire scripts read no other
+    cluster) and one that archives from its standby (no NFS export of it)."""
+    if variant:
+        cluster, setting = variant
+        edit(specs_copy / f"clusters/{cluster}.yaml", "host: pitr1\n", f"host: pitr1\n{setting}\n")
+    before, sources = bundle_and_sources(specs_copy)
+    digests = {p.relative_to(specs_copy).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in specs_copy.rglob("*.yaml")}
+    for path, content in before.items():
+        named = dict(PROVENANCE_LINE.findall(content))
+        if named:  # the header names the plan's sources with their digests, no other spec
+            assert {n.decode(): d.decode() for n, d in named.items()} == \
+                {name: digests[name] for name in sources[path]}, path
+    assert {n for names in sources.values() for n in names} == set(digests)
+    for spec in sorted(specs_copy.rglob("*.yaml")):
+        name, original = spec.relative_to(specs_copy).as_posix(), spec.read_text()
+        perturb(spec)
+        after, _ = bundle_and_sources(specs_copy)
+        spec.write_text(original)
+        assert set(after) == set(before)
+        unaffected = [p for p in before if p not in INDEXES and name not in sources[p]]
+        assert [p for p in unaffected if after[p] != before[p]] == [], name
+        assert any(after[p] != before[p] for p in sources if name in sources[p]), name
+        if name.startswith("clusters/"):  # a host file names a cluster to render its values
+            named_only = [p for p in sources if name in sources[p] and not p.startswith("clusters/")
+                          and unnamed(after[p]) == unnamed(before[p])]
+            assert named_only == [], name
+
+
+def test_a_port_change_leaves_the_other_cluster_and_the_host_files_that_do_not_read_it(
+        specs_copy, tmp_path):
+    """The issue's proof: clusters/pg168104.yaml's port changed, two builds compared."""
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "a"), check=True)
+    edit(specs_copy / "clusters/pg168104.yaml", "port: 19211", "port: 19311")
+    pitr_bundle("build", str(specs_copy), "-o", str(tmp_path / "b"), check=True)
+    a, b = tmp_path / "a/pitr1", tmp_path / "b/pitr1"
+    files = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+    changed = {f for f in files if (a / f).read_bytes() != (b / f).read_bytes()}
+    ours = {f for f in files if f.startswith("clusters/pg168104/")}
+    assert changed - ours == INDEXES | {
+        "host/monitor.sh",  # checks the standby on its port
+        # render the cluster's dataset, primaries, archive: the spec's new digest in the header
+        "host/20-datasets.sh", "host/15-vip.sh", "host/40-nfs-exports.sh"}
+    assert not any(f.startswith("clusters/pg168121/") for f in changed)
+    for unread in ("verify.sh", "host/10-pool.sh", "host/scrub.cron", "host/80-install-monitor.sh"):
+        assert unread in files and unread not in changed
 
 
 @pytest.mark.parametrize("kind", ["host", "cluster"])
@@ -388,3 +486,23 @@ def test_the_checks_of_drills_and_base_backups_follow_the_version(specs_copy, tm
         assert f"\nreadonly {expected[1]}\n" in drill
         assert ('"$PGHOME/bin/pg_verifybackup" --manifest-path' in backup) == expected[2]
         assert ("writes no backup manifest" in backup) != expected[2]
+
+
+def test_the_bundle_readme_names_every_secret_and_file_the_operator_brings(specs_copy, tmp_path):
+    """The run order's inputs in one place: the replication password per cluster (its role and
+    nodes, the three scripts that take it), the TLS CA file, the 9.0 ssh key, the source
+    tarballs a source build needs (named once the spec names them)."""
+    specs = specs_copy
+    edit(specs / "clusters/pg168121.yaml", "  configure:\n",
+         "  source: {file: postgresql-17.6.tar.bz2, sha256: " + "a" * 64 + "}\n  configure:\n")
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    readme = (tmp_path / "out/pitr1/README.md").read_text()
+    section = readme[readme.index("## What the scripts ask for"):readme.index("## Operations")]
+    for expected in ("`PITR_REPLICATION_PASSWORD`", "`45-apply-on-primary.sh`", "`50-basebackup.sh`",
+                     "`60-standby.sh`",
+                     "`pg168104`: role `postgres` on 192.168.1.104 and 192.168.1.105 (an existing superuser",
+                     "`pg168121`: role `replicator` on 192.168.1.121 and 192.168.1.122\n",
+                     "**The CA certificate**", "**An ssh key**", "`/pg_home/<cluster>/soft_bak/`",
+                     "`pg168121`: `postgresql-17.6.tar.bz2`",
+                     "`pg168104`: PostgreSQL 9.0.17's source (the spec names none yet"):
+        assert expected in section, expected

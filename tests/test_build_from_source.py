@@ -1,7 +1,8 @@
 """The generated build script (clusters/<cluster>/35-build.sh) for real: it builds PostgreSQL 15
 from Debian's source of postgresql-15 for bookworm with Debian's own configure line, imported
-with `pitr-bundle import-pg-config` from the real `pg_config` of Debian's package
-(tests/fixtures/pg_config/debian-15.txt).
+with `pitr-bundle import-pg-config --configure` from the real `pg_config` of Debian's package
+(tests/fixtures/pg_config/debian-15.txt; without --configure it would print `binaries:`, the
+packages' bin folder, since the primary's PostgreSQL is packaged).
 
 The line is used whole but for ONE of its 61 options; the other 60 are kept byte for byte:
 `--with-llvm` (LLVM_CONFIG=/usr/bin/llvm-config-14, CLANG=/usr/bin/clang-14), ICU, systemd,
@@ -92,8 +93,8 @@ class Rig:
 
 
 def imported_section() -> str:
-    """The `postgres:` section exactly as `pitr-bundle import-pg-config` prints it."""
-    result = pitr_bundle("import-pg-config", str(FIXTURE), check=True)
+    """The `postgres:` section exactly as `pitr-bundle import-pg-config --configure` prints it."""
+    result = pitr_bundle("import-pg-config", "--configure", str(FIXTURE), check=True)
     assert result.stdout.startswith("postgres:\n"), result.stdout
     return result.stdout
 

@@ -206,9 +206,9 @@ def test_a_batch_names_each_failing_file_and_keeps_the_others_clean(example_bund
 
     copy = tmp_path / "pitr1"
     shutil.copytree(example_bundle, copy)
-    primary = copy / "clusters/pg168121/primary"
+    primary = copy / "clusters/pg168104/primary"
     batch = [copy / "verify.sh", primary / "pitr-archive-wal.sh", primary / "pitr-archive-mount.sh",
-             copy / "clusters/pg168104/primary/pitr-archive-mount.sh"]
+             copy / "clusters/pg168121/pitr-archive-wal.sh"]
     _break(batch[0], "echo $UNQUOTED")
     _break(batch[2], "if then")
     result = shellcheck_batch(tool("shellcheck"), batch)

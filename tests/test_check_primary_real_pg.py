@@ -30,6 +30,9 @@ def derived_bundle(root: Path, major: int, port: int, data_dir: Path) -> Path:
     spec["postgres"]["version"] = pg.server_version(major)
     spec["primary"].update({"address": "127.0.0.1", "port": port, "data_dir": str(data_dir)})
     spec["replication"].pop("tls", None)  # no standby here: TLS is tests/test_tls_real_pg.py's
+    # the NFS path's check (the archiver's failures, .ready files); with the example's own
+    # method (standby) the check asks the slot, which a primary without standby leaves inactive
+    spec["archive"] = {"method": "nfs"}
     spec["monitor"] = {"slot_retained_warn_mb": 40, "slot_retained_crit_mb": 100,
                        "primary_wal_warn_mb": 1000, "primary_wal_crit_mb": 2000}
     path.write_text(yaml.safe_dump(spec))

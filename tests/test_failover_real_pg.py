@@ -1,6 +1,7 @@
 """The backup standby follows a failover, for real: PostgreSQL 17 servers on 127.0.0.1 and
 127.0.0.2. The example specs' bundle (cluster pg168121 with its slot, hot
-standby on) derived by tests/derived_example.py, with the HA partner at 127.0.0.2 (same port,
+standby on, and the example's archive method: the backup standby archives what it streams,
+archive_mode = always) derived by tests/derived_example.py, with the HA partner at 127.0.0.2 (same port,
 as a partner that takes over the primary's service) and drill.enabled false (the drill has
 its own real test; here none has run, which the monitor would report). The pool is zfs-fuse's;
 the monitor's timeline and node findings are asserted by their text (their levels, WARNING
@@ -13,6 +14,8 @@ until acknowledged and CRITICAL for a fork, are the bats suite's, monitor.bats).
    P. P stops, Q is promoted: the standby follows to timeline 2 without a new base backup,
    streams from Q through Q's slot, has a row written on Q, and the monitor says WARNING
    (timeline 1 to 2, streaming from Q) until --ack-timeline (--dry-run records nothing).
+   Neither P nor Q archives (archive_mode off on both): 00000002.history reaches the archive
+   because the backup standby archives the history file its walreceiver fetches from Q.
    Snapshots go on: one taken on timeline 2, then a restore to a time after the failover opens
    with the rows of timeline 2 (A from timeline 1, B from timeline 2) and not a later row.
 2. Fork: P restarts as Q's replica; P stops (its replication with it), Q writes what only the
@@ -96,7 +99,8 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(zfs_fuse, client_too
     pg.ensure_os_user(pg.DEFAULT_OS_USER)
     pool = "fo" + os.urandom(3).hex()
     specs = derived_specs(root, pool, sparse_disks(root / "disks", 3, "256M"),
-                          (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
+                          (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR,
+                          archive_method=None)
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     spec = yaml.safe_load(cluster_file.read_text())
     spec["drill"]["enabled"] = False
@@ -116,6 +120,8 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(zfs_fuse, client_too
     primary = pg.PgServer(MAJOR, root / "primary/data", PRIMARY_PORT)
     partner = None
     standby = pg.PgServer(MAJOR, pgdata, STANDBY_PORT)
+    helper = Path(f"/usr/local/sbin/pitr-archive-wal-{CLUSTER}")  # 60-standby.sh installs it
+    assert not (scripts / "primary/pitr-archive-wal.sh").exists()  # archive.method standby
     started = time.monotonic()
     try:
         run([bundle / "host/10-pool.sh", "--yes"])
@@ -147,6 +153,9 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(zfs_fuse, client_too
             assert f"{node}:{PRIMARY_PORT}:*:replicator:{PASSWORD}" in pgpass, pgpass
         wait_for("streaming from the primary through its slot", lambda: primary.psql(
             f"select active from pg_replication_slots where slot_name = '{slot}'") == "t")
+        assert standby.psql("show archive_mode") == "always"
+        for server in (primary, partner):
+            assert server.psql("show archive_mode") == "off"
         primary.psql("insert into t values (1, 'A')")
         segment = primary.psql("select pg_walfile_name(pg_current_wal_lsn())")
         primary.psql("select pg_switch_wal()")
@@ -186,8 +195,12 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(zfs_fuse, client_too
                                 f"from {PARTNER}:{PRIMARY_PORT}"), acked
         after = monitor(check)
         assert "timeline changed" not in after and f"streams from {PARTNER}:{PRIMARY_PORT} on timeline 2" in after, after
-        # the new primary archives its timeline's history file, which a restore reads
+        # the timeline's history file, which a restore reads: no node archives, the backup
+        # standby does (its walreceiver marks the file it fetched .ready in archive_mode always)
         wait_for("00000002.history archived", lambda: any(archive.glob("*/00000002.history")))
+        (history,) = archive.glob("*/00000002.history")
+        assert history.read_bytes() == (partner.data_dir / "pg_wal/00000002.history").read_bytes()
+        assert history.stat().st_uid == pwd.getpwnam(CLUSTER).pw_uid
 
         # snapshots go on, on timeline 2; a restore to a time after the failover has A and B
         lsn = partner.psql("select pg_current_wal_lsn()")
@@ -243,6 +256,7 @@ def test_standby_follows_a_failover_and_says_when_it_cannot(zfs_fuse, client_too
             if server is not None:
                 server.stop(mode="immediate", check=False)
         drop_user(CLUSTER)
+        helper.unlink(missing_ok=True)
         time.sleep(0.5)
         destroy_pool(pool)
         shutil.rmtree(root, ignore_errors=True)

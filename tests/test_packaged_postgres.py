@@ -71,6 +71,7 @@ def derived_specs(root: Path, version: str, extensions: list[str] = EXTENSIONS) 
         "archive_via_sudo": False, "archive_requires_mount": False}
     cluster["standby"]["settings"] = {"shared_buffers": "32MB", "max_connections": 100}
     cluster["replication"].pop("tls", None)  # no certificates here: tests/test_tls_real_pg.py
+    cluster["archive"] = {"method": "nfs"}  # the primary's helper writes the local archive
     cluster_file.write_text(yaml.safe_dump(cluster, sort_keys=False))
     return specs
 

@@ -10,10 +10,12 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import EXAMPLE_SPECS, pitr_bundle
 from generator.errors import PitrBundleError
 from generator.pgconfig import (PgConfig, PgConfigError, fixed_install_dirs, option_value,
                                 parse_pg_config, render_configure_line, rewrite_prefix,
                                 spec_section)
+from generator.pgpackages import DEBIAN, RHEL, Packaged, import_section, recognise
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pg_config"
 
@@ -49,6 +51,17 @@ CASES = {
                    ["--with-python", "--with-libedit-preferred", "CFLAGS=-O2 -DMAP_HUGETLB=0x40000",
                     "ICU_LIBS=-L/opt/local/Current/lib -licuuc -licudata -licui18n"],
                    "/mnt/hgfs/pginstaller.auto/server/staging_cache/linux-x64"),
+    "debian-pgdg-16.txt": ("pg_config", "16.4", 61,
+                           ["--with-extra-version= (Debian 16.4-1.pgdg120+1)",
+                            "--bindir=/usr/lib/postgresql/16/bin"], "/usr"),
+    "ubuntu-pgdg-16.txt": ("pg_config", "16.4", 61,
+                           ["--with-extra-version= (Ubuntu 16.4-1.pgdg22.04+1)",
+                            "LDFLAGS=-Wl,-Bsymbolic-functions -flto=auto -ffat-lto-objects "
+                            "-flto=auto -Wl,-z,relro -Wl,-z,now"], "/usr"),
+    "rhel-pgdg-16.txt": ("pg_config", "16.4", 36,
+                         ["--with-system-tzdata=/usr/share/zoneinfo", "--with-tclconfig=/usr/lib64",
+                          "PKG_CONFIG_PATH=:/usr/lib64/pkgconfig:/usr/share/pkgconfig"],
+                         "/usr/pgsql-16"),
     "npm-17.txt": ("pg_config", "17.10", 14,
                    ["CFLAGS=-Os -DMAP_HUGETLB=0x40000", "PYTHON=/usr/bin/python3", "--without-readline"],
                    "/usr/local/pg-build"),
@@ -104,6 +117,22 @@ def test_dollar_prefix_is_kept_literally():
     args = load("debian-15.txt").configure_args
     assert "--libdir=${prefix}/lib/x86_64-linux-gnu" in args
     assert option_value(args, "--mandir") == "/usr/share/postgresql/15/man"  # the last one wins
+
+
+def test_pg_config_output_keeps_bindir_and_what_version_adds():
+    # the package markers import-pg-config looks for (generator/pgpackages.py)
+    pg = load("debian-15.txt")
+    assert (pg.bindir, pg.version_suffix) == ("/usr/lib/postgresql/15/bin", "(Debian 15.18-0+deb12u1)")
+    pg = load("runbook-9.0.17.txt")
+    assert (pg.bindir, pg.version_suffix) == ("/home/pg168104/pgsql9.0.17/bin", "")
+    value_only = parse_pg_config("'--prefix=/usr/pgsql-16'")
+    assert (value_only.bindir, value_only.version_suffix) == (None, "")
+
+
+def test_two_different_bindirs_are_refused():
+    text = "BINDIR = /a/bin\nBINDIR = /b/bin\nCONFIGURE = '--prefix=/a'\n"
+    with pytest.raises(PgConfigError, match="BINDIR appears on lines 1, 2"):
+        parse_pg_config(text)
 
 
 def test_option_value():
@@ -213,6 +242,147 @@ def test_spec_section_keeps_awkward_values():
             "\x85", "a\u2028b", "--with-extra-version=é"]  # NEL and U+2028 are YAML line breaks
     pg = PgConfig(tuple(args), "15.18", "configure-value")
     assert yaml.safe_load(spec_section(pg))["postgres"]["configure"] == args
+
+
+# --- packaged builds: binaries instead of configure ------------------------------------------
+
+# fixture: (family, the bin folder printed, version, markers the comment names)
+PACKAGED = {
+    "debian-pgdg-16.txt": (DEBIAN, "/usr/lib/postgresql/16/bin", "16.4",
+                           ["BINDIR = /usr/lib/postgresql/16/bin", "(Debian 16.4-1.pgdg120+1)",
+                            "PGDG's postgresql-16, from apt.postgresql.org"]),
+    "ubuntu-pgdg-16.txt": (DEBIAN, "/usr/lib/postgresql/16/bin", "16.4",
+                           ["BINDIR = /usr/lib/postgresql/16/bin", "(Ubuntu 16.4-1.pgdg22.04+1)",
+                            "PGDG's postgresql-16, from apt.postgresql.org"]),
+    "rhel-pgdg-16.txt": (RHEL, "/usr/pgsql-16/bin", "16.4",
+                         ["BINDIR = /usr/pgsql-16/bin", "--prefix=/usr/pgsql-16",
+                          "-specs=/usr/lib/rpm/redhat/redhat-hardened-cc1",
+                          "postgresql16-server and postgresql16-contrib"]),
+    "debian-15.txt": (DEBIAN, "/usr/lib/postgresql/15/bin", "15.18",
+                      ["(Debian 15.18-0+deb12u1)", "the distribution's postgresql-15"]),
+}
+SOURCE_BUILDS = sorted(set(CASES) - set(PACKAGED))
+OTHER_FOLDER = {DEBIAN: "/usr/pgsql-{}/bin", RHEL: "/usr/lib/postgresql/{}/bin"}
+
+
+def comment_of(text: str) -> str:
+    """The comment lines before `postgres:`, joined into one line."""
+    head = text.split("postgres:\n", 1)[0]
+    assert all(line.startswith("# ") for line in head.splitlines()), head
+    return " ".join(line[2:] for line in head.splitlines())
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_packaged_build_prints_version_and_binaries_with_the_reasons(name):
+    family, folder, version, named = PACKAGED[name]
+    result = pitr_bundle("import-pg-config", str(FIXTURES / name), check=True)
+    assert yaml.safe_load(result.stdout) == {"postgres": {"version": version, "binaries": folder}}
+    assert f'postgres:\n  version: "{version}"\n  binaries: {folder}\n' in result.stdout
+    why = comment_of(result.stdout)
+    assert why.startswith(f"Packaged build ({family.name}), detected from: ")
+    for text in named + [f"major {version.split('.')[0]}, release {version} or a newer minor",
+                         "35-check-binaries.sh checks it",
+                         OTHER_FOLDER[family].format(version.split(".")[0]),
+                         "pitr-bundle import-pg-config --configure FILE"]:
+        assert text in why
+    assert "  # extensions: [{name: pg_stat_statements}]" in result.stdout  # a hint, commented
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_configure_flag_prints_the_options_of_a_packaged_build_as_before(name):
+    result = pitr_bundle("import-pg-config", "--configure", str(FIXTURES / name), check=True)
+    assert result.stdout == spec_section(load(name))
+    assert yaml.safe_load(result.stdout)["postgres"]["configure"] == list(load(name).configure_args)
+
+
+@pytest.mark.parametrize("name", SOURCE_BUILDS)
+def test_source_build_prints_exactly_what_it_did_before(name):
+    assert recognise(load(name)) is None
+    assert import_section(load(name)) == spec_section(load(name))
+
+
+def test_cli_prints_a_source_build_as_before():
+    result = pitr_bundle("import-pg-config", str(FIXTURES / "runbook-9.0.17.txt"), check=True)
+    assert result.stdout == spec_section(load("runbook-9.0.17.txt"))
+
+
+def configure_value(name: str) -> str:
+    return (FIXTURES / name).read_text().split("CONFIGURE = ", 1)[1].split("\n")[0]
+
+
+def test_configure_value_of_debian_gives_the_release_of_its_package_version():
+    found = recognise(parse_pg_config(configure_value("ubuntu-pgdg-16.txt")))
+    assert found == Packaged(DEBIAN, "16", "16.4", (
+        "--bindir=/usr/lib/postgresql/16/bin", "--with-extra-version= (Ubuntu 16.4-1.pgdg22.04+1)"))
+
+
+def test_configure_value_of_rhel_gives_the_folder_but_asks_for_the_version():
+    text = import_section(parse_pg_config(configure_value("rhel-pgdg-16.txt")))
+    assert yaml.safe_load(text) == {"postgres": {"binaries": "/usr/pgsql-16/bin"}}
+    assert "the primary's release or a newer minor" in comment_of(text)
+    assert "# the pasted text names no version: add postgres.version\npostgres:\n" in text
+
+
+def test_pre_10_packages_use_the_two_part_major():
+    pg = PgConfig(("--prefix=/usr/pgsql-9.6",), "9.6.24", "pg_config", bindir="/usr/pgsql-9.6/bin")
+    found = recognise(pg)
+    assert (found.bin_folder, found.release) == ("/usr/pgsql-9.6/bin", "9.6.24")
+    assert "postgresql96-server" in import_section(pg)
+
+
+def test_rpm_flags_alone_do_not_say_where_the_programs_are():
+    # Red Hat's own packages (prefix /usr) are built with the same flags
+    args = ("--prefix=/usr", "CFLAGS=-O2 -specs=/usr/lib/rpm/redhat/redhat-hardened-cc1")
+    pg = PgConfig(args, "16.4", "pg_config", bindir="/usr/bin")
+    assert recognise(pg) is None
+    assert import_section(pg) == spec_section(pg)
+
+
+@pytest.mark.parametrize("bindir, configure, reason", [
+    ("/usr/lib/postgresql/16/bin", "'--prefix=/usr/pgsql-16'", "both Debian/Ubuntu and RHEL"),
+    ("/usr/lib/postgresql/15/bin", "'--prefix=/usr'", "different majors (15, 16)"),
+    ("/opt/pg/bin", "'--with-extra-version= (Debian 16.4-1)'", "BINDIR is not where"),
+])
+def test_markers_that_disagree_print_the_options_and_say_why(bindir, configure, reason):
+    text = f"BINDIR = {bindir}\nCONFIGURE = {configure}\nVERSION = PostgreSQL 16.4\n"
+    pg = parse_pg_config(text)
+    printed = import_section(pg)
+    assert printed.endswith(spec_section(pg))
+    why = comment_of(printed)
+    assert why.startswith("Not taken for a packaged build: ") and reason in why
+
+
+def test_a_suffix_yaml_would_read_as_a_line_break_is_no_marker():
+    # U+2028 in a comment would end it: the rest would be read as YAML
+    text = ("BINDIR = /usr/lib/postgresql/16/bin\nCONFIGURE = '--prefix=/usr'\n"
+            "VERSION = PostgreSQL 16.4 (Debian 16.4-1\u2028binaries: /evil)\n")
+    printed = import_section(parse_pg_config(text))
+    assert "\u2028" not in printed
+    assert yaml.safe_load(printed)["postgres"]["binaries"] == "/usr/lib/postgresql/16/bin"
+
+
+@pytest.mark.parametrize("name", ["debian-pgdg-16.txt", "ubuntu-pgdg-16.txt", "rhel-pgdg-16.txt"])
+def test_a_spec_with_the_printed_section_validates(name, specs_copy):
+    section = pitr_bundle("import-pg-config", str(FIXTURES / name), check=True).stdout
+    spec = specs_copy / "clusters/pg168121.yaml"
+    text = (EXAMPLE_SPECS / "clusters/pg168121.yaml").read_text()
+    before, rest = text.split("postgres:\n", 1)
+    after = rest[rest.index("\nprimary:\n") + 1:]
+    spec.write_text(before + section + after)
+    assert yaml.safe_load(spec.read_text())["postgres"]["binaries"] == PACKAGED[name][1]
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_error_is_one_line_without_a_traceback(tmp_path):
+    pasted = tmp_path / "pg_config.txt"
+    pasted.write_text("BINDIR = /usr/lib/postgresql/16/bin\nBINDIR = /usr/pgsql-16/bin\n"
+                      + (FIXTURES / "rhel-pgdg-16.txt").read_text())
+    result = pitr_bundle("import-pg-config", str(pasted))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("pitr-bundle: BINDIR appears on lines 1, 2, 3")
+    assert "Traceback" not in result.stderr
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """pitr-bundle plan: the example bundle's backup-host scripts with --dry-run on a simulated
-fresh host show the literal commands a reviewer should expect, and change nothing."""
+fresh host show the literal commands a reviewer should expect (a temporary file named by
+what it holds), and change nothing."""
 
 from __future__ import annotations
 
@@ -35,7 +36,10 @@ def test_plan_of_the_example_bundle_shows_the_literal_commands(specs_copy, tmp_p
     for cluster in facts["clusters"]:
         user = cluster["user"]
         assert f"   $ useradd -m -d /home/{user} -g {user} -s /bin/bash" in text
-        assert f"   $ install -d -o root -g {user} -m 2750 -- /pg_arch/{cluster['name']}/arch\n" in text
+        # the NFS path's folders: root's, written by the primary's root; the standby's own
+        # when it archives (archive.method standby, pg168121's)
+        owner = user if cluster["archive"]["method"] == "standby" else "root"
+        assert f"   $ install -d -o {owner} -g {user} -m 2750 -- /pg_arch/{cluster['name']}/arch\n" in text
         assert f"/pg_home/{cluster['name']}/pgsql/bin/pg_ctl -D {cluster['paths']['pgdata']}" in text
     assert " -S pitr1_pg168121 " in text  # the base backup streams through the spec's slot
     assert "   $ /usr/sbin/ip address replace 192.168.1.199/24 dev bond0\n" in text
@@ -45,3 +49,12 @@ def test_plan_of_the_example_bundle_shows_the_literal_commands(specs_copy, tmp_p
     assert stopped == ["clusters/pg168104/35-build.sh (build)", "clusters/pg168121/35-build.sh (build)"]
     assert "STOPPED (exit 3): the spec gives no postgres.source" in text
     assert result.returncode == 1
+    # a temporary copy reads as what it holds, not as a random path: two plans are the same
+    assert "/tmp/" not in text and "<temp" in text
+    assert ("   $ install -D -o root -g root -m 0644 <temp: the bundle's host/scrub.cron> "
+            "/etc/cron.d/pitr-bundle-scrub\n") in text
+    assert ("   $ install -D -o root -g root -m 0500 <temp: the bundle's clusters/pg168121/snapshot.sh> "
+            "/usr/local/sbin/pitr-snapshot-pg168121\n") in text
+    assert ("   $ install -o pg168121 -g pg168121 -m 0600 <temp: an empty file> "
+            "/pg168121/pg_root/standby.signal\n") in text
+    assert pitr_bundle("plan", str(out / "pitr1")).stdout == text

@@ -73,6 +73,9 @@ def derive_specs(root: Path) -> Path:
     edit(cluster, "address: 192.168.1.121", "address: 127.0.0.1")
     edit(cluster, "port: 5432", f"port: {PRIMARY_PORT}")
     edit(cluster, "ha_partner: 192.168.1.122", "ha_partner: 127.0.0.2")
+    # the NFS path's step (helper, mount, sudo rule: the example's 9.0 cluster's, run on a 17);
+    # the example's own method for this cluster, standby, is tests/test_wal_standby_real_pg.py's
+    edit(cluster, "replication:", "archive: {method: nfs}\nreplication:")
     # TLS left out (the wheel's pg_basebackup has none): tests/test_tls_real_pg.py proves it
     text = cluster.read_text()
     tls = re.search(r"(?m)^  tls:\n(    .*\n)+", text)

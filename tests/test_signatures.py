@@ -104,8 +104,18 @@ def test_signatures_of_an_older_bundle_do_not_sign_a_newer_one(review, tmp_path)
     old_signatures = tmp_path / "old-signatures"
     shutil.copytree(bundle / "signatures", old_signatures)
     edit(review["specs"] / "clusters/pg168121.yaml", "port: 19212", "port: 19213")
+    stale = pitr_bundle("build", str(review["specs"]), "-o", str(review["out"]), "--check")
+    assert stale.returncode == 1
+    assert "signatures stale: 2 reviewers must sign again" in stale.stdout
     result = pitr_bundle("build", str(review["specs"]), "-o", str(review["out"]), check=True)
     assert f"removed    {bundle / 'signatures/alice@example.org.sig'}" in result.stdout
+    # who must sign again, and the command, said once
+    assert ("signatures removed: 2 reviewers must sign again (alice@example.org, bob@example.org), "
+            f"each with: pitr-bundle sign {bundle} --key KEY") in result.stdout.splitlines()
+    sign(bundle, review["alice"])
+    edit(review["specs"] / "clusters/pg168121.yaml", "port: 19213", "port: 19214")
+    result = pitr_bundle("build", str(review["specs"]), "-o", str(review["out"]), check=True)
+    assert "signatures removed: 1 reviewer must sign again (alice@example.org)," in result.stdout
     shutil.copytree(old_signatures, bundle / "signatures")
     refused = verify(bundle)
     assert refused.returncode == 3 and "0 allowed signer(s)" in refused.stderr

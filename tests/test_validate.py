@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -276,9 +277,12 @@ def test_a_slot_is_refused_before_9_4(specs_copy):
 
 
 def share_the_primary_server(specs: Path) -> Path:
-    """pg168121's primary on pg168104's HA partner, at another port: one server, two clusters."""
+    """pg168121's primary on pg168104's HA partner, at another port: one server, two clusters,
+    both archiving over NFS (the helper and mount are claimed on a standby-method node too: its
+    primary step removes the NFS path's pieces by these names)."""
     cluster = specs / "clusters/pg168121.yaml"
     edit(cluster, "address: 192.168.1.121", "address: 192.168.1.105")
+    edit(cluster, "replication:", "archive: {method: nfs}\nreplication:")
     return cluster
 
 
@@ -701,6 +705,31 @@ def test_archive_method_standby_is_accepted_with_a_slot_from_95(specs_copy):
     edit(specs_copy / "clusters/pg168121.yaml", "replication:", "archive: {method: standby}\nreplication:")
     result = pitr_bundle("validate", str(specs_copy))
     assert result.returncode == 0, result.stderr
+
+
+def _methods(specs: Path, out: Path) -> dict[str, str]:
+    pitr_bundle("build", str(specs), "-o", str(out), check=True)
+    facts = json.loads((out / "pitr1/MANIFEST.json").read_text())["facts"]["clusters"]
+    return {c["name"]: c["archive"]["method"] for c in facts}
+
+
+def test_archive_method_defaults_to_standby_from_95_with_a_slot(specs_copy, tmp_path):
+    """Unset: the example's 17 cluster (a slot) archives through its standby, its 9.0 one over
+    NFS, silently; 9.5+ without a slot stays on NFS and the warning says what a slot would
+    change; archive.method: nfs keeps NFS without a word."""
+    result = pitr_bundle("validate", str(specs_copy))
+    assert result.returncode == 0 and "replication.slot: warning" not in result.stderr, result.stderr
+    assert _methods(specs_copy, tmp_path / "a") == {"pg168104": "nfs", "pg168121": "standby"}
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "  slot: pitr1_pg168121\n", "")
+    assert _methods(specs_copy, tmp_path / "b") == {"pg168104": "nfs", "pg168121": "nfs"}
+    warned = pitr_bundle("validate", str(specs_copy))
+    assert warned.returncode == 0, warned.stderr
+    assert (f"{cluster}:{line_of(cluster, 'replication:')}: replication.slot: warning: not set: WAL "
+            "reaches the archive over NFS (the primary mounts the backup host, its root writes "
+            "there); with a slot (e.g. slot: pitr_pg168121) the backup standby archives") in warned.stderr
+    edit(cluster, "replication:", "archive: {method: nfs}\nreplication:")
+    assert "replication.slot: warning" not in pitr_bundle("validate", str(specs_copy)).stderr
 
 
 def test_archive_method_standby_needs_95(specs_copy):

@@ -1,10 +1,10 @@
 """archive.method standby for real: zfs-fuse + PostgreSQL 17, on the example specs' bundle derived
-by tests/derived_example.py (disks, addresses, ports, folders; pg168104 dropped) with one field
-more: pg168121's `archive: {method: standby}` (the method under test; the example keeps nfs by
-default until the primary-side migration lands, docs/wal-transport.md).
+by tests/derived_example.py (disks, addresses, ports, folders; pg168104 dropped): pg168121
+with the example's archive.method, unset, so standby (the default from 9.5 with a slot).
 
 The primary starts as an existing host of the NFS path left it: the bundle of the same specs
-with the default method (nfs) ran its primary step (helper, mount unit and sudo rule under a
+with `archive: {method: nfs}` (as a bundle built before standby became the default) ran its
+primary step (helper, mount unit and sudo rule under a
 test folder, systemctl and visudo stubbed, no mount; archive_mode on with the helper's
 archive_command, restarted), which also made the replication role (the password from
 PITR_REPLICATION_PASSWORD) and the slot. The backup standby is then set up by the standby
@@ -50,11 +50,12 @@ STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT = 28411, 28412, 28413
 
 
 def standby_specs(root: Path, pool: str, disks: list[Path]) -> Path:
-    """The derived specs (made before by derived_specs) with pg168121's archive.method standby."""
+    """The derived specs (made before by derived_specs, on the NFS path) with pg168121's
+    archive.method back to the example's: unset, so standby (9.5+ with a slot)."""
     specs = root / "specs"
     cluster_file = specs / f"clusters/{CLUSTER}.yaml"
     spec = yaml.safe_load(cluster_file.read_text())
-    spec["archive"] = {"method": "standby"}
+    del spec["archive"]["method"]
     cluster_file.write_text(yaml.safe_dump(spec))
     return specs
 
@@ -81,7 +82,7 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
     paths = facts["paths"]
     scripts = bundle / f"clusters/{cluster}"
     # the primary's footprint: no NFS export, mount, sudo rule or helper in the bundle
-    assert not (bundle / "host/40-nfs-exports.sh").exists()
+    assert "no cluster archives over NFS" in (bundle / "host/40-nfs-exports.sh").read_text()
     assert sorted(p.name for p in (scripts / "primary").iterdir()) == [
         "45-apply-on-primary.sh", "check-primary.sh", "pg_hba.conf.lines", "pitr-archive.conf"]
     check = bundle / "host/monitor.sh"

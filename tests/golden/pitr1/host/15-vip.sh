@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:d07b0dce2cd00acc33d2b4ca7c255198ea2e1b32b4f9f3ed775590870172971e
+#   clusters/pg168121.yaml sha256:e088e6b045e58f59e8f0207d6dcc7129144b1de840d987913de0a817ba5ccee3
 #
 # Brings up the virtual IP 192.168.1.199/24 on bond0 and makes every
 # connection to a primary or HA partner leave from it, so that the primaries' pg_hba.conf and
@@ -56,8 +56,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -69,6 +72,7 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
 # a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
@@ -87,11 +91,16 @@ check_own_checksum() {
     die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
 }
 check_own_checksum
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -274,7 +283,7 @@ write_unit() {
 
 install_unit() {
   local content
-  make_temp content
+  make_temp content "the output of write_unit"
   write_unit >"$content"
   if [[ -f $UNIT_FILE ]] && cmp -s "$content" "$UNIT_FILE"; then
     info "$UNIT_FILE: already up to date"

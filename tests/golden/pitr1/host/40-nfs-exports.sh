@@ -4,7 +4,6 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:d07b0dce2cd00acc33d2b4ca7c255198ea2e1b32b4f9f3ed775590870172971e
 #
 # Exports each cluster's WAL archive folder over NFS to its primary and HA partner
 # (rw,no_root_squash,sync), creates the folders, and pins the NFS helper ports so that
@@ -45,8 +44,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -58,6 +60,7 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
 # a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
@@ -76,11 +79,16 @@ check_own_checksum() {
     die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
 }
 check_own_checksum
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -150,7 +158,8 @@ parse_common_args() {
   done
 }
 # install_block FILE TAG CONTENT_FILE [MODE [OWNER GROUP]]: keep CONTENT between "# BEGIN TAG"
-# and "# END TAG" in FILE, leaving the rest of FILE alone. Sets FILE_CHANGED=1 when it changed
+# and "# END TAG" in FILE, leaving the rest of FILE alone; an empty CONTENT_FILE argument ("")
+# takes the block out. Sets FILE_CHANGED=1 when it changed
 # FILE (or would, in a dry run). Never call it as a condition: bash would ignore its errors.
 FILE_CHANGED=0
 install_block() {
@@ -163,11 +172,16 @@ install_block() {
       $0 == end { skipping = 0; next }
       !skipping { print }' "$file" >"$wanted"
   fi
-  {
-    printf '# BEGIN %s\n' "$tag"
-    cat "$content"
-    printf '# END %s\n' "$tag"
-  } >>"$wanted"
+  if [[ -n $content ]]; then
+    {
+      printf '# BEGIN %s\n' "$tag"
+      cat "$content"
+      printf '# END %s\n' "$tag"
+    } >>"$wanted"
+  elif [[ ! -f $file ]]; then  # no content: the block taken out, from no file at all
+    info "$file: absent, no $tag lines to take out"
+    return 0
+  fi
   if [[ -f $file ]] && cmp -s "$wanted" "$file"; then
     info "$file: already up to date"
     return 0
@@ -209,7 +223,7 @@ readonly ARCHIVE_ROOT=/pg_arch
 readonly EXPORTS_FILE=/etc/exports
 readonly PORTS_FILE=/etc/nfs.conf.d/pitr-bundle.conf
 readonly BLOCK_TAG='pitr-bundle pitr1'
-readonly -a EXPORT_PATHS=(/pg_arch/pg168104 /pg_arch/pg168121)
+readonly -a EXPORT_PATHS=(/pg_arch/pg168104)
 
 usage() {
   cat <<USAGE
@@ -224,7 +238,6 @@ USAGE
 write_exports() {
   cat <<'EXPORTS'
 /pg_arch/pg168104 192.168.1.104(rw,no_root_squash,sync) 192.168.1.105(rw,no_root_squash,sync)
-/pg_arch/pg168121 192.168.1.121(rw,no_root_squash,sync) 192.168.1.122(rw,no_root_squash,sync)
 EXPORTS
 }
 
@@ -264,7 +277,7 @@ main() {
 
   step "check the clusters' OS groups"
   local group missing=0
-  local -a groups=(pg168104 pg168121)
+  local -a groups=(pg168104)
   for group in "${groups[@]}"; do
     if ! getent group "$group" >/dev/null; then
       log "group $group does not exist: run the cluster's user script first"
@@ -278,8 +291,6 @@ main() {
   # setgid keeps the day folders in the cluster's group
   ensure_dir "$ARCHIVE_ROOT"/pg168104 root pg168104 2750
   ensure_dir "$ARCHIVE_ROOT"/pg168104/arch root pg168104 2750
-  ensure_dir "$ARCHIVE_ROOT"/pg168121 root pg168121 2750
-  ensure_dir "$ARCHIVE_ROOT"/pg168121/arch root pg168121 2750
 
   local content
   make_temp content

@@ -4,7 +4,7 @@
 # change the spec and build again. Built from:
 #   hosts/pitr1.yaml sha256:b2b4503631369d5deac1bae65cfdbdcf64620d76c48a126118cf73ef71319081
 #   clusters/pg168104.yaml sha256:a7fe7c115741e997384616bcdac59da7fa001b476f1c92ebe30f89c665ffbf7f
-#   clusters/pg168121.yaml sha256:d07b0dce2cd00acc33d2b4ca7c255198ea2e1b32b4f9f3ed775590870172971e
+#   clusters/pg168121.yaml sha256:e088e6b045e58f59e8f0207d6dcc7129144b1de840d987913de0a817ba5ccee3
 #
 # Nagios/NRPE check of backup host pitr1: pool health and capacity, the archive dataset's
 # share of the pool, and for each cluster the standby process and port, its WAL receiver,

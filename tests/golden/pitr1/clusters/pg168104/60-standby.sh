@@ -46,8 +46,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -59,6 +62,7 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
 # a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
@@ -77,11 +81,16 @@ check_own_checksum() {
     die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
 }
 check_own_checksum
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -300,9 +309,11 @@ RECOVERY
 
 CHANGED=0
 
-# install_owned FILE CONTENT_FILE: FILE (mode 0600, the cluster's user) gets CONTENT_FILE's text
+# install_owned FILE CONTENT_FILE WHAT: FILE (mode 0600, the cluster's user) gets CONTENT_FILE's
+# text, WHAT (a dry run names CONTENT_FILE by it: one temporary file serves every FILE)
 install_owned() {
   local target=$1 content=$2
+  TEMP_HOLDS[$content]=$3
   if [[ -f $target ]] && cmp -s "$content" "$target"; then
     info "$target: already up to date"
     return 0
@@ -323,14 +334,14 @@ write_configuration() {
   local content
   make_temp content
   write_settings >"$content"
-  install_owned "$PGDATA/pitr-bundle.conf" "$content"
+  install_owned "$PGDATA/pitr-bundle.conf" "$content" "the output of write_settings"
 
   local base_conf=$PGDATA/postgresql.conf
   if [[ ! -f $PGDATA/postgresql.conf ]]; then
     # the primary keeps its postgresql.conf outside its data directory (Debian does)
     warn "$PGDATA/postgresql.conf missing from the base backup: creating one"
     printf '# postgresql.conf of the standby of %s (created by pitr-bundle)\n' "$CLUSTER" >"$content"
-    install_owned "$PGDATA/postgresql.conf" "$content"
+    install_owned "$PGDATA/postgresql.conf" "$content" "a postgresql.conf of one comment line"
     ((DRY_RUN)) && base_conf=/dev/null # a dry run created nothing
   fi
   if grep -qxF "$INCLUDE_LINE" "$base_conf"; then
@@ -338,18 +349,18 @@ write_configuration() {
   else
     cat "$base_conf" >"$content"
     printf '\n# added by pitr-bundle: the standby overrides, read last\n%s\n' "$INCLUDE_LINE" >>"$content"
-    install_owned "$PGDATA/postgresql.conf" "$content"
+    install_owned "$PGDATA/postgresql.conf" "$content" "postgresql.conf with the include line"
   fi
   if [[ ! -f $PGDATA/pg_hba.conf ]]; then
     warn "$PGDATA/pg_hba.conf missing from the base backup: creating one for local use"
     # the socket lives in PGDATA (mode 0700): only the cluster's OS user reaches it
     printf 'local all all trust\nhost all all 127.0.0.1/32 md5\n' >"$content"
-    install_owned "$PGDATA/pg_hba.conf" "$content"
+    install_owned "$PGDATA/pg_hba.conf" "$content" "the local trust and 127.0.0.1 md5 lines"
   fi
 
   move_aside "$PGDATA/standby.signal"
   write_recovery_conf >"$content"
-  install_owned "$PGDATA/recovery.conf" "$content"
+  install_owned "$PGDATA/recovery.conf" "$content" "the output of write_recovery_conf"
 }
 
 server_running() {

@@ -46,8 +46,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -59,6 +62,7 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
 # a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
@@ -77,11 +81,16 @@ check_own_checksum() {
     die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
 }
 check_own_checksum
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -185,7 +194,7 @@ bundle_file() {
     die "no ${root}SHA256SUMS: $PROG installs only the files of its own bundle, checked against it" "$EXIT_REFUSED"
   [[ -f $root$path ]] || die "$root$path is missing: the bundle is incomplete, nothing installed" "$EXIT_REFUSED"
   expected=$(awk -v p="$path" '$2 == p { print $1 }' "${root}SHA256SUMS")
-  make_temp copy
+  make_temp copy "the bundle's $path"
   cp -- "$root$path" "$copy"
   actual=$(sha256sum <"$copy")
   [[ -n $expected && ${actual%% *} == "$expected" ]] ||

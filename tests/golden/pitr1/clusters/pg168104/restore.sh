@@ -48,8 +48,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -61,6 +64,7 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
 # a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
@@ -79,11 +83,16 @@ check_own_checksum() {
     die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
 }
 check_own_checksum
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -359,11 +368,12 @@ oldest_snapshot() {
   zfs list -H -t snapshot -o name -d 1 -s creation "$DATASET" | grep -F -m1 "@$PREFIX" || true
 }
 
-# write_owned FILE: standard input into FILE, owned by the cluster's user, mode 0600 (its
-# callers pipe into it: a subshell, whose temporary file make_temp removes when it exits)
+# write_owned FILE WHAT: standard input (WHAT, for a dry run) into FILE, owned by the cluster's
+# user, mode 0600 (its callers pipe into it: a subshell, whose temporary file make_temp removes
+# when it exits)
 write_owned() {
   local content
-  make_temp content
+  make_temp content "$2"
   cat >"$content"
   run install -o "$OS_USER" -g "$OS_USER" -m 0600 "$content" "$1"
 }
@@ -427,15 +437,15 @@ configure_clone() {
       printf "primary_slot_name = ''\n"
       printf '%s\n' "${recovery[@]}"
     fi
-  } | write_owned "$pgdata/pitr-restore.conf"
+  } | write_owned "$pgdata/pitr-restore.conf" "the restore's settings"
   if ! grep -qxF "include 'pitr-restore.conf'" "$pgdata/postgresql.conf"; then
     { cat "$pgdata/postgresql.conf"; printf "include 'pitr-restore.conf'\n"; } |
-      write_owned "$pgdata/postgresql.conf"
+      write_owned "$pgdata/postgresql.conf" "postgresql.conf with the include line"
   fi
   if [[ $RECOVERY_FILE == recovery.signal ]]; then
-    : | write_owned "$pgdata/recovery.signal"
+    : | write_owned "$pgdata/recovery.signal" "an empty file"
   else
-    printf '%s\n' "${recovery[@]}" | write_owned "$pgdata/recovery.conf"
+    printf '%s\n' "${recovery[@]}" | write_owned "$pgdata/recovery.conf" "the recovery settings"
   fi
 }
 

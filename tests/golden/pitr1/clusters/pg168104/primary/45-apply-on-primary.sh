@@ -51,8 +51,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -64,6 +67,7 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
 # a copy run from its bundle checks itself against the bundle's SHA256SUMS first: a changed
@@ -82,11 +86,16 @@ check_own_checksum() {
     die "${BASH_SOURCE[0]} does not match the bundle's SHA256SUMS: refusing to run an altered script" "$EXIT_REFUSED"
 }
 check_own_checksum
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -156,7 +165,8 @@ parse_common_args() {
   done
 }
 # install_block FILE TAG CONTENT_FILE [MODE [OWNER GROUP]]: keep CONTENT between "# BEGIN TAG"
-# and "# END TAG" in FILE, leaving the rest of FILE alone. Sets FILE_CHANGED=1 when it changed
+# and "# END TAG" in FILE, leaving the rest of FILE alone; an empty CONTENT_FILE argument ("")
+# takes the block out. Sets FILE_CHANGED=1 when it changed
 # FILE (or would, in a dry run). Never call it as a condition: bash would ignore its errors.
 FILE_CHANGED=0
 install_block() {
@@ -169,11 +179,16 @@ install_block() {
       $0 == end { skipping = 0; next }
       !skipping { print }' "$file" >"$wanted"
   fi
-  {
-    printf '# BEGIN %s\n' "$tag"
-    cat "$content"
-    printf '# END %s\n' "$tag"
-  } >>"$wanted"
+  if [[ -n $content ]]; then
+    {
+      printf '# BEGIN %s\n' "$tag"
+      cat "$content"
+      printf '# END %s\n' "$tag"
+    } >>"$wanted"
+  elif [[ ! -f $file ]]; then  # no content: the block taken out, from no file at all
+    info "$file: absent, no $tag lines to take out"
+    return 0
+  fi
   if [[ -f $file ]] && cmp -s "$wanted" "$file"; then
     info "$file: already up to date"
     return 0
@@ -580,8 +595,11 @@ remove_temp_files() {
   ((${#TEMP_FILES[@]} == 0)) || rm -f -- "${TEMP_FILES[@]}"
 }
 trap remove_temp_files EXIT
-# make_temp VAR: a temporary file, removed when the script (or the subshell that made it)
-# exits, its path put in VAR
+# what each temporary file holds, by its path: a dry run names a file by it, not by a random
+# path that is gone when the script ends (so that `pitr-bundle plan` reads the same each time)
+declare -A TEMP_HOLDS=()
+# make_temp VAR [WHAT]: a temporary file, removed when the script (or the subshell that made it)
+# exits, its path put in VAR; WHAT: what it will hold (TEMP_HOLDS[$path]=... when that changes)
 make_temp() {
   local path
   if ((BASH_SUBSHELL != TEMP_FILES_SHELL)); then
@@ -593,13 +611,19 @@ make_temp() {
   path=$(mktemp)
   TEMP_FILES+=("$path")
   printf -v "$1" '%s' "$path"
+  [[ -z ${2:-} ]] || TEMP_HOLDS[$path]=$2
 }
 
-# quote ARGS: the arguments as one line a shell would read back the same
+# quote ARGS: the arguments as one line a shell would read back the same; in a dry run a
+# temporary file that make_temp was told the content of reads <temp: what it holds>
 quote() {
   local out="" arg quoted
   for arg in "$@"; do
-    printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    if ((DRY_RUN)) && [[ -n $arg && -n ${TEMP_HOLDS[$arg]:-} ]]; then
+      quoted="<temp: ${TEMP_HOLDS[$arg]}>"
+    else
+      printf -v quoted '%q' "$arg"  # no subshell: run() quotes every argument of every command
+    fi
     out+="$quoted "
   done
   printf '%s' "${out% }"
@@ -1334,7 +1358,7 @@ restart_postgres() {
 install_file() {
   local target=$1 mode=$2 owner=$3 writer=$4 content
   FILE_CHANGED=0
-  make_temp content
+  make_temp content "the output of $writer"
   "$writer" >"$content"
   if [[ -f $target ]] && cmp -s "$content" "$target"; then
     info "$target: already up to date"
@@ -1409,7 +1433,7 @@ state_dir() {
 
 SUDOERS_CONTENT=""
 check_sudo_rule() {
-  make_temp SUDOERS_CONTENT
+  make_temp SUDOERS_CONTENT "the output of write_sudoers"
   write_sudoers >"$SUDOERS_CONTENT"
   need_cmd visudo
   visudo -c -q -f "$SUDOERS_CONTENT" >/dev/null || die "visudo rejects the generated sudo rule: nothing installed" "$EXIT_REFUSED"
