@@ -128,7 +128,9 @@ migration_world() {
   export FAKE_ZFS_MOUNTS=1
   ROOT=$SANDBOX/pg_arch
   ARCH=$(archive_dataset)
-  C=$(query "facts['clusters'][0]['name']")
+  # an NFS cluster where there is one: its writers are held off with exportfs -u
+  C=$(query "([c['name'] for c in facts['clusters'] if c['archive']['method'] == 'nfs'] + [facts['clusters'][0]['name']])[0]")
+  C_METHOD=$(query "[c['archive']['method'] for c in facts['clusters'] if c['name'] == '$C'][0]")
   C_DIR=$ROOT/$C
   while read -r entry; do
     [ "$(jq_get "$entry" kind)" != archive ] || continue
@@ -166,6 +168,7 @@ archived_files() {
 
 @test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does" {
   migration_world
+  [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
   run -3 "$MIGRATE_SCRIPT"
   [ -z "$(changing_calls)" ]
   [[ $output == *"$C: $C_DIR is a folder of $ARCH (6 file(s)"* ]]
@@ -195,6 +198,7 @@ archived_files() {
 
 @test "datasets: --migrate-archive moves the archive into its dataset while WAL arrives, losing none" {
   migration_world
+  [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
   before=$(archived_files "$C_DIR")
   # WAL arriving after the bulk copy, before the writers are held off (read of the exports)
   export ON_EXPORTS_READ="[[ -e $C_DIR/arch/2026-01-02/000000010000000000000006 ]] || echo 'wal 6' >$C_DIR/arch/2026-01-02/000000010000000000000006"
@@ -236,6 +240,7 @@ archived_files() {
 
 @test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails" {
   migration_world
+  [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
   # a writer put other bytes under an archived name in the dataset during the switch
   export ON_EXPORTS_READ="d=$ROOT/.$C.migrating/arch/2026-01-01; [[ -e \$d/000000010000000000000003 ]] && { rm -f \$d/000000010000000000000003; echo other >\$d/000000010000000000000003; }"
   run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
