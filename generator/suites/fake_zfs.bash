@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A small stateful stand-in for zpool and zfs, for the bats suites: it keeps pools, datasets
 # and their properties as files under $FAKE_ZFS_STATE, logs every call to $STUB_LOG, and
-# fails a call whose command line matches the glob in $FAKE_FAIL (fault injection).
+# fails a call whose command line matches the glob in $FAKE_FAIL (fault injection); runs
+# $FAKE_HOOK before a call that matches the glob in $FAKE_HOOK_ON.
 set -euo pipefail
 cmd=${FAKE_CMD:?run through the zpool and zfs stubs of test_helper.bash}
 # the suites may gate these commands on PATH (fault_point): the fake's own file work must not
@@ -16,6 +17,12 @@ state=${FAKE_ZFS_STATE:?FAKE_ZFS_STATE not set}
 line="$cmd"
 for arg in "$@"; do line+=" $arg"; done
 printf '%s\n' "$line" >>"${STUB_LOG:?STUB_LOG not set}"
+# FAKE_HOOK_ON, a glob of a call line: FAKE_HOOK is run before that call (what happens at that
+# moment: a writer archiving while a script works, say); its failure does not fail the call
+# shellcheck disable=SC2053 # FAKE_HOOK_ON is a glob on purpose
+if [[ -n ${FAKE_HOOK_ON:-} && $line == $FAKE_HOOK_ON ]]; then
+  eval "${FAKE_HOOK:-}" || true
+fi
 # shellcheck disable=SC2053 # FAKE_FAIL is a glob on purpose
 if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
   echo "$cmd: injected failure" >&2
