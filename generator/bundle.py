@@ -103,7 +103,7 @@ def _retired_facts(cm: ClusterModel) -> dict:
     return {
         "name": c.name, "user": c.user, "dataset": cm.cluster.dataset,
         "mountpoint": cm.cluster.mountpoint, "paths": asdict(cm.paths),
-        "archive_export": cm.archive_export,
+        "archive_export": cm.archive_export, "archive_dataset": cm.archive_dataset,
         "installed": installed_names(cm),
         "wal_fresh_minutes": c.monitor.archive_warn_minutes,
         "replication_slot": c.replication.slot,

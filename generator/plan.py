@@ -478,6 +478,7 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         "c": c, "cluster": cluster, "paths": cm.paths,
         "installed": installed_names(cm),
         "archive_export": cm.archive_export,
+        "archive_dataset": cm.archive_dataset,
         "continuity_args": continuity_args(cm),
         "restore_parent": cm.restore_parent,
         "monitor_installed": MONITOR_INSTALLED,
@@ -506,7 +507,8 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         PlannedFile(f"{base}/90-retire.sh", "retire", "cluster/retire.sh.j2",
                     "retired cluster: stop the standby, remove its cron files, installed "
                     "scripts and monitor lines; keep dataset and archive (--destroy-data "
-                    "--yes destroys them)",
+                    "--yes destroys them: the archive's dataset, or its folder on a host "
+                    "not migrated)",
                     sources, cluster=c.name, order=90, destructive=True, context=context,
                     context_force=True),
     ]

@@ -30,7 +30,7 @@ if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
 fi
 
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
-if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone))$ ]]; then
+if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone|unmount))$ ]]; then
   changes=0
   [[ ! -f $state/.changes ]] || read -r changes <"$state/.changes"
   changes=$((changes + 1))
@@ -246,7 +246,10 @@ case "$cmd $*" in
       n=${n//%//}
       value_in "$f" origin
       o=$REPLY
-      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then rm -f "$f"; fi
+      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then
+        fake_unmount "$n"
+        rm -f "$f"
+      fi
     done
     for f in "$state/snaps"/* "$state/snapprops"/*; do
       n=${f##*/}
@@ -304,6 +307,11 @@ case "$cmd $*" in
   "zfs list -H -o name "*@*) snap_file "$5"; [[ -e $REPLY ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs get -H -o value "*@*) snap_file "$6"; [[ -e $REPLY ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
+  "zfs get -H -o value mounted "*)
+    exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }
+    prop_of mountpoint "$6"
+    if [[ -n ${FAKE_ZFS_MOUNTS:-} && -L $REPLY ]]; then echo yes; else get_prop mounted "$6"; fi ;;
+  "zfs unmount "*) exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }; fake_unmount "$2" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
   "zfs set mountpoint="*)
     exists "$3" || exit 1
