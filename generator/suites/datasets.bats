@@ -125,8 +125,8 @@ zfs set exec=off $arch" ]
 # archive root a folder in the sandbox holding the archive folder of a cluster that archives
 # through METHOD (nfs, standby, or any: the first cluster), with WAL in it; MIGRATE_SCRIPT is
 # the datasets script rebased there, mounts simulated (FAKE_ZFS_MOUNTS). Skips when no cluster
-# of the bundle archives through METHOD (check of the example runs both: pg168104 on NFS,
-# pg168121 through its standby)
+# of the bundle archives through METHOD (check of the example runs both: its 9.0 cluster on NFS,
+# its 17 one through its standby)
 migration_world() {
   local method=$1
   export FAKE_ZFS_MOUNTS=1
