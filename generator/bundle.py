@@ -41,7 +41,8 @@ def _facts(model: HostModel) -> dict:
         "archive_root": spec.datasets.pg_arch.mountpoint,
         "monitor": spec.monitor.model_dump(),
         "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
-        "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster}
+        "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster,
+                      "kind": d.kind, "nfs_clients": list(d.nfs_clients)}
                      for d in model.datasets],
         "clusters": [_cluster_facts(cm) for cm in model.clusters],
         "retired": [_retired_facts(cm) for cm in model.retired],
@@ -66,7 +67,8 @@ def _cluster_facts(cm: ClusterModel) -> dict:
     c, cluster = cm.spec, cm.cluster
     return {
         "name": c.name, "user": c.user, "dataset": cluster.dataset,
-        "mountpoint": cluster.mountpoint, "port": c.port, "restore_port": cm.restore_port,
+        "mountpoint": cluster.mountpoint, "archive_dataset": cm.archive_dataset,
+        "port": c.port, "restore_port": cm.restore_port,
         "postgres_version": c.postgres.version, "postgres_major": c.postgres.major_text,
         "binaries": c.postgres.binaries,
         "extensions": [e.name for e in c.postgres.extensions],
@@ -83,7 +85,8 @@ def _cluster_facts(cm: ClusterModel) -> dict:
         "primary_conninfo": cm.recovery_settings["primary_conninfo"],
         "follows_partner": cm.follows_partner,
         "replication_tls": c.replication.tls.model_dump() if c.replication.tls else None,
-        "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump()},
+        "snapshots": {"prefix": c.snapshots.prefix, "keep": c.snapshots.keep.model_dump(),
+                      "archive_keep": c.snapshots.archive_keep},
         "archive": {"pitr_window_days": c.archive.pitr_window_days, "method": cm.archive_method},
 
         "monitor": c.monitor.model_dump(),
@@ -100,7 +103,7 @@ def _retired_facts(cm: ClusterModel) -> dict:
     return {
         "name": c.name, "user": c.user, "dataset": cm.cluster.dataset,
         "mountpoint": cm.cluster.mountpoint, "paths": asdict(cm.paths),
-        "archive_export": cm.archive_export,
+        "archive_export": cm.archive_export, "archive_dataset": cm.archive_dataset,
         "installed": installed_names(cm),
         "wal_fresh_minutes": c.monitor.archive_warn_minutes,
         "replication_slot": c.replication.slot,

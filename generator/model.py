@@ -27,6 +27,13 @@ STATUS_INSTALLED = "/usr/local/sbin/pitr-status"
 # with monitor.prometheus_textfile_dir: pitr-status --prometheus on this schedule
 STATUS_CRON = "/etc/cron.d/pitr-bundle-status"
 STATUS_SCHEDULE = "*/5 * * * *"
+# the lock a cluster's snapshot and WAL retention runs share; the archive migration of
+# host/20-datasets.sh holds it too (no snapshot, no deletion while the archive moves)
+SNAPSHOT_LOCK_DIR = "/run/lock"
+
+
+def snapshot_lock_file(cluster_name: str) -> str:
+    return f"{SNAPSHOT_LOCK_DIR}/pitr-snapshot-{cluster_name}.lock"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,14 @@ class DatasetPlan:
     mountpoint: str
     properties: list[str]  # "name=value", sorted (templates join it to a list of words)
     cluster: Optional[str] = None
+    # shared (pg_home, pg_arch, pg_log), cluster (its standby's), archive (a cluster's WAL
+    # archive: <pg_arch dataset>/<cluster> at <pg_arch mountpoint>/<cluster>)
+    kind: str = "shared"
+    # an archive's writers over NFS (archive.method nfs: the primary and HA partner, that
+    # the archive migration holds off with exportfs -u); none for archive.method standby
+    nfs_clients: tuple[str, ...] = ()
+    # what the primary and HA partner run after that archive moved (their NFS handle is stale)
+    remount: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,7 @@ class ClusterModel:
     standby_settings: dict[str, str]
     recovery_settings: dict[str, str]
     archive_export: str  # the archive folder exported to the primary
+    archive_dataset: str  # the dataset mounted there, snapshotted with the cluster's
     wal_dir: str  # pg_wal or pg_xlog
     receiver_title: str  # the WAL receiver's process title
     restore_port: int
@@ -186,7 +202,18 @@ def datasets_of(host: Host) -> tuple[DatasetPlan, ...]:
                             ("pg_log", shared.pg_log))]
     plans += [DatasetPlan(c.dataset, c.mountpoint,
                           [f"{k}={v}" for k, v in sorted(c.spec.properties.items())],
-                          c.spec.name)
+                          c.spec.name, kind="cluster")
+              for c in host.clusters]
+    # each cluster's archive, a dataset of its own (so that it can be snapshotted with the
+    # cluster's and sent to a replica), hardened as the archive dataset it sits in
+    arch = next(p for p in plans if p.name == shared.pg_arch.name)
+    plans += [DatasetPlan(archive_dataset(host, c.spec.name), archive_dir(host, c.spec.name),
+                          arch.properties, c.spec.name, kind="archive",
+                          nfs_clients=(tuple(c.spec.archive_clients)
+                                       if c.spec.archive_method == "nfs" else ()),
+                          remount=(f"umount -l {c.spec.archive_mount} && "
+                                   f"/usr/local/sbin/pitr-archive-mount-{c.spec.name}"
+                                   if c.spec.archive_method == "nfs" else ""))
               for c in host.clusters]
     return tuple(plans)
 
@@ -203,6 +230,11 @@ def vip_routes(host: Host) -> tuple[VipRoute, ...]:
 
 def archive_dir(host: Host, cluster_name: str) -> str:
     return f"{host.spec.datasets.pg_arch.mountpoint}/{cluster_name}"
+
+
+def archive_dataset(host: Host, cluster_name: str) -> str:
+    """The dataset of a cluster's WAL archive, mounted at archive_dir."""
+    return f"{host.spec.datasets.pg_arch.name}/{cluster_name}"
 
 
 def _drill(host: Host, c: ClusterSpec, restore_parent: str) -> DrillModel:
@@ -323,6 +355,7 @@ def derive_cluster(host: Host, cluster: Cluster) -> ClusterModel:
         standby_settings=cp.standby_settings(cluster, paths),
         recovery_settings=cp.recovery_settings(cluster, paths),
         archive_export=archive_dir(host, c.name),
+        archive_dataset=archive_dataset(host, c.name),
         wal_dir=cp.wal_dir(version), receiver_title=cp.receiver_title(version),
         restore_port=cp.restore_port(c), restore_parent=restore_parent,
         restore_recovery_file=("recovery.conf" if pv.has("recovery.conf", version)

@@ -9,8 +9,9 @@ from typing import Any, Optional
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.load import SpecFile
-from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, STATUS_CRON,
-                             STATUS_INSTALLED, STATUS_SCHEDULE, VIP_UNIT, ClusterModel, HostModel)
+from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, SNAPSHOT_LOCK_DIR, STATUS_CRON,
+                             STATUS_INSTALLED, STATUS_SCHEDULE, VIP_UNIT, ClusterModel, HostModel,
+                             snapshot_lock_file)
 from generator.quoting import shell_quote
 
 SCRIPT_MODE = 0o750
@@ -62,7 +63,11 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
                     "create the shared and per-cluster ZFS datasets",
                     sources_of(model, model.clusters), order=20,
                     context={"datasets": datasets,
-                             "shared": [d for d in datasets if d.cluster is None]}),
+                             "shared": [d for d in datasets if d.kind == "shared"],
+                             "archive": next(d for d in datasets
+                                             if d.name == host.spec.datasets.pg_arch.name),
+                             "archives": [d for d in datasets if d.kind == "archive"],
+                             "lock_dir": SNAPSHOT_LOCK_DIR, "dropped_name": DROPPED_NAME}),
     ]
     if host.spec.managed_vip:
         files.append(plan_vip(model))
@@ -331,6 +336,8 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "incomplete_mark": INCOMPLETE_MARK,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
+        "snapshot_lock": snapshot_lock_file(c.name),
+        "archive_dataset": cm.archive_dataset,
         "cron_name": cm.cron_name,
         "restore": {
             "parent": cm.restore_parent,
@@ -508,6 +515,7 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         "c": c, "cluster": cluster, "paths": cm.paths,
         "installed": installed_names(cm),
         "archive_export": cm.archive_export,
+        "archive_dataset": cm.archive_dataset,
         "continuity_args": continuity_args(cm),
         "restore_parent": cm.restore_parent,
         "monitor_installed": MONITOR_INSTALLED,
@@ -536,7 +544,8 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         PlannedFile(f"{base}/90-retire.sh", "retire", "cluster/retire.sh.j2",
                     "retired cluster: stop the standby, remove its cron files, installed "
                     "scripts and monitor lines; keep dataset and archive (--destroy-data "
-                    "--yes destroys them)",
+                    "--yes destroys them: the archive's dataset, or its folder on a host "
+                    "not migrated)",
                     sources, cluster=c.name, order=90, destructive=True, context=context,
                     context_force=True),
     ]

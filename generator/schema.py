@@ -794,6 +794,11 @@ class Snapshots(Strict):
     keep: Keep = Field(default=Keep(), description=(
         "how many snapshots to keep per hour, day, ISO week, month and year (default: 7 daily, 4 "
         "weekly, 6 monthly); the newest is always kept"))
+    archive_keep: int = Field(default=2, ge=1, le=1000, description=(
+        "how many of the newest snapshots of the cluster's WAL archive dataset (taken with each "
+        "snapshot of the cluster, in one zfs call) to keep (default 2); older ones are pruned "
+        "whatever keep says, unless held or cloned: an archive snapshot keeps the WAL the WAL "
+        "retention deletes, and the newest serve a replica as its incremental base"))
     pre_hook: Optional[FreeText] = Field(default=None, description=(
         "a shell command run before each snapshot (bash -c, with the standby's PGHOME, PGDATA, "
         "PGHOST and PGPORT set), e.g. a CHECKPOINT; its failure stops the snapshot. Default: none"))

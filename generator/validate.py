@@ -190,6 +190,7 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         taken.claim("mountpoint", cluster.mountpoint, csrc, ("mountpoint",),
                     implied=f"retired cluster {c.name}")
         taken.claim("OS user", c.user, csrc, ("os_user",), implied=f"retired cluster {c.name}")
+        _claim_archive(taken, spec, cluster)
     for cluster in host.clusters:
         c, csrc = cluster.spec, cluster.source
         _check_in_pool(pool.name, cluster.dataset, csrc, ("dataset",), problems)
@@ -202,6 +203,7 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         else:
             taken.claim("port", c.restore.port, csrc, ("restore", "port"))
         taken.claim("OS user", c.user, csrc, ("os_user",))
+        _claim_archive(taken, spec, cluster)
         _check_cluster(cluster, problems)
         if spec.managed_vip:
             _check_routable(spec, cluster, problems)
@@ -229,6 +231,17 @@ def _check_textfile_dir(host: Host, problems: list[SpecProblem]) -> None:
                 f"{folder} lies in {mountpoint} ({what}): give node_exporter's own folder "
                 "(Debian: /var/lib/prometheus/node-exporter)"))
             return
+
+
+def _claim_archive(taken: _Registry, spec, cluster: Cluster) -> None:
+    """A cluster's WAL archive is a dataset of its own, <pg_arch dataset>/<name> mounted at
+    <pg_arch mountpoint>/<name> (host/20-datasets.sh): no other dataset or mountpoint may be
+    that one."""
+    name, arch = cluster.spec.name, spec.datasets.pg_arch
+    implied = f"the archive dataset of cluster {name} (<datasets.pg_arch>/{name})"
+    taken.claim("dataset", f"{arch.name}/{name}", cluster.source, ("name",), implied=implied)
+    taken.claim("mountpoint", f"{arch.mountpoint}/{name}", cluster.source, ("name",),
+                implied=implied)
 
 
 def _check_cluster(cluster: Cluster, problems: list[SpecProblem]) -> None:

@@ -21,7 +21,8 @@ def test_plan_of_the_example_bundle_shows_the_literal_commands(specs_copy, tmp_p
             f"-O dedup=off zp1 {' '.join(facts['pool']['vdev_args'])}\n") in text
     for dataset in facts["datasets"]:
         # root on the primaries writes into the archive: nothing there may run or be a device
-        hardening = " -o devices=off -o exec=off -o setuid=off" if dataset["name"] == "zp1/pg_arch" else ""
+        hardening = (" -o devices=off -o exec=off -o setuid=off"
+                     if dataset["name"].startswith("zp1/pg_arch") else "")
         assert (f"   $ zfs create -p -o mountpoint={dataset['mountpoint']}{hardening} "
                 f"{dataset['name']}\n") in text
     # every backup-host script of the run order has its section, in order

@@ -176,6 +176,19 @@ def test_prometheus_textfile_dir_may_not_lie_in_a_dataset_of_the_host(specs_copy
     assert pitr_bundle("validate", str(specs_copy)).returncode == 0
 
 
+def test_cluster_dataset_may_not_be_another_clusters_archive_dataset(specs_copy):
+    # each cluster's archive is the dataset <pg_arch dataset>/<cluster> at <pg_arch>/<cluster>
+    cluster = specs_copy / "clusters/pg168121.yaml"
+    edit(cluster, "dataset: zp1/pg168121", "dataset: zp1/pg_arch/pg168104")
+    edit(cluster, "mountpoint: /pg168121", "mountpoint: /pg_arch/pg168104")
+    errors = "\n".join(errors_of(specs_copy))
+    assert (f"{specs_copy}/clusters/pg168121.yaml:{line_of(cluster, 'zp1/pg_arch/pg168104')}: "
+            "dataset: dataset zp1/pg_arch/pg168104 is already used at "
+            f"{specs_copy}/clusters/pg168104.yaml:") in errors
+    assert "(the archive dataset of cluster pg168104 (<datasets.pg_arch>/pg168104) there)" in errors
+    assert "mountpoint: mountpoint /pg_arch/pg168104 is already used at" in errors
+
+
 def test_dataset_outside_the_pool(specs_copy):
     edit(specs_copy / "clusters/pg168121.yaml", "dataset: zp1/pg168121", "dataset: tank/pg168121")
     (error,) = errors_of(specs_copy)

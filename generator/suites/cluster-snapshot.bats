@@ -3,7 +3,7 @@
 
 # What this suite reads of its cluster, and all it sees of the bundle (generator/views.py):
 # view roles: snapshot
-# view facts: name dataset port paths.pgdata paths.pghome snapshots
+# view facts: name dataset archive_dataset port paths.pgdata paths.pghome snapshots
 # view host: pool.name
 
 load test_helper
@@ -11,6 +11,8 @@ load test_helper
 make_world() {
   setup_stubs
   DATASET=$(cluster_fact "['dataset']")
+  ARCHIVE_DATASET=$(cluster_fact "['archive_dataset']")
+  ARCHIVE_KEEP=$(cluster_fact "['snapshots']['archive_keep']")
   PREFIX=$(cluster_fact "['snapshots']['prefix']")
   POOL=$(query "facts['pool']['name']")
   "$STUB_BIN/zpool" create "$POOL" mirror /dev/a /dev/b
@@ -316,4 +318,84 @@ cat \"\$1/.fake-controldata\""
   [ "$(redo_of_newest)" = - ]
   [ "$(prop_of_newest pitr-bundle:system-id)" = 7301234567890123456 ]
   [[ $output == *"WARNING: pg_controldata could not tell the REDO point"* ]]
+}
+
+# ---- the archive dataset, snapshotted with the cluster's (docs/archive-datasets.md) ---------
+
+archive_snapshots() {
+  "$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$ARCHIVE_DATASET"
+}
+
+# with_archive_dataset: the cluster's archive made a dataset (20-datasets.sh)
+with_archive_dataset() {
+  "$STUB_BIN/zfs" create -p -o mountpoint=/y "$ARCHIVE_DATASET"
+  : >"$STUB_LOG"
+}
+
+@test "snapshot: the cluster's dataset and its archive's in ONE zfs snapshot call, same name and properties (OpenZFS)" {
+  with_archive_dataset
+  FAKE_OPENZFS=1 run -0 "$SNAPSHOT_SCRIPT"
+  name=${PREFIX}20260101T080100Z
+  [ "$(calls '^zfs snapshot' | wc -l)" -eq 1 ]
+  calls '^zfs snapshot ' | grep -qE " $DATASET@$name $ARCHIVE_DATASET@$name\$"
+  [ "$(snapshots)" = "$DATASET@$name" ]
+  [ "$(archive_snapshots)" = "$ARCHIVE_DATASET@$name" ]
+  [ "$("$STUB_BIN/zfs" get -H -o value pitr-bundle:major "$ARCHIVE_DATASET@$name")" = 16 ]
+  [[ $output == *"took $ARCHIVE_DATASET@$name in the same call"* ]]
+}
+
+@test "snapshot: a zfs that takes one snapshot a call (zfs-fuse): the cluster's first, then the archive's" {
+  with_archive_dataset
+  run -0 "$SNAPSHOT_SCRIPT"
+  name=${PREFIX}20260101T080100Z
+  [ "$(calls '^zfs snapshot' | sed 's/.* //')" = "$DATASET@$name
+$ARCHIVE_DATASET@$name" ]
+  [ "$(archive_snapshots)" = "$ARCHIVE_DATASET@$name" ]
+}
+
+@test "snapshot: an archive that is no dataset yet: only the cluster's snapshot, with a warning naming the migration" {
+  run -0 "$SNAPSHOT_SCRIPT"
+  [ "$(calls '^zfs snapshot' | wc -l)" -eq 1 ]
+  [[ $output == *"WARNING: the WAL archive is no dataset yet ($ARCHIVE_DATASET not found)"*"--migrate-archive"* ]]
+  [ "$(snapshots)" = "$DATASET@${PREFIX}20260101T080100Z" ]
+}
+
+@test "snapshot: --dry-run names both snapshots and changes nothing" {
+  with_archive_dataset
+  FAKE_OPENZFS=1 run -0 "$SNAPSHOT_SCRIPT" --dry-run
+  [ -z "$(calls "^zfs (snapshot|destroy)")" ]
+  [[ $output == *"would run: zfs snapshot "*" $DATASET@${PREFIX}20260101T080100Z $ARCHIVE_DATASET@${PREFIX}20260101T080100Z"* ]]
+  [ -z "$(archive_snapshots)" ]
+}
+
+@test "snapshot: only the newest archive snapshots are kept (and held or cloned ones), whatever the cluster's keep counts" {
+  with_archive_dataset
+  for ((day = 0; day < 12; day++)); do
+    FAKE_OPENZFS=1 run -0 "$SNAPSHOT_SCRIPT"
+    if ((day == 2)); then
+      held=$(archive_snapshots | tail -n1)
+      "$STUB_BIN/zfs" hold pitr-replica "$held"
+    fi
+    advance 86400
+  done
+  [ "$(archive_snapshots | grep -vxF "$held" | wc -l)" -eq "$ARCHIVE_KEEP" ]
+  archive_snapshots | grep -qxF "$held"
+  # the newest ARCHIVE_KEEP of the cluster's snapshots, by name
+  [ "$(archive_snapshots | grep -vxF "$held" | sed 's/.*@//')" = "$(snapshots | tail -n "$ARCHIVE_KEEP" | sed 's/.*@//')" ]
+  # the cluster's own pruning is its keep counts': more than the archive's
+  [ "$(snapshots | wc -l)" -gt "$ARCHIVE_KEEP" ]
+  [[ $output == *"keep $held (held)"* ]]
+  # other tools' snapshots of the archive are never pruned
+  "$STUB_BIN/zfs" snapshot "$ARCHIVE_DATASET@manual"
+  FAKE_OPENZFS=1 run -0 "$SNAPSHOT_SCRIPT"
+  archive_snapshots | grep -qxF "$ARCHIVE_DATASET@manual"
+}
+
+@test "snapshot: a run stopped between the cluster's and the archive's snapshot (one a call) takes the archive's when run again" {
+  with_archive_dataset
+  FAKE_FAIL="zfs snapshot * $ARCHIVE_DATASET@*" run -1 "$SNAPSHOT_SCRIPT"
+  [ -z "$(archive_snapshots)" ]
+  run -0 "$SNAPSHOT_SCRIPT"
+  [ "$(archive_snapshots)" = "$ARCHIVE_DATASET@${PREFIX}20260101T080100Z" ]
+  [ "$(snapshots)" = "$DATASET@${PREFIX}20260101T080100Z" ]
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A small stateful stand-in for zpool and zfs, for the bats suites: it keeps pools, datasets
 # and their properties as files under $FAKE_ZFS_STATE, logs every call to $STUB_LOG, and
-# fails a call whose command line matches the glob in $FAKE_FAIL (fault injection).
+# fails a call whose command line matches the glob in $FAKE_FAIL (fault injection); runs
+# $FAKE_HOOK before a call that matches the glob in $FAKE_HOOK_ON.
 set -euo pipefail
 cmd=${FAKE_CMD:?run through the zpool and zfs stubs of test_helper.bash}
 # the suites may gate these commands on PATH (fault_point): the fake's own file work must not
@@ -16,6 +17,12 @@ state=${FAKE_ZFS_STATE:?FAKE_ZFS_STATE not set}
 line="$cmd"
 for arg in "$@"; do line+=" $arg"; done
 printf '%s\n' "$line" >>"${STUB_LOG:?STUB_LOG not set}"
+# FAKE_HOOK_ON, a glob of a call line: FAKE_HOOK is run before that call (what happens at that
+# moment: a writer archiving while a script works, say); its failure does not fail the call
+# shellcheck disable=SC2053 # FAKE_HOOK_ON is a glob on purpose
+if [[ -n ${FAKE_HOOK_ON:-} && $line == $FAKE_HOOK_ON ]]; then
+  eval "${FAKE_HOOK:-}" || true
+fi
 # shellcheck disable=SC2053 # FAKE_FAIL is a glob on purpose
 if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
   echo "$cmd: injected failure" >&2
@@ -23,7 +30,7 @@ if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
 fi
 
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
-if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone))$ ]]; then
+if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone|unmount))$ ]]; then
   changes=0
   [[ ! -f $state/.changes ]] || read -r changes <"$state/.changes"
   changes=$((changes + 1))
@@ -81,6 +88,29 @@ set_prop() {
     [[ $line == "${1%%=*}="* ]] || kept+=("$line")
   done <"$file"
   printf '%s\n' "${kept[@]}" "$1" >"$file"
+}
+
+# With FAKE_ZFS_MOUNTS set, a dataset whose mountpoint lies in $SANDBOX is "mounted" there: the
+# mountpoint becomes a link to the dataset's own folder ($state/mnt/<dataset>), made when the
+# dataset is created or its mountpoint set, and a mountpoint that is a folder holding files
+# is refused, as ZFS without overlay refuses it. fake_mount DATASET MOUNTPOINT / fake_unmount
+fake_mount() {
+  [[ -n ${FAKE_ZFS_MOUNTS:-} && $2 == "${SANDBOX:-/nonexistent}"/* ]] || return 0
+  local data=$state/mnt/${1//\//%} mountpoint=$2
+  if [[ -L $mountpoint ]]; then
+    rm -f "$mountpoint"
+  elif [[ -d $mountpoint ]]; then
+    [[ -z $(/usr/bin/find "$mountpoint" -mindepth 1 -maxdepth 1 -print -quit) ]] ||
+      { echo "cannot mount '$mountpoint': directory is not empty" >&2; exit 1; }
+    /bin/rmdir "$mountpoint"
+  fi
+  mkdir -p "$data" "${mountpoint%/*}"
+  /bin/ln -s "$data" "$mountpoint"
+}
+fake_unmount() {
+  [[ -n ${FAKE_ZFS_MOUNTS:-} ]] || return 0
+  prop_of mountpoint "$1"
+  [[ ! -L $REPLY ]] || rm -f "$REPLY"
 }
 
 zpool_create() {
@@ -172,15 +202,23 @@ case "$cmd $*" in
     shift
     props=()
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
-    snap_file "$1"
-    [[ -e $REPLY ]] && { echo "cannot create snapshot '$1': dataset already exists" >&2; exit 1; }
-    exists "${1%@*}" || { echo "cannot open '${1%@*}': dataset does not exist" >&2; exit 1; }
-    snap_file "$1"
+    # several snapshots in one call (all or none, in one transaction): OpenZFS (and ZoL from
+    # 0.6.2), not zfs-fuse; the fake takes them where it knows `zfs version`
+    (($# == 1)) || [[ -n ${FAKE_OPENZFS:-} ]] || { echo "too many arguments" >&2; exit 2; }
+    for snapshot in "$@"; do
+      snap_file "$snapshot"
+      [[ -e $REPLY ]] && { echo "cannot create snapshot '$snapshot': dataset already exists" >&2; exit 1; }
+      exists "${snapshot%@*}" || { echo "cannot open '${snapshot%@*}': dataset does not exist" >&2; exit 1; }
+    done
     # creation from `date`: the suites put a fake one on PATH to choose it
-    printf '%s 0\n' "$(date -u +%s)" >"$REPLY"
-    snap_props "$1"
-    rm -f "$REPLY"
-    if ((${#props[@]})); then printf '%s\n' "${props[@]}" >"$REPLY"; fi ;;
+    created=$(date -u +%s)
+    for snapshot in "$@"; do
+      snap_file "$snapshot"
+      printf '%s 0\n' "$created" >"$REPLY"
+      snap_props "$snapshot"
+      rm -f "$REPLY"
+      if ((${#props[@]})); then printf '%s\n' "${props[@]}" >"$REPLY"; fi
+    done ;;
   "zfs list -H -t snapshot -o name,userrefs -d 1 -s creation "*) list_snapshots "${11}" ;;
   "zfs list -H -t snapshot -o name,"*:*" -d 1 -s creation "*)
     list_snapshots "${11}" | while IFS=$'\t' read -r n _; do
@@ -208,7 +246,10 @@ case "$cmd $*" in
       n=${n//%//}
       value_in "$f" origin
       o=$REPLY
-      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then rm -f "$f"; fi
+      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then
+        fake_unmount "$n"
+        rm -f "$f"
+      fi
     done
     for f in "$state/snaps"/* "$state/snapprops"/*; do
       n=${f##*/}
@@ -252,7 +293,9 @@ case "$cmd $*" in
     while [[ $1 == -o ]]; do props+=("$2"); shift 2; done
     ds_file "$1"
     : >"$REPLY"
-    for p in "${props[@]}"; do set_prop "$p" "$1"; done ;;
+    for p in "${props[@]}"; do set_prop "$p" "$1"; done
+    prop_of mountpoint "$1"
+    fake_mount "$1" "$REPLY" ;;
   "zfs destroy "*)
     exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }
     ds_file "$2"
@@ -264,8 +307,24 @@ case "$cmd $*" in
   "zfs list -H -o name "*@*) snap_file "$5"; [[ -e $REPLY ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs get -H -o value "*@*) snap_file "$6"; [[ -e $REPLY ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
+  "zfs get -H -o value mounted "*)
+    exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }
+    prop_of mountpoint "$6"
+    if [[ -n ${FAKE_ZFS_MOUNTS:-} && -L $REPLY ]]; then echo yes; else get_prop mounted "$6"; fi ;;
+  "zfs unmount "*) exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }; fake_unmount "$2" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
+  "zfs set mountpoint="*)
+    exists "$3" || exit 1
+    if [[ -n ${FAKE_ZFS_MOUNTS:-} && -d ${2#*=} && ! -L ${2#*=} ]] &&
+      [[ -n $(/usr/bin/find "${2#*=}" -mindepth 1 -maxdepth 1 -print -quit) ]]; then
+      echo "cannot mount '${2#*=}': directory is not empty" >&2
+      exit 1
+    fi
+    fake_unmount "$3"
+    set_prop "$2" "$3"
+    fake_mount "$3" "${2#*=}" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
+  "zfs get -H -p -o value available "*) exists "$7" || exit 1; echo "${FAKE_AVAILABLE:-1000000000000}" ;;
   "zfs inherit "*)
     # a user property set locally goes (the fake has no inheritance from parents)
     exists "$3" || exit 1

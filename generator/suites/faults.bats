@@ -122,6 +122,19 @@ drifted_pool() {
   each_fault retired_world "$(retire_script)" --destroy-data --yes
 }
 
+@test "faults: the retire script with the archive a dataset, failing at each change, stops and then completes on a re-run" {
+  load retire_world
+  setup_retired
+  fault_point runuser '*stop*'
+  fault_point rm "*$SANDBOX/*"
+  fault_point rmdir "*$SANDBOX/*"
+  fault_point install
+  retired_world() {
+    a_retired_world dataset
+  }
+  each_fault retired_world "$(retire_script)" --destroy-data --yes
+}
+
 @test "faults: the primary-side removal, failing at each change, stops and then completes on a re-run" {
   load retire_world
   setup_retired

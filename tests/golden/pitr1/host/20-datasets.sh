@@ -8,7 +8,11 @@
 #
 # Creates the shared datasets (zp1/pg_home, zp1/pg_arch, zp1/pg_log) and one dataset per
 # cluster, with their mountpoints and properties; brings existing ones in line with the spec.
-# Destroys nothing.
+# Each cluster's WAL archive is a dataset of its own, zp1/pg_arch/<cluster> at
+# /pg_arch/<cluster>, hardened as zp1/pg_arch. On a host whose archives are
+# still folders of zp1/pg_arch, it refuses (exit 3, nothing changed) until
+# --migrate-archive CLUSTER moves a cluster's archive into its dataset while WAL keeps
+# arriving (docs/archive-datasets.md). Destroys nothing.
 # --- common preamble (the same in every script of the bundle) ---------------------------------
 set -Eeuo pipefail
 shopt -s inherit_errexit
@@ -176,13 +180,27 @@ ensure_dir() {
 umask 022
 
 readonly POOL=zp1
+# the archive dataset and where it is mounted: each cluster's archive is <ARCHIVE_DATASET>/<c>
+# at <ARCHIVE_ROOT>/<c>
+readonly ARCHIVE_DATASET=zp1/pg_arch ARCHIVE_ROOT=/pg_arch
+# where the snapshot and WAL retention runs of cluster <c> lock pitr-snapshot-<c>.lock: a
+# migration holds it, so that neither snapshots nor deletes the archive while it moves
+readonly LOCK_DIR=/run/lock
+# the wait after the NFS writers are held off, for a request the server had already taken
+readonly SETTLE_SECONDS=3
+# the archive helper's drop count beside arch/, rewritten in place (the only such file)
+readonly DROPPED_NAME=dropped-wal
+readonly -a ARCHIVE_CLUSTERS=(pg168104 pg168121)
 
 usage() {
   cat <<USAGE
-Usage: $PROG [--dry-run] [--yes]
+Usage: $PROG [--dry-run] [--yes] [--migrate-archive CLUSTER]...
 Create or update the datasets of pool $POOL.
   -n, --dry-run  print what would be done, change nothing
   -y, --yes      do not ask before moving the mountpoint of an existing dataset
+      --migrate-archive CLUSTER
+                 move the cluster's WAL archive, a folder of $ARCHIVE_DATASET, into a dataset of
+                 its own while WAL keeps arriving (docs/archive-datasets.md); repeatable
 Exit: 0 done or nothing to do, 1 a step failed, 2 usage, 3 refused, 4 not confirmed.
 USAGE
 }
@@ -194,6 +212,8 @@ dataset_exists() {
 CREATED=0
 UPDATED=0
 UNCHANGED=0
+MIGRATED=0
+LEFT_OVER=0
 
 # ensure_dataset NAME MOUNTPOINT [PROPERTY=VALUE...]
 ensure_dataset() {
@@ -231,13 +251,366 @@ ensure_dataset() {
   fi
 }
 
+# ---- each cluster's archive dataset, and the migration of an archive folder into it --------
+
+# nfs_clients_of CLUSTER: the addresses its archive is exported to (none: the standby archives)
+nfs_clients_of() {
+  case $1 in
+    pg168104) printf '%s\n' 192.168.1.104 192.168.1.105 ;;
+    *) ;;
+  esac
+}
+
+# remount_of CLUSTER: what its primary and HA partner run once the archive moved
+remount_of() {
+  case $1 in
+    pg168104) printf '%s\n' 'umount -l /pgarch/pg168104 && /usr/local/sbin/pitr-archive-mount-pg168104' ;;
+    *) ;;
+  esac
+}
+
+# archive_paths CLUSTER: ARCH_DS, ARCH_DIR, the temporary mountpoint ARCH_TEMP of a migration and
+# ARCH_OLD, where the folder is moved aside while the dataset takes its place
+archive_paths() {
+  ARCH_DS=$ARCHIVE_DATASET/$1
+  ARCH_DIR=$ARCHIVE_ROOT/$1
+  ARCH_TEMP=$ARCHIVE_ROOT/.$1.migrating
+  ARCH_OLD=$ARCHIVE_ROOT/.$1.premigration
+}
+
+dir_empty() {
+  [[ -z $(find "$1" -mindepth 1 -maxdepth 1 -print -quit 2>/dev/null) ]]
+}
+
+# archive_state CLUSTER: in STATE, what its archive is: absent (nothing yet: create the
+# dataset), present (the dataset at its place), folder (a folder of the archive dataset:
+# to migrate), migrating (a migration stopped half-way: to finish), blocked (WHY says why)
+archive_state() {
+  local mountpoint
+  archive_paths "$1"
+  WHY=""
+  if dataset_exists "$ARCH_DS"; then
+    mountpoint=$(zfs get -H -o value mountpoint "$ARCH_DS")
+    if [[ $mountpoint == "$ARCH_DIR" ]]; then
+      STATE=present
+      [[ ! -e $ARCH_OLD ]] || STATE=migrating
+    elif [[ $mountpoint == "$ARCH_TEMP" ]]; then
+      STATE=migrating
+      if [[ -e $ARCH_OLD && -e $ARCH_DIR ]]; then
+        STATE=blocked
+        WHY="$ARCH_DIR and $ARCH_OLD both exist while $ARCH_DS is at $ARCH_TEMP: something made $ARCH_DIR again during a migration; compare them and move its files into $ARCH_OLD by hand"
+      fi
+    elif [[ -e $ARCH_DIR ]] && ! dir_empty "$ARCH_DIR"; then
+      STATE=blocked
+      WHY="$ARCH_DS is mounted at $mountpoint and $ARCH_DIR holds files: mounting the dataset there would hide them; set its mountpoint to $ARCH_TEMP and run --migrate-archive $1"
+    else
+      STATE=present  # ensure_dataset moves it back, asking
+    fi
+  elif [[ -e $ARCH_OLD ]]; then
+    STATE=blocked
+    WHY="$ARCH_OLD (a migration's old folder) exists but $ARCH_DS does not: move its files back to $ARCH_DIR by hand"
+  elif [[ -e $ARCH_DIR || -L $ARCH_DIR ]]; then
+    STATE=folder
+  else
+    STATE=absent
+  fi
+}
+
+# archive_summary DIR: "N file(s), B bytes" of the WAL archive folder DIR
+archive_summary() {
+  local count bytes
+  count=$(find "$1" -type f ! -name '.*.tmp' 2>/dev/null | wc -l)
+  bytes=$(du -s -B1 -- "$1" 2>/dev/null | awk '{ print $1 }')
+  printf '%s file(s), %s bytes\n' "$count" "${bytes:-0}"
+}
+
+# explain_migration CLUSTER: what --migrate-archive CLUSTER does, step by step
+explain_migration() {
+  local c=$1 client remount
+  archive_paths "$c"
+  log "$c: $ARCH_DIR is a folder of $ARCHIVE_DATASET ($(archive_summary "$ARCH_DIR")), not dataset $ARCH_DS. --migrate-archive $c:"
+  log "  1. creates $ARCH_DS at $ARCH_TEMP and copies the archive into it while WAL still arrives in $ARCH_DIR"
+  log "  2. takes $LOCK_DIR/pitr-snapshot-$c.lock: no snapshot and no WAL retention of $c meanwhile"
+  if [[ -n $(nfs_clients_of "$c") ]]; then
+    for client in $(nfs_clients_of "$c"); do
+      log "  3. exportfs -u $client:$ARCH_DIR: the archive_command of $client fails from now on and PostgreSQL retries it"
+    done
+  else
+    log "  3. (the standby archives: its archive_command fails while $ARCH_DIR is away, and PostgreSQL retries it)"
+  fi
+  log "  4. renames $ARCH_DIR to $ARCH_OLD, mounts $ARCH_DS at $ARCH_DIR (owner and mode of the folder), copies what arrived since step 1"
+  remount=$(remount_of "$c")
+  if [[ -n $remount ]]; then
+    log "  5. exportfs -ra: $ARCH_DIR is exported again, now the new dataset; then on $(nfs_clients_of "$c" | paste -sd ' ' -), as root: $remount (their NFS handle is stale: archiving fails until then)"
+  fi
+  log "  6. removes from $ARCH_OLD each file whose copy in $ARCH_DIR is identical; any other stays there, named"
+}
+
+# copy_missing SRC DST: every file and folder of SRC that DST lacks, with owner, mode and times,
+# each file copied to a hidden temporary name and linked to its own (as the archive helper
+# does: a name never holds part of a file, and a name a writer made meanwhile is never
+# replaced); the helper's temporary files (.*.tmp: calls in flight, never WAL) are left out.
+# A name in both with other bytes is left as it is and counted in DIFFER, except the helper's
+# drop count, which takes the newer copy. Sets COPIED, SAME, DIFFER.
+copy_missing() {
+  local src=$1 dst=$2 path rel target folder temp
+  COPIED=0 SAME=0 DIFFER=0
+  while IFS= read -r -d '' path; do
+    rel=${path#"$src"/}
+    target=$dst/$rel
+    if [[ -d $path && ! -L $path ]]; then
+      [[ -d $target ]] || mkdir -- "$target"
+      chown --reference="$path" -- "$target"
+      chmod --reference="$path" -- "$target"
+      continue
+    fi
+    if [[ -e $target || -L $target ]]; then
+      if cmp -s -- "$path" "$target"; then
+        SAME=$((SAME + 1))
+      elif [[ $rel == "$DROPPED_NAME" && $path -nt $target ]]; then
+        cp --preserve=mode,ownership,timestamps -- "$path" "$target.migrate.$$.tmp"
+        mv -f -- "$target.migrate.$$.tmp" "$target"
+        COPIED=$((COPIED + 1))
+      else
+        DIFFER=$((DIFFER + 1))
+        warn "$target differs from $path: both left as they are"
+      fi
+      continue
+    fi
+    folder=$dst
+    [[ $rel != */* ]] || folder=$dst/${rel%/*}
+    temp=$folder/.${rel##*/}.migrate.$$.tmp
+    cp --preserve=mode,ownership,timestamps -- "$path" "$temp"
+    if ln -- "$temp" "$target" 2>/dev/null; then
+      COPIED=$((COPIED + 1))
+    elif cmp -s -- "$path" "$target"; then
+      SAME=$((SAME + 1))  # a writer archived the same file meanwhile
+    else
+      DIFFER=$((DIFFER + 1))
+      warn "$target differs from $path: both left as they are"
+    fi
+    rm -f -- "$temp"
+  done < <(find "$src" -mindepth 1 ! -name '.*.tmp' -print0)
+  # durable before anything of SRC is removed
+  sync -f -- "$dst"
+  info "$src -> $dst: $COPIED copied, $SAME already there, $DIFFER differ"
+}
+
+# remove_copied OLD NEW: removes from OLD each file NEW holds with the same bytes, the archive
+# helper's temporary files (calls that failed: never WAL), then the emptied folders; counts the
+# files left in LEFT_OVER
+remove_copied() {
+  local old=$1 new=$2 path rel removed=0 left
+  while IFS= read -r -d '' path; do
+    rel=${path#"$old"/}
+    if [[ ${rel##*/} == .*.tmp ]] || cmp -s -- "$path" "$new/$rel"; then
+      rm -f -- "$path"
+      removed=$((removed + 1))
+    fi
+  done < <(find "$old" -type f -print0)
+  find "$old" -depth -type d -empty -delete
+  left=0
+  [[ ! -e $old ]] || left=$(find "$old" ! -type d | wc -l)
+  LEFT_OVER=$((LEFT_OVER + left))
+  info "$old: $removed file(s) removed (copied), $left left"
+}
+
+# hold_writers CLUSTER: its NFS clients get errors from now on (their calls fail and are retried)
+hold_writers() {
+  local client clients
+  clients=$(nfs_clients_of "$1")
+  if [[ -z $clients ]]; then
+    info "$ARCH_DIR is written by the standby's archive_command: while it is away the calls fail ($ARCHIVE_ROOT is root's, it cannot be made again) and PostgreSQL retries them"
+    return 0
+  fi
+  if ! command -v exportfs >/dev/null 2>&1; then
+    warn "exportfs not found: no NFS server runs here, no NFS client writes into $ARCH_DIR"
+    return 0
+  fi
+  for client in $clients; do
+    if exportfs -s 2>/dev/null | awk -v p="$ARCH_DIR" -v c="$client(" '$1 == p && index($0, c)' | grep -q .; then
+      run exportfs -u "$client:$ARCH_DIR"
+    else
+      info "$client:$ARCH_DIR: not exported (already held off)"
+    fi
+  done
+  run sleep "$SETTLE_SECONDS"
+}
+
+# release_writers CLUSTER: the export back, now of the dataset; what the primary must run
+release_writers() {
+  local remount
+  remount=$(remount_of "$1")
+  [[ -n $remount ]] || return 0
+  if command -v exportfs >/dev/null 2>&1; then
+    run exportfs -ra
+  fi
+  warn "$1: on $(nfs_clients_of "$1" | paste -sd ' ' -), as root, now: $remount (their NFS handle of $ARCH_DIR is stale; archive_command fails, and PostgreSQL keeps the WAL, until then)"
+}
+
+# take_snapshot_lock CLUSTER: the lock of its snapshot and WAL retention runs, held to the end
+take_snapshot_lock() {
+  local fd
+  ((DRY_RUN)) && return 0
+  exec {fd}>>"$LOCK_DIR/pitr-snapshot-$1.lock"
+  flock -n "$fd" || die "a snapshot or WAL retention run of $1 holds $LOCK_DIR/pitr-snapshot-$1.lock: try again when it has finished; nothing changed" "$EXIT_REFUSED"
+}
+
+# check_migration CLUSTER: what a migration needs, before anything changes
+check_migration() {
+  local owner_mode needed available
+  archive_paths "$1"
+  owner_mode=$(stat -c '%U %a' -- "$ARCHIVE_ROOT")
+  # the standby's user must not be able to make ARCH_DIR again while it is away
+  if [[ ${owner_mode% *} != root ]] || (((8#${owner_mode#* } & 8#022) != 0)); then
+    die "$ARCHIVE_ROOT is ${owner_mode}: it must be root's and not writable by group or others, or a writer could make $ARCH_DIR again while it moves; nothing changed" "$EXIT_REFUSED"
+  fi
+  if [[ -d $ARCH_DIR && ! -e $ARCH_OLD ]] && ! dataset_exists "$ARCH_DS"; then
+    needed=$(du -s -B1 -- "$ARCH_DIR" | awk '{ print $1 }')
+    available=$(zfs get -H -p -o value available "$ARCHIVE_DATASET")
+    if [[ $available =~ ^[0-9]+$ ]] && ((needed + needed / 10 > available)); then
+      die "$ARCHIVE_DATASET has $available bytes free; the copy of $ARCH_DIR needs $needed and a tenth more; nothing changed" "$EXIT_REFUSED"
+    fi
+  fi
+  take_snapshot_lock "$1"
+}
+
+# migrate_archive CLUSTER [PROPERTY=VALUE...]: moves the folder ARCH_DIR into dataset ARCH_DS
+# (docs/archive-datasets.md); each step is checked first, so a run stopped anywhere is finished
+# by the next
+migrate_archive() {
+  local c=$1 mountpoint=""
+  shift
+  archive_paths "$c"
+  step "archive of $c: dataset $ARCH_DS at $ARCH_TEMP"
+  if dataset_exists "$ARCH_DS"; then
+    mountpoint=$(zfs get -H -o value mountpoint "$ARCH_DS")
+    info "$ARCH_DS: already present at $mountpoint"
+  else
+    local args=(zfs create -p -o "mountpoint=$ARCH_TEMP") property
+    for property in "$@"; do args+=(-o "$property"); done
+    run "${args[@]}" "$ARCH_DS"
+    mountpoint=$ARCH_TEMP
+  fi
+  if [[ $mountpoint == "$ARCH_TEMP" ]]; then
+    if [[ ! -e $ARCH_OLD ]]; then
+      step "archive of $c: copy $ARCH_DIR ($(archive_summary "$ARCH_DIR")) into $ARCH_DS while WAL still arrives"
+      run copy_missing "$ARCH_DIR" "$ARCH_TEMP"
+      step "archive of $c: hold off its writers"
+      hold_writers "$c"
+      step "archive of $c: move $ARCH_DIR aside"
+      run mv -T -- "$ARCH_DIR" "$ARCH_OLD"
+    fi
+    step "archive of $c: mount $ARCH_DS at $ARCH_DIR"
+    run zfs set "mountpoint=$ARCH_DIR" "$ARCH_DS"
+  fi
+  step "archive of $c: owner and mode of $ARCH_DIR as the folder's"
+  if [[ -e $ARCH_OLD ]]; then
+    run chown --reference="$ARCH_OLD" -- "$ARCH_DIR"
+    run chmod --reference="$ARCH_OLD" -- "$ARCH_DIR"
+    step "archive of $c: copy what arrived during the switch"
+    run copy_missing "$ARCH_OLD" "$ARCH_DIR"
+  fi
+  step "archive of $c: its writers back"
+  release_writers "$c"
+  if [[ -e $ARCH_OLD ]]; then
+    step "archive of $c: remove the copied files from $ARCH_OLD"
+    run remove_copied "$ARCH_OLD" "$ARCH_DIR"
+  fi
+  if [[ -d $ARCH_TEMP ]] && dir_empty "$ARCH_TEMP"; then
+    run rmdir -- "$ARCH_TEMP"
+  fi
+  MIGRATED=$((MIGRATED + 1))
+  info "$c: its archive is dataset $ARCH_DS at $ARCH_DIR"
+}
+
+# ensure_archive CLUSTER [PROPERTY=VALUE...]: the cluster's archive dataset, as its STATE (read by
+# main before any change) and the --migrate-archive arguments say
+ensure_archive() {
+  local c=$1
+  archive_paths "$c"
+  case ${ARCHIVE_STATE[$c]} in
+    absent | present) ensure_dataset "$ARCH_DS" "$ARCH_DIR" "${@:2}" ;;
+    migrate) migrate_archive "$@" ;;
+    *) warn "$c: $ARCH_DIR is still a folder of $ARCHIVE_DATASET: not migrated in this run (--migrate-archive $c)" ;;
+  esac
+}
+
+declare -A ARCHIVE_STATE=()
+
+# check_archives MIGRATE...: every cluster's archive state into ARCHIVE_STATE; refuses (nothing
+# changed) an archive that is a folder (or a migration stopped half-way) when no archive is
+# named to migrate, and one that cannot be migrated
+check_archives() {
+  local c blocked=0 named
+  local -a pending=()
+  for c in "${ARCHIVE_CLUSTERS[@]}"; do
+    archive_state "$c"
+    case $STATE in
+      blocked)
+        log "$c: $WHY"
+        blocked=$((blocked + 1)) ;;
+      folder | migrating)
+        named=0
+        [[ " $* " != *" $c "* ]] || named=1
+        if ((named)); then
+          ARCHIVE_STATE[$c]=migrate
+          if [[ $STATE == folder ]]; then
+            explain_migration "$c"
+          else
+            info "$c: finishing the migration of its archive that a run before stopped"
+          fi
+        else
+          ARCHIVE_STATE[$c]=$STATE
+          pending+=("$c")
+        fi ;;
+      *) ARCHIVE_STATE[$c]=$STATE ;;
+    esac
+  done
+  ((blocked == 0)) || die "$blocked archive(s) cannot be made datasets as they are (above); nothing changed" "$EXIT_REFUSED"
+  for c in "$@"; do
+    [[ ${ARCHIVE_STATE[$c]} == migrate ]] || info "$c: its archive is already a dataset, nothing to migrate"
+  done
+  if ((${#pending[@]})) && (($# == 0)); then
+    for c in "${pending[@]}"; do
+      if [[ ${ARCHIVE_STATE[$c]} == migrating ]]; then
+        log "$c: a migration of its archive stopped half-way: run $PROG --migrate-archive $c to finish it"
+      else
+        explain_migration "$c"
+      fi
+    done
+    die "the WAL archive of ${pending[*]} is a folder, not a dataset: run $PROG --migrate-archive CLUSTER for each (docs/archive-datasets.md; --dry-run first); nothing changed" "$EXIT_REFUSED"
+  fi
+  for c in "$@"; do
+    [[ ${ARCHIVE_STATE[$c]} != migrate ]] || check_migration "$c"
+  done
+}
+
 main() {
+  local -a migrate=()
+  local i arg
   parse_common_args "$@"
-  ((${#REST[@]} == 0)) || usage_error "unknown argument: ${REST[0]}"
+  for ((i = 0; i < ${#REST[@]}; i++)); do
+    arg=${REST[i]}
+    case $arg in
+      --migrate-archive) ((i + 1 < ${#REST[@]})) || usage_error "--migrate-archive needs a cluster"
+        i=$((i + 1))
+        migrate+=("${REST[i]}") ;;
+      --migrate-archive=*) migrate+=("${arg#*=}") ;;
+      *) usage_error "unknown argument: $arg" ;;
+    esac
+  done
+  for arg in "${migrate[@]}"; do
+    [[ " ${ARCHIVE_CLUSTERS[*]} " == *" $arg "* ]] ||
+      usage_error "--migrate-archive $arg: no cluster of this host is named so (${ARCHIVE_CLUSTERS[*]})"
+  done
   require_root
   need_cmd zfs
   zfs list -H -o name "$POOL" >/dev/null 2>&1 ||
     missing_earlier_step "pool $POOL not found: run the pool script first"
+  step "archives of the clusters"
+  ((${#migrate[@]} == 0)) || need_cmd find cmp cp ln mv du stat chown chmod flock sync awk
+  check_archives "${migrate[@]}"
   step 'dataset zp1/pg_home'
   ensure_dataset zp1/pg_home /pg_home
   step 'dataset zp1/pg_arch'
@@ -248,7 +621,16 @@ main() {
   ensure_dataset zp1/pg168104 /pg168104
   step 'dataset zp1/pg168121'
   ensure_dataset zp1/pg168121 /pg168121
-  info "done: $CREATED created, $UPDATED updated, $UNCHANGED already present"
+  step 'dataset zp1/pg_arch/pg168104'
+  ensure_archive pg168104 devices=off exec=off setuid=off
+  step 'dataset zp1/pg_arch/pg168121'
+  ensure_archive pg168121 devices=off exec=off setuid=off
+  if ((LEFT_OVER)); then
+    die "$LEFT_OVER file(s) of a migrated archive have no identical copy in its dataset and stay in $ARCHIVE_ROOT/.<cluster>.premigration (the warnings above name them): compare, move what is WAL into the archive, and run again"
+  fi
+  local migrated=""
+  ((MIGRATED == 0)) || migrated=", $MIGRATED archive(s) migrated"
+  info "done: $CREATED created, $UPDATED updated, $UNCHANGED already present$migrated"
 }
 
 main "$@"

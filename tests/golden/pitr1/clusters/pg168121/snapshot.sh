@@ -17,6 +17,13 @@
 # another system or major. A standby that is not running, not in recovery (promoted by
 # mistake) or whose base backup is unfinished is not snapshotted (exit 3): such a snapshot
 # would not restore what the primary wrote.
+# The cluster's WAL archive, dataset zp1/pg_arch/pg168121, is snapshotted with it under the same
+# name, in the same zfs call (one transaction: OpenZFS; older ZFS, zfs-fuse: two calls, the
+# cluster's first), so that a replica receiving both can restore any point of its window.
+# Only the newest 2 archive snapshot(s) are kept (snapshots.archive_keep), and
+# any held or cloned: an archive snapshot keeps the WAL the WAL retention deletes
+# (docs/archive-datasets.md). While the archive is still a folder (20-datasets.sh
+# --migrate-archive not run yet) only the cluster's dataset is snapshotted, with a warning.
 # Installed as /usr/local/sbin/pitr-snapshot-pg168121 and run from /etc/cron.d by the snapshot-cron script.
 # zfs calls per run do not grow with the number of snapshots: one snapshot, two listings,
 # one batched destroy (OpenZFS) or one destroy per pruned snapshot (older ZFS).
@@ -188,6 +195,7 @@ as_user() {
 }
 
 readonly DATASET=zp1/pg168121
+readonly ARCHIVE_DATASET=zp1/pg_arch/pg168121 ARCHIVE_KEEP=2
 readonly POOL=zp1
 readonly PREFIX=pitr-
 readonly KEEP_HOURLY=0 KEEP_DAILY=7 KEEP_WEEKLY=4 \
@@ -205,11 +213,14 @@ readonly SYSTEM_ID_PROPERTY=pitr-bundle:system-id MAJOR_PROPERTY=pitr-bundle:maj
 readonly INCOMPLETE_MARK=.pitr-bundle-basebackup-incomplete
 # what pg_controldata and PG_VERSION say of the standby (read_controldata, read_properties)
 CONTROLDATA="" SYSID="" MAJOR="" TLI="" REDO=""
+# 1 while the archive is a dataset (snapshotted with the cluster's); set by main
+ARCHIVE_IS_DATASET=1
 
 usage() {
   cat <<USAGE
 Usage: $PROG [--dry-run] [--no-prune]
-Take snapshot $DATASET@${PREFIX}<UTC time> and prune by the retention policy.
+Take snapshot $DATASET@${PREFIX}<UTC time> (and $ARCHIVE_DATASET@ of the same name) and
+prune by the retention policy (the archive's: its newest $ARCHIVE_KEEP).
   -n, --dry-run   list what would be taken and pruned, change nothing
       --no-prune  only take the snapshot
 Exit: 0 done, 1 a step failed, 2 usage, 3 refused (another run holds the lock; the standby
@@ -379,7 +390,45 @@ retention_plan() {
     }' "$2" "$1"
 }
 
+# archive_plan SNAPSHOTS ORIGINS: "keep|prune<TAB>name<TAB>why" for each of our snapshots of the
+# archive dataset: the newest ARCHIVE_KEEP, and any with a clone or a hold (a replica's base)
+archive_plan() {
+  awk -F '\t' -v ours="$ARCHIVE_DATASET@$PREFIX" -v keep="$ARCHIVE_KEEP" '
+    FILENAME == ARGV[1] { cloned[$1] = 1; next }
+    index($1, ours) == 1 && substr($1, length(ours) + 1) ~ /^[0-9]+T[0-9]+Z$/ {
+      n++; name[n] = $1; refs[n] = $2
+    }
+    END {
+      for (i = 1; i <= n; i++) {
+        why = (i > n - keep ? "newest " keep : "")
+        if (name[i] in cloned) why = why (why == "" ? "" : ",") "has a clone"
+        if (refs[i] + 0 > 0) why = why (why == "" ? "" : ",") "held"
+        print (why == "" ? "prune\t" name[i] "\t-" : "keep\t" name[i] "\t" why)
+      }
+    }' "$2" "$1"
+}
+
+# take_snapshots NAME PROPERTY-OPTIONS...: DATASET@NAME and, when the archive is a dataset,
+# ARCHIVE_DATASET@NAME, in one call where zfs takes several (all or none)
+take_snapshots() {
+  local name=$1
+  shift
+  if ((!ARCHIVE_IS_DATASET)); then
+    run zfs snapshot "$@" "$DATASET@$name"
+  elif zfs version >/dev/null 2>&1; then
+    run zfs snapshot "$@" "$DATASET@$name" "$ARCHIVE_DATASET@$name"
+  else
+    # older ZFS takes one snapshot a call: the cluster's first, so that the archive's holds
+    # at least the WAL up to it
+    run zfs snapshot "$@" "$DATASET@$name"
+    run zfs snapshot "$@" "$ARCHIVE_DATASET@$name"
+  fi
+}
+
+# destroy_snapshots DATASET NAME...: our pruned snapshots of DATASET
 destroy_snapshots() {
+  local dataset=$1
+  shift
   local -a names=("$@")
   (("${#names[@]}")) || return 0
   if zfs version >/dev/null 2>&1; then
@@ -390,7 +439,7 @@ destroy_snapshots() {
       for name in "${names[@]:start:DESTROY_BATCH}"; do
         list+=${list:+,}${name#*@}
       done
-      run zfs destroy -d "$DATASET@$list"
+      run zfs destroy -d "$dataset@$list"
     done
   else
     # older ZFS (zfs-fuse, ZoL 0.6) has no comma lists
@@ -413,6 +462,11 @@ main() {
   need_cmd zfs awk flock date
   ((DRY_RUN)) || take_lock
   zfs list -H -o name "$DATASET" >/dev/null 2>&1 || die "dataset $DATASET not found" "$EXIT_REFUSED"
+  ARCHIVE_IS_DATASET=1
+  if ! zfs list -H -o name "$ARCHIVE_DATASET" >/dev/null 2>&1; then
+    ARCHIVE_IS_DATASET=0
+    warn "the WAL archive is no dataset yet ($ARCHIVE_DATASET not found): only $DATASET is snapshotted; make it one with the datasets script's --migrate-archive $CLUSTER"
+  fi
 
   step "pre-snapshot hook"
   run_pre_hook
@@ -424,6 +478,10 @@ main() {
   if zfs list -H -o name "$snapshot" >/dev/null 2>&1; then
     # a run in this same second took it and stopped before pruning: go on with that one
     info "$snapshot exists already: pruning only"
+    if ((ARCHIVE_IS_DATASET)) && ! zfs list -H -o name "$ARCHIVE_DATASET@${snapshot#*@}" >/dev/null 2>&1; then
+      # that run stopped between the two calls of a zfs that takes one snapshot a call
+      run zfs snapshot "$ARCHIVE_DATASET@${snapshot#*@}"
+    fi
   else
     read_properties
     local -a properties=(-o "$MAJOR_PROPERTY=$MAJOR")
@@ -433,7 +491,8 @@ main() {
     elif [[ -n $CONTROLDATA ]]; then
       warn "pg_controldata could not tell the REDO point of $PGDATA: $snapshot gets no $REDO_PROPERTY (the WAL retention counts it with the previous snapshot's)"
     fi
-    run zfs snapshot "${properties[@]}" "$snapshot"
+    take_snapshots "${snapshot#*@}" "${properties[@]}"
+    ((ARCHIVE_IS_DATASET == 0)) || info "took $ARCHIVE_DATASET@${snapshot#*@} in the same call"
     info "took $snapshot (system ${SYSID:-unknown}, PostgreSQL $MAJOR, timeline ${TLI:-unknown}${REDO:+; replay from it starts in WAL file $REDO})"
   fi
   ((prune)) || return 0
@@ -461,8 +520,28 @@ main() {
     fi
   done <<<"$plan"
   step "prune ${#doomed[@]} snapshot(s)"
-  destroy_snapshots "${doomed[@]}"
-  info "done: took $snapshot; kept $kept; pruned ${#doomed[@]}"
+  destroy_snapshots "$DATASET" "${doomed[@]}"
+  local archived=""
+  if ((ARCHIVE_IS_DATASET)); then
+    step "retention of the archive's snapshots (the newest $ARCHIVE_KEEP)"
+    zfs list -H -t snapshot -o name,userrefs -d 1 -s creation "$ARCHIVE_DATASET" >"$listing"
+    if ((DRY_RUN)); then
+      printf '%s\t0\n' "$ARCHIVE_DATASET@${snapshot#*@}" >>"$listing"
+    fi
+    local -a archive_doomed=()
+    while IFS=$'\t' read -r action name why; do
+      [[ -n $action ]] || continue
+      if [[ $action == keep ]]; then
+        info "keep $name ($why)"
+      else
+        archive_doomed+=("$name")
+        info "prune $name"
+      fi
+    done < <(archive_plan "$listing" "$origins")
+    destroy_snapshots "$ARCHIVE_DATASET" "${archive_doomed[@]}"
+    archived="; archive: pruned ${#archive_doomed[@]}"
+  fi
+  info "done: took $snapshot; kept $kept; pruned ${#doomed[@]}$archived"
 }
 
 main "$@"
