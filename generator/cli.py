@@ -19,6 +19,7 @@ from generator.errors import PitrBundleError, SpecError, UsageError
 from generator.pgconfig import parse_pg_config
 from generator.pgpackages import import_section
 from generator.reference import markdown as reference_markdown
+from generator.review import review_side, review_text
 from generator.review_plan import plan_bundle, plan_text
 from generator.schema import MODELS
 from generator.sign import kept_signatures, sign_bundle
@@ -192,6 +193,17 @@ def cmd_plan(args) -> int:
     return 1 if any(step.exit_code != 0 for step in steps) else 0
 
 
+def cmd_review(args) -> int:
+    with bundle_at(Path(args.bundle)) as bundle_dir:
+        text = review_text(review_side(read_side(bundle_dir)), args.bundle)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(text.rstrip("\n").rpartition("\n")[2])  # the figures, on the terminal too
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_sign(args) -> int:
     for path in sign_bundle(Path(args.bundle), Path(args.key), args.reviewer):
         print(f"signed     {path}")
@@ -244,6 +256,13 @@ def parser() -> argparse.ArgumentParser:
                                     "fresh host: the commands a reviewer should expect")
     p.add_argument("bundle", help="a bundle folder or its tarball")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("review", help="what a first review reads: each block shared by several "
+                                      "files once (sha256, the files carrying it), then each "
+                                      "file's own lines")
+    p.add_argument("bundle", help="a bundle folder or its tarball")
+    p.add_argument("-o", "--output", help="write the review to this file instead of the terminal")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("sign", help="sign a reviewed bundle's SHA256SUMS with an OpenSSH key")
     p.add_argument("bundle", help="the bundle folder, e.g. out/pitr1 (its tarball is refreshed)")

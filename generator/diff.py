@@ -45,7 +45,7 @@ def read_side(bundle_dir: Path) -> Side:
 METADATA = {"MANIFEST.json", "SHA256SUMS", "README.md"}
 
 
-def _describe(name: str, entry: Optional[dict]) -> str:
+def describe(name: str, entry: Optional[dict]) -> str:
     if name in METADATA:
         return "bundle index"
     if is_signature(name):
@@ -76,7 +76,7 @@ def diff_lines(old: Side, new: Side, old_label: str = "old", new_label: str = "n
             continue
         status = "added" if before is None else "removed" if after is None else "changed"
         entry = new.roles.get(name) or old.roles.get(name)
-        out.append(f"{status:<8} {name}  ({_describe(name, entry)})\n")
+        out.append(f"{status:<8} {name}  ({describe(name, entry)})\n")
         if before and after and before[1] != after[1]:
             out.append(f"  mode {before[1]:04o} -> {after[1]:04o}\n")
         if before is not None and after is not None and before[0] == after[0]:
