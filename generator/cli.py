@@ -151,7 +151,8 @@ def _signature_removals(bundle_dir: Path, report, check: bool) -> list[str]:
 
 def cmd_diff(args) -> int:
     with bundle_at(Path(args.old)) as old, bundle_at(Path(args.new)) as new:
-        lines = diff_lines(read_side(old), read_side(new), args.old, args.new)
+        lines = diff_lines(read_side(old), read_side(new), args.old, args.new,
+                           group_shared=not args.each_file)
     sys.stdout.writelines(lines)
     return 1 if lines else 0
 
@@ -273,6 +274,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="what differs between two bundles (folders or tarballs)")
     p.add_argument("old", help="the bundle before, e.g. the reviewed one")
     p.add_argument("new", help="the bundle after")
+    p.add_argument("--each-file", action="store_true",
+                   help="show a change in every file that has it (by default a change that "
+                        "stands the same in several files, e.g. in the preamble, is shown once, "
+                        "naming them)")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("check", help="verify, shellcheck and bats-test a written bundle")
