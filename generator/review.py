@@ -9,19 +9,24 @@ Blocks are found in the bundle itself, not taken from the templates: a reviewer 
 what is in the files, byte for byte, and the templates' conditionals (`{% if %}` inside the
 preamble) make an include's text differ between files anyway. A line belongs to a block when a
 run of at least MIN_BLOCK_LINES identical lines around it stands in another file too; a file is
-cut where the set of files sharing its lines changes, and the pieces of identical text found in
-two files or more become the blocks. The cutting is a heuristic (it decides how few lines a
-reviewer reads); the output is exact whatever it decides: a block is shown where its text is
-byte for byte, so each file can be put back together from the output (tests/test_review.py).
+cut where the set of files sharing its lines changes, then every piece around any block found
+inside it (so that the same lines are cut the same way in every file), and the pieces of
+identical text found in two files or more become the blocks. The cutting is a heuristic (it
+decides how few lines a reviewer reads); the output is exact whatever it decides: a block is
+shown where its text stands byte for byte, so each file can be put back together from the
+output (tests/test_review.py). The example bundle takes under a second, a 50-cluster host 3 s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from generator.diff import Side, describe
+from generator.errors import UsageError
 
 MIN_BLOCK_LINES = 6  # shorter runs (a `fi`, a blank line, a `}`) are cheaper to read in place
 
@@ -72,14 +77,14 @@ class Review:
         return sum(len(p.lines) for pieces in self.files.values() for p in pieces if not p.block)
 
 
-def _sharing_sets(docs: dict[tuple[str, int], list[int]]) -> dict[tuple[str, int], list[int]]:
-    """Per piece of text (a file's path, its first line) and per line, a number naming the set
-    of files that hold a run of MIN_BLOCK_LINES identical lines through it (0: no other file
-    does). Lines are compared as numbers, windows of lines as tuples of them: exact."""
-    holders: dict[tuple[int, ...], set[str]] = defaultdict(set)
-    for (path, _), ids in docs.items():
-        for i in range(len(ids) - MIN_BLOCK_LINES + 1):
-            holders[tuple(ids[i:i + MIN_BLOCK_LINES])].add(path)
+def _sharing_sets(docs: dict[tuple[str, int], str]) -> dict[tuple[str, int], list[int]]:
+    """Per piece of a file (its path, its place in the file) and per line, a number naming the
+    set of files that hold a run of MIN_BLOCK_LINES identical lines through it (0: no other
+    file does). A piece is a string of one character per line, so a run is a substring."""
+    holders: dict[str, set[str]] = defaultdict(set)
+    for (path, _), text in docs.items():
+        for i in range(len(text) - MIN_BLOCK_LINES + 1):
+            holders[text[i:i + MIN_BLOCK_LINES]].add(path)
     # the same sets recur over thousands of lines: number each once, join numbers, not sets
     sets: list[frozenset] = [frozenset()]
     set_number: dict[frozenset, int] = {frozenset(): 0}
@@ -94,10 +99,10 @@ def _sharing_sets(docs: dict[tuple[str, int], list[int]]) -> dict[tuple[str, int
                   for window, paths in holders.items() if len(paths) > 1}
     joined: dict[frozenset, int] = {}
     labels = {}
-    for key, ids in docs.items():
-        around: list[set[int]] = [set() for _ in ids]
-        for i in range(len(ids) - MIN_BLOCK_LINES + 1):
-            number = window_set.get(tuple(ids[i:i + MIN_BLOCK_LINES]))
+    for key, text in docs.items():
+        around: list[set[int]] = [set() for _ in text]
+        for i in range(len(text) - MIN_BLOCK_LINES + 1):
+            number = window_set.get(text[i:i + MIN_BLOCK_LINES])
             if number:
                 for line in range(i, i + MIN_BLOCK_LINES):
                     around[line].add(number)
@@ -110,66 +115,101 @@ def _sharing_sets(docs: dict[tuple[str, int], list[int]]) -> dict[tuple[str, int
     return labels
 
 
-def _runs(label: list[int]) -> list[tuple[int, int]]:
-    """[start, end) of the runs of equal labels."""
+def _runs(text: str, label: list[int]) -> list[str]:
+    """The text cut where the label changes."""
     runs, start = [], 0
     for i in range(1, len(label) + 1):
         if i == len(label) or label[i] != label[start]:
-            runs.append((start, i))
+            runs.append(text[start:i])
             start = i
     return runs
 
 
-def _cut(pieces: list[Piece], path: str, labels, found, blocks) -> list[Piece]:
-    """A file's pieces with its own pieces cut where the sharing changes, the cut-outs found in
-    two files or more made (or matched to) blocks; own lines next to own lines stay one piece."""
-    out: list[Piece] = []
-    for piece in pieces:
-        label = labels.get((path, piece.start))
-        runs = _runs(label) if label else [(0, len(piece.lines))]
-        for a, b in runs:
-            text = tuple(piece.lines[a:b])
-            block = piece.block
-            if label and label[a] and b - a >= MIN_BLOCK_LINES and len(found[text]) > 1:
-                block = blocks.setdefault(text, Block(f"S{len(blocks) + 1}", list(text)))
-                block.places.append((path, piece.start + a))
-            if block is None and out and out[-1].block is None:
-                out[-1].lines += text
-            else:
-                out.append(Piece(piece.start + a, list(text), block))
-    return out
+def _carried(files: dict[str, list[str]]) -> list[str]:
+    """The pieces long enough to be blocks that two files or more hold, longest first."""
+    holders: dict[str, set[str]] = defaultdict(set)
+    for path, pieces in files.items():
+        for piece in pieces:
+            if len(piece) >= MIN_BLOCK_LINES:
+                holders[piece].add(path)
+    return sorted((piece for piece, paths in holders.items() if len(paths) > 1),
+                  key=lambda piece: (-len(piece), piece))
 
 
-MAX_PASSES = 4  # a pass finds blocks inside what the one before left as a file's own lines
+def _split(piece: str, blocks: list[str], lengths: list[int]) -> list[str]:
+    """The piece cut around the longest block it holds, if any, when what is left on each side
+    is nothing or long enough to be a block itself: a shorter part would be read again in each
+    file that carries it. blocks: longest first; lengths: their lengths, negated."""
+    for block in blocks[bisect_left(lengths, MIN_BLOCK_LINES - len(piece)):]:
+        at = piece.find(block)
+        if at >= 0:
+            parts = [part for part in (piece[:at], block, piece[at + len(block):]) if part]
+            if all(len(part) >= MIN_BLOCK_LINES for part in parts):
+                return parts
+    return [piece]
+
+
+MAX_PASSES = 4  # a pass looks again at what the one before left as a file's own lines
+
+
+def _pieces(files: dict[str, str]) -> dict[str, list[str]]:
+    """Each file (a string of one character per line, its number) cut into pieces: where the
+    set of files sharing its lines changes; then, until nothing moves, every piece around any
+    block found inside it: where two files share a run but one of them also shares a longer or
+    shorter run with a third file, the same lines are cut differently at first, and would be
+    read twice. What is left as a file's own lines is looked at again in the next pass."""
+    cut = {path: [text] for path, text in files.items()}
+    for _ in range(MAX_PASSES):
+        carried = set(_carried(cut))
+        labels = _sharing_sets({(path, i): piece for path, pieces in cut.items()
+                                for i, piece in enumerate(pieces)
+                                if piece not in carried and len(piece) >= MIN_BLOCK_LINES})
+        before, cut = cut, {path: [run for i, piece in enumerate(pieces)
+                                   for run in _runs(piece, labels.get((path, i), [0] * len(piece)))]
+                            for path, pieces in cut.items()}
+        while True:
+            blocks = _carried(cut)
+            lengths = [-len(block) for block in blocks]
+            splits = {piece: _split(piece, blocks, lengths)
+                      for pieces in cut.values() for piece in pieces}
+            if all(len(parts) == 1 for parts in splits.values()):
+                break
+            cut = {path: [part for piece in pieces for part in splits[piece]]
+                   for path, pieces in cut.items()}
+        if cut == before:
+            return cut
+    return cut
 
 
 def review_side(side: Side) -> Review:
-    files, unreadable = {}, {}
+    texts, unreadable = {}, {}
     for path, (content, _mode) in sorted(side.files.items()):
         try:
-            files[path] = [Piece(1, split_lines(content.decode("utf-8")))]
+            texts[path] = split_lines(content.decode("utf-8"))
         except UnicodeDecodeError:
             unreadable[path] = hashlib.sha256(content).hexdigest()
-    line_id: dict[str, int] = {}
-    blocks: dict[tuple[str, ...], Block] = {}
-    # Where two files share a run but also, around it, runs with different files, the cut
-    # pieces differ and stay own lines; the next pass looks at only those and cuts again.
-    for _ in range(MAX_PASSES):
-        docs = {(path, piece.start): [line_id.setdefault(line, len(line_id)) for line in piece.lines]
-                for path, pieces in files.items() for piece in pieces
-                if piece.block is None and len(piece.lines) >= MIN_BLOCK_LINES}
-        labels = _sharing_sets(docs)
-        found: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for (path, start), label in labels.items():
-            lines = next(p.lines for p in files[path] if p.start == start)
-            for a, b in _runs(label):
-                if label[a] and b - a >= MIN_BLOCK_LINES:
-                    found[tuple(lines[a:b])].add(path)
-        before = sum(len(block.places) for block in blocks.values())
-        # sorted by path: block names follow the order of the files
-        files = {path: _cut(pieces, path, labels, found, blocks) for path, pieces in files.items()}
-        if sum(len(block.places) for block in blocks.values()) == before:
-            break
+    # one character per distinct line: runs of lines compare, hash and search as strings
+    line_id: dict[str, str] = {}
+    if len({line for lines in texts.values() for line in lines}) > sys.maxunicode:
+        raise UsageError(f"more than {sys.maxunicode:,} distinct lines: too large to review")
+    cut = _pieces({path: "".join(line_id.setdefault(line, chr(len(line_id))) for line in lines)
+                   for path, lines in texts.items()})
+    carried = set(_carried(cut))
+    blocks: dict[str, Block] = {}
+    files: dict[str, list[Piece]] = {}
+    for path, pieces in cut.items():  # sorted by path: block names follow the files' order
+        files[path], start = [], 1
+        for piece in pieces:
+            lines = texts[path][start - 1:start - 1 + len(piece)]
+            block = None
+            if piece in carried:
+                block = blocks.setdefault(piece, Block(f"S{len(blocks) + 1}", lines))
+                block.places.append((path, start))
+            if block is None and files[path] and files[path][-1].block is None:
+                files[path][-1].lines += lines  # own lines next to own lines: one piece
+            else:
+                files[path].append(Piece(start, lines, block))
+            start += len(piece)
     return Review(list(blocks.values()), files, unreadable, side)
 
 
