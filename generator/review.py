@@ -14,7 +14,7 @@ inside it (so that the same lines are cut the same way in every file), and the p
 identical text found in two files or more become the blocks. The cutting is a heuristic (it
 decides how few lines a reviewer reads); the output is exact whatever it decides: a block is
 shown where its text stands byte for byte, so each file can be put back together from the
-output (tests/test_review.py). The example bundle takes under a second, a 50-cluster host 3 s.
+output (tests/test_review.py). CPU: 1 s for the example bundle, 4 s for a 50-cluster host.
 """
 
 from __future__ import annotations
@@ -223,8 +223,9 @@ def review_text(review: Review, label: str) -> str:
            f"each shared block once, then each file's own lines\n"]
     for block in review.blocks:
         count = len(block.lines)
+        files = len({path for path, _ in block.places})
         out.append(f"\n== shared block {block.name}: {count} lines, sha256 {block.sha256}, "
-                   f"carried byte for byte by {len(block.places)} files:\n")
+                   f"carried byte for byte in {len(block.places)} places of {files} files:\n")
         out += [f"   {path}:{start}-{start + count - 1}\n" for path, start in block.places]
         out += [f"{number:>6} | {_shown(line)}" for number, line in enumerate(block.lines, 1)]
     for path, pieces in review.files.items():

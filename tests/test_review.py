@@ -13,7 +13,7 @@ from conftest import EXAMPLE_SPECS, pitr_bundle
 from generator.contents import entries
 
 BLOCK = re.compile(r"^== shared block (S\d+): (\d+) lines, sha256 ([0-9a-f]{64}), "
-                   r"carried byte for byte by (\d+) files:$")
+                   r"carried byte for byte in (\d+) places of (\d+) files:$")
 PLACE = re.compile(r"^   (\S+):(\d+)-(\d+)$")
 FILE = re.compile(r"^== file (\S+)  \(.*\): (\d+) lines, (\d+) of its own$")
 LINE = re.compile(r"^ *(\d+) \| (.*)$", re.S)
@@ -45,7 +45,8 @@ def parse(output: str):
         elif match := BLOCK.match(line.rstrip("\n")):
             current = blocks[match.group(1)] = {
                 "lines": int(match.group(2)), "sha256": match.group(3),
-                "count": int(match.group(4)), "places": [], "text": [], "numbers": []}
+                "count": int(match.group(4)), "files": int(match.group(5)), "places": [],
+                "text": [], "numbers": []}
         elif match := PLACE.match(line.rstrip("\n")):
             current["places"].append((match.group(1), int(match.group(2)), int(match.group(3))))
         elif match := FILE.match(line.rstrip("\n")):
@@ -91,7 +92,7 @@ def test_each_block_is_what_its_header_and_places_say(example, reviewed):
         assert hashlib.sha256(text).hexdigest() == block["sha256"], name
         assert len(block["text"]) == block["lines"] == len(block["numbers"])
         assert block["count"] == len(block["places"]) >= 2
-        assert len({path for path, _, _ in block["places"]}) >= 2  # two files at least
+        assert len({path for path, _, _ in block["places"]}) == block["files"] >= 2
         for path, start, end in block["places"]:
             assert (name, start, end) in files[path]["blocks"]
             lines = re.findall(rb"[^\n]*\n|[^\n]+$", (example / path).read_bytes())
