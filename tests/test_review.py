@@ -131,3 +131,23 @@ def test_a_missing_bundle_is_a_usage_error(tmp_path):
     result = pitr_bundle("review", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no such bundle folder or tarball" in result.stderr
+
+
+def test_odd_lines_come_back_too():
+    """A last line without a newline, carriage returns and form feeds (str.splitlines would cut
+    there), a block twice in one file, and a file that is not UTF-8 text."""
+    from generator.diff import Side
+    from generator.review import review_side, review_text
+    shared = "".join(f"shared line {n}\r\x0c\n" for n in range(8))
+    files = {"a.sh": "#!/bin/bash\n" + shared + "a's own\n" + shared + "no newline",
+             "b.sh": shared + "b's own\n",
+             "c.bin": b"\xff\xfe binary".decode("latin-1")}
+    side = Side({path: (text.encode("latin-1" if path == "c.bin" else "utf-8"), 0o644)
+                 for path, text in files.items()}, {})
+    output = review_text(review_side(side), "crafted")
+    blocks, parsed = parse(output)
+    assert {path: "".join(f["text"]) for path, f in parsed.items()} == \
+        {"a.sh": files["a.sh"], "b.sh": files["b.sh"]}
+    assert [b["places"] for b in blocks.values()] == [[("a.sh", 2, 9), ("a.sh", 11, 18),
+                                                       ("b.sh", 1, 8)]]
+    assert "== file c.bin: not UTF-8 text, not shown; sha256 " in output
