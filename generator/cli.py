@@ -20,6 +20,7 @@ from generator.pgconfig import parse_pg_config
 from generator.init import write_specs
 from generator.pgpackages import import_section
 from generator.reference import markdown as reference_markdown
+from generator.review import review_side, review_text
 from generator.review_plan import plan_bundle, plan_text
 from generator.schema import MODELS
 from generator.sign import kept_signatures, sign_bundle
@@ -151,7 +152,8 @@ def _signature_removals(bundle_dir: Path, report, check: bool) -> list[str]:
 
 def cmd_diff(args) -> int:
     with bundle_at(Path(args.old)) as old, bundle_at(Path(args.new)) as new:
-        lines = diff_lines(read_side(old), read_side(new), args.old, args.new)
+        lines = diff_lines(read_side(old), read_side(new), args.old, args.new,
+                           group_shared=not args.each_file)
     sys.stdout.writelines(lines)
     return 1 if lines else 0
 
@@ -191,6 +193,17 @@ def cmd_plan(args) -> int:
         steps = plan_bundle(bundle_dir)
     sys.stdout.write(plan_text(steps))
     return 1 if any(step.exit_code != 0 for step in steps) else 0
+
+
+def cmd_review(args) -> int:
+    with bundle_at(Path(args.bundle)) as bundle_dir:
+        text = review_text(review_side(read_side(bundle_dir)), args.bundle)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(text.rstrip("\n").rpartition("\n")[2])  # the figures, on the terminal too
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_sign(args) -> int:
@@ -254,6 +267,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="a bundle folder or its tarball")
     p.set_defaults(func=cmd_plan)
 
+    p = sub.add_parser("review", help="what a first review reads: each block shared by several "
+                                      "files once (sha256, the files carrying it), then each "
+                                      "file's own lines")
+    p.add_argument("bundle", help="a bundle folder or its tarball")
+    p.add_argument("-o", "--output", help="write the review to this file instead of the terminal")
+    p.set_defaults(func=cmd_review)
+
     p = sub.add_parser("sign", help="sign a reviewed bundle's SHA256SUMS with an OpenSSH key")
     p.add_argument("bundle", help="the bundle folder, e.g. out/pitr1 (its tarball is refreshed)")
     p.add_argument("--key", required=True, help="the reviewer's private key (ssh-keygen -Y sign -f)")
@@ -263,6 +283,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="what differs between two bundles (folders or tarballs)")
     p.add_argument("old", help="the bundle before, e.g. the reviewed one")
     p.add_argument("new", help="the bundle after")
+    p.add_argument("--each-file", action="store_true",
+                   help="show a change in every file that has it (by default a change that "
+                        "stands the same in several files, e.g. in the preamble, is shown once, "
+                        "naming them)")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("check", help="verify, shellcheck and bats-test a written bundle")
