@@ -50,6 +50,16 @@ class DatasetPlan:
     nfs_clients: tuple[str, ...] = ()
     # what the primary and HA partner run after that archive moved (their NFS handle is stale)
     remount: str = ""
+    # encryption (host spec encryption): given only when the dataset is created (ZFS cannot
+    # change them later), and the key file it needs then (key: file; "" for a prompt)
+    create_properties: tuple[str, ...] = ()
+    key_file: str = ""
+
+    @property
+    def script_properties(self) -> list[str]:
+        """What 20-datasets.sh is given: the properties it keeps in line, then those it gives
+        only when it creates the dataset, marked create:."""
+        return self.properties + [f"create:{p}" for p in self.create_properties]
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,24 @@ def pool_layout(host: Host) -> tuple[list[str], list[str]]:
     return args, lines
 
 
+ENCRYPTION = "aes-256-gcm"
+
+
+def encryption_of(host: Host, cluster: str) -> dict:
+    """The encryption of a cluster's datasets (its own and its archive's), as DatasetPlan
+    fields: the creation-only properties, keylocation (settable later) among the properties,
+    and the key file. Nothing without encryption in the host spec."""
+    enc = host.spec.encryption
+    if enc is None:
+        return {"create": (), "location": [], "key_file": ""}
+    if enc.key == "prompt":
+        return {"create": (f"encryption={ENCRYPTION}", "keyformat=passphrase"),
+                "location": ["keylocation=prompt"], "key_file": ""}
+    key_file = f"{enc.key_dir.rstrip('/')}/{cluster}.key"
+    return {"create": (f"encryption={ENCRYPTION}", "keyformat=raw"),
+            "location": [f"keylocation=file://{key_file}"], "key_file": key_file}
+
+
 def datasets_of(host: Host) -> tuple[DatasetPlan, ...]:
     shared = host.spec.datasets
     defaults = {"pg_arch": DEFAULT_ARCHIVE_PROPERTIES}
@@ -200,15 +228,21 @@ def datasets_of(host: Host) -> tuple[DatasetPlan, ...]:
                                                          **d.properties}.items())])
              for key, d in (("pg_home", shared.pg_home), ("pg_arch", shared.pg_arch),
                             ("pg_log", shared.pg_log))]
+    keys = {c.spec.name: encryption_of(host, c.spec.name) for c in host.clusters}
     plans += [DatasetPlan(c.dataset, c.mountpoint,
-                          [f"{k}={v}" for k, v in sorted(c.spec.properties.items())],
-                          c.spec.name, kind="cluster")
+                          [f"{k}={v}" for k, v in sorted(c.spec.properties.items())]
+                          + keys[c.spec.name]["location"],
+                          c.spec.name, kind="cluster",
+                          create_properties=keys[c.spec.name]["create"],
+                          key_file=keys[c.spec.name]["key_file"])
               for c in host.clusters]
     # each cluster's archive, a dataset of its own (so that it can be snapshotted with the
     # cluster's and sent to a replica), hardened as the archive dataset it sits in
     arch = next(p for p in plans if p.name == shared.pg_arch.name)
     plans += [DatasetPlan(archive_dataset(host, c.spec.name), archive_dir(host, c.spec.name),
-                          arch.properties, c.spec.name, kind="archive",
+                          arch.properties + keys[c.spec.name]["location"], c.spec.name,
+                          kind="archive", create_properties=keys[c.spec.name]["create"],
+                          key_file=keys[c.spec.name]["key_file"],
                           nfs_clients=(tuple(c.spec.archive_clients)
                                        if c.spec.archive_method == "nfs" else ()),
                           remount=(f"umount -l {c.spec.archive_mount} && "

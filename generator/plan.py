@@ -67,6 +67,8 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
                              "archive": next(d for d in datasets
                                              if d.name == host.spec.datasets.pg_arch.name),
                              "archives": [d for d in datasets if d.kind == "archive"],
+                             "encrypted": host.spec.encryption is not None,
+                             "encryption": host.spec.encryption,
                              "lock_dir": SNAPSHOT_LOCK_DIR, "dropped_name": DROPPED_NAME}),
     ]
     if host.spec.managed_vip:

@@ -422,6 +422,12 @@ class HostSpec(Strict):
     review: Review = Field(default=Review(), description=(
         "signed reviews the host insists on before any script of the bundle runs (default: none "
         "required)"))
+    encryption: Optional["Encryption"] = Field(default=None, description=(
+        "ZFS native encryption (aes-256-gcm) of every cluster's dataset and WAL archive "
+        "dataset, each its own encryption root, its key never in a spec or a bundle: "
+        "`encryption: {key: file}` reads a 32-byte key file the operator places per cluster, "
+        "`{key: prompt}` asks for a passphrase. Default: none. ZFS cannot encrypt an existing "
+        "dataset in place: host/20-datasets.sh refuses one that is not encrypted"))
     scrub: Scrub = Field(default_factory=lambda: Scrub(), description=(
         "the pool's scheduled `zpool scrub` (default: monthly, the 1st at 03:00 UTC) and the "
         "monitor's check of its age and findings"))
@@ -1047,6 +1053,20 @@ class Scrub(Strict):
         "scrubs every pool on the second Sunday of each month: a monthly schedule such as "
         "'24 0 1 * *' stands for it), and the monitor still checks the last scrub's age against "
         "the schedule"))
+
+
+class Encryption(Strict):
+    """ZFS native encryption of the clusters' datasets and WAL archives."""
+
+    key: Literal["file", "prompt"] = Field(default="file", description=(
+        "file (default): each cluster's key is a file of 32 random bytes, <key_dir>/<cluster>.key "
+        "(root's, mode 0400), which the operator makes and keeps a copy of off the host before "
+        "host/20-datasets.sh runs (keyformat raw); the datasets open by themselves at boot. "
+        "prompt: a passphrase asked on the terminal when each dataset is made, and by `zfs "
+        "load-key` after every boot (keyformat passphrase): nothing of the key is on the host"))
+    key_dir: AbsPath = Field(default="/etc/pitr-bundle/keys", description=(
+        "with key: file, the folder of the key files (default /etc/pitr-bundle/keys): on the "
+        "host's own disk, not in a dataset of the pool they unlock"))
 
 
 # HostSpec names Scrub, which needs the cron types defined after it

@@ -208,6 +208,24 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         if spec.managed_vip:
             _check_routable(spec, cluster, problems)
     _check_textfile_dir(host, problems)
+    _check_key_dir(host, problems)
+
+
+def _check_key_dir(host: Host, problems: list[SpecProblem]) -> None:
+    """The key files may not lie in a dataset of the pool: an encrypted one cannot hold the key
+    that opens it, and none of them is mounted before the pool is imported."""
+    enc = host.spec.encryption
+    if enc is None or enc.key != "file":
+        return
+    datasets = host.spec.datasets
+    places = [getattr(datasets, key).mountpoint for key in ("pg_home", "pg_arch", "pg_log")]
+    places += [c.mountpoint for c in host.clusters]
+    for mountpoint in places:
+        if enc.key_dir == mountpoint or enc.key_dir.startswith(mountpoint.rstrip("/") + "/"):
+            problems.append(host.source.problem(("encryption", "key_dir"), (
+                f"{enc.key_dir} lies in {mountpoint}, a dataset of pool {host.spec.pool.name}: "
+                "the keys must be on the host's own disk (default /etc/pitr-bundle/keys)")))
+            return
 
 
 def _check_textfile_dir(host: Host, problems: list[SpecProblem]) -> None:

@@ -324,6 +324,8 @@ case "$cmd $*" in
     set_prop "$2" "$3"
     fake_mount "$3" "${2#*=}" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
+  "zfs load-key "*) exists "$2" || exit 1; set_prop keystatus=available "$2" ;;
+  "zfs mount "*) exists "$2" || exit 1 ;;
   "zfs get -H -p -o value available "*) exists "$7" || exit 1; echo "${FAKE_AVAILABLE:-1000000000000}" ;;
   "zfs inherit "*)
     # a user property set locally goes (the fake has no inheritance from parents)
