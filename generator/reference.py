@@ -29,9 +29,9 @@ def _type_of(node: dict) -> str:
     if "const" in node:
         return json.dumps(node["const"])
     if node.get("type") == "array":
-        return f"list of {_type_of(node.get("items", {}))}"
+        return f"list of {_type_of(node.get('items', {}))}"
     if node.get("type") == "object" and "additionalProperties" in node:
-        return f"map of {_type_of(node["additionalProperties"]) if isinstance(node['additionalProperties'], dict) else 'values'}"
+        return f"map of {_type_of(node['additionalProperties']) if isinstance(node['additionalProperties'], dict) else 'values'}"
     return node.get("type", "any")
 
 
