@@ -18,20 +18,20 @@ Do not edit by hand. A host spec lives in `specs/hosts/<name>.yaml`, a cluster s
 """
 
 
-def _type_of(node: dict, defs: dict) -> str:
+def _type_of(node: dict) -> str:
     if "$ref" in node:
         return node["$ref"].rsplit("/", 1)[1]
     if "anyOf" in node:
-        kinds = [_type_of(n, defs) for n in node["anyOf"] if n.get("type") != "null"]
+        kinds = [_type_of(n) for n in node["anyOf"] if n.get("type") != "null"]
         return " or ".join(kinds) + (" (or null)" if any(n.get("type") == "null" for n in node["anyOf"]) else "")
     if "enum" in node:
         return " | ".join(json.dumps(v) for v in node["enum"])
     if "const" in node:
         return json.dumps(node["const"])
     if node.get("type") == "array":
-        return f"list of {_type_of(node.get('items', {}), defs)}"
+        return f"list of {_type_of(node.get('items', {}))}"
     if node.get("type") == "object" and "additionalProperties" in node:
-        return f"map of {_type_of(node['additionalProperties'], defs) if isinstance(node['additionalProperties'], dict) else 'values'}"
+        return f"map of {_type_of(node['additionalProperties']) if isinstance(node['additionalProperties'], dict) else 'values'}"
     return node.get("type", "any")
 
 
@@ -46,7 +46,7 @@ def _rows(props: dict, required: list, prefix: str, defs: dict) -> list[str]:
         default = "required" if name in required else (
             f"`{json.dumps(node['default'])}`" if "default" in node else "none")
         description = node.get("description", "")
-        rows.append(f"| `{path}` | {_cell(_type_of(node, defs))} | {_cell(default)} | {_cell(description)} |")
+        rows.append(f"| `{path}` | {_cell(_type_of(node))} | {_cell(default)} | {_cell(description)} |")
         target = node.get("$ref") or next((n["$ref"] for n in node.get("anyOf", []) if "$ref" in n), None)
         if node.get("type") == "array" and "$ref" in node.get("items", {}):
             target, path = node["items"]["$ref"], path + "[]"

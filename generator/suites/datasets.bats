@@ -324,7 +324,10 @@ left_differing() {
   migrated "$(printf '%s\n' "$before" "./arch/2026-01-02/000000010000000000000006: wal 6" | sort)"
   # the NFS writers held off before the folder moved, the exports loaded again after the mount
   order=$(calls "^exportfs -ra\$|^(exportfs -u|zfs (create|set mountpoint)).*( $ARCH/$C|:$C_DIR)\$" | cut -d' ' -f1-2)
-  [ "$order" = "$(printf '%s\n' 'zfs create' 'exportfs -u' 'exportfs -u' 'zfs set' 'exportfs -ra')" ]
+  # one exportfs -u per writer of the cluster (its primary, and an HA partner if it has one)
+  clients=$(query "len([d for d in facts['datasets'] if d['kind'] == 'archive' and d['cluster'] == '$C'][0]['nfs_clients'])")
+  held=$(for ((i = 0; i < clients; i++)); do echo 'exportfs -u'; done)
+  [ "$order" = "$(printf '%s\n' 'zfs create' "$held" 'zfs set' 'exportfs -ra')" ]
   [[ $output == *"umount -l "*"stale"* ]]
   [[ $output == *"1 archive(s) migrated"* ]]
   # a re-run: the archive is a dataset, nothing to do
