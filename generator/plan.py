@@ -81,6 +81,11 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
                     uses_install_block=True))
     for cm in model.clusters:
         files += plan_cluster(model, cm)
+    # imported here: replica_plan reads this module's property names
+    from generator.replica_plan import plan_replica, plan_senders
+    files += plan_senders(model)
+    if model.replica_of:
+        files += plan_replica(model)
     monitor = plan_monitor(model)
     for cm in model.retired:
         files += plan_retired(model, cm, monitor[0])
@@ -111,6 +116,8 @@ TIMELINE_PROPERTY = "pitr-bundle:timeline"
 INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
 
 
+# what host/replicate.sh leaves of each pull on a replica (its monitor reads it)
+REPLICA_STATE_FILE = "/var/lib/pitr-bundle/replica-{source}.state"
 DROPPED_NAME = "dropped-wal"  # the archive helper's drop count, beside the cluster's arch/
 
 
@@ -153,11 +160,17 @@ def plan_monitor(model: HostModel) -> list[PlannedFile]:
         entry["dropped"] = [cm.name, posixpath.join(cm.archive_export, DROPPED_NAME),
                             cm.cluster.dataset, cm.spec.snapshots.prefix]
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED,
-               "scrub": model.scrub,
+               "scrub": model.scrub, "replica": model.replica_of,
+               "replica_state": (REPLICA_STATE_FILE.format(source=model.replica_of.source)
+                                 if model.replica_of else ""),
                "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
-                        "80-install-monitor.sh)", sources_of(model, model.clusters),
+                        "80-install-monitor.sh)" if not model.replica_of else
+                        "Nagios/NRPE check of the pool and of the copy's last pull and lag "
+                        "(installed by 80-install-monitor.sh)",
+                        sources_of(model, model.clusters)
+                        + ([model.host.source_host.source] if model.replica_of else []),
                         context=context)
     scrub = model.scrub
     cron = PlannedFile(
