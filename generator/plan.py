@@ -170,7 +170,9 @@ def plan_monitor(model: HostModel) -> list[PlannedFile]:
                         "Nagios/NRPE check of the pool and of the copy's last pull and lag "
                         "(installed by 80-install-monitor.sh)",
                         sources_of(model, model.clusters)
-                        + ([model.host.source_host.source] if model.replica_of else []),
+                        # a replica's check names the copies of the source's clusters
+                        + ([model.host.source_host.source] + [c.source for c in model.host.copied]
+                           if model.replica_of else []),
                         context=context)
     scrub = model.scrub
     cron = PlannedFile(

@@ -19,7 +19,7 @@ REPLICATE_INSTALLED = "/usr/local/sbin/pitr-replicate-{source}"
 def _sources(model: HostModel, link: ReplicaLink, hosts_first) -> list:
     """The specs a file of either side renders: both host specs and the copied clusters'."""
     copied = sorted({d.cluster for d in link.datasets})
-    clusters = model.host.source_host.copied if model.replica_of else model.host.clusters
+    clusters = model.host.copied if model.replica_of else model.host.clusters
     return hosts_first + [c.source for c in clusters if c.spec.name in copied]
 
 
@@ -88,7 +88,8 @@ def plan_replica(model: HostModel) -> list[PlannedFile]:
         replicate, cron,
         PlannedFile(
             "host/70-install-replication.sh", "replicate-install", "host/replicate-cron.sh.j2",
-            f"install the pull as {installed} and its cron schedule", sources, order=70,
+            # installs the bundle's files, checked when it runs: it renders no cluster's value
+            f"install the pull as {installed} and its cron schedule", [model.host.source], order=70,
             context={"link": link, "installed": installed, "cron_name": cron_name,
                      "replicate_file": replicate, "cron_file": cron}),
     ]

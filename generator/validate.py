@@ -524,9 +524,10 @@ def validate(specs: list[SpecFile]) -> list[Host]:
         if host is None and cluster.spec.host in broken_hosts:
             continue
         if host is None:
+            backup_hosts = [name for name, h in hosts.items() if not h.spec.replica_of]
             problems.append(cluster.source.problem(("host",), (
                 f"no host spec named {cluster.spec.host}"
-                + (_nearest(cluster.spec.host, hosts, "hosts") or " (hosts: none)"))))
+                + (_nearest(cluster.spec.host, backup_hosts, "hosts") or " (hosts: none)"))))
             continue
         cluster.dataset = cluster.dataset or f"{host.spec.pool.name}/{cluster.spec.name}"
         by_host[host.name].append(cluster)
@@ -536,7 +537,8 @@ def validate(specs: list[SpecFile]) -> list[Host]:
         host.retired = [c for c in ordered if c.spec.retired]
         _check_host(host, problems)
     for host in hosts.values():
-        if host.spec.replica_of:
+        # a source whose spec failed already has its error: its replica needs no second one
+        if host.spec.replica_of and host.spec.replica_of.host not in broken_hosts:
             _link_replica(host, hosts, problems)
     _check_primary_servers(clusters, problems)
     if problems:

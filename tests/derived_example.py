@@ -28,16 +28,21 @@ CLUSTER = "pg168121"
 def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, int, int],
                   other_port: int | None = None, major: int | None = 17,
                   log: Path | None = None, spare: Path | None = None,
-                  keep_tls: bool = False, archive_method: str | None = "nfs") -> Path:
+                  keep_tls: bool = False, archive_method: str | None = "nfs",
+                  replica: bool = False) -> Path:
     """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
     a real primary of `major` at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
     other_port) for tests that need a neighbour. The example's log device and spare are dropped,
     or kept with `log` and `spare` as their disks for tests of the pool's layout. major None
-    keeps the example's version, for tests that start no server (no binaries needed)."""
+    keeps the example's version, for tests that start no server (no binaries needed). The
+    example's replica host pitr2 is dropped (its disks are not here) unless `replica`: then
+    derived_replica moves it onto this machine."""
     standby_port, primary_port, restore_port = ports
     specs = root / "specs"
     shutil.copytree(EXAMPLE_SPECS, specs)
     mnt = root / "mnt"
+    if not replica:
+        (specs / "hosts/pitr2.yaml").unlink()
     other_file = specs / "clusters/pg168104.yaml"
     if other_port is None:
         other_file.unlink()

@@ -114,7 +114,7 @@ def two_hosts(zfs_fuse, tmp_path):
         pytest.fail("openssh-server and sudo are needed (tests/run installs them)")
     source_pool, replica_pool = "rsrc" + secrets.token_hex(2), "rdst" + secrets.token_hex(2)
     disks = sparse_disks(tmp_path / "disks", 7)
-    specs = derived_specs(tmp_path, source_pool, disks[:3], PORTS, major=None)
+    specs = derived_specs(tmp_path, source_pool, disks[:3], PORTS, major=None, replica=True)
     derived_replica(specs, tmp_path, replica_pool, disks[3:], SSH_PORT)
     pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
     sshd = None
