@@ -392,6 +392,7 @@ main() {
     esac
     shift
   done
+  require_root
   if ((do_remove)); then
     remove
     return 0

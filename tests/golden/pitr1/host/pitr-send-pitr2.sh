@@ -283,7 +283,8 @@ do_resume() {
   local token=$1 target
   [[ $token =~ ^[0-9a-zA-Z-]{1,8192}$ ]] || die "refused: not a resume token" "$EXIT_REFUSED"
   # what the token would send: OpenZFS prints its contents with -nv
-  target=$(zfs send -n -v -t "$token" 2>&1 | awk '$1 == "toname" && $2 == "=" { print $3; exit }')
+  # (a token zfs cannot read fails the pipeline: a refusal, not a failed step)
+  target=$(zfs send -n -v -t "$token" 2>&1 | awk '$1 == "toname" && $2 == "=" { print $3; exit }' || true)
   [[ -n $target ]] || die "refused: zfs cannot read the resume token" "$EXIT_REFUSED"
   allowed_dataset "${target%@*}"
   our_snapshot "${target%@*}" "${target#*@}"
@@ -300,24 +301,33 @@ do_confirm() {
   local dataset=$1 name=$2 file previous="" out
   allowed_dataset "$dataset"
   our_snapshot "$dataset" "$name"
+  step "confirm $dataset@$name"
   file=$(state_file "$dataset")
   [[ ! -f $file ]] || previous=$(<"$file")
   if ((DRY_RUN)); then
     info "dry-run: would hold $dataset@$name ($HOLD_TAG) and release ${previous:-nothing}"
     return 0
   fi
+  # (26-replica-sender-*.sh makes the folder, this user's; only a confirm writes in it)
+  mkdir -p -- "$STATE_DIR"
   info "run: zfs hold $HOLD_TAG $dataset@$name"
   # a hold of this tag already there (a confirm repeated after a lost answer) is what we want;
   # never release first: a snapshot pruned meanwhile (deferred destroy) would go at once
   if ! out=$(zfs hold "$HOLD_TAG" "$dataset@$name" 2>&1) && [[ $out != *"tag already exists"* ]]; then
-    die "zfs hold $HOLD_TAG $dataset@$name failed: $out"
+    die "step '$STEP' failed (zfs hold $HOLD_TAG $dataset@$name: $out)"
+  fi
+  if [[ -n $previous && $previous != "$name" ]] && zfs list -H -o name "$dataset@$previous" >/dev/null 2>&1; then
+    # a deferred destroy (snapshot.sh prunes with -d) takes it now if it was pruned meanwhile.
+    # A release that fails stops here with the previous one still recorded: the next confirm
+    # releases it (a hold forgotten would keep that snapshot, and its space, forever); a
+    # release done before a failure to record it is no error the next time
+    info "run: zfs release $HOLD_TAG $dataset@$previous"
+    if ! out=$(zfs release "$HOLD_TAG" "$dataset@$previous" 2>&1) && [[ $out != *"no such tag"* ]]; then
+      die "step '$STEP' failed (zfs release $HOLD_TAG $dataset@$previous: $out)"
+    fi
   fi
   printf '%s\n' "$name" >"$file.tmp"
   mv -f -- "$file.tmp" "$file"
-  if [[ -n $previous && $previous != "$name" ]] && zfs list -H -o name "$dataset@$previous" >/dev/null 2>&1; then
-    # a deferred destroy (snapshot.sh prunes with -d) takes it now if it was pruned meanwhile
-    run zfs release "$HOLD_TAG" "$dataset@$previous" || warn "could not release $HOLD_TAG on $dataset@$previous"
-  fi
   info "$dataset@$name holds $HOLD_TAG: the base of the next send"
 }
 
@@ -332,7 +342,6 @@ main() {
   [[ -n $request ]] || usage_error "no request (run by sshd with SSH_ORIGINAL_COMMAND, or --request)"
   [[ $request =~ ^[A-Za-z0-9_./@:+\ -]{1,9000}$ ]] || die "refused: a request is words of letters, digits and _ . / @ : + -" "$EXIT_REFUSED"
   read -r -a words <<<"$request"
-  mkdir -p -- "$STATE_DIR"
   case "${words[0]}:${#words[@]}" in
     list:2) do_list "${words[1]}" ;;
     snapshot:2) do_snapshot "${words[1]}" ;;

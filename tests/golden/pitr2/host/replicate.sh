@@ -369,6 +369,14 @@ record() {
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$EPOCHSECONDS" "${3:--}" "${4:--}" >>"$RESULTS"
 }
 
+# pull_failed WHAT: end this dataset's pull (its subshell), recorded in the state file and
+# logged with the step, as a failed command's on_error would
+pull_failed() {
+  record "$copy" "failed: $1"
+  log "ERROR: step '$STEP' failed ($1)"
+  exit 1
+}
+
 # pull CLUSTER KIND SOURCE COPY PREFIX: one dataset up to the source's newest snapshot. Runs in
 # a subshell of its own (main): it ends it with exit 1 when the dataset cannot be pulled
 pull() {
@@ -378,20 +386,16 @@ pull() {
     if ((DRY_RUN)); then
       info "dry-run: would ask $SOURCE for a snapshot of $source"
     else
-      taken=$(remote "snapshot $source") || {
-        record "$copy" "failed: snapshot of $source"
-        exit 1
-      }
+      taken=$(remote "snapshot $source") || pull_failed "snapshot of $source"
       info "$SOURCE took $source@$taken"
     fi
   fi
   make_temp list "the snapshots of $source on $SOURCE"
   make_temp mine "the snapshots of $copy"
-  remote "list $source" >"$list" || { record "$copy" "failed: list of $source"; exit 1; }
+  remote "list $source" >"$list" || pull_failed "list of $source"
   if [[ ! -s $list ]]; then
     warn "$source has no snapshot named $prefix<UTC time> on $SOURCE yet"
-    record "$copy" "failed: no snapshot on the source"
-    exit 1
+    pull_failed "no snapshot on the source"
   fi
   newest=$(tail -n 1 "$list" | cut -f 1)
   oldest=$(head -n 1 "$list" | cut -f 1)
@@ -399,22 +403,21 @@ pull() {
     token=$(zfs get -H -o value receive_resume_token "$copy" 2>/dev/null || true)
     if [[ -n $token && $token != - ]]; then
       info "an interrupted receive of $copy: resuming it"
-      receive_stream "resume $token" "$copy" || { record "$copy" "failed: resume"; exit 1; }
+      receive_stream "resume $token" "$copy" || pull_failed "resume"
     fi
     snapshot_table "$copy" guid >"$mine"
     common=$(newest_common "$list" "$mine")
     if [[ -z $common ]]; then
       warn "$copy has no snapshot in common with $source: no incremental send can follow it. Rename the copy aside (zfs rename $copy $copy-old) for a new full copy, after checking what it holds"
-      record "$copy" "failed: no common snapshot"
-      exit 1
+      pull_failed "no common snapshot"
     fi
   else
     zfs list -H -o name "${copy%/*}" >/dev/null 2>&1 || run zfs create -p "${copy%/*}"
-    receive_stream "send $source - $oldest" "$copy" || { record "$copy" "failed: full send of $oldest"; exit 1; }
+    receive_stream "send $source - $oldest" "$copy" || pull_failed "full send of $oldest"
     common=$oldest
   fi
   if [[ $common != "$newest" ]]; then
-    receive_stream "send $source $common $newest" "$copy" || { record "$copy" "failed: send $common..$newest"; exit 1; }
+    receive_stream "send $source $common $newest" "$copy" || pull_failed "send $common..$newest"
   else
     info "$copy: up to date ($newest)"
   fi
@@ -422,7 +425,7 @@ pull() {
   if ((DRY_RUN)); then
     info "dry-run: would ask $SOURCE to hold $source@$newest"
   else
-    remote "confirm $source $newest" >/dev/null || { record "$copy" "failed: hold of $newest"; exit 1; }
+    remote "confirm $source $newest" >/dev/null || pull_failed "hold of $newest"
   fi
   ((!PRUNE)) || ((DRY_RUN)) || prune "$copy" "$prefix"
   created=$(awk -F '\t' -v n="$newest" '$1 == n { print $3 }' "$list")
