@@ -272,7 +272,7 @@ setup() {
   grep -qF 'env_keep += "SSH_ORIGINAL_COMMAND"' "$SANDBOX/sudoers.d/pitr-send"
   [ "$(stat -c '%U %G %a' "$SANDBOX/sudoers.d/pitr-send")" = "root root 440" ]
   [ -z "$(calls '^zfs allow')" ]
-  [[ $(constant "$SENDER" FORCED) == "sudo -n "* ]]
+  [[ $(constant "$SENDER" FORCED) == *"sudo -n $(constant "$SENDER" SEND_COMMAND)" ]]
   # a rule visudo refuses is not installed
   rm "$SANDBOX/sudoers.d/pitr-send"
   stub visudo 'exit 1'

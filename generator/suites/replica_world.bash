@@ -102,6 +102,7 @@ sender_files() {
   source_world "$SEND"
   : >"$SANDBOX/.passwd"
   : >"$SANDBOX/.shadow"
+  mkdir -p "$SANDBOX/sudoers.d"  # as /etc/sudoers.d is (the rule is installed without -D)
   echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbXWm2K1s9bK5o2vJq0Jc7aX1k3uQ2yXzU5d2c4f6Ab root@replica" >"$PUB"
 }
 
