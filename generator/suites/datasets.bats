@@ -3,6 +3,11 @@
 
 load test_helper
 
+# needs_clusters: the archive tests need a cluster of the host's own (a replica has none)
+needs_clusters() {
+  [[ $(query "len(facts['clusters'])") -gt 0 ]] || skip "no cluster of this host's own (a replica host)"
+}
+
 make_world() {
   setup_stubs
   DATASETS_SCRIPT=$(script_of datasets)
@@ -83,6 +88,7 @@ archive_dataset() {
 }
 
 @test "datasets: the archive is made with exec, setuid and devices off, and an existing one is brought in line" {
+  needs_clusters
   run -0 "$DATASETS_SCRIPT"
   arch=$(archive_dataset)
   calls "^zfs create -p -o mountpoint=[^ ]+ -o devices=off -o exec=off -o setuid=off $arch\$" | grep -q .
@@ -109,6 +115,7 @@ zfs set exec=off $arch" ]
 # ---- each cluster's archive, a dataset of its own (docs/archive-datasets.md) ----------------
 
 @test "datasets: each cluster's archive is a dataset under the archive dataset, hardened as it, at <archive root>/<cluster>" {
+  needs_clusters
   run -0 "$DATASETS_SCRIPT"
   arch=$(archive_dataset)
   root=$(query "facts['archive_root']")
@@ -167,6 +174,7 @@ archived_files() {
 }
 
 @test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does" {
+  needs_clusters
   migration_world
   [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
   run -3 "$MIGRATE_SCRIPT"
@@ -184,6 +192,7 @@ archived_files() {
 }
 
 @test "datasets: --migrate-archive --dry-run says each step and changes nothing" {
+  needs_clusters
   migration_world
   before=$(archived_files "$C_DIR")
   run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C" --dry-run
@@ -197,6 +206,7 @@ archived_files() {
 }
 
 @test "datasets: --migrate-archive moves the archive into its dataset while WAL arrives, losing none" {
+  needs_clusters
   migration_world
   [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
   before=$(archived_files "$C_DIR")
@@ -222,6 +232,7 @@ archived_files() {
 }
 
 @test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run" {
+  needs_clusters
   migration_world
   before=$(archived_files "$C_DIR")
   FAKE_FAIL="zfs set mountpoint=$C_DIR $ARCH/$C" run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
@@ -239,6 +250,7 @@ archived_files() {
 }
 
 @test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails" {
+  needs_clusters
   migration_world
   [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
   # a writer put other bytes under an archived name in the dataset during the switch
@@ -251,6 +263,7 @@ archived_files() {
 }
 
 @test "datasets: a migration is refused while a snapshot or retention run holds the cluster's lock" {
+  needs_clusters
   migration_world
   stub flock 'exit 1'
   run -3 "$MIGRATE_SCRIPT" --migrate-archive "$C"

@@ -45,6 +45,13 @@ drifted_pool() {
     mkdir -p "$SANDBOX/arch" "$SANDBOX/etc"
     # an exports file of the host's own: kept, and backed up on the first change
     printf '/srv/other 10.0.0.9(ro)\n' >"$SANDBOX/etc/exports"
+    if [[ $(query "len([d for d in facts['datasets'] if d['nfs_clients']])") == 0 ]]; then
+      # a host that exports nothing (every cluster on archive.method standby, a replica): the
+      # block an earlier bundle wrote is what it changes, taking it out
+      printf '# BEGIN pitr-bundle %s\n%s/pg1 10.0.0.1(rw,no_root_squash,sync)\n# END pitr-bundle %s\n' \
+        "$(query "m['host']")" "$SANDBOX/arch" "$(query "m['host']")" >>"$SANDBOX/etc/exports"
+      cp "$SANDBOX/etc/exports" "$SANDBOX/.kernel-exports"
+    fi
   }
   each_fault nfs_world "$(rebase "$(script_of nfs-exports)" ARCHIVE_ROOT="$SANDBOX/arch" \
     EXPORTS_FILE="$EXPORTS_FILE" PORTS_FILE="$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf")"
