@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 from generator import __version__
 from generator.model import BASEBACKUP_INCOMPLETE_MARK, VIP_UNIT, ClusterModel, HostModel, derive
-from generator.plan import CONFIG_MODE, PlannedFile, installed_names, plan_host
+from generator.plan import installed_names, plan_host
+from generator.planned import CONFIG_MODE, PlannedFile
 from generator.render import environment, render_file
 from generator.validate import Host
 
@@ -103,7 +104,7 @@ def _retired_facts(cm: ClusterModel) -> dict:
     return {
         "name": c.name, "user": c.user, "dataset": cm.cluster.dataset,
         "mountpoint": cm.cluster.mountpoint, "paths": asdict(cm.paths),
-        "archive_export": cm.archive_export,
+        "archive_export": cm.archive_export, "archive_dataset": cm.archive_dataset,
         "installed": installed_names(cm),
         "wal_fresh_minutes": c.monitor.archive_warn_minutes,
         "replication_slot": c.replication.slot,

@@ -15,9 +15,12 @@ from generator.audit import (manifest_disagreements, read_manifest, run_bats, ru
 from generator.bundle import build_bundle, tarball
 from generator.contents import SIGNATURE_SUFFIX, bundle_at, is_signature
 from generator.diff import Side, built_side, diff_lines, read_side
-from generator.errors import PitrBundleError, SpecError
+from generator.errors import PitrBundleError, SpecError, UsageError
 from generator.pgconfig import parse_pg_config
+from generator.init import write_specs
 from generator.pgpackages import import_section
+from generator.reference import markdown as reference_markdown
+from generator.review import review_side, review_text
 from generator.review_plan import plan_bundle, plan_text
 from generator.schema import MODELS
 from generator.sign import kept_signatures, sign_bundle
@@ -149,7 +152,8 @@ def _signature_removals(bundle_dir: Path, report, check: bool) -> list[str]:
 
 def cmd_diff(args) -> int:
     with bundle_at(Path(args.old)) as old, bundle_at(Path(args.new)) as new:
-        lines = diff_lines(read_side(old), read_side(new), args.old, args.new)
+        lines = diff_lines(read_side(old), read_side(new), args.old, args.new,
+                           group_shared=not args.each_file)
     sys.stdout.writelines(lines)
     return 1 if lines else 0
 
@@ -191,13 +195,37 @@ def cmd_plan(args) -> int:
     return 1 if any(step.exit_code != 0 for step in steps) else 0
 
 
+def cmd_review(args) -> int:
+    with bundle_at(Path(args.bundle)) as bundle_dir:
+        text = review_text(review_side(read_side(bundle_dir)), args.bundle)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(text.rstrip("\n").rpartition("\n")[2])  # the figures, on the terminal too
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_sign(args) -> int:
     for path in sign_bundle(Path(args.bundle), Path(args.key), args.reviewer):
         print(f"signed     {path}")
     return 0
 
 
+def cmd_init(args) -> int:
+    for path in write_specs(args):
+        print(f"new        {path}")
+    print(f"next: review the comments in them, then pitr-bundle validate {args.folder} and "
+          f"pitr-bundle build {args.folder} -o out/")
+    return 0
+
+
 def cmd_schema(args) -> int:
+    if args.markdown:
+        sys.stdout.write(reference_markdown())
+        return 0
+    if not args.kind:
+        raise UsageError("schema: name a kind (host or cluster), or --markdown")
     print(json.dumps(MODELS[args.kind].model_json_schema(), indent=2, sort_keys=True))
     return 0
 
@@ -239,6 +267,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="a bundle folder or its tarball")
     p.set_defaults(func=cmd_plan)
 
+    p = sub.add_parser("review", help="what a first review reads: each block shared by several "
+                                      "files once (sha256, the files carrying it), then each "
+                                      "file's own lines")
+    p.add_argument("bundle", help="a bundle folder or its tarball")
+    p.add_argument("-o", "--output", help="write the review to this file instead of the terminal")
+    p.set_defaults(func=cmd_review)
+
     p = sub.add_parser("sign", help="sign a reviewed bundle's SHA256SUMS with an OpenSSH key")
     p.add_argument("bundle", help="the bundle folder, e.g. out/pitr1 (its tarball is refreshed)")
     p.add_argument("--key", required=True, help="the reviewer's private key (ssh-keygen -Y sign -f)")
@@ -248,6 +283,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="what differs between two bundles (folders or tarballs)")
     p.add_argument("old", help="the bundle before, e.g. the reviewed one")
     p.add_argument("new", help="the bundle after")
+    p.add_argument("--each-file", action="store_true",
+                   help="show a change in every file that has it (by default a change that "
+                        "stands the same in several files, e.g. in the preamble, is shown once, "
+                        "naming them)")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("check", help="verify, shellcheck and bats-test a written bundle")
@@ -270,8 +309,38 @@ def parser() -> argparse.ArgumentParser:
                         "from packages (by default: its bin folder, as postgres.binaries)")
     p.set_defaults(func=cmd_import_pg_config)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of a spec kind")
-    p.add_argument("kind", choices=["host", "cluster"])
+    p = sub.add_parser("init", help="write a first host spec and one cluster spec per primary "
+                                    "(from each primary's pg_config or SHOW server_version)")
+    p.add_argument("folder", help="the specs folder to write into (hosts/ and clusters/)")
+    p.add_argument("--host", required=True, help="the backup host's name, e.g. pitr1")
+    p.add_argument("--address", required=True, help="the backup host's address")
+    p.add_argument("--pool", default="zp1", help="the ZFS pool's name (default zp1)")
+    p.add_argument("--vdev", default="raidz2", choices=["raidz1", "raidz2", "raidz3", "mirror"],
+                   help="the pool's redundancy (default raidz2)")
+    p.add_argument("--disks", required=True,
+                   help="the pool's disks, comma separated /dev/disk/by-id/ paths")
+    p.add_argument("--log", help="separate intent log devices, comma separated (default none)")
+    p.add_argument("--spare", help="hot spares, comma separated (default none)")
+    p.add_argument("--cluster", action="append", default=[], metavar="NAME=ADDRESS[:PORT]",
+                   help="a primary to back up (repeat per primary); NAME names its cluster")
+    p.add_argument("--pg-config", action="append", default=[], metavar="NAME=FILE",
+                   help="the primary's pg_config output, saved to FILE (packaged or built)")
+    p.add_argument("--server-version", action="append", default=[], metavar="NAME=TEXT",
+                   help="instead: the primary's SHOW server_version, e.g. '16.4 (Debian "
+                        "16.4-1.pgdg120+1)' (tells Debian and Ubuntu packages)")
+    p.add_argument("--data-dir", action="append", default=[], metavar="NAME=PATH",
+                   help="the primary's data folder (default for packages: Debian's "
+                        "/var/lib/postgresql/<major>/main, PGDG RPMs' /var/lib/pgsql/<major>/data)")
+    p.add_argument("--first-port", type=int, default=15432,
+                   help="the first standby's port on the backup host, the next ones follow "
+                        "(default 15432)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a spec kind, or --markdown: "
+                                      "the reference of every field (docs/spec-reference.md)")
+    p.add_argument("kind", nargs="?", choices=["host", "cluster"])
+    p.add_argument("--markdown", action="store_true",
+                   help="every field of both kinds as Markdown tables (type, default, description)")
     p.set_defaults(func=cmd_schema)
     return top
 

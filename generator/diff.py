@@ -45,7 +45,7 @@ def read_side(bundle_dir: Path) -> Side:
 METADATA = {"MANIFEST.json", "SHA256SUMS", "README.md"}
 
 
-def _describe(name: str, entry: Optional[dict]) -> str:
+def describe(name: str, entry: Optional[dict]) -> str:
     if name in METADATA:
         return "bundle index"
     if is_signature(name):
@@ -66,9 +66,34 @@ def _text_lines(content: bytes) -> list[str]:
     return content.decode("utf-8", errors="replace").splitlines(keepends=True)
 
 
-def diff_lines(old: Side, new: Side, old_label: str = "old", new_label: str = "new") -> list[str]:
-    """The review text: a header per differing file, then its unified diff."""
-    out: list[str] = []
+def _file_diff(name: str, before, after, old_label: str, new_label: str) -> list[str]:
+    lines = difflib.unified_diff(_text_lines(before[0]) if before else [],
+                                 _text_lines(after[0]) if after else [],
+                                 fromfile=f"{old_label}/{name}" if before else "/dev/null",
+                                 tofile=f"{new_label}/{name}" if after else "/dev/null")
+    return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines]
+
+
+def _hunks(lines: list[str]) -> tuple[list[str], list[tuple[str, tuple[str, ...]]]]:
+    """A file's unified diff as its ---/+++ header and its hunks: (@@ line, the lines after)."""
+    header = [line for line in lines[:2] if line.startswith(("---", "+++"))]
+    hunks: list[tuple[str, list[str]]] = []
+    for line in lines[len(header):]:
+        if line.startswith("@@"):
+            hunks.append((line, []))
+        else:
+            hunks[-1][1].append(line)
+    return header, [(at, tuple(body)) for at, body in hunks]
+
+
+def diff_lines(old: Side, new: Side, old_label: str = "old", new_label: str = "new",
+               group_shared: bool = True) -> list[str]:
+    """The review text: a header per differing file, then its unified diff. With group_shared,
+    a hunk that stands the same in several files (a change to the preamble, or to any block the
+    scripts carry each a copy of) is shown once, first, naming each file and place; each file
+    then says `[shared change C1]` where it was."""
+    files = []  # (name, header lines, ---/+++ lines, hunks)
     # the scripts first, the index files (whose changes follow from theirs) last
     for name in sorted(set(old.files) | set(new.files), key=lambda n: (n in METADATA, n)):
         before, after = old.files.get(name), new.files.get(name)
@@ -76,16 +101,32 @@ def diff_lines(old: Side, new: Side, old_label: str = "old", new_label: str = "n
             continue
         status = "added" if before is None else "removed" if after is None else "changed"
         entry = new.roles.get(name) or old.roles.get(name)
-        out.append(f"{status:<8} {name}  ({_describe(name, entry)})\n")
+        heading = [f"{status:<8} {name}  ({describe(name, entry)})\n"]
         if before and after and before[1] != after[1]:
-            out.append(f"  mode {before[1]:04o} -> {after[1]:04o}\n")
-        if before is not None and after is not None and before[0] == after[0]:
-            continue
-        for line in difflib.unified_diff(_text_lines(before[0]) if before else [],
-                                         _text_lines(after[0]) if after else [],
-                                         fromfile=f"{old_label}/{name}" if before else "/dev/null",
-                                         tofile=f"{new_label}/{name}" if after else "/dev/null"):
-            out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+            heading.append(f"  mode {before[1]:04o} -> {after[1]:04o}\n")
+        same_bytes = before is not None and after is not None and before[0] == after[0]
+        diff = [] if same_bytes else _file_diff(name, before, after, old_label, new_label)
+        files.append((name, heading, *_hunks(diff)))
+    carriers: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for name, _, _, hunks in files:
+        for at, body in hunks:
+            carriers.setdefault(body, []).append((name, at))
+    shared = {body: f"C{number}" for number, body in enumerate(
+        (body for body, places in carriers.items() if len({n for n, _ in places}) > 1), 1)
+        } if group_shared else {}
+    out: list[str] = []
+    for body, label in shared.items():
+        places = carriers[body]
+        count = len({name for name, _ in places})
+        out.append(f"shared change {label}: the same lines change in {len(places)} places of "
+                   f"{count} files, shown once:\n")
+        out += [f"  {name} {at}" for name, at in places]
+        out += body
+    for name, heading, header, hunks in files:
+        out += heading + header
+        for at, body in hunks:
+            out += [f"{at.rstrip()} [shared change {shared[body]}, shown above]\n"] \
+                if body in shared else [at, *body]
     return out
 
 

@@ -23,6 +23,10 @@ DRILL_NAME = "drill"  # the restore name of every drill: a leftover clone is fou
 # INCOMPLETE_MARK): the monitor reports such a standby CRITICAL
 BASEBACKUP_INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
 SCRUB_CRON = "/etc/cron.d/pitr-bundle-scrub"
+STATUS_INSTALLED = "/usr/local/sbin/pitr-status"
+# with monitor.prometheus_textfile_dir: pitr-status --prometheus on this schedule
+STATUS_CRON = "/etc/cron.d/pitr-bundle-status"
+STATUS_SCHEDULE = "*/5 * * * *"
 # the lock a cluster's snapshot and WAL retention runs share; the archive migration of
 # host/20-datasets.sh holds it too (no snapshot, no deletion while the archive moves)
 SNAPSHOT_LOCK_DIR = "/run/lock"
@@ -83,6 +87,9 @@ class ReplayModel:
     lag_crit_bytes: int
     delay_warn_seconds: int
     delay_crit_seconds: int
+    # host/status.sh's one row `in recovery|receive LSN|replay LSN|epoch of the last replayed
+    # transaction` (empty fields where the version has no such function)
+    status_sql: str
 
 
 @dataclass(frozen=True)
@@ -363,8 +370,12 @@ def replay_model(c: ClusterSpec) -> ReplayModel:
         hint += ("; since 14 a standby pauses by itself when the primary raised one of "
                  + ", ".join(pv.HOT_STANDBY_FLOORS) + " above its own: see its log, raise "
                  "the setting and restart it")
+    xact = ("coalesce(extract(epoch from pg_last_xact_replay_timestamp())::text, '')"
+            if pv.has("pg_last_xact_replay_timestamp", version) else "''")
+    status_sql = (f"select pg_is_in_recovery(), coalesce({receive}::text, ''), "
+                  f"coalesce({replay}::text, ''), {xact}")
     return ReplayModel(
-        hot_standby=c.standby.hot_standby, sql=sql, paused_hint=hint,
+        hot_standby=c.standby.hot_standby, sql=sql, paused_hint=hint, status_sql=status_sql,
         log_bytes=(1 << 32) - (1 if pv.has("last segment of each log skipped", version) else 0),
         lag_warn_bytes=m.replay_lag_warn_mb << 20, lag_crit_bytes=m.replay_lag_crit_mb << 20,
         delay_warn_seconds=m.replay_delay_warn_minutes * 60,

@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
-from typing import Any, Optional
 
 from generator import cluster_plan as cp
 from generator import pgversions as pv
 from generator.load import SpecFile
-from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, SNAPSHOT_LOCK_DIR, VIP_UNIT,
-                             ClusterModel, HostModel, snapshot_lock_file)
+from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, SNAPSHOT_LOCK_DIR, STATUS_CRON,
+                             STATUS_INSTALLED, STATUS_SCHEDULE, VIP_UNIT, ClusterModel, HostModel,
+                             snapshot_lock_file)
+from generator.planned import (CONFIG_MODE, KEPT_PROPERTY, MAJOR_PROPERTY, REDO_PROPERTY,
+                               REPLICA_STATE_FILE, SYSTEM_ID_PROPERTY, TIMELINE_PROPERTY,
+                               PlannedFile)
 from generator.quoting import shell_quote
-
-SCRIPT_MODE = 0o750
-CONFIG_MODE = 0o640
-
-
-@dataclass
-class PlannedFile:
-    path: str  # relative to the bundle root
-    role: str  # MANIFEST role; tools and reviewers rely on these names
-    template: str
-    summary: str  # one line for the bundle README and the script header
-    sources: list[SpecFile]  # the specs whose values it renders (its provenance header)
-    cluster: Optional[str] = None
-    mode: int = SCRIPT_MODE
-    order: Optional[int] = None  # position in the run order; None: not run directly
-    destructive: bool = False
-    runs_on: str = "backup host"
-    context: dict[str, Any] = field(default_factory=dict)
-    context_force: bool = False  # the script takes --force
-    uses_install_block: bool = False  # the preamble's install_block helper is needed
-    syslog_tag: str = ""  # log to syslog too, with this tag (scripts run from cron)
-
-    @property
-    def takes_force(self) -> bool:
-        return self.context_force or bool(self.context.get("takes_force"))
+from generator.replica_plan import plan_replica, plan_senders
 
 
 def plan_host(model: HostModel) -> list[PlannedFile]:
@@ -81,8 +59,6 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
                     uses_install_block=True))
     for cm in model.clusters:
         files += plan_cluster(model, cm)
-    # imported here: replica_plan reads this module's property names
-    from generator.replica_plan import plan_replica, plan_senders
     files += plan_senders(model)
     if model.replica_of:
         files += plan_replica(model)
@@ -90,6 +66,7 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
     for cm in model.retired:
         files += plan_retired(model, cm, monitor[0])
     files += monitor
+    files += plan_status(model)
     return files
 
 
@@ -105,19 +82,6 @@ def plan_vip(model: HostModel) -> PlannedFile:
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
-REDO_PROPERTY = "pitr-bundle:redo-wal"
-KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
-# on each snapshot (and SYSTEM_ID_PROPERTY on the cluster's dataset after each base backup):
-# the system, major and timeline it holds. A contract: restore.sh --list shows them
-SYSTEM_ID_PROPERTY = "pitr-bundle:system-id"
-MAJOR_PROPERTY = "pitr-bundle:major"
-TIMELINE_PROPERTY = "pitr-bundle:timeline"
-# in PGDATA while the base backup script writes a base backup there
-INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
-
-
-# what host/replicate.sh leaves of each pull on a replica (its monitor reads it)
-REPLICA_STATE_FILE = "/var/lib/pitr-bundle/replica-{source}.state"
 DROPPED_NAME = "dropped-wal"  # the archive helper's drop count, beside the cluster's arch/
 
 
@@ -189,6 +153,41 @@ def plan_monitor(model: HostModel) -> list[PlannedFile]:
                           [model.host.source], order=80,
                           context={**context, "check_file": check, "scrub_cron_file": cron})
     return [check, *([cron] if cron else []), install]
+
+
+def plan_status(model: HostModel) -> list[PlannedFile]:
+    """host/status.sh (pitr-status: the restorable range and the figures behind it, as text,
+    JSON or Prometheus metrics; docs/status.md), its installer and, with
+    monitor.prometheus_textfile_dir, the cron file that writes the metrics."""
+    prom_dir = model.host.spec.monitor.prometheus_textfile_dir or ""
+    status_clusters = [{"name": cm.name, "args": [
+        cm.name, cm.spec.postgres.major_text, *continuity_args(cm), cm.spec.user,
+        str(cm.spec.port), cm.replay.status_sql if cm.replay.hot_standby else "",
+        cm.drill.state_file if cm.drill.enabled else ""]} for cm in model.clusters]
+    context = {"status_clusters": status_clusters, "status_installed": STATUS_INSTALLED,
+               "prom_dir": prom_dir, "status_cron": STATUS_CRON,
+               "status_schedule": STATUS_SCHEDULE,
+               "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY,
+               "system_id_property": SYSTEM_ID_PROPERTY, "major_property": MAJOR_PROPERTY}
+    status = PlannedFile("host/status.sh", "status", "host/status.sh.j2",
+                         "per cluster the restorable range, snapshots, archive, replay and last "
+                         "drill, as text, JSON or Prometheus metrics; read-only (installed as "
+                         f"{STATUS_INSTALLED} by 81-install-status.sh)",
+                         sources_of(model, model.clusters), context=context)
+    cron = PlannedFile(
+        "host/status.cron", "status", "host/status.cron.j2",
+        f"cron schedule of pitr-status --prometheus ({STATUS_SCHEDULE}, into {prom_dir}; "
+        f"installed as {STATUS_CRON} by 81-install-status.sh)", [model.host.source],
+        mode=CONFIG_MODE, context=context) if prom_dir else None
+    install = PlannedFile(
+        "host/81-install-status.sh", "status", "host/status-install.sh.j2",
+        f"install the status report as {STATUS_INSTALLED}"
+        + (f", and its Prometheus metrics' cron file as {STATUS_CRON}" if cron else ""),
+        # installs the bundle's status.sh, checked against SHA256SUMS when it runs: its
+        # text names no cluster's value
+        [model.host.source], order=81,
+        context={**context, "status_file": status, "status_cron_file": cron})
+    return [status, *([cron] if cron else []), install]
 
 
 def replay_args(cm: ClusterModel) -> list[str]:
@@ -311,7 +310,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
         "system_id_property": SYSTEM_ID_PROPERTY,
         "major_property": MAJOR_PROPERTY,
         "timeline_property": TIMELINE_PROPERTY,
-        "incomplete_mark": INCOMPLETE_MARK,
+        "incomplete_mark": BASEBACKUP_INCOMPLETE_MARK,
         "keep": c.snapshots.keep.model_dump(),
         "snapshot_installed": snapshot_installed,
         "snapshot_lock": snapshot_lock_file(c.name),
@@ -493,6 +492,7 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         "c": c, "cluster": cluster, "paths": cm.paths,
         "installed": installed_names(cm),
         "archive_export": cm.archive_export,
+        "archive_dataset": cm.archive_dataset,
         "continuity_args": continuity_args(cm),
         "restore_parent": cm.restore_parent,
         "monitor_installed": MONITOR_INSTALLED,
@@ -521,7 +521,8 @@ def plan_retired(model: HostModel, cm: ClusterModel,
         PlannedFile(f"{base}/90-retire.sh", "retire", "cluster/retire.sh.j2",
                     "retired cluster: stop the standby, remove its cron files, installed "
                     "scripts and monitor lines; keep dataset and archive (--destroy-data "
-                    "--yes destroys them)",
+                    "--yes destroys them: the archive's dataset, or its folder on a host "
+                    "not migrated)",
                     sources, cluster=c.name, order=90, destructive=True, context=context,
                     context_force=True),
     ]

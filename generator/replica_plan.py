@@ -5,9 +5,9 @@ read the same ReplicaLink, so the replica asks for exactly what the source's com
 from __future__ import annotations
 
 from generator.model import HostModel, ReplicaLink
-from generator.plan import (CONFIG_MODE, KEPT_PROPERTY, MAJOR_PROPERTY, REDO_PROPERTY,
-                            REPLICA_STATE_FILE, SYSTEM_ID_PROPERTY, TIMELINE_PROPERTY,
-                            PlannedFile)
+from generator.planned import (CONFIG_MODE, KEPT_PROPERTY, MAJOR_PROPERTY, REDO_PROPERTY,
+                               REPLICA_STATE_FILE, SYSTEM_ID_PROPERTY, TIMELINE_PROPERTY,
+                               PlannedFile)
 
 # the pitr-bundle properties of each snapshot that travel with it to the replica
 SNAPSHOT_PROPERTIES = (REDO_PROPERTY, SYSTEM_ID_PROPERTY, MAJOR_PROPERTY, TIMELINE_PROPERTY,

@@ -316,6 +316,15 @@ class HostMonitor(Strict):
         "usable space (percent of the pool root's used + available)"))
     archive_share_crit: int = Field(default=70, ge=1, le=100, description=(
         "CRITICAL when the archive dataset takes this share of the pool's usable space"))
+    # off by default: a host without node_exporter gets no cron file writing into nowhere
+    prometheus_textfile_dir: Optional[AbsPath] = Field(default=None, description=(
+        "node_exporter's textfile collector folder (its --collector.textfile.directory; "
+        "Debian's prometheus-node-exporter reads /var/lib/prometheus/node-exporter): set, "
+        "81-install-status.sh installs a cron file that runs `pitr-status --prometheus` every "
+        "5 minutes, writing the pitr_bundle_* metrics (restorable range, snapshots, archive, "
+        "replay, last drill per cluster) there as pitr_bundle.prom, atomically; default off "
+        "(pitr-status --prometheus-dir DIR writes them anywhere by hand); not inside a "
+        "dataset of this host"))
 
     @model_validator(mode="after")
     def _warn_below_crit(self):

@@ -212,6 +212,30 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         _check_cluster(cluster, problems)
         if spec.managed_vip:
             _check_routable(spec, cluster, problems)
+    _check_textfile_dir(host, problems)
+
+
+def _check_textfile_dir(host: Host, problems: list[SpecProblem]) -> None:
+    """monitor.prometheus_textfile_dir is node_exporter's folder: not inside a dataset of this
+    host (the archive's continuity scan reads every file of its day folders, a cluster's
+    mountpoint is its standby's, restores clone into theirs), where pitr-status would write
+    its metrics among what the bundle's scripts own."""
+    folder = host.spec.monitor.prometheus_textfile_dir
+    if folder is None:
+        return
+    datasets = host.spec.datasets
+    places = [(f"datasets.{key}", getattr(datasets, key).mountpoint)
+              for key in ("pg_home", "pg_arch", "pg_log")]
+    places += [(f"cluster {c.spec.name}'s mountpoint", c.mountpoint) for c in host.clusters]
+    places += [(f"cluster {c.spec.name}'s restore.mountpoint_root", c.spec.restore.mountpoint_root)
+               for c in host.clusters]
+    for what, mountpoint in places:
+        if folder == mountpoint or folder.startswith(mountpoint.rstrip("/") + "/"):
+            problems.append(host.source.problem(
+                ("monitor", "prometheus_textfile_dir"),
+                f"{folder} lies in {mountpoint} ({what}): give node_exporter's own folder "
+                "(Debian: /var/lib/prometheus/node-exporter)"))
+            return
 
 
 def _link_replica(replica: Host, hosts: dict[str, Host], problems: list[SpecProblem]) -> None:

@@ -15,12 +15,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import yaml
 
 import pg_backend as pg
 from conftest import EXAMPLE_SPECS
+from zfs_fuse import destroy_pool
 
 CLUSTER = "pg168121"
 
@@ -92,8 +96,45 @@ def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, in
     return specs
 
 
+def drop_user(name: str) -> None:
+    subprocess.run(["pkill", "-u", name], capture_output=True)
+    subprocess.run(["userdel", "-r", name], capture_output=True)
+    subprocess.run(["groupdel", name], capture_output=True)
+
+
+def real_root(prefix: str) -> tuple[Path, str]:
+    """A real test's folder and pool name (the prefix and 6 hex digits): the folder short (a
+    clone's unix socket lives in its data folder: at most 107 bytes) and traversable by the
+    servers' users; the cluster's OS user of an earlier run gone, the primary's there."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    pg.grant_traverse(root)
+    drop_user(CLUSTER)
+    pg.ensure_os_user(pg.DEFAULT_OS_USER)
+    return root, prefix + os.urandom(3).hex()
+
+
+def tear_down(root: Path, pool: str, pghome_bin: Path, data_dirs: list[Path],
+              servers: list["pg.PgServer"], installed: list[Path]) -> None:
+    """After a real test (in its finally): the cluster's servers on data_dirs stopped as its
+    user, the test's own servers, the files it installed outside root, the cluster's OS user,
+    the pool, the folder."""
+    for data in data_dirs:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(["runuser", "-u", CLUSTER, "--", str(pghome_bin / "pg_ctl"), "-D", str(data),
+                            "-m", "immediate", "stop"], capture_output=True)
+    for server in servers:
+        server.stop(mode="immediate", check=False)
+    for path in installed:
+        path.unlink(missing_ok=True)
+    drop_user(CLUSTER)
+    time.sleep(0.5)
+    destroy_pool(pool)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def example_primary(root: Path, scripts: Path, archive: Path, server: "pg.PgServer",
-                    password: str) -> None:
+                    password: str, initdb_args: tuple[str, ...] = ()) -> None:
     """A real primary as the primary step leaves it: include and pg_hba lines, the replication
     role, started. On the NFS path also the bundle's archive helper (at the derived spec's
     archive_script) and the archive folder the primary's user writes and the cluster's group
@@ -108,7 +149,7 @@ def example_primary(root: Path, scripts: Path, archive: Path, server: "pg.PgServ
         (root / "primary/bin").mkdir(parents=True)
         shutil.copy(scripts / "primary/pitr-archive-wal.sh", root / "primary/bin/pitr-archive-wal")
         (root / "primary/bin/pitr-archive-wal").chmod(0o755)
-    server.initdb()
+    server.initdb(*initdb_args)
     shutil.copy(scripts / "primary/pitr-archive.conf", server.data_dir)
     os.chown(server.data_dir / "pitr-archive.conf", primary_user.pw_uid, primary_user.pw_gid)
     with open(server.conf_file, "a") as conf:

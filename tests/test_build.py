@@ -275,13 +275,25 @@ def test_a_port_change_leaves_the_other_cluster_and_the_host_files_that_do_not_r
     ours = {f for f in files if f.startswith("clusters/pg168104/")}
     assert changed - ours == INDEXES | {
         "host/monitor.sh",  # checks the standby on its port
+        "host/status.sh",  # asks the standby its replay on its port
         # render the cluster's dataset, primaries, archive: the spec's new digest in the header
         "host/20-datasets.sh", "host/15-vip.sh", "host/40-nfs-exports.sh",
         # replica pitr2 copies the cluster: its send command names the dataset and prefix
         "host/pitr-send-pitr2.sh", "host/26-replica-sender-pitr2.sh"}
     assert not any(f.startswith("clusters/pg168121/") for f in changed)
-    for unread in ("verify.sh", "host/10-pool.sh", "host/scrub.cron", "host/80-install-monitor.sh"):
+    for unread in ("verify.sh", "host/10-pool.sh", "host/scrub.cron", "host/80-install-monitor.sh",
+                   "host/81-install-status.sh"):
         assert unread in files and unread not in changed
+
+
+def test_spec_reference_is_current():
+    """docs/spec-reference.md is generated from the schema: every field, its default and its
+    description, so the reference cannot drift from what validate accepts."""
+    result = pitr_bundle("schema", "--markdown", check=True)
+    assert result.stdout == (REPO / "docs/spec-reference.md").read_text(), \
+        "run: pitr-bundle schema --markdown > docs/spec-reference.md"
+    for field in ("`pool.vdevs[].disks`", "`snapshots.keep.daily`", "`archive.method`"):
+        assert field in result.stdout
 
 
 @pytest.mark.parametrize("kind", ["host", "cluster"])

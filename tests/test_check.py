@@ -37,6 +37,8 @@ def test_example_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
     assert "ok 1 faults: the pool script" in result.stdout
     assert result.stdout.count("over a simulated year of runs the kept set is exactly") == 2
     assert result.stdout.count("faults: the restore script") == 2  # on both clusters
+    # the archive migration's NFS tests on pg168104, its standby ones on pg168121: none skipped
+    assert "# skip no cluster of this bundle archives through method" not in result.stdout
 
 
 def test_a_world_variable_from_outside_reaches_no_suite(example_bundle, tmp_path, monkeypatch):
@@ -119,6 +121,7 @@ FAULT_TESTS = {
     "nfs-exports": "the NFS exports script",
     "vip": "the VIP script",
     "monitor": "the monitoring installer",
+    "status": "the status installer",
     "user": "the user script",
     "build": "the build script",
     "primary": "the primary-side script",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from conftest import pitr_bundle
@@ -62,3 +63,35 @@ def test_build_diff_shows_what_the_build_changes(specs_copy, tmp_path):
     assert "19213" in (out / "pitr1/clusters/pg168121/60-standby.sh").read_text()
     again = pitr_bundle("build", str(specs_copy), "-o", str(out), "--diff", check=True)
     assert "---" not in again.stdout  # nothing left to show
+
+
+def test_a_change_to_a_shared_block_shows_once_naming_every_file(specs_copy, tmp_path):
+    """The preamble is in every script: one line of it changed in all of them reads as one
+    change, with the files and places listed, and `[shared change C1 ...]` in each file."""
+    bundle = build(specs_copy, tmp_path / "out")
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    edited = []
+    for path in sorted(copy.rglob("*.sh")):
+        text = path.read_text()
+        if "\nexport LC_ALL=C\n" in text:
+            path.write_text(text.replace("\nexport LC_ALL=C\n", "\nexport LC_ALL=C.UTF-8\n"))
+            edited.append(path.relative_to(copy).as_posix())
+    assert len(edited) > 20
+    grouped = pitr_bundle("diff", str(bundle), str(copy))
+    each = pitr_bundle("diff", "--each-file", str(bundle), str(copy))
+    assert grouped.returncode == each.returncode == 1
+    added = "+export LC_ALL=C.UTF-8\n"
+    assert each.stdout.count(added) >= len(edited)
+    head, _, rest = grouped.stdout.partition("\n")
+    places, files = (int(n) for n in re.match(
+        r"shared change C1: the same lines change in (\d+) places of (\d+) files, shown once:",
+        head).groups())
+    named = re.findall(r"^  (\S+) @@ ", rest, re.M)
+    assert len(named) == places and len(set(named)) == files > 20
+    assert set(named) <= set(edited)
+    for name in edited:  # each file says where the shared change stands, or shows its own
+        assert f"changed  {name}  (" in grouped.stdout
+    assert grouped.stdout.count("[shared change C1, shown above]") == places
+    # C1 shown once; only the places with other context lines (not in C1) show it again
+    assert grouped.stdout.count(added) == 1 + each.stdout.count(added) - places

@@ -110,7 +110,7 @@ def test_datasets_are_created_mounted_and_idempotent(zfs_fuse, tmp_path):
         run_script(bundle / "host/20-datasets.sh")
         mnt = tmp_path / "mnt"
         for name, mountpoint in [("pg_home", "pg_home"), ("pg_arch", "pg_arch"), ("pg_log", "pg_log"),
-                                 (CLUSTER, CLUSTER)]:
+                                 (CLUSTER, CLUSTER), (f"pg_arch/{CLUSTER}", f"pg_arch/{CLUSTER}")]:
             dataset = f"{pool}/{name}"
             assert zfs("get", "-H", "-o", "value", "mountpoint", dataset).strip() == str(mnt / mountpoint)
             assert zfs("get", "-H", "-o", "value", "mounted", dataset).strip() == "yes"
@@ -124,7 +124,8 @@ def test_datasets_are_created_mounted_and_idempotent(zfs_fuse, tmp_path):
             assert zfs("get", "-H", "-o", "value,source", prop, archive).split() == [value, "local"]
             assert zfs("get", "-H", "-o", "value", prop, f"{pool}/{CLUSTER}").strip() == "on"
         again = run_script(bundle / "host/20-datasets.sh")
-        assert "0 created, 0 updated, 4 already present" in again.stderr
+        # the shared three, the cluster's and its WAL archive's
+        assert "0 created, 0 updated, 5 already present" in again.stderr
         assert "run:" not in again.stderr
         # an archive dataset made before (with them on) is brought in line; --dry-run only says so
         zfs("set", "exec=on", archive)
@@ -302,6 +303,6 @@ def test_a_cluster_dataset_one_level_deeper_is_created_with_its_parent(zfs_fuse,
             str(tmp_path / "mnt" / CLUSTER)
         assert zfs("get", "-H", "-o", "value", "mounted", f"{pool}/standby/{CLUSTER}").strip() == "yes"
         again = run_script(bundle / "host/20-datasets.sh")
-        assert "0 created, 0 updated, 4 already present" in again.stderr
+        assert "0 created, 0 updated, 5 already present" in again.stderr
     finally:
         destroy_pool(pool)

@@ -37,7 +37,8 @@ def _clusters(bundle) -> list[str]:
 def test_installers_name_the_bundles_files_and_carry_no_copy(bundle):
     checked = 0
     pairs = [(bundle / "host/80-install-monitor.sh", "host/monitor.sh"),
-             (bundle / "host/80-install-monitor.sh", "host/scrub.cron")]
+             (bundle / "host/80-install-monitor.sh", "host/scrub.cron"),
+             (bundle / "host/81-install-status.sh", "host/status.sh")]
     for name in _clusters(bundle):
         for installer, installed in CLUSTER_INSTALLERS.items():
             if (bundle / "clusters" / name / installer).exists():
@@ -52,7 +53,7 @@ def test_installers_name_the_bundles_files_and_carry_no_copy(bundle):
         assert own, f"{installer.name} carries a copy of {path}"
         assert "<<'SNAPSHOT_SCRIPT'" not in text and "<<'CHECK_SCRIPT'" not in text
         checked += 1
-    assert checked == 2 + 6 * len(_clusters(bundle))
+    assert checked == 3 + 6 * len(_clusters(bundle))
     # lean: each installer is far smaller than what it installs
     monitor_installer = (bundle / "host/80-install-monitor.sh").stat().st_size
     assert monitor_installer < (bundle / "host/monitor.sh").stat().st_size

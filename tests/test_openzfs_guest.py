@@ -93,3 +93,5 @@ def test_bundle_in_openzfs_guest(tmp_path):
         f"console tail:\n{(share / 'console.log').read_text(errors='replace')[-3000:] if (share / 'console.log').exists() else ''}")
     assert "PASS raidz1 of 11 by-id disks" in guest_log
     assert "PASS restored to T: A and not B" in guest_log
+    # the cluster's dataset and its archive's snapshotted in one zfs call (kernel OpenZFS)
+    assert "PASS OpenZFS: one zfs snapshot call for both" in guest_log

@@ -6,9 +6,11 @@ check sees it all. PostgreSQL 10 (recovery.conf, the WAL receiver's old process 
 16 (which refuses to open short of the target). Each says where recovery stopped: a target
 reached in one line, a target past the archive's end refused with the point reached (the
 archive_command broken on the primary, as when archiving fails for a while), and --list
-shows the range of times a restore can reach.
+shows the range of times a restore can reach. On 16, host/status.sh --json (pitr-status,
+docs/status.md) reports a range that a real restore then reaches.
 The bundle is the example specs' (cluster pg168121 with its slot), with only disks, addresses,
-ports, folders and the version moved onto this machine (tests/derived_example.py)."""
+ports, folders and the version moved onto this machine (tests/derived_example.py), and one more
+field: the host's monitor.prometheus_textfile_dir (status.sh --prometheus writes there)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,74 @@ def stopped_at(line: str) -> float:
     return datetime.fromisoformat(line.split("stopped at ")[1].split(", LSN")[0]).timestamp()
 
 
+def pitr_status(bundle: Path, primary: "pg.PgServer", standby: "pg.PgServer", archive: Path) -> dict:
+    """host/status.sh --json, parsed, once the archive holds all the standby replayed: the
+    primary closes its segment (pg_switch_wal, nothing when it holds no record yet) until the
+    report's newest restorable time is the standby's last replayed transaction (the
+    background writer may start a segment with a running-transactions record after a switch)."""
+    for _ in range(3):
+        # the segment written now (after a switch that did nothing: the one before, archived)
+        segment = primary.psql("select pg_walfile_name(pg_current_wal_lsn())")
+        primary.psql("select pg_switch_wal()")
+        wait_for(f"{segment} archived", lambda: any(archive.glob(f"*/{segment}")))
+        end = primary.psql("select pg_current_wal_lsn()::text")
+        wait_for("the standby replayed the switch",
+                 lambda: standby.psql(f"select pg_last_wal_replay_lsn() >= '{end}'") == "t")
+        result = subprocess.run([str(bundle / "host/status.sh"), "--json"], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode in (0, 1), result.stderr
+        report = json.loads(result.stdout)
+        if report["clusters"][0]["restorable"]["newest_source"] == "standby":
+            assert report["clusters"][0]["restorable"]["newest_exact"] is True
+            return report
+    raise AssertionError(f"the newest restorable time never came from the standby: {result.stdout}")
+
+
+def status_range_restores(bundle: Path, root: Path, primary: "pg.PgServer", standby: "pg.PgServer",
+                           archive: Path) -> None:
+    """host/status.sh --json on the real backends: the oldest restorable time is the snapshot's
+    first second, the newest the last transaction's commit second (the standby's, exact);
+    restore.sh to that newest time reaches it, a second before the oldest is refused;
+    --prometheus writes the same range into the spec's folder."""
+    major, cluster, scripts = 16, CLUSTER, bundle / f"clusters/{CLUSTER}"
+    # its newest exact once the archive holds what the standby replayed (pitr_status)
+    status = pitr_status(bundle, primary, standby, archive)
+    entry = status["clusters"][0]
+    print(json.dumps(entry, indent=1))
+    assert entry["name"] == cluster and entry["problems"] == [
+        f"no restore drill has run ({root}/state/drill-{cluster}.state missing)"], entry
+    assert entry["unavailable"] == [] and entry["restorable"]["gap"] is None, entry
+    assert entry["snapshots"]["count"] == 1 and entry["snapshots"]["newest_name"] == entry["restorable"]["oldest_snapshot"]
+    creation = int(subprocess.run(["zfs", "get", "-H", "-p", "-o", "value", "creation",
+                                   entry["restorable"]["oldest_snapshot"]],
+                                  capture_output=True, text=True, check=True).stdout)
+    oldest, newest = entry["restorable"]["oldest"]["epoch"], entry["restorable"]["newest"]["epoch"]
+    assert oldest == max(creation, entry["snapshots"]["newest"]["epoch"]) + 1, (entry, creation)
+    assert entry["restorable"]["oldest"]["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(oldest))
+    b_committed = float(standby.psql("select extract(epoch from pg_last_xact_replay_timestamp())"))
+    assert newest == int(b_committed) and newest > oldest, (entry, b_committed)
+    assert entry["archive"]["newest_wal_file"] in {f.name for day in archive.iterdir() for f in day.iterdir()}
+    # the newest restorable time: a real restore reaches it (recovery stops at B's
+    # commit, the last transaction: before it, B committed within that second; after
+    # it, at the second itself); a second before the oldest is refused
+    at_newest = run([scripts / "restore.sh", "--target-time", utc(newest), "--name", "tn", "--yes"])
+    assert f"reached the target {utc(newest)}: stopped at " in at_newest.stderr, at_newest.stderr
+    newest_clone = pg.PgServer(major, root / f"mnt/restore/{cluster}-tn/pg_root", 29100 + major)
+    rows = newest_clone.psql("select string_agg(note, ',' order by id) from t")
+    assert rows == ("A" if b_committed > newest else "A,B"), (rows, b_committed)
+    run([scripts / "restore.sh", "--cleanup", "tn", "--yes"])
+    before = run([scripts / "restore.sh", "--target-time", utc(oldest - 1), "--yes"], expect=3)
+    assert "older than the oldest snapshot" in before.stderr, before.stderr
+    # the same figures for Prometheus, into the spec's folder (the cron file's command)
+    cron = (bundle / "host/status.cron").read_text()
+    assert "root /usr/local/sbin/pitr-status --prometheus ||" in cron
+    run([bundle / "host/status.sh", "--prometheus"], expect=1)
+    metrics = (root / "prom/pitr_bundle.prom").read_text()
+    assert f'pitr_bundle_restorable_oldest_timestamp_seconds{{cluster="{cluster}"}} {oldest}\n' in metrics
+    assert f'pitr_bundle_restorable_newest_exact{{cluster="{cluster}"}} 1\n' in metrics
+    assert f'pitr_bundle_status_scrape_success{{cluster="{cluster}"}} 1\n' in metrics
+
+
 @pytest.mark.parametrize("major", [10, 11, 12, 16])
 def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
     if major not in pg.available_majors():
@@ -57,6 +127,12 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
     pool = "pz" + os.urandom(3).hex()
     disks = sparse_disks(root / "disks", 3, "256M")
     specs = derived_specs(root, pool, disks, (29000 + major, 27100 + major, 29100 + major), major=major)
+    # one more field: the host's Prometheus textfile folder (pitr-status --prometheus writes there)
+    host_file = specs / "hosts/pitr1.yaml"
+    host_spec = yaml.safe_load(host_file.read_text())
+    host_spec["monitor"] = {"prometheus_textfile_dir": str(root / "prom")}
+    host_file.write_text(yaml.safe_dump(host_spec))
+    (root / "prom").mkdir()
     slot = yaml.safe_load((specs / f"clusters/{cluster}.yaml").read_text())["replication"]["slot"]
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
     bundle = root / "out/pitr1"
@@ -120,6 +196,10 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         older = run([scripts / "restore.sh", "--target-time", utc(time.time() - 3600), "--yes"], expect=3)
         assert "older than the oldest snapshot" in older.stderr
 
+        # pitr-status (16, the issue's proof): the range it reports is the range a restore reaches
+        if major == 16:
+            status_range_restores(bundle, root, primary, standby, archive)
+
         # restore to T: A, not B, open on its own port; the standby streams on; no temporary
         # file of the restore (its settings are written through pipelines) stays behind
         restore_tmp = root / "restore-tmp"
@@ -166,16 +246,18 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         ok = run([check], expect=0)
         assert ok.stdout.startswith("PITR OK"), ok.stdout
 
-        # --list: the range in times (from the snapshot to the newest archived WAL file), the
+        # --list: the range in times (after the snapshot, to at most the newest archived WAL
+        # file's time), the
         # snapshot, the restore
         listed = run([scripts / "restore.sh", "--list"]).stdout
         print(listed)
         newest = max((f for day in archive.iterdir() for f in day.iterdir()), key=lambda f: f.stat().st_mtime)
         snap_name = origin.split("@")[1]
         snap_time = datetime.strptime(snap_name.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M:%S UTC")
-        assert (f"Restorable with --target-time: from {snap_time} (snapshot {snap_name}) to "
+        assert (f"Restorable with --target-time: after {snap_time} (snapshot {snap_name}) to at most "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(int(newest.stat().st_mtime)))} UTC "
-                f"(the newest archived WAL file, {newest.name})") in listed, listed
+                f"(the newest archived WAL file, {newest.name}; the last transaction in it: "
+                "pitr-status)") in listed, listed
         assert f"{snap_name}" in listed and "to any later time" in listed, listed
         assert "  t1 " in listed and "running" in listed, listed
 
@@ -230,7 +312,7 @@ def test_snapshot_restore_and_monitor(major, zfs_fuse, client_tools):
         assert f"{cluster}: standby not running" in stopped.stdout
     finally:
         for data in (root / f"mnt/restore/{cluster}-t1/pg_root", root / f"mnt/restore/{cluster}-t2/pg_root",
-                     Path(paths["pgdata"])):
+                     root / f"mnt/restore/{cluster}-tn/pg_root", Path(paths["pgdata"])):
             if (data / "postmaster.pid").exists():
                 subprocess.run(["runuser", "-u", cluster, "--", str(pghome_bin / "pg_ctl"), "-D", str(data),
                                 "-m", "immediate", "stop"], capture_output=True)

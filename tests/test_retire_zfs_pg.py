@@ -5,7 +5,8 @@ streaming through its slot, snapshots, installed cron files and scripts, the mon
 the spec says `retired: true`: the primary-side removal takes the archive settings and the
 replication lines out, restarts the primary and drops the slot; the retire script refuses
 while WAL is fresh in the archive, then stops the standby, removes the cron files, installed
-scripts and monitor lines, keeps dataset and archive; `--destroy-data --yes` destroys them,
+scripts and monitor lines, keeps dataset and archive; `--destroy-data --yes` destroys them
+(the archive a dataset of its own, docs/archive-datasets.md: that dataset with its snapshot),
 and pg168104's dataset is untouched. The system paths the scripts write (/etc/cron.d,
 /usr/local/sbin, /etc/sudoers.d) are moved into the test's folder, as in
 test_primary_real_pg.py."""
@@ -118,7 +119,10 @@ def test_retire_a_cluster_then_destroy_its_data(zfs_fuse, client_tools):
         segment = primary.psql("select pg_walfile_name(pg_current_wal_lsn())")
         primary.psql("select pg_switch_wal()")
         wait_for("archived", lambda: any(archive.glob(f"*/{segment}")))
-        run([scripts / "snapshot.sh"])
+        took = run([scripts / "snapshot.sh"])
+        assert "no dataset yet" not in took.stderr, took.stderr
+        snapshot = subprocess.run(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", f"{pool}/{CLUSTER}"],
+                                  capture_output=True, text=True).stdout.split()[0].split("@")[1]
         # installers install the bundle's own files: INSTALLER_PATH says where their bundle is
         run([rebase(scripts / "70-install-snapshot-cron.sh", root / "run/70.sh",
                     INSTALLER_PATH=str(scripts / "70-install-snapshot-cron.sh"),
@@ -145,7 +149,11 @@ def test_retire_a_cluster_then_destroy_its_data(zfs_fuse, client_tools):
                         MOUNT_SCRIPT=str(system / f"sbin/pitr-archive-mount-{CLUSTER}"),
                         UNIT_FILE=str(system / f"units/pitr-archive-mount-{CLUSTER}.service"),
                         SUDOERS_FILE=str(system / f"sudoers.d/pitr-archive-{CLUSTER}"),
-                        RC_LOCAL=str(system / "rc.local"))
+                        RC_LOCAL=str(system / "rc.local"),
+                        # the primary's NFS mount of the archive: the derived spec puts it at the
+                        # backup host's archive path, now a dataset's mount (the removal's
+                        # umount would take the dataset away)
+                        ARCHIVE_MOUNT=str(root / "pgarch"))
         remove_args = [remove, "--psql", client_tools / "psql", "--socket-dir", primary.socket_dir]
         started = primary.psql("select pg_postmaster_start_time()")
         removed = run([*remove_args, "--restart", "--yes"], env=pg.client_env())
@@ -186,15 +194,28 @@ def test_retire_a_cluster_then_destroy_its_data(zfs_fuse, client_tools):
                               capture_output=True, text=True).stdout.count("@pitr-") == 1
         assert (pgdata / "PG_VERSION").exists() and any(archive.glob(f"*/{segment}"))
         assert f"kept: dataset {pool}/{CLUSTER} (1 snapshot(s))" in done.stderr
+        # the archive, a dataset of its own since 20-datasets.sh made it (docs/archive-datasets.md),
+        # snapshotted with the cluster's
+        archive_ds = f"{pool}/pg_arch/{CLUSTER}"
+        assert (f"kept: WAL archive {mnt}/pg_arch/{CLUSTER}, dataset {archive_ds} (1 snapshot(s))"
+                in done.stderr), done.stderr
         assert f"cluster {CLUSTER}: already retired" in run([retire]).stderr
 
         # destroy the data: only with --yes
         run([retire, "--destroy-data"], expect=4)
         assert zfs_exists(f"{pool}/{CLUSTER}")
+        dry = run([retire, "--destroy-data", "--dry-run"])
+        assert f"would run: zfs destroy -R {archive_ds}" in dry.stderr, dry.stderr
+        assert zfs_exists(archive_ds) and any(archive.glob(f"*/{segment}"))
         destroyed = run([retire, "--destroy-data", "--yes"])
         assert f"run: zfs unmount {pool}/{CLUSTER}" in destroyed.stderr
         assert f"run: zfs destroy -R {pool}/{CLUSTER}" in destroyed.stderr
         assert not zfs_exists(f"{pool}/{CLUSTER}")
+        # the archive's dataset and its snapshot, and its mountpoint folder
+        assert f"run: zfs unmount {archive_ds}" in destroyed.stderr
+        assert f"run: zfs destroy -R {archive_ds}" in destroyed.stderr
+        assert not zfs_exists(archive_ds)
+        assert not zfs_exists(f"{archive_ds}@{snapshot}")
         assert not (mnt / "pg_arch" / CLUSTER).exists()
         # the other cluster and the shared datasets untouched
         assert zfs_exists(f"{pool}/{OTHER}") and zfs_exists(f"{pool}/pg_arch")

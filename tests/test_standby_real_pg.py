@@ -30,7 +30,7 @@ import pytest
 
 import pg_backend as pg
 from conftest import backend_missing, pitr_bundle
-from derived_example import CLUSTER, derived_specs
+from derived_example import CLUSTER, derived_specs, drop_user
 
 pytestmark = pytest.mark.postgres
 
@@ -99,12 +99,6 @@ def backup_host_user_and_archive(root: Path, cluster_dir: Path, archive: Path,
     for folder in (archive.parent, archive):
         os.chown(folder, primary_user.pw_uid, pwd.getpwnam(CLUSTER).pw_gid)
         folder.chmod(0o2750)
-
-
-def drop_user(name: str) -> None:
-    subprocess.run(["pkill", "-u", name], capture_output=True)
-    subprocess.run(["userdel", "-r", name], capture_output=True)
-    subprocess.run(["groupdel", name], capture_output=True)
 
 
 @pytest.mark.parametrize("major", MAJORS)

@@ -164,6 +164,18 @@ def test_cluster_mountpoint_may_not_clash_with_a_shared_dataset(specs_copy):
     assert "mountpoint: mountpoint /pg_arch is already used at" in error
 
 
+def test_prometheus_textfile_dir_may_not_lie_in_a_dataset_of_the_host(specs_copy):
+    host = specs_copy / "hosts/pitr1.yaml"
+    with open(host, "a") as spec:
+        spec.write("monitor:\n  prometheus_textfile_dir: /pg_arch/metrics\n")
+    (error,) = errors_of(specs_copy)
+    assert error == (f"{host}:{line_of(host, 'prometheus_textfile_dir')}: monitor.prometheus_textfile_dir: "
+                     "/pg_arch/metrics lies in /pg_arch (datasets.pg_arch): give node_exporter's own "
+                     "folder (Debian: /var/lib/prometheus/node-exporter)"), error
+    edit(host, "/pg_arch/metrics", "/var/lib/prometheus/node-exporter")
+    assert pitr_bundle("validate", str(specs_copy)).returncode == 0
+
+
 def test_cluster_dataset_may_not_be_another_clusters_archive_dataset(specs_copy):
     # each cluster's archive is the dataset <pg_arch dataset>/<cluster> at <pg_arch>/<cluster>
     cluster = specs_copy / "clusters/pg168121.yaml"

@@ -100,7 +100,8 @@ def test_a_host_whose_standbys_all_archive_exports_nothing_and_passes_its_host_s
     """The example without its 9.0 cluster: every cluster archives through its standby (the
     default from 9.5 with a slot), so the exports script only takes out what an earlier bundle
     exported; the datasets suite passes, the exports suite runs its no-NFS tests and says why
-    it skips the others (`check` of the example runs the rest with a standby cluster)."""
+    it skips the others (`check` of the example runs the rest with a standby cluster); the
+    archive migration's tests run on a standby cluster, its NFS writer's skip, saying why."""
     specs = tmp_path / "specs"
     shutil.copytree(EXAMPLE_SPECS, specs)
     (specs / "clusters/pg168104.yaml").unlink()
@@ -114,3 +115,14 @@ def test_a_host_whose_standbys_all_archive_exports_nothing_and_passes_its_host_s
     ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "(no NFS cluster)" in line]
     assert len(ran) == 3 and not any("# skip" in line for line in ran), result.stdout
     assert "ok 1 datasets:" in result.stdout
+    # the archive migration of a standby-archived cluster runs; the NFS writer's tests say why not
+    migration = [line for line in result.stdout.splitlines()
+                 if line.startswith("ok ") and "datasets:" in line
+                 and line.split(" # ")[0].endswith(("(standby cluster)", "(NFS cluster)"))]
+    standby = [line for line in migration if "(standby cluster)" in line]
+    nfs = [line for line in migration if "(NFS cluster)" in line]
+    assert len(standby) == 3 and not any("# skip" in line for line in standby), result.stdout
+    assert len(nfs) == 4 and all("# skip no cluster of this bundle archives through method nfs" in line
+                                 for line in nfs), result.stdout
+    assert any("of a standby-archived cluster holds nothing off" in line and "# skip" not in line
+               for line in result.stdout.splitlines() if line.startswith("ok ")), result.stdout

@@ -49,7 +49,7 @@ MAJOR = 17
 STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT = 28411, 28412, 28413
 
 
-def standby_specs(root: Path, pool: str, disks: list[Path]) -> Path:
+def standby_specs(root: Path) -> Path:
     """The derived specs (made before by derived_specs, on the NFS path) with pg168121's
     archive.method back to the example's: unset, so standby (9.5+ with a slot)."""
     specs = root / "specs"
@@ -74,7 +74,7 @@ def test_standby_archives_without_nfs(zfs_fuse, client_tools):
     disks = sparse_disks(root / "disks", 3, "256M")
     specs = derived_specs(root, pool, disks, (STANDBY_PORT, PRIMARY_PORT, RESTORE_PORT), major=MAJOR)
     pitr_bundle("build", str(specs), "-o", str(root / "out-nfs"), check=True)  # what ran before
-    specs = standby_specs(root, pool, disks)
+    specs = standby_specs(root)
     pitr_bundle("build", str(specs), "-o", str(root / "out"), check=True)
     bundle = root / "out/pitr1"
     facts = next(c for c in json.loads((bundle / "MANIFEST.json").read_text())["facts"]["clusters"]

@@ -466,7 +466,7 @@ echo f'
   script=$(rebase "$RESTORE_SCRIPT" ARCHIVE="$archive")
   run -0 "$script" --target-time '2026-11-24 12:00:00+00' --name t1 --yes
   run -0 --separate-stderr "$script" --list
-  [[ $output == *"Restorable with --target-time: from 2026-11-17 08:01:00 UTC (snapshot ${PREFIX}20261117T080100Z) to 2026-11-25 00:00:07 UTC (the newest archived WAL file, 000000010000000000000071)"* ]]
+  [[ $output == *"Restorable with --target-time: after 2026-11-17 08:01:00 UTC (snapshot ${PREFIX}20261117T080100Z) to at most 2026-11-25 00:00:07 UTC (the newest archived WAL file, 000000010000000000000071; the last transaction in it: pitr-status)"* ]]
   grep -E "^  2026-11-10 08:01:00 UTC +${PREFIX}20261110T080100Z +7301 +$major +1 +only as taken \(--snapshot\)" <<<"$output"
   grep -E "^  2026-11-17 08:01:00 UTC +${PREFIX}20261117T080100Z +- +- +- +to any later time" <<<"$output"
   grep -E "^  2026-11-24 08:01:00 UTC +${PREFIX}20261124T080100Z +7301 +$major +2 +to any later time" <<<"$output"

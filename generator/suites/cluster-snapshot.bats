@@ -341,7 +341,9 @@ with_archive_dataset() {
   [ "$(snapshots)" = "$DATASET@$name" ]
   [ "$(archive_snapshots)" = "$ARCHIVE_DATASET@$name" ]
   [ "$("$STUB_BIN/zfs" get -H -o value pitr-bundle:major "$ARCHIVE_DATASET@$name")" = 16 ]
-  [[ $output == *"took $ARCHIVE_DATASET@$name in the same call"* ]]
+  [[ $output == *"and its archive's, $ARCHIVE_DATASET@$name, in the same call"* ]]
+  # the cluster's snapshot is the first one the log says it took
+  [[ ${output#*took } == "$DATASET@$name "* ]]
 }
 
 @test "snapshot: a zfs that takes one snapshot a call (zfs-fuse): the cluster's first, then the archive's" {
@@ -351,6 +353,8 @@ with_archive_dataset() {
   [ "$(calls '^zfs snapshot' | sed 's/.* //')" = "$DATASET@$name
 $ARCHIVE_DATASET@$name" ]
   [ "$(archive_snapshots)" = "$ARCHIVE_DATASET@$name" ]
+  # the log says how: not "in the same call"
+  [[ $output == *"and its archive's, $ARCHIVE_DATASET@$name, right after it (this zfs takes one snapshot a call)"* ]]
 }
 
 @test "snapshot: an archive that is no dataset yet: only the cluster's snapshot, with a warning naming the migration" {

@@ -128,15 +128,20 @@ zfs set exec=off $arch" ]
   [ "$(calls '^zfs create' | grep -n " $arch\$" | cut -d: -f1)" -lt "$(calls '^zfs create' | grep -n " $arch/" | head -n1 | cut -d: -f1)" ]
 }
 
-# migration_world: the host before archive datasets: every other dataset there, the archive
-# root a folder in the sandbox holding the first cluster's archive folder with WAL in it;
-# MIGRATE_SCRIPT is the datasets script rebased there, mounts simulated (FAKE_ZFS_MOUNTS)
+# migration_world METHOD: the host before archive datasets: every other dataset there, the
+# archive root a folder in the sandbox holding the archive folder of a cluster that archives
+# through METHOD (nfs, standby, or any: the first cluster), with WAL in it; MIGRATE_SCRIPT is
+# the datasets script rebased there, mounts simulated (FAKE_ZFS_MOUNTS). Skips when no cluster
+# of the bundle archives through METHOD (check of the example runs both: its 9.0 cluster on NFS,
+# its 17 one through its standby)
 migration_world() {
+  local method=$1
+  needs_clusters
   export FAKE_ZFS_MOUNTS=1
   ROOT=$SANDBOX/pg_arch
   ARCH=$(archive_dataset)
-  # an NFS cluster where there is one: its writers are held off with exportfs -u
-  C=$(query "([c['name'] for c in facts['clusters'] if c['archive']['method'] == 'nfs'] + [facts['clusters'][0]['name']])[0]")
+  C=$(query "([c['name'] for c in facts['clusters'] if '$method' in ('any', c['archive']['method'])] + [''])[0]")
+  [[ -n $C ]] || skip "no cluster of this bundle archives through method $method"
   C_METHOD=$(query "[c['archive']['method'] for c in facts['clusters'] if c['name'] == '$C'][0]")
   C_DIR=$ROOT/$C
   while read -r entry; do
@@ -167,16 +172,86 @@ esac'
   : >"$STUB_LOG"
 }
 
+# standby_world: migration_world of a standby-archived cluster, its archive folder as
+# 60-standby.sh leaves it (the cluster's user's, 2750: a number that needs no such user when
+# the suite runs as root), and the standby's writer: `$WRITER NAME CONTENT` archives WAL file
+# NAME as the archive helper does (the archive folder must exist, it is never made again; a
+# temporary file, then a link to its name), logging "archived NAME" or "failed NAME: why" to
+# $WRITER_LOG. A stub sync (the migration syncs after each copy) runs ON_SYNC_<n> at its n-th call
+standby_world() {
+  migration_world standby
+  chmod 2750 "$C_DIR"
+  if [[ $(/usr/bin/id -u) == 0 ]]; then
+    chown -R 4242:4242 "$C_DIR"
+  fi
+  C_OWNER=$(/usr/bin/stat -c '%u:%g %a' -- "$C_DIR")
+  WRITER=$BATS_TEST_TMPDIR/standby-writer WRITER_LOG=$BATS_TEST_TMPDIR/writer.log
+  : >"$WRITER_LOG"
+  cat >"$WRITER" <<WRITER
+#!$BASH
+arch=$C_DIR/arch day=2026-01-02 log=$WRITER_LOG
+[[ -d \$arch ]] || { echo "failed \$1: \$arch missing" >>"\$log"; exit 1; }
+mkdir -p -- "\$arch/\$day" || { echo "failed \$1: no day folder" >>"\$log"; exit 1; }
+for f in "\$arch"/*/"\$1"; do
+  [[ -e \$f ]] || continue
+  [[ \$(cat -- "\$f") == "\$2" ]] || { echo "failed \$1: other content" >>"\$log"; exit 1; }
+  echo "archived \$1 (already there)" >>"\$log"
+  exit 0
+done
+temp=\$arch/\$day/.\$1.\$\$.tmp
+printf '%s\n' "\$2" >"\$temp" && ln -- "\$temp" "\$arch/\$day/\$1" ||
+  { rm -f -- "\$temp"; echo "failed \$1: not linked" >>"\$log"; exit 1; }
+rm -f -- "\$temp"
+echo "archived \$1" >>"\$log"
+WRITER
+  chmod +x "$WRITER"
+  # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
+  stub sync 'n=1; [[ ! -f $SANDBOX/.syncs ]] || n=$(($(<"$SANDBOX/.syncs") + 1)); echo "$n" >"$SANDBOX/.syncs"
+hook=ON_SYNC_$n; eval "${!hook:-}" || true'
+  : >"$STUB_LOG"
+}
+
 # archived_files DIR: the files under DIR (relative, sorted, with content), the helper's
 # temporary files left out
 archived_files() {
   (cd "$1" && find -L . -type f ! -name '.*.tmp' -print | sort | while read -r f; do printf '%s: %s\n' "$f" "$(cat "$f")"; done)
 }
 
-@test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does" {
-  needs_clusters
-  migration_world
-  [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
+# migrated EXPECTED: the dataset mounted at the archive's place holding exactly EXPECTED
+# (archived_files), nothing left aside, no temporary mountpoint
+migrated() {
+  [ "$("$STUB_BIN/zfs" get -H -o value mountpoint "$ARCH/$C")" = "$C_DIR" ]
+  [ -L "$C_DIR" ]  # the fake's mount
+  [ "$(archived_files "$C_DIR")" = "$1" ]
+  [ ! -e "$ROOT/.$C.premigration" ]
+  [ ! -e "$ROOT/.$C.migrating" ]
+}
+
+# stop_at_mount: a migration whose mount fails (exit 1), the folder aside, no archive in place;
+# then the run without the flag refuses (nothing changed), naming the command that finishes it
+stop_at_mount() {
+  FAKE_FAIL="zfs set mountpoint=$C_DIR $ARCH/$C" run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  [ ! -e "$C_DIR" ]
+  [ -d "$ROOT/.$C.premigration" ]
+}
+refused_half_way() {
+  : >"$STUB_LOG"
+  run -3 "$MIGRATE_SCRIPT"
+  [[ $output == *"$C: a migration of its archive stopped half-way: run"*"--migrate-archive $C"* ]]
+  [ -z "$(changing_calls | grep -v '^stat ')" ]
+}
+
+# left_differing: the run failed, the file 3 whose dataset copy has other bytes left in the old
+# folder, named, and nothing else
+left_differing() {
+  [[ $output == *"$C_DIR/arch/2026-01-01/000000010000000000000003 differs from $ROOT/.$C.premigration/arch/2026-01-01/000000010000000000000003"* ]]
+  [[ $output == *"1 file(s) of a migrated archive have no identical copy"* ]]
+  [ "$(cat "$ROOT/.$C.premigration/arch/2026-01-01/000000010000000000000003")" = "wal 3" ]
+  [ "$(find "$ROOT/.$C.premigration" -type f | wc -l)" -eq 1 ]
+}
+
+@test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does (NFS cluster)" {
+  migration_world nfs
   run -3 "$MIGRATE_SCRIPT"
   [ -z "$(changing_calls)" ]
   [[ $output == *"$C: $C_DIR is a folder of $ARCH (6 file(s)"* ]]
@@ -191,9 +266,19 @@ archived_files() {
   [ -z "$(changing_calls)" ]
 }
 
+@test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does (standby cluster)" {
+  standby_world
+  run -3 "$MIGRATE_SCRIPT"
+  [ -z "$(changing_calls)" ]
+  [[ $output == *"$C: $C_DIR is a folder of $ARCH (6 file(s)"* ]]
+  [[ $output == *"the standby archives: its archive_command fails while $C_DIR is away"* ]]
+  # no NFS writer: nothing to hold off, nothing to remount
+  [[ $output != *"exportfs"*"$C_DIR"* && $output != *"umount -l"* ]]
+  [ -d "$C_DIR" ] && [ ! -L "$C_DIR" ]
+}
+
 @test "datasets: --migrate-archive --dry-run says each step and changes nothing" {
-  needs_clusters
-  migration_world
+  migration_world any
   before=$(archived_files "$C_DIR")
   run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C" --dry-run
   [ -z "$(changing_calls | grep -Ev '^(stat|exportfs -s)( |$)')" ]
@@ -205,23 +290,20 @@ archived_files() {
   [ ! -e "$ROOT/.$C.premigration" ]
 }
 
-@test "datasets: --migrate-archive moves the archive into its dataset while WAL arrives, losing none" {
-  needs_clusters
-  migration_world
-  [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
+@test "datasets: --migrate-archive moves the archive into its dataset while WAL arrives, losing none (NFS cluster)" {
+  migration_world nfs
   before=$(archived_files "$C_DIR")
   # WAL arriving after the bulk copy, before the writers are held off (read of the exports)
   export ON_EXPORTS_READ="[[ -e $C_DIR/arch/2026-01-02/000000010000000000000006 ]] || echo 'wal 6' >$C_DIR/arch/2026-01-02/000000010000000000000006"
   run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C"
   # the dataset at the archive's place, every file in it (the late one too), nothing left aside
-  [ "$("$STUB_BIN/zfs" get -H -o value mountpoint "$ARCH/$C")" = "$C_DIR" ]
-  [ -L "$C_DIR" ]  # the fake's mount
-  [ "$(archived_files "$C_DIR")" = "$(printf '%s\n' "$before" "./arch/2026-01-02/000000010000000000000006: wal 6" | sort)" ]
-  [ ! -e "$ROOT/.$C.premigration" ]
-  [ ! -e "$ROOT/.$C.migrating" ]
+  migrated "$(printf '%s\n' "$before" "./arch/2026-01-02/000000010000000000000006: wal 6" | sort)"
   # the NFS writers held off before the folder moved, the exports loaded again after the mount
   order=$(calls "^exportfs -ra\$|^(exportfs -u|zfs (create|set mountpoint)).*( $ARCH/$C|:$C_DIR)\$" | cut -d' ' -f1-2)
-  [ "$order" = "$(printf '%s\n' 'zfs create' 'exportfs -u' 'exportfs -u' 'zfs set' 'exportfs -ra')" ]
+  # one exportfs -u per writer of the cluster (its primary, and an HA partner if it has one)
+  clients=$(query "len([d for d in facts['datasets'] if d['kind'] == 'archive' and d['cluster'] == '$C'][0]['nfs_clients'])")
+  held=$(for ((i = 0; i < clients; i++)); do echo 'exportfs -u'; done)
+  [ "$order" = "$(printf '%s\n' 'zfs create' "$held" 'zfs set' 'exportfs -ra')" ]
   [[ $output == *"umount -l "*"stale"* ]]
   [[ $output == *"1 archive(s) migrated"* ]]
   # a re-run: the archive is a dataset, nothing to do
@@ -231,40 +313,85 @@ archived_files() {
   [[ $output == *"$ARCH/$C: already present"* ]]
 }
 
-@test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run" {
-  needs_clusters
-  migration_world
+@test "datasets: --migrate-archive of a standby-archived cluster holds nothing off: the standby's writes fail while the folder is away, and its retry lands in the dataset" {
+  standby_world
   before=$(archived_files "$C_DIR")
-  FAKE_FAIL="zfs set mountpoint=$C_DIR $ARCH/$C" run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
-  [ ! -e "$C_DIR" ]
-  [ -d "$ROOT/.$C.premigration" ]
-  # the standby's archiver now finds no archive folder and fails (retried by PostgreSQL); one
-  # that had copied before the move finds its temporary file gone from under it
-  : >"$STUB_LOG"
-  run -3 "$MIGRATE_SCRIPT"
-  [[ $output == *"$C: a migration of its archive stopped half-way: run"*"--migrate-archive $C"* ]]
-  [ -z "$(changing_calls | grep -v '^stat ')" ]
+  # after the bulk copy, the folder still in place: the standby archives WAL 6 into it
+  export ON_SYNC_1="$WRITER 000000010000000000000006 'wal 6'"
+  # the folder moved aside, the dataset not mounted yet: WAL 7 fails (no archive folder)
+  export FAKE_HOOK_ON="zfs set mountpoint=$C_DIR $ARCH/$C" FAKE_HOOK="$WRITER 000000010000000000000007 'wal 7'"
+  # the dataset mounted and the late files copied: PostgreSQL's retry of WAL 7 succeeds
+  export ON_SYNC_2="$WRITER 000000010000000000000007 'wal 7'"
   run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C"
-  [ "$(archived_files "$C_DIR")" = "$before" ]
-  [ ! -e "$ROOT/.$C.premigration" ]
+  [ "$(cat "$WRITER_LOG")" = "archived 000000010000000000000006
+failed 000000010000000000000007: $C_DIR/arch missing
+archived 000000010000000000000007" ]
+  migrated "$(printf '%s\n' "$before" "./arch/2026-01-02/000000010000000000000006: wal 6" "./arch/2026-01-02/000000010000000000000007: wal 7" | sort)"
+  # the dataset's root has the folder's owner and mode (60-standby.sh's: the cluster's user, 2750)
+  [ "$(/usr/bin/stat -L -c '%u:%g %a' -- "$C_DIR")" = "$C_OWNER" ]
+  # no NFS writer: nothing held off, nothing exported, no remount to run
+  [ -z "$(calls '^exportfs')" ]
+  [[ $output == *"written by the standby's archive_command"* && $output != *"umount -l"* ]]
+  [[ $output == *"1 archive(s) migrated"* ]]
+  : >"$STUB_LOG"
+  run -0 "$MIGRATE_SCRIPT"
+  [ -z "$(changing_calls | grep -Ev '^(stat|sync)( |$)')" ]
+  [[ $output == *"$ARCH/$C: already present"* ]]
 }
 
-@test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails" {
-  needs_clusters
-  migration_world
-  [[ $C_METHOD == nfs ]] || skip "the migration of a standby-archived cluster's folder (no NFS writer to hold off) has no test yet"
+@test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run (NFS cluster)" {
+  migration_world nfs
+  before=$(archived_files "$C_DIR")
+  stop_at_mount
+  # its NFS clients are held off until the run that finishes it exports the archive again
+  [ -z "$(grep -F "$C_DIR " "$SANDBOX/.exports")" ]
+  refused_half_way
+  run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  migrated "$before"
+  [ "$(calls '^exportfs -ra$')" = "exportfs -ra" ]
+}
+
+@test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run (standby cluster)" {
+  standby_world
+  before=$(archived_files "$C_DIR")
+  stop_at_mount
+  # until the run that finishes it, the standby's archiver finds no archive folder and fails
+  # (PostgreSQL keeps the WAL and retries)
+  run -1 "$WRITER" 000000010000000000000007 'wal 7'
+  refused_half_way
+  run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  migrated "$before"
+  [ "$(/usr/bin/stat -L -c '%u:%g %a' -- "$C_DIR")" = "$C_OWNER" ]
+  [ -z "$(calls '^exportfs')" ]
+  run -0 "$WRITER" 000000010000000000000007 'wal 7'
+  [ "$(cat "$WRITER_LOG")" = "failed 000000010000000000000007: $C_DIR/arch missing
+archived 000000010000000000000007" ]
+  [ "$(cat "$C_DIR/arch/2026-01-02/000000010000000000000007")" = "wal 7" ]
+}
+
+@test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails (NFS cluster)" {
+  migration_world nfs
   # a writer put other bytes under an archived name in the dataset during the switch
   export ON_EXPORTS_READ="d=$ROOT/.$C.migrating/arch/2026-01-01; [[ -e \$d/000000010000000000000003 ]] && { rm -f \$d/000000010000000000000003; echo other >\$d/000000010000000000000003; }"
   run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
-  [[ $output == *"$C_DIR/arch/2026-01-01/000000010000000000000003 differs from $ROOT/.$C.premigration/arch/2026-01-01/000000010000000000000003"* ]]
-  [[ $output == *"1 file(s) of a migrated archive have no identical copy"* ]]
-  [ "$(cat "$ROOT/.$C.premigration/arch/2026-01-01/000000010000000000000003")" = "wal 3" ]
-  [ "$(find "$ROOT/.$C.premigration" -type f | wc -l)" -eq 1 ]
+  left_differing
+}
+
+@test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails (standby cluster)" {
+  standby_world
+  # other bytes under an archived name in the dataset, after the bulk copy
+  export ON_SYNC_1="d=$ROOT/.$C.migrating/arch/2026-01-01; rm -f \$d/000000010000000000000003; echo other >\$d/000000010000000000000003"
+  run -1 "$MIGRATE_SCRIPT" --migrate-archive "$C"
+  left_differing
+  # the rest is in the dataset, mounted with the folder's owner and mode, and the standby
+  # archives into it
+  [ "$(/usr/bin/stat -L -c '%u:%g %a' -- "$C_DIR")" = "$C_OWNER" ]
+  run -0 "$WRITER" 000000010000000000000006 'wal 6'
+  [ -z "$(calls '^exportfs')" ]
 }
 
 @test "datasets: a migration is refused while a snapshot or retention run holds the cluster's lock" {
-  needs_clusters
-  migration_world
+  migration_world any
   stub flock 'exit 1'
   run -3 "$MIGRATE_SCRIPT" --migrate-archive "$C"
   [[ $output == *"holds $SANDBOX/lock/pitr-snapshot-$C.lock"* ]]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A small stateful stand-in for zpool and zfs, for the bats suites: it keeps pools, datasets
 # and their properties as files under $FAKE_ZFS_STATE, logs every call to $STUB_LOG, and
-# fails a call whose command line matches the glob in $FAKE_FAIL (fault injection).
+# fails a call whose command line matches the glob in $FAKE_FAIL (fault injection); runs
+# $FAKE_HOOK before a call that matches the glob in $FAKE_HOOK_ON.
 set -euo pipefail
 cmd=${FAKE_CMD:?run through the zpool and zfs stubs of test_helper.bash}
 # the suites may gate these commands on PATH (fault_point): the fake's own file work must not
@@ -16,6 +17,12 @@ state=${FAKE_ZFS_STATE:?FAKE_ZFS_STATE not set}
 line="$cmd"
 for arg in "$@"; do line+=" $arg"; done
 printf '%s\n' "$line" >>"${STUB_LOG:?STUB_LOG not set}"
+# FAKE_HOOK_ON, a glob of a call line: FAKE_HOOK is run before that call (what happens at that
+# moment: a writer archiving while a script works, say); its failure does not fail the call
+# shellcheck disable=SC2053 # FAKE_HOOK_ON is a glob on purpose
+if [[ -n ${FAKE_HOOK_ON:-} && $line == $FAKE_HOOK_ON ]]; then
+  eval "${FAKE_HOOK:-}" || true
+fi
 # shellcheck disable=SC2053 # FAKE_FAIL is a glob on purpose
 if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
   echo "$cmd: injected failure" >&2
@@ -23,7 +30,7 @@ if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
 fi
 
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
-if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone|hold|release|receive|allow|unallow))$ ]]; then
+if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone|unmount|hold|release|receive|allow|unallow))$ ]]; then
   changes=0
   [[ ! -f $state/.changes ]] || read -r changes <"$state/.changes"
   changes=$((changes + 1))
@@ -340,7 +347,10 @@ case "$cmd $*" in
       n=${n//%//}
       value_in "$f" origin
       o=$REPLY
-      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then rm -f "$f"; fi
+      if [[ $n == "$3" || $n == "$3/"* || $o == "$3@"* || $o == "$3/"*@* ]]; then
+        fake_unmount "$n"
+        rm -f "$f"
+      fi
     done
     for f in "$state/snaps"/* "$state/snapprops"/*; do
       n=${f##*/}
@@ -463,6 +473,11 @@ case "$cmd $*" in
   "zfs list -H -o name "*@*) snap_file "$5"; [[ -e $REPLY ]] || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs list -H -o name "*) exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }; echo "$5" ;;
   "zfs get -H -o value "*@*) snap_file "$6"; [[ -e $REPLY ]] || { echo "cannot open '$6'" >&2; exit 1; }; snap_prop "$5" "$6" ;;
+  "zfs get -H -o value mounted "*)
+    exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }
+    prop_of mountpoint "$6"
+    if [[ -n ${FAKE_ZFS_MOUNTS:-} && -L $REPLY ]]; then echo yes; else get_prop mounted "$6"; fi ;;
+  "zfs unmount "*) exists "$2" || { echo "cannot open '$2': dataset does not exist" >&2; exit 1; }; fake_unmount "$2" ;;
   "zfs get -H -o value "*) exists "$6" || { echo "cannot open '$6': dataset does not exist" >&2; exit 1; }; get_prop "$5" "$6" ;;
   "zfs set mountpoint="*)
     exists "$3" || exit 1

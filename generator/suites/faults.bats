@@ -68,6 +68,14 @@ drifted_pool() {
     "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")"
 }
 
+@test "faults: the status installer, failing at each change, stops and then completes on a re-run" {
+  fake_ownership
+  fault_point install
+  status_world() { :; }
+  each_fault status_world "$(rebase_installer "$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'status' and f['order'] is not None][0]")" \
+    STATUS="$SANDBOX/sbin/pitr-status" "?STATUS_CRON=$SANDBOX/cron.d/pitr-bundle-status" "?PROM_DIR=$SANDBOX/prom")"
+}
+
 @test "faults: the VIP script, failing at each change, stops and then completes on a re-run" {
   [[ -n $(script_of vip) ]] || skip "no managed virtual IP in this bundle's host spec"
   fake_ownership
@@ -117,6 +125,19 @@ drifted_pool() {
   retired_world() {
     a_retired_world
     "$STUB_BIN/zfs" create -p -o mountpoint=/x "$DATASET/child"
+  }
+  each_fault retired_world "$(retire_script)" --destroy-data --yes
+}
+
+@test "faults: the retire script with the archive a dataset, failing at each change, stops and then completes on a re-run" {
+  load retire_world
+  setup_retired
+  fault_point runuser '*stop*'
+  fault_point rm "*$SANDBOX/*"
+  fault_point rmdir "*$SANDBOX/*"
+  fault_point install
+  retired_world() {
+    a_retired_world dataset
   }
   each_fault retired_world "$(retire_script)" --destroy-data --yes
 }

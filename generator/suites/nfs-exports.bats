@@ -38,13 +38,13 @@ needs_no_export() {
 # an exports file and the NFS server's table as an earlier bundle left them, beside a line
 # of another service
 earlier_exports() {
+  local tag
+  tag="pitr-bundle $(query "m['host']")"
   archive_root=$SANDBOX/arch  # the script's ARCHIVE_ROOT, rebased
-  printf '/srv/other 10.0.0.9(ro)\n# BEGIN pitr-bundle %s\n%s/pg1 10.0.0.1(rw,no_root_squash,sync)\n# END pitr-bundle %s\n' \
-    "$(query "m['host']")" "$archive_root" "$(query "m['host']")" >"$SANDBOX/etc/exports"
-  printf '[mountd]\n# BEGIN pitr-bundle %s\nport=892\n# END pitr-bundle %s\n' \
-    "$(query "m['host']")" "$(query "m['host']")" >"$BATS_TEST_TMPDIR/ports"
+  printf '/srv/other 10.0.0.9(ro)\n# BEGIN %s\n%s/pg1 10.0.0.1(rw,no_root_squash,sync)\n# END %s\n' \
+    "$tag" "$archive_root" "$tag" >"$SANDBOX/etc/exports"
   mkdir -p "$SANDBOX/etc/nfs.conf.d"
-  cp "$BATS_TEST_TMPDIR/ports" "$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf"
+  printf '[mountd]\n# BEGIN %s\nport=892\n# END %s\n' "$tag" "$tag" >"$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf"
   cp "$SANDBOX/etc/exports" "$SANDBOX/.kernel-exports"
 }
 

@@ -68,7 +68,7 @@ setup() {
   [ "$(world_state)" = "$before" ]
 }
 
-@test "retire: --destroy-data needs --yes; with it the dataset (snapshots, children, clones) and the archive go" {
+@test "retire: --destroy-data needs --yes; with it the dataset (snapshots, children, clones) and the archive folder (a host never migrated) go" {
   a_retired_world
   "$STUB_BIN/zfs" create -p -o mountpoint=/x "$DATASET/child"
   script=$(retire_script)
@@ -111,6 +111,68 @@ setup() {
   script=$(retire_script)
   run -3 "$script" --destroy-data --yes
   [[ $output == *"still exports $SANDBOX/arch"*"40-nfs-exports.sh"* ]]
+}
+
+# --- the archive a dataset of its own (docs/archive-datasets.md) ------------------------------
+
+@test "retire: the archive's dataset is kept with its snapshots, and named, without --destroy-data" {
+  a_retired_world dataset
+  script=$(retire_script)
+  run -0 "$script"
+  [[ $output == *"kept: WAL archive $SANDBOX/arch, dataset $ARCHIVE_DATASET (2 snapshot(s))"* ]]
+  [ "$("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$ARCHIVE_DATASET" | wc -l)" -eq 2 ]
+  [ -f "$SANDBOX/arch/arch/2026-01-01/000000010000000000000001" ]
+  [ -z "$(calls '^zfs (destroy|unmount)')" ]
+}
+
+@test "retire: --destroy-data --dry-run lists the archive's dataset and changes nothing" {
+  a_retired_world dataset
+  script=$(retire_script)
+  before=$(world_state)
+  run -0 "$script" --dry-run --destroy-data
+  [[ $output == *"dry-run: would run: zfs destroy -R $DATASET"* ]]
+  [[ $output == *"dry-run: would run: zfs unmount $ARCHIVE_DATASET"*"dry-run: would run: zfs destroy -R $ARCHIVE_DATASET"* ]]
+  [[ $output != *"would run: rm -rf"* ]]
+  [ "$(world_state)" = "$before" ]
+}
+
+@test "retire: --destroy-data needs --yes; with it the archive's dataset and its snapshots go, unmounted first" {
+  a_retired_world dataset
+  script=$(retire_script)
+  before=$(world_state)
+  run -4 "$script" --destroy-data </dev/null
+  [[ $output == *"the WAL archive $SANDBOX/arch, dataset $ARCHIVE_DATASET and its snapshots"* ]]
+  [ "$(world_state)" = "$before" ]
+  run -0 "$script" --destroy-data --yes
+  run ! "$STUB_BIN/zfs" list -H -o name "$ARCHIVE_DATASET"
+  [ -z "$("$STUB_BIN/zfs" list -H -t snapshot -o name -d 1 -s creation "$ARCHIVE_DATASET")" ]
+  [ ! -e "$SANDBOX/arch" ]
+  [ "$(calls "^zfs (unmount|destroy -R) $ARCHIVE_DATASET\$")" = "zfs unmount $ARCHIVE_DATASET
+zfs destroy -R $ARCHIVE_DATASET" ]
+  [ -z "$(calls '^rm -rf')" ]
+  : >"$STUB_LOG"
+  run -0 "$script" --destroy-data --yes
+  [[ $output == *"archive $SANDBOX/arch: already removed"* ]]
+  [[ $output == *"cluster $NAME: already retired"* ]]
+}
+
+@test "retire: --destroy-data refuses an archive dataset mounted elsewhere, and a clone of its snapshot (unless --force)" {
+  a_retired_world dataset
+  "$STUB_BIN/zfs" set "mountpoint=$SANDBOX/elsewhere" "$ARCHIVE_DATASET"
+  script=$(retire_script)
+  before=$(world_state)
+  run -3 "$script" --destroy-data --yes
+  [[ $output == *"archive dataset $ARCHIVE_DATASET is mounted at $SANDBOX/elsewhere, not $SANDBOX/arch"* ]]
+  [ "$(world_state)" = "$before" ]
+  "$STUB_BIN/zfs" set "mountpoint=$SANDBOX/arch" "$ARCHIVE_DATASET"
+  "$STUB_BIN/zfs" clone -o mountpoint=/x "$ARCHIVE_DATASET@pitr-20260102T000000Z" "$POOL/by-hand"
+  before=$(world_state)
+  run -3 "$script" --destroy-data --yes
+  [[ $output == *"clone $POOL/by-hand of a snapshot of $ARCHIVE_DATASET exists"*"--force"* ]]
+  [ "$(world_state)" = "$before" ]
+  run -0 "$script" --destroy-data --yes --force
+  run ! "$STUB_BIN/zfs" list -H -o name "$POOL/by-hand"
+  run ! "$STUB_BIN/zfs" list -H -o name "$ARCHIVE_DATASET"
 }
 
 # --- the primary side --------------------------------------------------------------------------

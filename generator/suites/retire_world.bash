@@ -18,6 +18,7 @@ setup_retired() {
   NAME=$(retired_fact "['name']")
   USER_NAME=$(retired_fact "['user']")
   DATASET=$(retired_fact "['dataset']")
+  ARCHIVE_DATASET=$(retired_fact "['archive_dataset']")
   MOUNTPOINT=$(retired_fact "['mountpoint']")
   PGHOME=$BATS_TEST_TMPDIR/pghome
   # pg_ctl keeps "running" as postmaster.pid (as fake_pghome's, which needs an active cluster)
@@ -32,15 +33,23 @@ case " $* " in
 esac'
 }
 
-# a_retired_world: what a cluster leaves on the backup host when its spec is marked retired:
-# its running standby, cron files and installed scripts, a monitor check naming it, its dataset
-# with two snapshots, an archive whose newest WAL is an hour old, an exports file without it
+# a_retired_world [dataset]: what a cluster leaves on the backup host when its spec is marked
+# retired: its running standby, cron files and installed scripts, a monitor check naming it,
+# its dataset with two snapshots, an archive whose newest WAL is an hour old (a folder, as on a
+# host never migrated; with "dataset", its own dataset ARCHIVE_DATASET mounted at $SANDBOX/arch,
+# mounts simulated, with two snapshots), an exports file without it
 a_retired_world() {
   local name
   make_pool
   "$STUB_BIN/zfs" create -p -o "mountpoint=$MOUNTPOINT" "$DATASET"
   "$STUB_BIN/zfs" snapshot "$DATASET@pitr-20260101T000000Z"
   "$STUB_BIN/zfs" snapshot "$DATASET@pitr-20260102T000000Z"
+  if [[ ${1:-} == dataset ]]; then
+    export FAKE_ZFS_MOUNTS=1
+    "$STUB_BIN/zfs" create -p -o "mountpoint=$SANDBOX/arch" "$ARCHIVE_DATASET"
+    "$STUB_BIN/zfs" snapshot "$ARCHIVE_DATASET@pitr-20260101T000000Z"
+    "$STUB_BIN/zfs" snapshot "$ARCHIVE_DATASET@pitr-20260102T000000Z"
+  fi
   echo "$USER_NAME:x:2000:2000::$SANDBOX/home:/bin/bash" >"$SANDBOX/.passwd"
   mkdir -p "$SANDBOX/pg_root" "$SANDBOX/cron.d" "$SANDBOX/sbin" "$SANDBOX/arch/arch/2026-01-01"
   echo 4242 >"$SANDBOX/pg_root/postmaster.pid"

@@ -69,7 +69,7 @@ pool_part() {
   check "second pool run: zpool history unchanged" test "$before" = "$after"
   runs host/20-datasets.sh || return
   local ds
-  for ds in pg_home pg_arch pg_log "$CLUSTER"; do
+  for ds in pg_home pg_arch pg_log "$CLUSTER" "pg_arch/$CLUSTER"; do
     check "$POOL/$ds mounted" test "$(zfs get -H -o value mounted "$POOL/$ds")" = yes
   done
   runs host/20-datasets.sh
@@ -110,6 +110,13 @@ postgres_part() {
   check "OpenZFS: one batched destroy for the 4 old snapshots" grep -qF \
     "run: zfs destroy -d $POOL/$CLUSTER@pitr-20200101T000000Z,pitr-20200102T000000Z,pitr-20200103T000000Z,pitr-20200104T000000Z" /ci/last.unquoted
   check "the manual snapshot kept" zfs list -H "$POOL/$CLUSTER@keep-me-manual"
+  # one zfs snapshot call for the cluster's dataset and its archive's (OpenZFS): one name
+  local newest
+  newest=$(zfs list -H -t snapshot -o name -s creation -d 1 "$POOL/$CLUSTER" | grep '@pitr-2' | grep -v '@pitr-2020' | tail -n 1)
+  check "OpenZFS: the archive snapshotted in the same call, same name (${newest#*@})" \
+    zfs list -H "$POOL/pg_arch/$CLUSTER@${newest#*@}"
+  check "OpenZFS: one zfs snapshot call for both" grep -qF \
+    "$POOL/$CLUSTER@${newest#*@} $POOL/pg_arch/$CLUSTER@${newest#*@}" /ci/last.unquoted
   check "one old snapshot kept (01-05)" test "$(zfs list -H -t snapshot -o name -r "$POOL/$CLUSTER" | grep -c '@pitr-2020')" = 1
   check "zfs list -p gives creation as epoch seconds" bash -c "zfs list -H -p -t snapshot -o creation -r $POOL/$CLUSTER | grep -qE '^[0-9]{10}$'"
   sleep 2

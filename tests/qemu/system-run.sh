@@ -414,6 +414,11 @@ standby_has() { [[ $(sql_standby "select count(*) from t where note = '$1'") == 
 move_to_standby_archiving() {
   local SB=/ci/bundle-standby target rows
   [[ -d $SB ]] || { fail "no standby-method bundle in $SB"; return 1; }
+  # the per-minute cron (proven above) stops here: its retention keeps one snapshot an hour,
+  # so it would prune the snapshot taken by hand below before the restore reads it (CI run of
+  # stop 30), and a run of it would hold the lock the manual run needs
+  rm -f "/etc/cron.d/pitr-bundle-$CLUSTER1"
+  check "no snapshot run in flight" flock -w 120 "/run/lock/pitr-snapshot-$CLUSTER1.lock" true
   export PITR_REPLICATION_PASSWORD=$PASSWORD
   # 1. the standby archives what it receives (archive_mode = always), both archive meanwhile
   BUNDLE_DIR=$SB runs "clusters/$CLUSTER1/60-standby.sh" --restart --yes || return

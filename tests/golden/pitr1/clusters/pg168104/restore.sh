@@ -906,9 +906,11 @@ list_restores() {
   if [[ -z $first ]]; then
     printf 'nothing (no snapshot whose WAL the archive holds)\n'
   elif [[ -z $newest ]]; then
-    printf 'from %s (snapshot %s) to: unknown, no WAL file in %s\n' "$(utc_of "$first")" "${first#*@}" "$ARCHIVE"
+    printf 'after %s (snapshot %s) to: unknown, no WAL file in %s\n' "$(utc_of "$first")" "${first#*@}" "$ARCHIVE"
   else
-    printf 'from %s (snapshot %s) to %s (the newest archived WAL file, %s)\n' \
+    # at most: a restore reaches a time only when a transaction at or after it is archived,
+    # and the file's time is later than its last transaction (pitr-status reads that one)
+    printf 'after %s (snapshot %s) to at most %s (the newest archived WAL file, %s; the last transaction in it: pitr-status)\n' \
       "$(utc_of "$first")" "${first#*@}" "${newest%%$'\t'*}" "${newest#*$'\t'}"
   fi
   printf 'Snapshots of %s, oldest first:\n' "$DATASET"

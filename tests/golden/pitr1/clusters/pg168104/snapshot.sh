@@ -291,6 +291,7 @@ readonly INCOMPLETE_MARK=.pitr-bundle-basebackup-incomplete
 CONTROLDATA="" SYSID="" MAJOR="" TLI="" REDO=""
 # 1 while the archive is a dataset (snapshotted with the cluster's); set by main
 ARCHIVE_IS_DATASET=1
+ARCHIVE_HOW=""
 
 usage() {
   cat <<USAGE
@@ -435,6 +436,7 @@ archive_plan() {
 
 # take_snapshots NAME PROPERTY-OPTIONS...: DATASET@NAME and, when the archive is a dataset,
 # ARCHIVE_DATASET@NAME, in one call where zfs takes several (all or none)
+# (ARCHIVE_HOW: how the archive's was taken, for the log)
 take_snapshots() {
   local name=$1
   shift
@@ -442,11 +444,13 @@ take_snapshots() {
     run zfs snapshot "$@" "$DATASET@$name"
   elif zfs version >/dev/null 2>&1; then
     run zfs snapshot "$@" "$DATASET@$name" "$ARCHIVE_DATASET@$name"
+    ARCHIVE_HOW="in the same call"
   else
     # older ZFS takes one snapshot a call: the cluster's first, so that the archive's holds
     # at least the WAL up to it
     run zfs snapshot "$@" "$DATASET@$name"
     run zfs snapshot "$@" "$ARCHIVE_DATASET@$name"
+    ARCHIVE_HOW="right after it (this zfs takes one snapshot a call)"
   fi
 }
 
@@ -493,8 +497,9 @@ main() {
       warn "pg_controldata could not tell the REDO point of $PGDATA: $snapshot gets no $REDO_PROPERTY (the WAL retention counts it with the previous snapshot's)"
     fi
     take_snapshots "${snapshot#*@}" "${properties[@]}"
-    ((ARCHIVE_IS_DATASET == 0)) || info "took $ARCHIVE_DATASET@${snapshot#*@} in the same call"
+    # the cluster's first: a reader of this log takes the first "took" for the cluster's
     info "took $snapshot (system ${SYSID:-unknown}, PostgreSQL $MAJOR, timeline ${TLI:-unknown}${REDO:+; replay from it starts in WAL file $REDO})"
+    ((ARCHIVE_IS_DATASET == 0)) || info "and its archive's, $ARCHIVE_DATASET@${snapshot#*@}, $ARCHIVE_HOW"
   fi
   ((prune)) || return 0
 
