@@ -41,6 +41,19 @@ def test_example_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
     assert "# skip no cluster of this bundle archives through method" not in result.stdout
 
 
+def test_the_replica_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
+    """The example's replica pitr2 (no clusters of its own): its host suites, the replica's
+    pull against pitr1's send command (the suites find the source's bundle beside it), the
+    monitor's and pitr-status's copies, and the fault tests of its scripts."""
+    result = pitr_bundle("check", "--deep", str(example_bundle.parent / "pitr2"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bats: ok" in result.stdout and "not ok" not in result.stdout + result.stderr
+    ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "# skip" not in line]
+    for title in ("faults: the replication script", "faults: the replica key script",
+                  "faults: the replication installer"):
+        assert any(title in line for line in ran), title
+
+
 def test_a_world_variable_from_outside_reaches_no_suite(example_bundle, tmp_path, monkeypatch):
     """The suites keep their worlds under PITR_WORLD (test_helper.bash: world_setup_file); one
     left in the reviewer's environment must not become the place a suite writes its stubs."""
