@@ -154,16 +154,33 @@ def plan_status(model: HostModel) -> list[PlannedFile]:
         cm.name, cm.spec.postgres.major_text, *continuity_args(cm), cm.spec.user,
         str(cm.spec.port), cm.replay.status_sql if cm.replay.hot_standby else "",
         cm.drill.state_file if cm.drill.enabled else ""]} for cm in model.clusters]
+    # a replica host (no cluster of its own): per copied cluster the datasets it copies, in
+    # the pull's order (a cluster's data, then its WAL archive)
+    link = model.replica_of
+    status_copies: list[dict] = []
+    for d in link.datasets if link else ():
+        if not status_copies or status_copies[-1]["cluster"] != d.cluster:
+            status_copies.append({"cluster": d.cluster, "copies": []})
+        status_copies[-1]["copies"].append([d.cluster, d.copy, d.kind, d.source, d.prefix])
     context = {"status_clusters": status_clusters, "status_installed": STATUS_INSTALLED,
                "prom_dir": prom_dir, "status_cron": STATUS_CRON,
                "status_schedule": STATUS_SCHEDULE,
                "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY,
-               "system_id_property": SYSTEM_ID_PROPERTY, "major_property": MAJOR_PROPERTY}
+               "system_id_property": SYSTEM_ID_PROPERTY, "major_property": MAJOR_PROPERTY,
+               "replica": link, "status_copies": status_copies,
+               "replica_state": REPLICA_STATE_FILE.format(source=link.source) if link else ""}
     status = PlannedFile("host/status.sh", "status", "host/status.sh.j2",
                          "per cluster the restorable range, snapshots, archive, replay and last "
                          "drill, as text, JSON or Prometheus metrics; read-only (installed as "
-                         f"{STATUS_INSTALLED} by 81-install-status.sh)",
-                         sources_of(model, model.clusters), context=context)
+                         f"{STATUS_INSTALLED} by 81-install-status.sh)" if not link else
+                         f"per dataset copied from {link.source} the last pull and the snapshots "
+                         "received here, as text, JSON or Prometheus metrics; read-only "
+                         f"(installed as {STATUS_INSTALLED} by 81-install-status.sh)",
+                         sources_of(model, model.clusters)
+                         # a replica's report names the copies of the source's clusters
+                         + ([model.host.source_host.source] + [c.source for c in model.host.copied]
+                            if link else []),
+                         context=context)
     cron = PlannedFile(
         "host/status.cron", "status", "host/status.cron.j2",
         f"cron schedule of pitr-status --prometheus ({STATUS_SCHEDULE}, into {prom_dir}; "
