@@ -450,6 +450,14 @@ setup() {
   run -0 "$SCRIPT" --cluster "$cluster"
   [ "$(grep -vc '^#' "$STATE")" -eq "$(awk -F '\t' -v c="$cluster" '$1 == c' <<<"$COPIES" | wc -l)" ]
   ! grep -v '^#' "$STATE" | grep -vq "/$cluster"$'\t' || false
+  # a full run, then one cluster again: the others keep the result of the full run, once each
+  run -0 "$SCRIPT"
+  local full
+  full=$(grep -v '^#' "$STATE" | grep -v "/$cluster"$'\t' | sort)
+  [ -n "$full" ]
+  run -0 "$SCRIPT" --cluster "$cluster"
+  [ "$(grep -v '^#' "$STATE" | grep -v "/$cluster"$'\t' | sort)" = "$full" ]
+  [ "$(grep -vc '^#' "$STATE")" -eq "$(wc -l <<<"$COPIES")" ]
   run -2 "$SCRIPT" --cluster nosuchcluster
   [[ $output == *"nosuchcluster is not a cluster this host copies"* ]]
 }

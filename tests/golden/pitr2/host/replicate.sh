@@ -441,6 +441,12 @@ write_state() {
   {
     printf '# dataset\tresult\tat (epoch)\tnewest snapshot\tits creation (epoch)\n'
     cat -- "$RESULTS"
+    # the datasets this run left out (--cluster) keep the result of their last pull: the
+    # monitor and pitr-status must not see them as never pulled
+    if [[ -f $STATE_FILE ]]; then
+      awk -F '\t' 'FILENAME == ARGV[1] { pulled[$1] = 1; next } !/^#/ && !($1 in pulled)' \
+        "$RESULTS" "$STATE_FILE"
+    fi
   } >"$tmp"
   mv -f -- "$tmp" "$STATE_FILE"
 }

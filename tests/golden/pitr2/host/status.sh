@@ -134,9 +134,9 @@ collect_copy() {
       [[ ! $created =~ ^[0-9]+$ ]] || C[$i.received_epoch]=$created
     done <"$REPLICA_STATE"
     if [[ -z ${C[$i.pull_result]:-} ]]; then
-      # the file holds the datasets of replicate.sh's last run only
+      # replicate.sh keeps a line per dataset it ever pulled (a --cluster run keeps the others)
       C[$i.pull_result]="never pulled"
-      copy_note "$i" problems "never pulled: $REPLICA_STATE has no line of it (host/replicate.sh has not pulled it yet, or its last run pulled other clusters only: --cluster)"
+      copy_note "$i" problems "never pulled: $REPLICA_STATE has no line of it (host/replicate.sh has not pulled it yet)"
     elif [[ ${C[$i.pull_result]} != ok ]]; then
       result="the last pull"
       [[ -z ${C[$i.pull_epoch]:-} ]] || result+=" ($(short "${C[$i.pull_epoch]}"), $(age "${C[$i.pull_epoch]}"))"
