@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 from generator import __version__
 from generator.model import BASEBACKUP_INCOMPLETE_MARK, VIP_UNIT, ClusterModel, HostModel, derive
-from generator.plan import CONFIG_MODE, PlannedFile, installed_names, plan_host
+from generator.plan import installed_names, plan_host
+from generator.planned import CONFIG_MODE, PlannedFile
 from generator.render import environment, render_file
 from generator.validate import Host
 

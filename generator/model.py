@@ -161,6 +161,38 @@ class ScrubModel:
 
 
 @dataclass(frozen=True)
+class CopiedDataset:
+    """One dataset a replica copies: a cluster's dataset or its WAL archive's."""
+    cluster: str
+    kind: str  # "cluster" or "archive"
+    source: str  # on the source host: zp1/pg168121, zp1/pg_arch/pg168121
+    copy: str  # on the replica: <root>/pg168121, <root>/pg_arch/pg168121
+    prefix: str  # the cluster's snapshot prefix: only snapshots named <prefix><UTC time> travel
+
+
+@dataclass(frozen=True)
+class ReplicaLink:
+    """A source and one of its replicas, as both bundles see it (the same values on each side:
+    the replica's pull and the source's send command cannot disagree)."""
+    source: str  # host names
+    replica: str
+    address: str  # what the replica connects to
+    ssh_port: int
+    user: str  # the unprivileged user on the source
+    privilege: str  # "delegation" or "sudo"
+    send_command: str  # installed on the source; the user's key can run nothing else
+    hold_tag: str  # the zfs hold that keeps the last sent snapshot of each dataset
+    root: str  # on the replica, never mounted
+    datasets: tuple[CopiedDataset, ...]
+    schedule: str
+    time_zone: str
+    mailto: str
+    keep: dict
+    lag_warn_minutes: int
+    lag_crit_minutes: int
+
+
+@dataclass(frozen=True)
 class HostModel:
     host: Host  # the validated host spec and its clusters
     vdev_args: tuple[str, ...]  # zpool create's vdev arguments
@@ -170,6 +202,8 @@ class HostModel:
     clusters: tuple[ClusterModel, ...]
     retired: tuple[ClusterModel, ...]  # clusters given up: only their retire scripts are built
     scrub: ScrubModel
+    replica_of: Optional[ReplicaLink] = None  # a replica host: what it pulls, from where
+    replicas: tuple[ReplicaLink, ...] = ()  # a source host: who pulls from it
 
     @property
     def name(self) -> str:
@@ -269,6 +303,30 @@ def archive_dir(host: Host, cluster_name: str) -> str:
 def archive_dataset(host: Host, cluster_name: str) -> str:
     """The dataset of a cluster's WAL archive, mounted at archive_dir."""
     return f"{host.spec.datasets.pg_arch.name}/{cluster_name}"
+
+
+SEND_COMMAND = "/usr/local/sbin/pitr-send-{replica}"
+REPLICA_HOLD_TAG = "pitr-replica-{replica}"
+
+
+def replica_link(replica: Host) -> ReplicaLink:
+    """The link of a validated replica host to its source (validate set source_host)."""
+    of, source = replica.spec.replica_of, replica.source_host
+    root = of.root or f"{replica.spec.pool.name}/{source.name}"
+    datasets = []
+    for c in replica.copied:
+        pool = source.spec.pool.name
+        for kind, name in (("cluster", c.dataset), ("archive", archive_dataset(source, c.spec.name))):
+            datasets.append(CopiedDataset(c.spec.name, kind, name, f"{root}/{name[len(pool) + 1:]}",
+                                          c.spec.snapshots.prefix))
+    return ReplicaLink(
+        source=source.name, replica=replica.name, address=of.address or source.spec.address,
+        ssh_port=of.ssh_port, user=of.send_user, privilege=of.send_privilege,
+        send_command=SEND_COMMAND.format(replica=replica.name),
+        hold_tag=REPLICA_HOLD_TAG.format(replica=replica.name), root=root,
+        datasets=tuple(datasets), schedule=of.schedule, time_zone=of.time_zone, mailto=of.mailto,
+        keep=of.keep.model_dump(), lag_warn_minutes=of.lag_warn_minutes,
+        lag_crit_minutes=of.lag_crit_minutes)
 
 
 def _drill(host: Host, c: ClusterSpec, restore_parent: str) -> DrillModel:
@@ -414,4 +472,6 @@ def derive(host: Host) -> HostModel:
                          schedule=host.spec.scrub.schedule, time_zone=host.spec.scrub.time_zone,
                          install_cron=host.spec.scrub.install_cron, cron_file=SCRUB_CRON,
                          warn_seconds=scrub_warn_seconds(host.spec.scrub.schedule,
-                                                         host.spec.scrub.time_zone)))
+                                                         host.spec.scrub.time_zone)),
+                     replica_of=replica_link(host) if host.source_host else None,
+                     replicas=tuple(replica_link(r) for r in host.replicas))

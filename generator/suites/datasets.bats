@@ -30,6 +30,11 @@ needs_no_encryption() {
     skip "an existing host's archive migration: with encryption its unencrypted datasets are refused first"
 }
 
+# needs_clusters: the archive tests need a cluster of the host's own (a replica has none)
+needs_clusters() {
+  [[ $(query "len(facts['clusters'])") -gt 0 ]] || skip "no cluster of this host's own (a replica host)"
+}
+
 make_world() {
   setup_stubs
   DATASETS_SCRIPT=$(encrypted_copy "$(script_of datasets)")
@@ -110,6 +115,7 @@ archive_dataset() {
 }
 
 @test "datasets: the archive is made with exec, setuid and devices off, and an existing one is brought in line" {
+  needs_clusters
   run -0 "$DATASETS_SCRIPT"
   arch=$(archive_dataset)
   calls "^zfs create -p -o mountpoint=[^ ]+ -o devices=off -o exec=off -o setuid=off $arch\$" | grep -q .
@@ -136,6 +142,7 @@ zfs set exec=off $arch" ]
 # ---- each cluster's archive, a dataset of its own (docs/archive-datasets.md) ----------------
 
 @test "datasets: each cluster's archive is a dataset under the archive dataset, hardened as it, at <archive root>/<cluster>" {
+  needs_clusters
   run -0 "$DATASETS_SCRIPT"
   arch=$(archive_dataset)
   root=$(query "facts['archive_root']")
@@ -157,6 +164,7 @@ zfs set exec=off $arch" ]
 # its 17 one through its standby)
 migration_world() {
   local method=$1
+  needs_clusters
   export FAKE_ZFS_MOUNTS=1
   ROOT=$SANDBOX/pg_arch
   ARCH=$(archive_dataset)

@@ -262,7 +262,7 @@ while (($#)); do
 done
 target=${args[${#args[@]}-1]}
 case $target in "$SANDBOX"/*) ;; *) echo "install outside the sandbox: $target" >&2; exit 99 ;; esac
-/usr/bin/install "${args[@]}"
+/usr/bin/install "${args[@]}" || exit  # a failed install fails, as the real one
 printf "%s\t%s %s %s\n" "$target" "$owner" "$group" "$((8#${mode:-755}))" >>"$SANDBOX/.owners"'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub stat '
