@@ -54,6 +54,24 @@ def test_the_replica_bundle_passes_shellcheck_and_every_bats_test(example_bundle
         assert any(title in line for line in ran), title
 
 
+def test_encrypted_datasets_pass_the_datasets_suite_and_its_fault_test(tmp_path):
+    """The example's host spec with `encryption: {key: file}`: datasets.bats's encryption tests
+    (which skip on the example) run, the archive migration's skip, and the datasets script's
+    fault test passes with the encrypted creates and the key checks."""
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    host = specs / "hosts/pitr1.yaml"
+    host.write_text(host.read_text() + "encryption:\n  key: file\n")
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    result = pitr_bundle("check", str(tmp_path / "out/pitr1"), "--deep", "--filter",
+                         "^(datasets: |faults: the datasets script)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "# skip" not in line]
+    encryption = [line for line in ran if "datasets: encryption:" in line]
+    assert len(encryption) == 4, result.stdout
+    assert any("faults: the datasets script" in line for line in ran), result.stdout
+
+
 def test_a_world_variable_from_outside_reaches_no_suite(example_bundle, tmp_path, monkeypatch):
     """The suites keep their worlds under PITR_WORLD (test_helper.bash: world_setup_file); one
     left in the reviewer's environment must not become the place a suite writes its stubs."""

@@ -29,7 +29,8 @@ drifted_pool() {
 }
 
 @test "faults: the datasets script, failing at each change, stops and then completes on a re-run" {
-  each_fault make_pool "$(script_of datasets)" --yes
+  # with encryption: file, a copy of the script reading its keys in the world (test_helper.bash)
+  each_fault make_pool "$(encrypted_copy "$(script_of datasets)")" --yes
 }
 
 @test "faults: the NFS exports script, failing at each change, stops and then completes on a re-run" {
