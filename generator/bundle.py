@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 from generator import __version__
 from generator.model import BASEBACKUP_INCOMPLETE_MARK, VIP_UNIT, ClusterModel, HostModel, derive
-from generator.plan import CONFIG_MODE, PlannedFile, installed_names, plan_host
+from generator.plan import installed_names, plan_host
+from generator.planned import CONFIG_MODE, PlannedFile
 from generator.render import environment, render_file
 from generator.validate import Host
 
@@ -42,8 +43,10 @@ def _facts(model: HostModel) -> dict:
         "monitor": spec.monitor.model_dump(),
         "nfs": {"exports_file": spec.nfs.exports_file, "ports_file": spec.nfs.ports_file},
         "datasets": [{"name": d.name, "mountpoint": d.mountpoint, "cluster": d.cluster,
-                      "kind": d.kind, "nfs_clients": list(d.nfs_clients)}
+                      "kind": d.kind, "nfs_clients": list(d.nfs_clients),
+                      "create_properties": list(d.create_properties), "key_file": d.key_file}
                      for d in model.datasets],
+        "encryption": spec.encryption.model_dump() if spec.encryption else None,
         "clusters": [_cluster_facts(cm) for cm in model.clusters],
         "retired": [_retired_facts(cm) for cm in model.retired],
         "vip": _vip_facts(model),

@@ -50,6 +50,16 @@ class DatasetPlan:
     nfs_clients: tuple[str, ...] = ()
     # what the primary and HA partner run after that archive moved (their NFS handle is stale)
     remount: str = ""
+    # encryption (host spec encryption): given only when the dataset is created (ZFS cannot
+    # change them later), and the key file it needs then (key: file; "" for a prompt)
+    create_properties: tuple[str, ...] = ()
+    key_file: str = ""
+
+    @property
+    def script_properties(self) -> list[str]:
+        """What 20-datasets.sh is given: the properties it keeps in line, then those it gives
+        only when it creates the dataset, marked create:."""
+        return self.properties + [f"create:{p}" for p in self.create_properties]
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,38 @@ class ScrubModel:
 
 
 @dataclass(frozen=True)
+class CopiedDataset:
+    """One dataset a replica copies: a cluster's dataset or its WAL archive's."""
+    cluster: str
+    kind: str  # "cluster" or "archive"
+    source: str  # on the source host: zp1/pg168121, zp1/pg_arch/pg168121
+    copy: str  # on the replica: <root>/pg168121, <root>/pg_arch/pg168121
+    prefix: str  # the cluster's snapshot prefix: only snapshots named <prefix><UTC time> travel
+
+
+@dataclass(frozen=True)
+class ReplicaLink:
+    """A source and one of its replicas, as both bundles see it (the same values on each side:
+    the replica's pull and the source's send command cannot disagree)."""
+    source: str  # host names
+    replica: str
+    address: str  # what the replica connects to
+    ssh_port: int
+    user: str  # the unprivileged user on the source
+    privilege: str  # "delegation" or "sudo"
+    send_command: str  # installed on the source; the user's key can run nothing else
+    hold_tag: str  # the zfs hold that keeps the last sent snapshot of each dataset
+    root: str  # on the replica, never mounted
+    datasets: tuple[CopiedDataset, ...]
+    schedule: str
+    time_zone: str
+    mailto: str
+    keep: dict
+    lag_warn_minutes: int
+    lag_crit_minutes: int
+
+
+@dataclass(frozen=True)
 class HostModel:
     host: Host  # the validated host spec and its clusters
     vdev_args: tuple[str, ...]  # zpool create's vdev arguments
@@ -160,6 +202,8 @@ class HostModel:
     clusters: tuple[ClusterModel, ...]
     retired: tuple[ClusterModel, ...]  # clusters given up: only their retire scripts are built
     scrub: ScrubModel
+    replica_of: Optional[ReplicaLink] = None  # a replica host: what it pulls, from where
+    replicas: tuple[ReplicaLink, ...] = ()  # a source host: who pulls from it
 
     @property
     def name(self) -> str:
@@ -192,6 +236,24 @@ def pool_layout(host: Host) -> tuple[list[str], list[str]]:
     return args, lines
 
 
+ENCRYPTION = "aes-256-gcm"
+
+
+def encryption_of(host: Host, cluster: str) -> dict:
+    """The encryption of a cluster's datasets (its own and its archive's), as DatasetPlan
+    fields: the creation-only properties, keylocation (settable later) among the properties,
+    and the key file. Nothing without encryption in the host spec."""
+    enc = host.spec.encryption
+    if enc is None:
+        return {"create": (), "location": [], "key_file": ""}
+    if enc.key == "prompt":
+        return {"create": (f"encryption={ENCRYPTION}", "keyformat=passphrase"),
+                "location": ["keylocation=prompt"], "key_file": ""}
+    key_file = f"{enc.key_dir.rstrip('/')}/{cluster}.key"
+    return {"create": (f"encryption={ENCRYPTION}", "keyformat=raw"),
+            "location": [f"keylocation=file://{key_file}"], "key_file": key_file}
+
+
 def datasets_of(host: Host) -> tuple[DatasetPlan, ...]:
     shared = host.spec.datasets
     defaults = {"pg_arch": DEFAULT_ARCHIVE_PROPERTIES}
@@ -200,15 +262,21 @@ def datasets_of(host: Host) -> tuple[DatasetPlan, ...]:
                                                          **d.properties}.items())])
              for key, d in (("pg_home", shared.pg_home), ("pg_arch", shared.pg_arch),
                             ("pg_log", shared.pg_log))]
+    keys = {c.spec.name: encryption_of(host, c.spec.name) for c in host.clusters}
     plans += [DatasetPlan(c.dataset, c.mountpoint,
-                          [f"{k}={v}" for k, v in sorted(c.spec.properties.items())],
-                          c.spec.name, kind="cluster")
+                          [f"{k}={v}" for k, v in sorted(c.spec.properties.items())]
+                          + keys[c.spec.name]["location"],
+                          c.spec.name, kind="cluster",
+                          create_properties=keys[c.spec.name]["create"],
+                          key_file=keys[c.spec.name]["key_file"])
               for c in host.clusters]
     # each cluster's archive, a dataset of its own (so that it can be snapshotted with the
     # cluster's and sent to a replica), hardened as the archive dataset it sits in
     arch = next(p for p in plans if p.name == shared.pg_arch.name)
     plans += [DatasetPlan(archive_dataset(host, c.spec.name), archive_dir(host, c.spec.name),
-                          arch.properties, c.spec.name, kind="archive",
+                          arch.properties + keys[c.spec.name]["location"], c.spec.name,
+                          kind="archive", create_properties=keys[c.spec.name]["create"],
+                          key_file=keys[c.spec.name]["key_file"],
                           nfs_clients=(tuple(c.spec.archive_clients)
                                        if c.spec.archive_method == "nfs" else ()),
                           remount=(f"umount -l {c.spec.archive_mount} && "
@@ -235,6 +303,30 @@ def archive_dir(host: Host, cluster_name: str) -> str:
 def archive_dataset(host: Host, cluster_name: str) -> str:
     """The dataset of a cluster's WAL archive, mounted at archive_dir."""
     return f"{host.spec.datasets.pg_arch.name}/{cluster_name}"
+
+
+SEND_COMMAND = "/usr/local/sbin/pitr-send-{replica}"
+REPLICA_HOLD_TAG = "pitr-replica-{replica}"
+
+
+def replica_link(replica: Host) -> ReplicaLink:
+    """The link of a validated replica host to its source (validate set source_host)."""
+    of, source = replica.spec.replica_of, replica.source_host
+    root = of.root or f"{replica.spec.pool.name}/{source.name}"
+    datasets = []
+    for c in replica.copied:
+        pool = source.spec.pool.name
+        for kind, name in (("cluster", c.dataset), ("archive", archive_dataset(source, c.spec.name))):
+            datasets.append(CopiedDataset(c.spec.name, kind, name, f"{root}/{name[len(pool) + 1:]}",
+                                          c.spec.snapshots.prefix))
+    return ReplicaLink(
+        source=source.name, replica=replica.name, address=of.address or source.spec.address,
+        ssh_port=of.ssh_port, user=of.send_user, privilege=of.send_privilege,
+        send_command=SEND_COMMAND.format(replica=replica.name),
+        hold_tag=REPLICA_HOLD_TAG.format(replica=replica.name), root=root,
+        datasets=tuple(datasets), schedule=of.schedule, time_zone=of.time_zone, mailto=of.mailto,
+        keep=of.keep.model_dump(), lag_warn_minutes=of.lag_warn_minutes,
+        lag_crit_minutes=of.lag_crit_minutes)
 
 
 def _drill(host: Host, c: ClusterSpec, restore_parent: str) -> DrillModel:
@@ -380,4 +472,6 @@ def derive(host: Host) -> HostModel:
                          schedule=host.spec.scrub.schedule, time_zone=host.spec.scrub.time_zone,
                          install_cron=host.spec.scrub.install_cron, cron_file=SCRUB_CRON,
                          warn_seconds=scrub_warn_seconds(host.spec.scrub.schedule,
-                                                         host.spec.scrub.time_zone)))
+                                                         host.spec.scrub.time_zone)),
+                     replica_of=replica_link(host) if host.source_host else None,
+                     replicas=tuple(replica_link(r) for r in host.replicas))

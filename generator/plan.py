@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
-from typing import Any, Optional
 
 from generator import cluster_plan as cp
 from generator import pgversions as pv
+from generator.cluster_context import cluster_context, continuity_args
 from generator.load import SpecFile
 from generator.model import (BASEBACKUP_INCOMPLETE_MARK, DRILL_NAME, SNAPSHOT_LOCK_DIR, STATUS_CRON,
-                             STATUS_INSTALLED, STATUS_SCHEDULE, VIP_UNIT, ClusterModel, HostModel,
-                             snapshot_lock_file)
-from generator.quoting import shell_quote
-
-SCRIPT_MODE = 0o750
-CONFIG_MODE = 0o640
-
-
-@dataclass
-class PlannedFile:
-    path: str  # relative to the bundle root
-    role: str  # MANIFEST role; tools and reviewers rely on these names
-    template: str
-    summary: str  # one line for the bundle README and the script header
-    sources: list[SpecFile]  # the specs whose values it renders (its provenance header)
-    cluster: Optional[str] = None
-    mode: int = SCRIPT_MODE
-    order: Optional[int] = None  # position in the run order; None: not run directly
-    destructive: bool = False
-    runs_on: str = "backup host"
-    context: dict[str, Any] = field(default_factory=dict)
-    context_force: bool = False  # the script takes --force
-    uses_install_block: bool = False  # the preamble's install_block helper is needed
-    syslog_tag: str = ""  # log to syslog too, with this tag (scripts run from cron)
-
-    @property
-    def takes_force(self) -> bool:
-        return self.context_force or bool(self.context.get("takes_force"))
+                             STATUS_INSTALLED, STATUS_SCHEDULE, VIP_UNIT, ClusterModel, HostModel)
+from generator.planned import (CONFIG_MODE, KEPT_PROPERTY, MAJOR_PROPERTY, REDO_PROPERTY,
+                               REPLICA_STATE_FILE, SYSTEM_ID_PROPERTY, PlannedFile)
+from generator.replica_plan import plan_replica, plan_senders
 
 
 def plan_host(model: HostModel) -> list[PlannedFile]:
@@ -67,6 +42,8 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
                              "archive": next(d for d in datasets
                                              if d.name == host.spec.datasets.pg_arch.name),
                              "archives": [d for d in datasets if d.kind == "archive"],
+                             "encrypted": host.spec.encryption is not None,
+                             "encryption": host.spec.encryption,
                              "lock_dir": SNAPSHOT_LOCK_DIR, "dropped_name": DROPPED_NAME}),
     ]
     if host.spec.managed_vip:
@@ -82,6 +59,9 @@ def plan_host(model: HostModel) -> list[PlannedFile]:
                     uses_install_block=True))
     for cm in model.clusters:
         files += plan_cluster(model, cm)
+    files += plan_senders(model)
+    if model.replica_of:
+        files += plan_replica(model)
     monitor = plan_monitor(model)
     for cm in model.retired:
         files += plan_retired(model, cm, monitor[0])
@@ -102,26 +82,7 @@ def plan_vip(model: HostModel) -> PlannedFile:
 
 
 MONITOR_INSTALLED = "/usr/local/sbin/pitr-check"
-REDO_PROPERTY = "pitr-bundle:redo-wal"
-KEPT_PROPERTY = "pitr-bundle:wal-kept-from"
-# on each snapshot (and SYSTEM_ID_PROPERTY on the cluster's dataset after each base backup):
-# the system, major and timeline it holds. A contract: restore.sh --list shows them
-SYSTEM_ID_PROPERTY = "pitr-bundle:system-id"
-MAJOR_PROPERTY = "pitr-bundle:major"
-TIMELINE_PROPERTY = "pitr-bundle:timeline"
-# in PGDATA while the base backup script writes a base backup there
-INCOMPLETE_MARK = ".pitr-bundle-basebackup-incomplete"
-
-
 DROPPED_NAME = "dropped-wal"  # the archive helper's drop count, beside the cluster's arch/
-
-
-def continuity_args(cm: ClusterModel) -> list[str]:
-    """The arguments of the archive continuity check (templates/lib/wal-continuity.sh.j2's
-    wal_continuity, less the property names) for one cluster."""
-    skips = pv.has("last segment of a log file unused", cm.spec.postgres.version)
-    return [cm.cluster.dataset, cm.spec.snapshots.prefix, cm.paths.archive, cm.paths.pghome,
-            cm.paths.pgdata, "1" if skips else "0"]
 
 
 def sources_of(model: HostModel, clusters) -> list[SpecFile]:
@@ -155,11 +116,19 @@ def plan_monitor(model: HostModel) -> list[PlannedFile]:
         entry["dropped"] = [cm.name, posixpath.join(cm.archive_export, DROPPED_NAME),
                             cm.cluster.dataset, cm.spec.snapshots.prefix]
     context = {"monitored": monitored, "monitor_installed": MONITOR_INSTALLED,
-               "scrub": model.scrub,
+               "scrub": model.scrub, "replica": model.replica_of,
+               "replica_state": (REPLICA_STATE_FILE.format(source=model.replica_of.source)
+                                 if model.replica_of else ""),
                "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY}
     check = PlannedFile("host/monitor.sh", "monitor", "host/monitor.sh.j2",
                         "Nagios/NRPE check of the pool and every standby (installed by "
-                        "80-install-monitor.sh)", sources_of(model, model.clusters),
+                        "80-install-monitor.sh)" if not model.replica_of else
+                        "Nagios/NRPE check of the pool and of the copy's last pull and lag "
+                        "(installed by 80-install-monitor.sh)",
+                        sources_of(model, model.clusters)
+                        # a replica's check names the copies of the source's clusters
+                        + ([model.host.source_host.source] + [c.source for c in model.host.copied]
+                           if model.replica_of else []),
                         context=context)
     scrub = model.scrub
     cron = PlannedFile(
@@ -187,16 +156,33 @@ def plan_status(model: HostModel) -> list[PlannedFile]:
         cm.name, cm.spec.postgres.major_text, *continuity_args(cm), cm.spec.user,
         str(cm.spec.port), cm.replay.status_sql if cm.replay.hot_standby else "",
         cm.drill.state_file if cm.drill.enabled else ""]} for cm in model.clusters]
+    # a replica host (no cluster of its own): per copied cluster the datasets it copies, in
+    # the pull's order (a cluster's data, then its WAL archive)
+    link = model.replica_of
+    status_copies: list[dict] = []
+    for d in link.datasets if link else ():
+        if not status_copies or status_copies[-1]["cluster"] != d.cluster:
+            status_copies.append({"cluster": d.cluster, "copies": []})
+        status_copies[-1]["copies"].append([d.cluster, d.copy, d.kind, d.source, d.prefix])
     context = {"status_clusters": status_clusters, "status_installed": STATUS_INSTALLED,
                "prom_dir": prom_dir, "status_cron": STATUS_CRON,
                "status_schedule": STATUS_SCHEDULE,
                "redo_property": REDO_PROPERTY, "kept_property": KEPT_PROPERTY,
-               "system_id_property": SYSTEM_ID_PROPERTY, "major_property": MAJOR_PROPERTY}
+               "system_id_property": SYSTEM_ID_PROPERTY, "major_property": MAJOR_PROPERTY,
+               "replica": link, "status_copies": status_copies,
+               "replica_state": REPLICA_STATE_FILE.format(source=link.source) if link else ""}
     status = PlannedFile("host/status.sh", "status", "host/status.sh.j2",
                          "per cluster the restorable range, snapshots, archive, replay and last "
                          "drill, as text, JSON or Prometheus metrics; read-only (installed as "
-                         f"{STATUS_INSTALLED} by 81-install-status.sh)",
-                         sources_of(model, model.clusters), context=context)
+                         f"{STATUS_INSTALLED} by 81-install-status.sh)" if not link else
+                         f"per dataset copied from {link.source} the last pull and the snapshots "
+                         "received here, as text, JSON or Prometheus metrics; read-only "
+                         f"(installed as {STATUS_INSTALLED} by 81-install-status.sh)",
+                         sources_of(model, model.clusters)
+                         # a replica's report names the copies of the source's clusters
+                         + ([model.host.source_host.source] + [c.source for c in model.host.copied]
+                            if link else []),
+                         context=context)
     cron = PlannedFile(
         "host/status.cron", "status", "host/status.cron.j2",
         f"cron schedule of pitr-status --prometheus ({STATUS_SCHEDULE}, into {prom_dir}; "
@@ -224,96 +210,9 @@ def replay_args(cm: ClusterModel) -> list[str]:
 
 def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
 
-    host, cluster, c, paths = model.host, cm.cluster, cm.spec, cm.paths
-    version = c.postgres.version
-    sources = [host.source, cluster.source]
-    configure = list(cm.configure_args)
-    if pv.has("pg_basebackup", version):
-        wal = (["-X", "stream"] if pv.has("pg_basebackup tar -X stream", version)
-               else ["-X", "fetch"] if pv.has("pg_basebackup -X stream", version) else ["-x"])
-        if c.replication.slot and wal[1:] == ["stream"] and pv.has("pg_basebackup --slot", version):
-            # the WAL stream of the backup goes through the standby's slot, made by the primary
-            # step: a missing slot stops the backup at once, not the standby later
-            wal += ["-S", c.replication.slot]
-        basebackup = {"method": "pg_basebackup",
-                      "options": ["-F", "t", *wal, "-c", "fast", "-w", "-l", cp.backup_label(cluster)],
-                      "manifest": pv.has("pg_verifybackup", version)}
-    else:
-        basebackup = {"method": "pg_start_backup", "options": [], "manifest": False}
-    basebackup["wal_dir"] = cm.wal_dir
-    recovery_file = cm.recovery_file
-    context = {
-        "c": c, "cluster": cluster, "paths": paths,
-        "settings": cm.standby_settings,
-        "recovery": cm.recovery_settings,
-        "recovery_file": recovery_file,
-        "pg_ctl_waits": pv.has("pg_ctl -w knows standbys", version),
-        "basebackup": basebackup,
-        "configure_args": configure,
-        # shell_quote keeps each word on one line ($'...' for newlines) for the comment
-        "configure_display": _wrap(["./configure", *(shell_quote(a) for a in configure)]),
-        "expected_configure": cp.autoconf_recorded(configure),
-        "expected_version": cp.version_recorded(version, configure),
-        "dropped_options": cp.dropped_options(list(c.postgres.configure)),
-        "primary_settings": cp.primary_settings(cluster),
-        "primary_step": {
-            "facts_sql": cp.primary_facts_sql(cluster),
-            "create_slot_sql": cp.create_slot_sql(cluster) if c.replication.slot else "",
-            "standby_slot_sql": cp.standby_slot_sql(cluster) if c.replication.slot else "",
-            "managed": cp.primary_managed(cluster),
-            "psql_candidates": cp.psql_candidates(cluster),
-            "archive_command": cp.archive_command(cluster),
-            "wal_level_needed": cp.wal_level_needed(version),
-            # wal_level 'archive' means replica from 9.6 on; before, it is below hot_standby
-            "archive_rank": 2 if pv.has("wal_level=replica", version) else 1,
-            "senders_needed": cp.SENDERS_NEEDED,
-            "archive_timeout": c.primary.archive_timeout,
-            "slot_keep_mb": cp.slot_keep_megabytes(cluster),
-            "include_name": cp.INCLUDE_NAME,
-            "major_num": pv.major_num(version),
-            "application_name": cp.application_name(cluster),
-            # the role: REPLICATION from 9.1 (9.0 streams to superusers only); a password
-            # stored as SCRAM where the hba lines ask for it (14+), whatever
-            # password_encryption the server defaults to
-            "role_attribute": "REPLICATION" if pv.has("replication role attribute", version)
-            else "SUPERUSER",
-            "password_encryption": "scram-sha-256"
-            if cp.replication_auth(version) == "scram-sha-256" else "",
-        },
-        "hba_source": cp.hba_address(host.spec.replication_source),
-        "hba_auth": cp.replication_auth(version),
-        "hba_type": cp.hba_connection_type(cluster),
-        # replication.tls: the primary step's check of ssl, the base backup's libpq
-        # environment, the standby steps' check of the CA file, check-primary.sh's TLS check
-        "tls": {
-            "mode": c.replication.tls.mode if c.replication.tls else "",
-            "ca_file": (c.replication.tls.ca_file or "") if c.replication.tls else "",
-            "environment": cp.tls_environment(cluster),
-            "ssl_reloads": pv.has("ssl reloads", version),
-            "pg_stat_ssl": pv.has("pg_stat_ssl", version),
-        },
-        "archive_export": cm.archive_export,
-        "continuity_args": continuity_args(cm),
-        "install_script": "35-check-binaries.sh" if c.postgres.binaries else "35-build.sh",
-        # what the scripts run from $PGHOME/bin (the check of installed binaries looks for them)
-        "programs": ["postgres", "pg_ctl", "psql"]
-        + (["pg_basebackup"] if pv.has("pg_basebackup", version) else []),
-        "helper": cm.archive_helper,
-        "archive_method": cm.archive_method,
-        "check": {
-            "wal_dir": basebackup["wal_dir"],
-            "archiver": pv.has("pg_stat_archiver", version),
-            "slots": pv.has("replication slots", version),
-            "wal_status": pv.has("wal_status", version),
-            "sync_state": pv.has("synchronous_standby_names", version),
-            "application_name": cp.application_name(cluster),
-            "backup_label": cp.backup_label(cluster),
-            "current_lsn": ("pg_current_wal_lsn" if pv.has("pg_current_wal_lsn", version)
-                            else "pg_current_xlog_location"),
-            "lsn_diff": ("pg_wal_lsn_diff" if pv.has("pg_current_wal_lsn", version)
-                         else "pg_xlog_location_diff"),
-        },
-    }
+    cluster, c, paths = cm.cluster, cm.spec, cm.paths
+    sources = [model.host.source, cluster.source]
+    context = cluster_context(model, cm)
     base = f"clusters/{c.name}"
 
     def cluster_file(path, role, template, summary, **kw) -> PlannedFile:
@@ -323,40 +222,6 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
     primary_nodes = " and ".join(c.primary.nodes)
     snapshot_installed = cm.snapshot_installed
     retention_installed = cm.retention_installed
-    fast_open = pv.has("promote ends a recovery pause", version) and c.standby.hot_standby
-    context.update({
-        "retention_installed": retention_installed,
-        # ZFS user properties: the REDO WAL file of each snapshot, and on the cluster's
-        # dataset the first WAL file the retention keeps
-        "redo_property": REDO_PROPERTY,
-        "kept_property": KEPT_PROPERTY,
-        "system_id_property": SYSTEM_ID_PROPERTY,
-        "major_property": MAJOR_PROPERTY,
-        "timeline_property": TIMELINE_PROPERTY,
-        "incomplete_mark": INCOMPLETE_MARK,
-        "keep": c.snapshots.keep.model_dump(),
-        "snapshot_installed": snapshot_installed,
-        "snapshot_lock": snapshot_lock_file(c.name),
-        "archive_dataset": cm.archive_dataset,
-        "cron_name": cm.cron_name,
-        "restore": {
-            "parent": cm.restore_parent,
-            "port": cm.restore_port,
-            "recovery_file": cm.restore_recovery_file,
-            "socket_setting": ("unix_socket_directories" if pv.has("unix_socket_directories", version)
-                               else "unix_socket_directory"),
-            # pause at the target, then promote: the server opens without waiting for the
-            # end-of-recovery checkpoint. A pause needs a hot standby (else `pause` acts as
-            # `shutdown`), which only a spec whose standby runs hot is known to allow (its
-            # max_connections and friends are at least the primary's)
-            "promote_at_pause": fast_open,
-            "target_action": ("recovery_target_action = 'pause'" if fast_open
-                              else "recovery_target_action = 'promote'"
-                              if pv.has("recovery_target_action", version)
-                              else "pause_at_recovery_target = false"
-                              if pv.has("pause_at_recovery_target", version) else ""),
-        },
-    })
     snapshot = cluster_file("snapshot.sh", "snapshot", "cluster/snapshot.sh.j2",
                             f"snapshot of {cluster.dataset} and pruning (installed as "
                             f"{snapshot_installed} by 70-install-snapshot-cron.sh)",
@@ -407,7 +272,7 @@ def plan_cluster(model: HostModel, cm: ClusterModel) -> list[PlannedFile]:
                      f"base backup of the primary into {paths.pgdata} (--force replaces it)",
                      order=50, destructive=True, context_force=True),
         cluster_file("60-standby.sh", "standby", "cluster/standby.sh.j2",
-                     f"standby configuration ({recovery_file}) and start", order=60),
+                     f"standby configuration ({cm.recovery_file}) and start", order=60),
         *standby_files,
         snapshot,
         retention,
@@ -560,16 +425,3 @@ def install_step(cluster_file, c) -> PlannedFile:
                             f"{c.postgres.version} and the primary's extensions", order=35)
     return cluster_file("35-build.sh", "build", "cluster/build.sh.j2",
                         f"build PostgreSQL {c.postgres.version} as the primary's build", order=35)
-
-
-def _wrap(words: list[str], width: int = 92) -> list[str]:
-    """Shell words as comment lines ending in a backslash (never inside a word), for the
-    script header."""
-    lines, current = [], ""
-    for word in words:
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current + " \\")
-            current = "  " + word
-        else:
-            current = f"{current} {word}" if current else word
-    return lines + [current]

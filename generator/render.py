@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 
 from generator import __version__
-from generator.plan import PlannedFile
+from generator.planned import PlannedFile
 from generator.quoting import pg_conf_quote, shell_quote
 from generator.validate import Host
 

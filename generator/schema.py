@@ -422,6 +422,16 @@ class HostSpec(Strict):
     review: Review = Field(default=Review(), description=(
         "signed reviews the host insists on before any script of the bundle runs (default: none "
         "required)"))
+    encryption: Optional["Encryption"] = Field(default=None, description=(
+        "ZFS native encryption (aes-256-gcm) of every cluster's dataset and WAL archive "
+        "dataset, each its own encryption root, its key never in a spec or a bundle: "
+        "`encryption: {key: file}` reads a 32-byte key file the operator places per cluster, "
+        "`{key: prompt}` asks for a passphrase. Default: none. ZFS cannot encrypt an existing "
+        "dataset in place: host/20-datasets.sh refuses one that is not encrypted"))
+    replica_of: Optional["ReplicaOf"] = Field(default=None, description=(
+        "this host is a replica: it keeps a second copy of another backup host's clusters "
+        "(their datasets' snapshots and WAL archive datasets), pulled with zfs send/receive "
+        "over ssh (docs/replicas.md). Default: none, the host backs up clusters of its own"))
     scrub: Scrub = Field(default_factory=lambda: Scrub(), description=(
         "the pool's scheduled `zpool scrub` (default: monthly, the 1st at 03:00 UTC) and the "
         "monitor's check of its age and findings"))
@@ -1049,7 +1059,73 @@ class Scrub(Strict):
         "the schedule"))
 
 
-# HostSpec names Scrub, which needs the cron types defined after it
+class Encryption(Strict):
+    """ZFS native encryption of the clusters' datasets and WAL archives."""
+
+    key: Literal["file", "prompt"] = Field(default="file", description=(
+        "file (default): each cluster's key is a file of 32 random bytes, <key_dir>/<cluster>.key "
+        "(root's, mode 0400), which the operator makes and keeps a copy of off the host before "
+        "host/20-datasets.sh runs (keyformat raw); the datasets open by themselves at boot. "
+        "prompt: a passphrase asked on the terminal when each dataset is made, and by `zfs "
+        "load-key` after every boot (keyformat passphrase): nothing of the key is on the host"))
+    key_dir: AbsPath = Field(default="/etc/pitr-bundle/keys", description=(
+        "with key: file, the folder of the key files (default /etc/pitr-bundle/keys): on the "
+        "host's own disk, not in a dataset of the pool they unlock"))
+
+
+class ReplicaOf(Strict):
+    """What a replica host copies, from where and how: it connects to the source as an
+    unprivileged user whose ssh key can only run the source's send command (pull)."""
+
+    host: HostName = Field(description=(
+        "the source: the name of the backup host spec whose clusters this host copies"))
+    address: Optional[Address] = Field(default=None, description=(
+        "the address this host connects to over ssh (default: the source host spec's address)"))
+    ssh_port: SystemPort = Field(default=22, description="the source's sshd port (default 22)")
+    mode: Literal["pull"] = Field(default="pull", description=(
+        "pull (the only mode built yet): this host connects to the source and pulls, so that no "
+        "credential on the source can delete or overwrite this copy"))
+    send_user: OsUserName = Field(default="pitr-send", description=(
+        "the unprivileged user on the source this host logs in as; its ssh key is fixed to the "
+        "source's send command (default pitr-send)"))
+    send_privilege: Literal["delegation", "sudo"] = Field(default="delegation", description=(
+        "how the source's send command runs zfs: delegation (default; OpenZFS `zfs allow` of "
+        "send, snapshot, hold and release on the copied datasets to send_user) or sudo (a sudo "
+        "rule lets send_user run the send command, and nothing else, as root: ZFS without "
+        "delegation to users, such as zfs-fuse)"))
+    clusters: list[ClusterName] = Field(default_factory=list, description=(
+        "the source's clusters to copy (default: every cluster of the source that is not "
+        "retired)"))
+    root: Optional[DatasetName] = Field(default=None, description=(
+        "the dataset under which the copies are received, never mounted (default "
+        "<pool>/<source host>): zp1/pg168121 arrives as <root>/pg168121, its archive "
+        "zp1/pg_arch/pg168121 as <root>/pg_arch/pg168121"))
+    schedule: CronSchedule = Field(default="*/15 * * * *", description=(
+        "cron schedule of host/replicate.sh in time_zone (default */15 * * * *): each run takes "
+        "a snapshot of every copied archive on the source, so it bounds the age of the newest "
+        "WAL here"))
+    time_zone: TimeZoneName = Field(default="UTC", description=(
+        "time zone of the schedule (cron's CRON_TZ, default UTC)"))
+    mailto: MailAddress = Field(default="root", description=(
+        "where cron mails the replication job's output (MAILTO, default root)"))
+    keep: Keep = Field(default=Keep(hourly=24, daily=31, weekly=8, monthly=12), description=(
+        "how many received snapshots of each cluster to keep here, per hour, day, ISO week, "
+        "month and year (default 24 hourly, 31 daily, 8 weekly, 12 monthly), whatever the "
+        "source keeps; the newest (the base of the next incremental send) is always kept"))
+    lag_warn_minutes: int = Field(default=60, ge=1, le=525600, description=(
+        "WARNING when the newest snapshot received here of a cluster's archive is older than "
+        "this (minutes, default 60)"))
+    lag_crit_minutes: int = Field(default=240, ge=1, le=525600, description=(
+        "CRITICAL when it is older than this (minutes, default 240)"))
+
+    @model_validator(mode="after")
+    def _warn_below_crit(self):
+        if self.lag_warn_minutes > self.lag_crit_minutes:
+            raise ValueError("lag_warn_minutes is above lag_crit_minutes")
+        return self
+
+
+# HostSpec names Scrub, Encryption and ReplicaOf, which need the cron types defined after it
 HostSpec.model_rebuild()
 
 MODELS: dict[str, type[Strict]] = {"host": HostSpec, "cluster": ClusterSpec}

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import get_args
+from typing import Optional, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +36,11 @@ class Host:
     # clusters marked retired: only their retire scripts are built, and nothing else of the
     # bundle (datasets, exports, VIP routes, monitor) knows them any more
     retired: list[Cluster] = field(default_factory=list)
+    # a replica host: the host whose clusters it copies (replica_of.host), and those clusters;
+    # a source host: the replicas that copy it
+    source_host: Optional["Host"] = None
+    copied: list[Cluster] = field(default_factory=list)
+    replicas: list["Host"] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -208,6 +213,24 @@ def _check_host(host: Host, problems: list[SpecProblem]) -> None:
         if spec.managed_vip:
             _check_routable(spec, cluster, problems)
     _check_textfile_dir(host, problems)
+    _check_key_dir(host, problems)
+
+
+def _check_key_dir(host: Host, problems: list[SpecProblem]) -> None:
+    """The key files may not lie in a dataset of the pool: an encrypted one cannot hold the key
+    that opens it, and none of them is mounted before the pool is imported."""
+    enc = host.spec.encryption
+    if enc is None or enc.key != "file":
+        return
+    datasets = host.spec.datasets
+    places = [getattr(datasets, key).mountpoint for key in ("pg_home", "pg_arch", "pg_log")]
+    places += [c.mountpoint for c in host.clusters]
+    for mountpoint in places:
+        if enc.key_dir == mountpoint or enc.key_dir.startswith(mountpoint.rstrip("/") + "/"):
+            problems.append(host.source.problem(("encryption", "key_dir"), (
+                f"{enc.key_dir} lies in {mountpoint}, a dataset of pool {host.spec.pool.name}: "
+                "the keys must be on the host's own disk (default /etc/pitr-bundle/keys)")))
+            return
 
 
 def _check_textfile_dir(host: Host, problems: list[SpecProblem]) -> None:
@@ -231,6 +254,44 @@ def _check_textfile_dir(host: Host, problems: list[SpecProblem]) -> None:
                 f"{folder} lies in {mountpoint} ({what}): give node_exporter's own folder "
                 "(Debian: /var/lib/prometheus/node-exporter)"))
             return
+
+
+def _link_replica(replica: Host, hosts: dict[str, Host], problems: list[SpecProblem]) -> None:
+    """A replica names its source; the source then knows it (its bundle installs the send
+    command the replica's key is fixed to). A replica backs up no cluster of its own."""
+    of, src = replica.spec.replica_of, replica.source
+    for cluster in replica.clusters + replica.retired:
+        problems.append(cluster.source.problem(("host",), (
+            f"host {replica.name} is a replica of {of.host}: it backs up no cluster of its own "
+            f"(name {of.host} here, and the replica copies the cluster from it)")))
+    source = hosts.get(of.host)
+    if source is None or source is replica:
+        problems.append(src.problem(("replica_of", "host"), (
+            f"no other host spec named {of.host}"
+            + (_nearest(of.host, [h for h in hosts if h != replica.name], "hosts") or ""))))
+        return
+    if source.spec.replica_of:
+        problems.append(src.problem(("replica_of", "host"), (
+            f"{of.host} is itself a replica (of {source.spec.replica_of.host}): copy from the "
+            "source host")))
+        return
+    active = {c.spec.name: c for c in source.clusters}
+    for i, name in enumerate(of.clusters):
+        if name not in active:
+            problems.append(src.problem(("replica_of", "clusters", i), (
+                f"{of.host} has no active cluster {name}"
+                + (_nearest(name, active, "clusters") or ""))))
+    root = of.root or f"{replica.spec.pool.name}/{of.host}"
+    _check_in_pool(replica.spec.pool.name, root, src, ("replica_of", "root"), problems)
+    for key in ("pg_home", "pg_arch", "pg_log"):
+        shared = getattr(replica.spec.datasets, key).name
+        if root == shared or root.startswith(shared + "/") or shared.startswith(root + "/"):
+            problems.append(src.problem(("replica_of", "root"), (
+                f"{root} and datasets.{key} ({shared}) would hold each other: the copies are "
+                "received under a dataset of their own")))
+    replica.source_host = source
+    replica.copied = [c for c in source.clusters if not of.clusters or c.spec.name in of.clusters]
+    source.replicas.append(replica)
 
 
 def _claim_archive(taken: _Registry, spec, cluster: Cluster) -> None:
@@ -505,9 +566,10 @@ def validate(specs: list[SpecFile]) -> list[Host]:
         if host is None and cluster.spec.host in broken_hosts:
             continue
         if host is None:
+            backup_hosts = [name for name, h in hosts.items() if not h.spec.replica_of]
             problems.append(cluster.source.problem(("host",), (
                 f"no host spec named {cluster.spec.host}"
-                + (_nearest(cluster.spec.host, hosts, "hosts") or " (hosts: none)"))))
+                + (_nearest(cluster.spec.host, backup_hosts, "hosts") or " (hosts: none)"))))
             continue
         cluster.dataset = cluster.dataset or f"{host.spec.pool.name}/{cluster.spec.name}"
         by_host[host.name].append(cluster)
@@ -516,6 +578,10 @@ def validate(specs: list[SpecFile]) -> list[Host]:
         host.clusters = [c for c in ordered if not c.spec.retired]
         host.retired = [c for c in ordered if c.spec.retired]
         _check_host(host, problems)
+    for host in hosts.values():
+        # a source whose spec failed already has its error: its replica needs no second one
+        if host.spec.replica_of and host.spec.replica_of.host not in broken_hosts:
+            _link_replica(host, hosts, problems)
     _check_primary_servers(clusters, problems)
     if problems:
         raise SpecError(problems)

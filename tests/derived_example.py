@@ -32,16 +32,21 @@ CLUSTER = "pg168121"
 def derived_specs(root: Path, pool: str, disks: list[Path], ports: tuple[int, int, int],
                   other_port: int | None = None, major: int | None = 17,
                   log: Path | None = None, spare: Path | None = None,
-                  keep_tls: bool = False, archive_method: str | None = "nfs") -> Path:
+                  keep_tls: bool = False, archive_method: str | None = "nfs",
+                  replica: bool = False) -> Path:
     """The example specs with disks, addresses, ports and folders moved into root; pg168121 on
     a real primary of `major` at 127.0.0.1. pg168104 is dropped, or kept (its dataset moved, on
     other_port) for tests that need a neighbour. The example's log device and spare are dropped,
     or kept with `log` and `spare` as their disks for tests of the pool's layout. major None
-    keeps the example's version, for tests that start no server (no binaries needed)."""
+    keeps the example's version, for tests that start no server (no binaries needed). The
+    example's replica host pitr2 is dropped (its disks are not here) unless `replica`: then
+    derived_replica moves it onto this machine."""
     standby_port, primary_port, restore_port = ports
     specs = root / "specs"
     shutil.copytree(EXAMPLE_SPECS, specs)
     mnt = root / "mnt"
+    if not replica:
+        (specs / "hosts/pitr2.yaml").unlink()
     other_file = specs / "clusters/pg168104.yaml"
     if other_port is None:
         other_file.unlink()
@@ -153,3 +158,25 @@ def example_primary(root: Path, scripts: Path, archive: Path, server: "pg.PgServ
     server.hba([line for line in lines if line and not line.startswith("#")])
     server.start()
     server.psql(f"create role replicator with replication login password '{password}'")
+
+
+def derived_replica(specs: Path, root: Path, pool: str, disks: list[Path], ssh_port: int) -> None:
+    """The example's replica pitr2 moved onto this machine: its pool on `disks` (a raidz2 of
+    them, no spare), its folders under root, address 127.0.0.1, the source's sshd on ssh_port,
+    compression lzjb; and send_privilege sudo, since zfs-fuse lets no user but root run zfs
+    (the delegation of the default is proven on OpenZFS in the guest)."""
+    host_file = specs / "hosts/pitr2.yaml"
+    host = yaml.safe_load(host_file.read_text())
+    mnt = root / "mnt2"
+    host["address"] = "127.0.0.1"
+    host["pool"].update({"name": pool, "device_paths": "any", "mountpoint": f"{mnt}/{pool}",
+                         "pool_options": {"cachefile": "none"},
+                         "vdevs": [{"type": "raidz2", "disks": [str(d) for d in disks]}]})
+    host["pool"].pop("spares", None)
+    host["pool"]["properties"]["compression"] = "lzjb"
+    for key in ("pg_home", "pg_arch", "pg_log"):
+        host["datasets"][key] = {"name": f"{pool}/{key}", "mountpoint": f"{mnt}/{key}"}
+    host["nfs"] = {"exports_file": f"{root}/etc2/exports",
+                   "ports_file": f"{root}/etc2/nfs.conf.d/pitr-bundle.conf"}
+    host["replica_of"].update({"ssh_port": ssh_port, "send_privilege": "sudo"})
+    host_file.write_text(yaml.safe_dump(host))

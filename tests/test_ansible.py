@@ -27,6 +27,8 @@ def derived_specs(root: Path, pool: str) -> Path:
     """specs/ with the disks made sparse files and the paths moved under root."""
     specs = root / "specs"
     shutil.copytree(EXAMPLE_SPECS, specs)
+    # the replica's disks are not here (its pull is tests/test_replica_zfs_fuse.py's)
+    (specs / "hosts/pitr2.yaml").unlink()
     host_file = specs / "hosts/pitr1.yaml"
     host = yaml.safe_load(host_file.read_text())
     disks = [str(d) for d in sparse_disks(root / "disks", 13)]

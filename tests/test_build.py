@@ -166,11 +166,13 @@ def test_files_from_an_earlier_build_that_are_gone_are_removed(specs_copy, built
     assert not stale.exists()
 
 
-def test_golden_bundle(built):
-    """The example bundle, file by file. Refresh with PITR_REFRESH_GOLDEN=1 after a reviewed change."""
-    bundle = built / "pitr1"
+@pytest.mark.parametrize("host", ["pitr1", "pitr2"])
+def test_golden_bundle(built, host):
+    """The example bundles (the backup host and its replica), file by file. Refresh with
+    PITR_REFRESH_GOLDEN=1 after a reviewed change."""
+    bundle = built / host
     produced = {str(p.relative_to(bundle)): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
-    golden = GOLDEN / "pitr1"
+    golden = GOLDEN / host
     if REFRESH:
         import shutil
         shutil.rmtree(golden, ignore_errors=True)
@@ -203,7 +205,8 @@ def perturb(spec: Path) -> None:
     text = spec.read_text()
     for pattern, replacement in PERTURBATIONS[spec.parent.name.rstrip("s")]:
         text, count = re.subn(pattern, replacement, text)
-        assert count, f"{pattern} not in {spec}"
+        # a replica host has no NFS ports of its own
+        assert count or "replica_of:" in text, f"{pattern} not in {spec}"
     spec.write_text(text)
 
 
@@ -216,10 +219,14 @@ def unnamed(content: bytes) -> bytes:
 
 
 def bundle_and_sources(specs: Path) -> tuple[dict[str, bytes], dict[str, set[str]]]:
-    """The bundle's files (in process) and the specs each planned file is made from."""
-    (host,) = load_and_validate(specs)
-    files = {f.path: f.content for f in bundle_of(derive(host))}
-    return files, {p.path: {s.name for s in p.sources} for p in plan_host(derive(host))}
+    """The bundles' files (in process) as HOST/PATH, and the specs each planned file is made
+    from."""
+    files, sources = {}, {}
+    for host in load_and_validate(specs):
+        files.update({f"{host.name}/{f.path}": f.content for f in bundle_of(derive(host))})
+        sources.update({f"{host.name}/{p.path}": {s.name for s in p.sources}
+                        for p in plan_host(derive(host))})
+    return files, sources
 
 
 @pytest.mark.parametrize("variant", [None, ("pg168104", "retired: true"),
@@ -247,11 +254,11 @@ def test_a_file_changes_only_with_the_specs_it_names(specs_copy, variant):
         after, _ = bundle_and_sources(specs_copy)
         spec.write_text(original)
         assert set(after) == set(before)
-        unaffected = [p for p in before if p not in INDEXES and name not in sources[p]]
+        unaffected = [p for p in before if p.split("/", 1)[1] not in INDEXES and name not in sources[p]]
         assert [p for p in unaffected if after[p] != before[p]] == [], name
         assert any(after[p] != before[p] for p in sources if name in sources[p]), name
         if name.startswith("clusters/"):  # a host file names a cluster to render its values
-            named_only = [p for p in sources if name in sources[p] and not p.startswith("clusters/")
+            named_only = [p for p in sources if name in sources[p] and "/clusters/" not in p
                           and unnamed(after[p]) == unnamed(before[p])]
             assert named_only == [], name
 
@@ -270,7 +277,9 @@ def test_a_port_change_leaves_the_other_cluster_and_the_host_files_that_do_not_r
         "host/monitor.sh",  # checks the standby on its port
         "host/status.sh",  # asks the standby its replay on its port
         # render the cluster's dataset, primaries, archive: the spec's new digest in the header
-        "host/20-datasets.sh", "host/15-vip.sh", "host/40-nfs-exports.sh"}
+        "host/20-datasets.sh", "host/15-vip.sh", "host/40-nfs-exports.sh",
+        # replica pitr2 copies the cluster: its send command names the dataset and prefix
+        "host/pitr-send-pitr2.sh", "host/26-replica-sender-pitr2.sh"}
     assert not any(f.startswith("clusters/pg168121/") for f in changed)
     for unread in ("verify.sh", "host/10-pool.sh", "host/scrub.cron", "host/80-install-monitor.sh",
                    "host/81-install-status.sh"):

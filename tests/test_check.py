@@ -41,6 +41,37 @@ def test_example_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
     assert "# skip no cluster of this bundle archives through method" not in result.stdout
 
 
+def test_the_replica_bundle_passes_shellcheck_and_every_bats_test(example_bundle):
+    """The example's replica pitr2 (no clusters of its own): its host suites, the replica's
+    pull against pitr1's send command (the suites find the source's bundle beside it), the
+    monitor's and pitr-status's copies, and the fault tests of its scripts."""
+    result = pitr_bundle("check", "--deep", str(example_bundle.parent / "pitr2"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bats: ok" in result.stdout and "not ok" not in result.stdout + result.stderr
+    ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "# skip" not in line]
+    for title in ("faults: the replication script", "faults: the replica key script",
+                  "faults: the replication installer"):
+        assert any(title in line for line in ran), title
+
+
+def test_encrypted_datasets_pass_the_datasets_suite_and_its_fault_test(tmp_path):
+    """The example's host spec with `encryption: {key: file}`: datasets.bats's encryption tests
+    (which skip on the example) run, the archive migration's skip, and the datasets script's
+    fault test passes with the encrypted creates and the key checks."""
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    host = specs / "hosts/pitr1.yaml"
+    host.write_text(host.read_text() + "encryption:\n  key: file\n")
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    result = pitr_bundle("check", str(tmp_path / "out/pitr1"), "--deep", "--filter",
+                         "^(datasets: |faults: the datasets script)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "# skip" not in line]
+    encryption = [line for line in ran if "datasets: encryption:" in line]
+    assert len(encryption) == 4, result.stdout
+    assert any("faults: the datasets script" in line for line in ran), result.stdout
+
+
 def test_a_world_variable_from_outside_reaches_no_suite(example_bundle, tmp_path, monkeypatch):
     """The suites keep their worlds under PITR_WORLD (test_helper.bash: world_setup_file); one
     left in the reviewer's environment must not become the place a suite writes its stubs."""
@@ -139,6 +170,12 @@ FAULT_TESTS = {
     "primary-remove": "the primary-side removal",
     # changes nothing: its fault test makes each query or reading fail
     "check-primary": "the primary check",
+    # a replica's source (pitr1) and the replica (pitr2)
+    "replica-send": "the replica send command's confirm",
+    "replica-sender": "the replica sender setup",
+    "replica-key": "the replica key script",
+    "replicate-install": "the replication installer",
+    "replicate": "the replication script",
 }
 CHANGES_NOTHING = {"verify", "binaries"}  # binaries: checks an installation, changes nothing
 
@@ -153,13 +190,36 @@ def test_no_assertion_of_the_shipped_suites_is_one_that_cannot_fail():
 
 
 def test_every_script_role_has_a_fault_test(example_bundle):
-    manifest = json.loads((example_bundle / "MANIFEST.json").read_text())
-    roles = {f["role"] for f in manifest["files"] if f["path"].endswith(".sh")}
+    roles = set()
+    for bundle in (example_bundle, example_bundle.parent / "pitr2"):  # pitr2: the replica
+        manifest = json.loads((bundle / "MANIFEST.json").read_text())
+        roles |= {f["role"] for f in manifest["files"] if f["path"].endswith(".sh")}
     suites = "".join(p.read_text() for p in (REPO / "generator/suites").glob("*faults.bats"))
     missing = sorted(role for role in roles - CHANGES_NOTHING if role not in FAULT_TESTS)
     assert not missing, f"script roles without a fault test: {missing}"
     for role in roles - CHANGES_NOTHING:
         assert f'@test "faults: {FAULT_TESTS[role]}' in suites, role
+
+
+def test_a_replica_source_sending_through_sudo_passes_the_replica_suites(tmp_path):
+    """specs/hosts/pitr2.yaml with replica_of.send_privilege sudo (ZFS without delegation to
+    users): pitr1's sender setup installs a sudo rule instead of `zfs allow`, the key's forced
+    command runs the send command through sudo; the replica suites' sudo branch and the fault
+    tests of the send command and its setup, which the example (delegation) never runs."""
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "specs", specs)
+    host = specs / "hosts/pitr2.yaml"
+    text = host.read_text()
+    assert "replica_of:\n  host: pitr1\n" in text
+    host.write_text(text.replace("replica_of:\n  host: pitr1\n", "replica_of:\n  host: pitr1\n  send_privilege: sudo\n", 1))
+    pitr_bundle("build", str(specs), "-o", str(tmp_path / "out"), check=True)
+    result = pitr_bundle("check", str(tmp_path / "out/pitr1"), "--deep", "--filter",
+                         "^(send command|sender setup|faults: the replica (send|sender))")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = [line for line in result.stdout.splitlines() if line.startswith("ok ") and "# skip" not in line]
+    assert any("sender setup, send_privilege sudo: a rule visudo accepts" in line for line in ran), result.stdout
+    assert any("faults: the replica sender setup" in line for line in ran), result.stdout
+    assert "# skip send_privilege sudo" in result.stdout  # the delegation-only test
 
 
 def test_a_cluster_on_installed_binaries_passes_shellcheck_and_its_suites(tmp_path):

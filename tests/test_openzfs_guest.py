@@ -42,6 +42,9 @@ def guest_specs(folder: Path, pg_version: str) -> Path:
           log: {{type: single, devices: [{log}]}}
           spares: [{spare}]
           properties: {{compression: lz4, atime: "off", canmount: "off", dedup: "off"}}
+        # native encryption of the cluster's datasets (a key file per cluster, placed by
+        # run.sh before 20-datasets.sh): every step below runs on encrypted datasets
+        encryption: {{key: file}}
         datasets:
           pg_home: {{name: zp1/pg_home, mountpoint: /pg_home}}
           pg_arch: {{name: zp1/pg_arch, mountpoint: /pg_arch}}
@@ -95,3 +98,8 @@ def test_bundle_in_openzfs_guest(tmp_path):
     assert "PASS restored to T: A and not B" in guest_log
     # the cluster's dataset and its archive's snapshotted in one zfs call (kernel OpenZFS)
     assert "PASS OpenZFS: one zfs snapshot call for both" in guest_log
+    # encryption: refused without its key, then aes-256-gcm with the key loaded, and the
+    # restore above ran from an encrypted snapshot
+    assert "PASS encryption: refused without the key file, nothing created" in guest_log
+    assert "PASS encryption: zp1/pgq aes-256-gcm, key available" in guest_log
+    assert "PASS encryption: zp1/pg_arch/pgq aes-256-gcm, key available" in guest_log

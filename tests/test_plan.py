@@ -46,7 +46,9 @@ def test_plan_of_the_example_bundle_shows_the_literal_commands(specs_copy, tmp_p
     # the only scripts that stop are the builds: the example gives no source tarball, which
     # the operator must bring in (the plan says so instead of guessing)
     stopped = [section.splitlines()[0] for section in text.split("== ")[1:] if "STOPPED" in section]
-    assert stopped == ["clusters/pg168104/35-build.sh (build)", "clusters/pg168121/35-build.sh (build)"]
+    # and the replica's access: its key is made on the replica (host/25-replica-key.sh there)
+    assert stopped == ["host/26-replica-sender-pitr2.sh (replica-sender)",
+                       "clusters/pg168104/35-build.sh (build)", "clusters/pg168121/35-build.sh (build)"]
     assert "STOPPED (exit 3): the spec gives no postgres.source" in text
     assert result.returncode == 1
     # a temporary copy reads as what it holds, not as a random path: two plans are the same

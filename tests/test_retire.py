@@ -34,7 +34,7 @@ def retired_specs(specs_copy: Path) -> Path:
 def test_a_retired_cluster_validates_and_is_counted(retired_specs):
     result = pitr_bundle("validate", str(retired_specs))
     assert result.returncode == 0, result.stderr
-    assert "ok: 1 host spec(s), 1 cluster spec(s), 1 retired" in result.stdout
+    assert "ok: 2 host spec(s), 1 cluster spec(s), 1 retired" in result.stdout
 
 
 def test_a_retired_clusters_port_is_free_again(retired_specs):

@@ -35,7 +35,7 @@ def errors_of(specs: Path) -> list[str]:
 def test_example_specs_are_valid():
     result = pitr_bundle("validate", "specs")
     assert result.returncode == 0, result.stderr
-    assert "ok: 1 host spec(s), 2 cluster spec(s)" in result.stdout
+    assert "ok: 2 host spec(s), 2 cluster spec(s)" in result.stdout
 
 
 def test_wrong_type_names_file_line_and_field(specs_copy):

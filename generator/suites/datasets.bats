@@ -3,9 +3,21 @@
 
 load test_helper
 
+# an archive migration is the path of a host set up before: its cluster datasets exist, so a
+# host spec that asks for encryption is refused there before any archive moves (tested below)
+needs_no_encryption() {
+  [[ $(query "facts['encryption'] is None") == True ]] ||
+    skip "an existing host's archive migration: with encryption its unencrypted datasets are refused first"
+}
+
+# needs_clusters: the archive tests need a cluster of the host's own (a replica has none)
+needs_clusters() {
+  [[ $(query "len(facts['clusters'])") -gt 0 ]] || skip "no cluster of this host's own (a replica host)"
+}
+
 make_world() {
   setup_stubs
-  DATASETS_SCRIPT=$(script_of datasets)
+  DATASETS_SCRIPT=$(encrypted_copy "$(script_of datasets)")
   POOL=$(query "facts['pool']['name']")
   "$STUB_BIN/zpool" create -o ashift=12 "$POOL" mirror /dev/a /dev/b
   : >"$STUB_LOG"
@@ -83,6 +95,7 @@ archive_dataset() {
 }
 
 @test "datasets: the archive is made with exec, setuid and devices off, and an existing one is brought in line" {
+  needs_clusters
   run -0 "$DATASETS_SCRIPT"
   arch=$(archive_dataset)
   calls "^zfs create -p -o mountpoint=[^ ]+ -o devices=off -o exec=off -o setuid=off $arch\$" | grep -q .
@@ -109,13 +122,15 @@ zfs set exec=off $arch" ]
 # ---- each cluster's archive, a dataset of its own (docs/archive-datasets.md) ----------------
 
 @test "datasets: each cluster's archive is a dataset under the archive dataset, hardened as it, at <archive root>/<cluster>" {
+  needs_clusters
   run -0 "$DATASETS_SCRIPT"
   arch=$(archive_dataset)
   root=$(query "facts['archive_root']")
   [ "$(query "len([d for d in facts['datasets'] if d['kind'] == 'archive'])")" -eq "$(query "len(facts['clusters'])")" ]
   for c in $(query "[c['name'] for c in facts['clusters']]"); do
     [ "$(query "[c['archive_dataset'] for c in facts['clusters'] if c['name'] == '$c'][0]")" = "$arch/$c" ]
-    calls "^zfs create -p -o mountpoint=$root/$c -o devices=off -o exec=off -o setuid=off $arch/$c\$" | grep -q .
+    # (then keylocation, encryption and keyformat where the host spec asks for encryption)
+    calls "^zfs create -p -o mountpoint=$root/$c -o devices=off -o exec=off -o setuid=off( -o [^ ]+)* $arch/$c\$" | grep -q .
   done
   # made after the archive dataset they sit in
   [ "$(calls '^zfs create' | grep -n " $arch\$" | cut -d: -f1)" -lt "$(calls '^zfs create' | grep -n " $arch/" | head -n1 | cut -d: -f1)" ]
@@ -129,6 +144,7 @@ zfs set exec=off $arch" ]
 # its 17 one through its standby)
 migration_world() {
   local method=$1
+  needs_clusters
   export FAKE_ZFS_MOUNTS=1
   ROOT=$SANDBOX/pg_arch
   ARCH=$(archive_dataset)
@@ -243,6 +259,7 @@ left_differing() {
 }
 
 @test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does (NFS cluster)" {
+  needs_no_encryption
   migration_world nfs
   run -3 "$MIGRATE_SCRIPT"
   [ -z "$(changing_calls)" ]
@@ -259,6 +276,7 @@ left_differing() {
 }
 
 @test "datasets: an archive that is a folder with WAL is refused without --migrate-archive, naming what the migration does (standby cluster)" {
+  needs_no_encryption
   standby_world
   run -3 "$MIGRATE_SCRIPT"
   [ -z "$(changing_calls)" ]
@@ -270,6 +288,7 @@ left_differing() {
 }
 
 @test "datasets: --migrate-archive --dry-run says each step and changes nothing" {
+  needs_no_encryption
   migration_world any
   before=$(archived_files "$C_DIR")
   run -0 "$MIGRATE_SCRIPT" --migrate-archive "$C" --dry-run
@@ -283,6 +302,7 @@ left_differing() {
 }
 
 @test "datasets: --migrate-archive moves the archive into its dataset while WAL arrives, losing none (NFS cluster)" {
+  needs_no_encryption
   migration_world nfs
   before=$(archived_files "$C_DIR")
   # WAL arriving after the bulk copy, before the writers are held off (read of the exports)
@@ -306,6 +326,7 @@ left_differing() {
 }
 
 @test "datasets: --migrate-archive of a standby-archived cluster holds nothing off: the standby's writes fail while the folder is away, and its retry lands in the dataset" {
+  needs_no_encryption
   standby_world
   before=$(archived_files "$C_DIR")
   # after the bulk copy, the folder still in place: the standby archives WAL 6 into it
@@ -332,6 +353,7 @@ archived 000000010000000000000007" ]
 }
 
 @test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run (NFS cluster)" {
+  needs_no_encryption
   migration_world nfs
   before=$(archived_files "$C_DIR")
   stop_at_mount
@@ -344,6 +366,7 @@ archived 000000010000000000000007" ]
 }
 
 @test "datasets: a migration stopped at the mount is refused without the flag, and finished by the next run (standby cluster)" {
+  needs_no_encryption
   standby_world
   before=$(archived_files "$C_DIR")
   stop_at_mount
@@ -362,6 +385,7 @@ archived 000000010000000000000007" ]
 }
 
 @test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails (NFS cluster)" {
+  needs_no_encryption
   migration_world nfs
   # a writer put other bytes under an archived name in the dataset during the switch
   export ON_EXPORTS_READ="d=$ROOT/.$C.migrating/arch/2026-01-01; [[ -e \$d/000000010000000000000003 ]] && { rm -f \$d/000000010000000000000003; echo other >\$d/000000010000000000000003; }"
@@ -370,6 +394,7 @@ archived 000000010000000000000007" ]
 }
 
 @test "datasets: a migrated file whose copy differs stays in the old folder, named, and the run fails (standby cluster)" {
+  needs_no_encryption
   standby_world
   # other bytes under an archived name in the dataset, after the bulk copy
   export ON_SYNC_1="d=$ROOT/.$C.migrating/arch/2026-01-01; rm -f \$d/000000010000000000000003; echo other >\$d/000000010000000000000003"
@@ -383,9 +408,76 @@ archived 000000010000000000000007" ]
 }
 
 @test "datasets: a migration is refused while a snapshot or retention run holds the cluster's lock" {
+  needs_no_encryption
   migration_world any
   stub flock 'exit 1'
   run -3 "$MIGRATE_SCRIPT" --migrate-archive "$C"
   [[ $output == *"holds $SANDBOX/lock/pitr-snapshot-$C.lock"* ]]
   [ -z "$(changing_calls | grep -Ev '^(stat|flock|exportfs -s) ')" ]
+}
+
+# --- encryption (host spec encryption): run on a spec with it; skipped on one without ----------
+
+needs_encryption() {
+  [[ $(query "(facts['encryption'] or {}).get('key') or ''") == "${1:-file}" ]] ||
+    skip "the host spec asks for no encryption with key: ${1:-file}"
+}
+
+@test "datasets: encryption: each cluster's dataset and archive made encrypted, their key file named" {
+  needs_encryption file
+  run -0 "$DATASETS_SCRIPT"
+  while read -r entry; do
+    name=$(jq_get "$entry" name)
+    cluster=$(jq_get "$entry" cluster)
+    calls "^zfs create -p -o mountpoint=[^ ]+( -o [^ ]+)* -o keylocation=file://$PITR_WORLD/keys/$cluster.key -o encryption=aes-256-gcm -o keyformat=raw $name\$" | grep -q . ||
+      { echo "no encrypted create of $name"; cat "$STUB_LOG"; false; }
+  done < <(query "[d for d in facts['datasets'] if d['create_properties']]")
+  [ "$(query "len([d for d in facts['datasets'] if d['create_properties']])")" -eq "$((2 * $(query "len(facts['clusters'])")))" ]
+  # the shared datasets stay as they are
+  [ -z "$(calls '^zfs create .*-o encryption=.* [^ ]+/pg_(home|log)$')" ]
+}
+
+@test "datasets: encryption: a missing, open or short key file is refused before anything changes" {
+  needs_encryption file
+  cluster=$(query "facts['clusters'][0]['name']")
+  key=$PITR_WORLD/keys/$cluster.key
+  rm -f "$key"
+  run -3 "$DATASETS_SCRIPT"
+  [[ $output == *"needs its key $key: install -d -m 0700 $PITR_WORLD/keys && head -c 32 /dev/urandom >$key && chmod 0400 $key, and keep a copy off this host"* ]]
+  [ -z "$(changing_calls)" ]
+  head -c 32 /dev/urandom >"$key"
+  chmod 0644 "$key"
+  run -3 "$DATASETS_SCRIPT"
+  [[ $output == *"$key must be root's and readable by root alone (chmod 0400), not root 644"* ]]
+  head -c 16 /dev/urandom >"$key"
+  chmod 0400 "$key"
+  run -3 "$DATASETS_SCRIPT"
+  [[ $output == *"$key holds 16 bytes, a raw key is 32"* ]]
+  [[ $output == *"dataset(s) cannot be encrypted as the host spec asks: nothing changed"* ]]
+  [ -z "$(changing_calls)" ]
+}
+
+@test "datasets: encryption: an existing unencrypted dataset is refused (no encryption in place), nothing changed" {
+  needs_encryption file
+  name=$(query "[d for d in facts['datasets'] if d['kind'] == 'cluster'][0]['name']")
+  "$STUB_BIN/zfs" create -p -o mountpoint=/elsewhere "$name"
+  : >"$STUB_LOG"
+  run -3 "$DATASETS_SCRIPT"
+  [[ $output == *"$name exists unencrypted: ZFS cannot encrypt a dataset in place"* ]]
+  [ -z "$(changing_calls)" ]
+}
+
+@test "datasets: encryption: after a boot an encrypted dataset whose key is not loaded gets it, and is mounted" {
+  needs_encryption file
+  run -0 "$DATASETS_SCRIPT"
+  name=$(query "[d for d in facts['datasets'] if d['kind'] == 'cluster'][0]['name']")
+  "$STUB_BIN/zfs" set keystatus=unavailable "$name"
+  : >"$STUB_LOG"
+  run -0 "$DATASETS_SCRIPT"
+  [ "$(changing_calls)" = "$(printf 'zfs load-key %s\nzfs mount %s' "$name" "$name")" ]
+  "$STUB_BIN/zfs" set keystatus=unavailable "$name"
+  : >"$STUB_LOG"
+  run -0 "$DATASETS_SCRIPT" --dry-run
+  [ -z "$(changing_calls)" ]
+  [[ $output == *"would run: zfs load-key $name"* ]]
 }

@@ -30,7 +30,7 @@ if [[ -n ${FAKE_FAIL:-} && $line == $FAKE_FAIL ]]; then
 fi
 
 # FAKE_FAIL_AT=k: the k-th changing call of this state fails (fault injection by step)
-if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone|unmount))$ ]]; then
+if [[ -n ${FAKE_FAIL_AT:-} && "$cmd ${1:-}" =~ ^(zpool\ create|zfs\ (create|set|inherit|snapshot|destroy|clone|unmount|hold|release|receive|allow|unallow))$ ]]; then
   changes=0
   [[ ! -f $state/.changes ]] || read -r changes <"$state/.changes"
   changes=$((changes + 1))
@@ -194,6 +194,107 @@ destroy_snapshot() {
   rm -f "$f" "$REPLY"
 }
 
+# guid_of SNAPSHOT: its guid: the one it was received with (a guid= line of its properties),
+# else a number made of its name (two snapshots are "the same" only when received from one)
+guid_of() {
+  snap_props "$1"
+  value_in "$REPLY" guid
+  [[ -z $REPLY ]] || return 0
+  local sum
+  sum=$(cksum <<<"$1")
+  REPLY=${sum%% *}
+}
+
+# fake_send [-w] [-I @FROM] SNAPSHOT | -t TOKEN | -n -v -t TOKEN: a recognisable text stream
+# on stdout: a header (raw or not, the guid it starts from), then "snap NAME GUID CREATION"
+# lines, oldest first. A resume token is a file $state/tokens/TOKEN holding the send's
+# arguments (a suite writes one); -n -v prints what it would send, as OpenZFS does
+fake_send() {
+  local raw="" from="" to dry=0 token="" ds f n c r started=0 base="-"
+  while (($#)); do
+    case $1 in
+      -w) raw=raw ;;
+      -I) from=$2; shift ;;
+      -n) dry=1 ;;
+      -v) ;;
+      -t) token=$2; shift ;;
+      -*) echo "fake zfs send: unknown option $1" >&2; exit 2 ;;
+      *) to=$1 ;;
+    esac
+    shift
+  done
+  if [[ -n $token ]]; then
+    [[ -f $state/tokens/$token ]] || { echo "cannot resume send: invalid token" >&2; exit 1; }
+    read -r from to <"$state/tokens/$token"
+    [[ $from != - ]] || from=""
+    if ((dry)); then
+      printf 'resume token contents:\nnvlist version: 0\n\tobject = 0x1\n\ttoname = %s\n' "$to"
+      exit 0
+    fi
+  fi
+  snap_file "$to"
+  [[ -e $REPLY ]] || { echo "cannot open '$to': dataset does not exist" >&2; exit 1; }
+  ds=${to%@*}
+  if [[ -n $from ]]; then
+    snap_file "$ds$from"
+    [[ -e $REPLY ]] || { echo "cannot open '$ds$from': dataset does not exist" >&2; exit 1; }
+    guid_of "$ds$from"
+    base=$REPLY
+  fi
+  printf 'FAKE-ZFS-STREAM %s %s%s\n' "$base" "${raw:-plain}" "${token:+ resumed}"
+  while IFS=$'\t' read -r n _; do
+    if [[ -n $from && $started == 0 ]]; then
+      [[ $n == "$ds$from" ]] && started=1
+      continue
+    fi
+    if [[ -n $from || $n == "$to" ]]; then
+      snap_file "$n"
+      read -r c r <"$REPLY"
+      guid_of "$n"
+      printf 'snap %s %s %s\n' "${n#*@}" "$REPLY" "$c"
+    fi
+    [[ $n != "$to" ]] || break
+  done < <(list_snapshots "$ds")
+}
+
+# fake_receive -u [-s] DATASET: reads fake_send's stream: a full one makes DATASET (its parent
+# must exist, DATASET must not), an incremental one needs DATASET's newest snapshot to be the
+# stream's base. A resumed stream clears DATASET's receive_resume_token
+fake_receive() {
+  local target="" header base resumed word name guid created newest=""
+  while (($#)); do
+    case $1 in
+      -u | -s) ;;
+      -*) echo "fake zfs receive: unknown option $1" >&2; exit 2 ;;
+      *) target=$1 ;;
+    esac
+    shift
+  done
+  read -r header base _ resumed || { echo "cannot receive: failed to read from stream" >&2; exit 1; }
+  [[ $header == FAKE-ZFS-STREAM ]] || { echo "cannot receive: invalid stream (bad magic number)" >&2; exit 1; }
+  if [[ $base == - ]]; then
+    if [[ -z $resumed ]]; then
+      exists "$target" && { echo "cannot receive new filesystem stream: destination '$target' exists" >&2; exit 1; }
+      exists "${target%/*}" || { echo "cannot receive: parent of '$target' does not exist" >&2; exit 1; }
+      ds_file "$target"
+      : >"$REPLY"
+    fi
+  else
+    exists "$target" || { echo "cannot receive incremental stream: destination '$target' does not exist" >&2; exit 1; }
+    newest=$(list_snapshots "$target" | tail -n 1 | cut -f1)
+    [[ -n $newest ]] && guid_of "$newest" && [[ $REPLY == "$base" ]] ||
+      { echo "cannot receive incremental stream: most recent snapshot of $target does not match incremental source" >&2; exit 1; }
+  fi
+  while read -r word name guid created; do
+    [[ $word == snap ]] || { echo "cannot receive: invalid stream" >&2; exit 1; }
+    snap_file "$target@$name"
+    printf '%s 0\n' "$created" >"$REPLY"
+    snap_props "$target@$name"
+    printf 'guid=%s\n' "$guid" >"$REPLY"
+  done
+  [[ -z $resumed ]] || { ds_file "$target"; grep -v '^receive_resume_token=' "$REPLY" >"$REPLY.new" || true; mv "$REPLY.new" "$REPLY"; }
+}
+
 case "$cmd $*" in
   "zfs version"*)
     [[ -n ${FAKE_OPENZFS:-} ]] || { echo "unrecognized command 'version'" >&2; exit 2; }
@@ -266,7 +367,72 @@ case "$cmd $*" in
     else
       destroy_snapshot "$target"
     fi ;;
-  "zfs hold "*) snap_file "$3"; read -r c r <"$REPLY"; echo "$c $((r + 1))" >"$REPLY" ;;
+  "zfs hold "* | "zfs release "*)
+    # holds by tag ($state/holds/<snapshot>: one tag a line), counted in the snapshot's userrefs
+    snap_file "$3"
+    f=$REPLY
+    [[ -e $f ]] || { echo "cannot $1 snapshot '$3': dataset does not exist" >&2; exit 1; }
+    mkdir -p "$state/holds"
+    tags=$state/holds/${3//\//%}
+    held=0
+    [[ -f $tags ]] && grep -qxF -- "$2" "$tags" && held=1
+    read -r c r <"$f"
+    if [[ $1 == hold ]]; then
+      ((!held)) || { echo "cannot hold snapshot '$3': tag already exists on this dataset" >&2; exit 1; }
+      echo "$2" >>"$tags"
+      echo "$c $((r + 1))" >"$f"
+    else
+      ((held)) || { echo "cannot release '$2' from snapshot '$3': no such tag on this dataset" >&2; exit 1; }
+      grep -vxF -- "$2" "$tags" >"$tags.new" || true
+      mv "$tags.new" "$tags"
+      [[ -s $tags ]] || rm -f "$tags"
+      echo "$c $((r - 1))" >"$f"
+    fi ;;
+  "zfs allow -u "* | "zfs unallow -u "*)
+    # delegated permissions: an allow:USER=PERMISSIONS line of the dataset
+    exists "$5" || { echo "cannot open '$5': dataset does not exist" >&2; exit 1; }
+    if [[ $1 == allow ]]; then
+      set_prop "allow:$3=$4" "$5"
+    else
+      ds_file "$5"
+      grep -v "^allow:$3=" "$REPLY" >"$REPLY.new" || true
+      mv "$REPLY.new" "$REPLY"
+    fi ;;
+  "zfs get -H -p -o name,property,value "*@*)
+    # snapshot_table's question: NAME<TAB>PROPERTY<TAB>VALUE for each snapshot and property
+    IFS=, read -r -a wanted <<<"$6"
+    shift 6
+    for snapshot in "$@"; do
+      snap_file "$snapshot"
+      [[ -e $REPLY ]] || { echo "cannot open '$snapshot': dataset does not exist" >&2; exit 1; }
+      read -r c r <"$REPLY"
+      for property in "${wanted[@]}"; do
+        case $property in
+          creation) value=$c ;;
+          userrefs) value=$r ;;
+          guid) guid_of "$snapshot"; value=$REPLY ;;
+          *) snap_props "$snapshot"; value_in "$REPLY" "$property"; value=${REPLY:--} ;;
+        esac
+        printf '%s\t%s\t%s\n' "$snapshot" "$property" "$value"
+      done
+    done ;;
+  "zfs list -H -o origin -t filesystem -r "*)
+    for f in "$state/ds"/*; do
+      value_in "$f" origin
+      echo "${REPLY:--}"
+    done ;;
+  "zfs set "*@*)
+    snap_file "$3"
+    [[ -e $REPLY ]] || { echo "cannot open '$3': dataset does not exist" >&2; exit 1; }
+    snap_props "$3"
+    props_file=$REPLY
+    kept=()
+    if [[ -f $props_file ]]; then
+      while IFS= read -r l; do [[ $l == "${2%%=*}="* ]] || kept+=("$l"); done <"$props_file"
+    fi
+    printf '%s\n' "${kept[@]}" "$2" | grep -v '^$' >"$props_file" || true ;;
+  "zfs send "*) shift; fake_send "$@" ;;
+  "zfs receive "* | "zfs recv "*) shift; fake_receive "$@" ;;
   "zfs get -H -p -o value creation "*) snap_file "$7"; read -r c _ <"$REPLY"; echo "$c" ;;
   "zfs clone "*)
     shift
@@ -324,6 +490,8 @@ case "$cmd $*" in
     set_prop "$2" "$3"
     fake_mount "$3" "${2#*=}" ;;
   "zfs set "*) exists "$3" || exit 1; set_prop "$2" "$3" ;;
+  "zfs load-key "*) exists "$2" || exit 1; set_prop keystatus=available "$2" ;;
+  "zfs mount "*) exists "$2" || exit 1 ;;
   "zfs get -H -p -o value available "*) exists "$7" || exit 1; echo "${FAKE_AVAILABLE:-1000000000000}" ;;
   "zfs inherit "*)
     # a user property set locally goes (the fake has no inheritance from parents)

@@ -29,7 +29,8 @@ drifted_pool() {
 }
 
 @test "faults: the datasets script, failing at each change, stops and then completes on a re-run" {
-  each_fault make_pool "$(script_of datasets)" --yes
+  # with encryption: file, a copy of the script reading its keys in the world (test_helper.bash)
+  each_fault make_pool "$(encrypted_copy "$(script_of datasets)")" --yes
 }
 
 @test "faults: the NFS exports script, failing at each change, stops and then completes on a re-run" {
@@ -45,6 +46,13 @@ drifted_pool() {
     mkdir -p "$SANDBOX/arch" "$SANDBOX/etc"
     # an exports file of the host's own: kept, and backed up on the first change
     printf '/srv/other 10.0.0.9(ro)\n' >"$SANDBOX/etc/exports"
+    if [[ $(query "len([d for d in facts['datasets'] if d['nfs_clients']])") == 0 ]]; then
+      # a host that exports nothing (every cluster on archive.method standby, a replica): the
+      # block an earlier bundle wrote is what it changes, taking it out
+      printf '# BEGIN pitr-bundle %s\n%s/pg1 10.0.0.1(rw,no_root_squash,sync)\n# END pitr-bundle %s\n' \
+        "$(query "m['host']")" "$SANDBOX/arch" "$(query "m['host']")" >>"$SANDBOX/etc/exports"
+      cp "$SANDBOX/etc/exports" "$SANDBOX/.kernel-exports"
+    fi
   }
   each_fault nfs_world "$(rebase "$(script_of nfs-exports)" ARCHIVE_ROOT="$SANDBOX/arch" \
     EXPORTS_FILE="$EXPORTS_FILE" PORTS_FILE="$SANDBOX/etc/nfs.conf.d/pitr-bundle.conf")"
@@ -149,4 +157,65 @@ drifted_pool() {
   fault_point systemctl 'disable*'
   fault_point "$SANDBOX/pgbin/pg_ctl" 'restart*'
   each_fault a_primary_world "$(remove_script)" --restart --yes
+}
+
+@test "faults: the replica send command's confirm, failing at each change, stops and then completes on a re-run" {
+  load replica_world
+  replica_scripts
+  need SEND "replica send command (role replica-send)"
+  send_world
+  # the hold of the newest, then the release of the previous one
+  confirmed_world() {
+    source_world "$SEND"
+    "$CMD" --request "confirm $CLUSTER_DS ${PREFIX}20261207T100000Z" 2>/dev/null
+  }
+  each_fault confirmed_world "$CMD" --request "confirm $CLUSTER_DS ${PREFIX}20261207T110000Z"
+}
+
+@test "faults: the replica sender setup, failing at each change, stops and then completes on a re-run" {
+  load replica_world
+  replica_scripts
+  sender_world
+  fault_point useradd
+  fault_point usermod
+  fault_point install
+  each_fault sender_files "$SCRIPT" --public-key "$PUB"
+}
+
+@test "faults: the replica key script, failing at each change, stops and then completes on a re-run" {
+  load replica_world
+  replica_scripts
+  key_world
+  fault_point ssh-keygen
+  fault_point install
+  fault_point mv "*known_hosts*"
+  each_fault key_files "$SCRIPT" --source-host-key "$HOSTKEY"
+}
+
+@test "faults: the replication installer, failing at each change, stops and then completes on a re-run" {
+  load replica_world
+  need_role replicate-install
+  fake_ownership
+  fault_point install
+  no_world() { :; }
+  each_fault no_world "$(rebase_installer "$(script_of replicate-install)" REPLICATE_SCRIPT="$SANDBOX/sbin/pitr-replicate" \
+    CRON_FILE="$SANDBOX/cron.d/pitr-replicate")"
+}
+
+@test "faults: the replication script, failing at each change, stops and then completes on a re-run" {
+  load replica_world
+  replica_scripts
+  # small keep counts: the run prunes too
+  replica_world KEEP_HOURLY=1 KEEP_DAILY=0 KEEP_WEEKLY=0 KEEP_MONTHLY=0 KEEP_YEARLY=0
+  local cluster
+  cluster=$(awk -F '\t' -v s="$CLUSTER_DS" '$3 == s { print $1 }' <<<"$COPIES")
+  # pulled once; since then a snapshot of the cluster an hour later (the next run: a new
+  # archive snapshot, two incremental receives, holds moved, the older ones pruned)
+  pulled_world() {
+    replica_zfs
+    "$SCRIPT" --cluster "$cluster" >/dev/null 2>&1
+    set_clock "2026-12-07 13:00:30"
+    "$STUB_BIN/zfs" snapshot "$CLUSTER_DS@${PREFIX}20261207T130000Z"
+  }
+  each_fault pulled_world "$SCRIPT" --cluster "$cluster"
 }

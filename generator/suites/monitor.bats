@@ -10,6 +10,7 @@ setup() {
   POOL=$(query "facts['pool']['name']")
   # the check is installed, not run from the bundle (no run order); its installer has one
   CHECK=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is None][0]")
+  BUNDLE_CHECK=$CHECK # the bundle's own, which the installer installs
   INSTALLER=$BUNDLE/$(query "[f['path'] for f in m['files'] if f['role'] == 'monitor' and f['order'] is not None][0]")
   # a scrub that found nothing, finished an hour ago
   scrub_on openzfs_done "$(($(date +%s) - 3600))" >"$SANDBOX/zpool-status"
@@ -17,6 +18,20 @@ setup() {
   stub pgrep 'exit 1'
   ARCHIVE_DATASET=$(query "[d['name'] for d in facts['datasets'] if d['mountpoint'] == facts['archive_root']][0]")
   archive_used 10
+  # a replica's check also reads its pulls (replica.bats tests that part): here each copied
+  # dataset pulled a minute ago, so that the pool's tests see the pool alone
+  if grep -q '^readonly REPLICA_STATE=' "$CHECK"; then
+    CHECK=$(rebase "$CHECK" REPLICA_STATE="$SANDBOX/replica.state")
+    local copy
+    for copy in $(awk '$1 == "check_replica" { print $2 }' "$CHECK"); do
+      printf '%s\tok\t%s\tpitr-x\t%s\n' "$copy" "$(date +%s)" "$(($(date +%s) - 60))"
+    done >"$SANDBOX/replica.state"
+  fi
+}
+
+# needs_clusters: the cluster tests need a cluster of the host's own (a replica has none)
+needs_clusters() {
+  [[ $(query "len(facts['clusters'])") -gt 0 ]] || skip "no cluster of this host's own (a replica host)"
 }
 
 # pool_answers FORMAT: zpool list prints FORMAT (printf: health, capacity), zpool status the
@@ -45,6 +60,7 @@ fi"
 # a_cluster_world: the first cluster's standby running with its receiver, fresh WAL, a fresh
 # archive day folder, a fresh snapshot and a successful drill, all inside the sandbox
 a_cluster_world() {
+  needs_clusters
   CLUSTER=$(cluster_fact "['name']")
   PGDATA=$SANDBOX/pgdata ARCHIVE=$SANDBOX/arch STATE=$SANDBOX/drill.state
   local wal_dir
@@ -107,6 +123,7 @@ teardown() {
 }
 
 @test "monitor: one status line with perfdata, CRITICAL naming each cluster whose standby is down" {
+  needs_clusters
   run -2 "$CHECK"
   [ "${#lines[@]}" -eq 1 ]
   [[ $output == "PITR CRITICAL - "*" | "* ]]
@@ -163,10 +180,10 @@ teardown() {
   installer=$(rebase_installer "$INSTALLER" CHECK="$SANDBOX/pitr-check" SUDOERS_FILE="$SANDBOX/sudoers" \
     "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")
   run -0 "$installer" --dry-run
-  [[ $output == *"would install the bundle's ${CHECK#"$BUNDLE"/} as $SANDBOX/pitr-check"* ]]
+  [[ $output == *"would install the bundle's ${BUNDLE_CHECK#"$BUNDLE"/} as $SANDBOX/pitr-check"* ]]
   [ ! -e "$SANDBOX/pitr-check" ]
   run -0 "$installer"
-  cmp "$SANDBOX/pitr-check" "$CHECK"
+  cmp "$SANDBOX/pitr-check" "$BUNDLE_CHECK"
   [ "$(stat -c '%U %a' "$SANDBOX/pitr-check")" = "root 755" ]
   : >"$STUB_LOG"
   run -0 "$installer"
@@ -178,7 +195,7 @@ teardown() {
   fake_ownership
   stub visudo 'exit 0'
   copy=$(bundle_copy)
-  relative=${CHECK#"$BUNDLE"/}
+  relative=${BUNDLE_CHECK#"$BUNDLE"/}
   installer=$(rebase_installer "$copy/${INSTALLER#"$BUNDLE"/}" CHECK="$SANDBOX/pitr-check" \
     SUDOERS_FILE="$SANDBOX/sudoers" "?SCRUB_CRON=$SANDBOX/cron.d/pitr-bundle-scrub")
   printf '\n' >>"$copy/$relative"

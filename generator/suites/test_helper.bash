@@ -262,7 +262,7 @@ while (($#)); do
 done
 target=${args[${#args[@]}-1]}
 case $target in "$SANDBOX"/*) ;; *) echo "install outside the sandbox: $target" >&2; exit 99 ;; esac
-/usr/bin/install "${args[@]}"
+/usr/bin/install "${args[@]}" || exit  # a failed install fails, as the real one
 printf "%s\t%s %s %s\n" "$target" "$owner" "$group" "$((8#${mode:-755}))" >>"$SANDBOX/.owners"'
   # shellcheck disable=SC2016 # the quoted text is the stub's own code, expanded when it runs
   stub stat '
@@ -833,4 +833,24 @@ DATE
 # advance SECONDS: move the clock of set_clock on
 advance() {
   echo $(($(<"$SANDBOX/.now") + $1)) >"$SANDBOX/.now"
+}
+
+# encrypted_copy SCRIPT: with encryption key: file, a copy of the script whose key folder is
+# $PITR_WORLD/keys, holding a good key per cluster (root's, 0400, 32 bytes); else SCRIPT
+encrypted_copy() {
+  local key_dir
+  key_dir=$(query "(facts['encryption'] or {}).get('key_dir') or ''")
+  if [[ -z $key_dir || $(query "facts['encryption']['key']") != file ]]; then
+    printf '%s\n' "$1"
+    return 0
+  fi
+  mkdir -p "$PITR_WORLD/keys"
+  sed "s#$key_dir/#$PITR_WORLD/keys/#g" "$1" >"$PITR_WORLD/datasets.sh"
+  chmod +x "$PITR_WORLD/datasets.sh"
+  local cluster
+  for cluster in $(query "' '.join(c['name'] for c in facts['clusters'])"); do
+    head -c 32 /dev/urandom >"$PITR_WORLD/keys/$cluster.key"
+    chmod 0400 "$PITR_WORLD/keys/$cluster.key"
+  done
+  printf '%s\n' "$PITR_WORLD/datasets.sh"
 }

@@ -67,7 +67,20 @@ pool_part() {
   runs host/10-pool.sh --yes
   after=$(zpool history "$POOL")
   check "second pool run: zpool history unchanged" test "$before" = "$after"
+  # encryption (the spec's encryption: {key: file}): refused until the key file is there
+  local rc=0
+  "$B/host/20-datasets.sh" >/ci/last.out 2>&1 || rc=$?
+  sed 's/^/    /' /ci/last.out >&2
+  check "encryption: refused without the key file, nothing created" \
+    bash -c "((rc = $rc, rc == 3)) && ! zfs list $POOL/$CLUSTER >/dev/null 2>&1"
+  install -d -m 0700 /etc/pitr-bundle/keys
+  head -c 32 /dev/urandom >"/etc/pitr-bundle/keys/$CLUSTER.key"
+  chmod 0400 "/etc/pitr-bundle/keys/$CLUSTER.key"
   runs host/20-datasets.sh || return
+  for ds in "$CLUSTER" "pg_arch/$CLUSTER"; do
+    check "encryption: $POOL/$ds aes-256-gcm, key available" \
+      test "$(zfs get -H -o value encryption,keystatus "$POOL/$ds" | tr '\n' ' ')" = "aes-256-gcm available "
+  done
   local ds
   for ds in pg_home pg_arch pg_log "$CLUSTER" "pg_arch/$CLUSTER"; do
     check "$POOL/$ds mounted" test "$(zfs get -H -o value mounted "$POOL/$ds")" = yes

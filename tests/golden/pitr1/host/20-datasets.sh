@@ -215,15 +215,24 @@ UNCHANGED=0
 MIGRATED=0
 LEFT_OVER=0
 
-# ensure_dataset NAME MOUNTPOINT [PROPERTY=VALUE...]
+# create_args NAME MOUNTPOINT [PROPERTY=VALUE | create:PROPERTY=VALUE...]: ARGS, the zfs create
+# of NAME at MOUNTPOINT with every property (create: marks one ZFS takes only there, encryption)
+create_args() {
+  local name=$1 mountpoint=$2 property
+  shift 2
+  # -p: a cluster dataset may sit deeper than the pool root (zp1/<folder>/<cluster>)
+  ARGS=(zfs create -p -o "mountpoint=$mountpoint")
+  for property in "$@"; do ARGS+=(-o "${property#create:}"); done
+  ARGS+=("$name")
+}
+
+# ensure_dataset NAME MOUNTPOINT [PROPERTY=VALUE | create:PROPERTY=VALUE...]
 ensure_dataset() {
   local name=$1 mountpoint=$2
   shift 2
   if ! dataset_exists "$name"; then
-    # -p: a cluster dataset may sit deeper than the pool root (zp1/<folder>/<cluster>)
-    local args=(zfs create -p -o "mountpoint=$mountpoint") property
-    for property in "$@"; do args+=(-o "$property"); done
-    run "${args[@]}" "$name"
+    create_args "$name" "$mountpoint" "$@"
+    run "${ARGS[@]}"
     info "$name: created at $mountpoint"
     CREATED=$((CREATED + 1))
     return 0
@@ -235,7 +244,14 @@ ensure_dataset() {
     run zfs set "mountpoint=$mountpoint" "$name"
     changes=$((changes + 1))
   fi
+  if [[ $(zfs get -H -o value keystatus "$name" 2>/dev/null) == unavailable ]]; then
+    # an encrypted dataset after a boot whose key was not loaded (key: prompt asks here)
+    run zfs load-key "$name"
+    run zfs mount "$name"
+    changes=$((changes + 1))
+  fi
   for property in "$@"; do
+    [[ $property != create:* ]] || continue # given when it was made; checked by check_encryption
     current=$(zfs get -H -o value "${property%%=*}" "$name")
     if [[ $current != "${property#*=}" ]]; then
       run zfs set "$property" "$name"
@@ -487,9 +503,8 @@ migrate_archive() {
     mountpoint=$(zfs get -H -o value mountpoint "$ARCH_DS")
     info "$ARCH_DS: already present at $mountpoint"
   else
-    local args=(zfs create -p -o "mountpoint=$ARCH_TEMP") property
-    for property in "$@"; do args+=(-o "$property"); done
-    run "${args[@]}" "$ARCH_DS"
+    create_args "$ARCH_DS" "$ARCH_TEMP" "$@"
+    run "${ARGS[@]}"
     mountpoint=$ARCH_TEMP
   fi
   if [[ $mountpoint == "$ARCH_TEMP" ]]; then
@@ -537,6 +552,7 @@ ensure_archive() {
 }
 
 declare -A ARCHIVE_STATE=()
+
 
 # check_archives MIGRATE...: every cluster's archive state into ARCHIVE_STATE; refuses (nothing
 # changed) an archive that is a folder (or a migration stopped half-way) when no archive is

@@ -674,8 +674,17 @@ short() {
   date -u -d "@$1" '+%F %T UTC'
 }
 
+# print_lines LABEL TEXT: each line of TEXT as "  LABEL: line" (a problem, what could not be
+# read, a note)
+print_lines() {
+  local line
+  while IFS= read -r line; do
+    [[ -z $line ]] || printf '  %s: %s\n' "$1" "$line"
+  done <<<"$2"
+}
+
 print_text() {
-  local c line range snaps archive replay drill
+  local c range snaps archive replay drill
   for c in "${CLUSTERS[@]}"; do
     if [[ -n ${F[$c.oldest_epoch]:-} && -n ${F[$c.newest_epoch]:-} ]]; then
       range="restorable $(short "${F[$c.oldest_epoch]}") to $(short "${F[$c.newest_epoch]}")"
@@ -697,15 +706,9 @@ print_text() {
     drill="drill ${F[$c.drill_result]:-?}"
     [[ -z ${F[$c.drill_epoch]:-} ]] || drill+=" $(age "${F[$c.drill_epoch]}")"
     printf '%s: %s; %s; %s; %s; %s\n' "$c" "$range" "$snaps" "$archive" "$replay" "$drill"
-    while IFS= read -r line; do
-      [[ -z $line ]] || printf '  problem: %s\n' "$line"
-    done <<<"${F[$c.problems]:-}"
-    while IFS= read -r line; do
-      [[ -z $line ]] || printf '  unavailable: %s\n' "$line"
-    done <<<"${F[$c.unavailable]:-}"
-    while IFS= read -r line; do
-      [[ -z $line ]] || printf '  note: %s\n' "$line"
-    done <<<"${F[$c.notes]:-}"
+    print_lines problem "${F[$c.problems]:-}"
+    print_lines unavailable "${F[$c.unavailable]:-}"
+    print_lines note "${F[$c.notes]:-}"
   done
 }
 
@@ -801,7 +804,7 @@ main() {
     found=1
     collect pg168121 17 zp1/pg168121 pitr- /pg_arch/pg168121/arch /pg_home/pg168121/pgsql /pg168121/pg_root 0 pg168121 19212 $'select pg_is_in_recovery(), coalesce(pg_last_wal_receive_lsn()::text, \'\'), coalesce(pg_last_wal_replay_lsn()::text, \'\'), coalesce(extract(epoch from pg_last_xact_replay_timestamp())::text, \'\')' /var/lib/pitr-bundle/drill-pg168121.state
   fi
-  ((found)) || usage_error "no cluster named $only"
+  [[ -z $only ]] || ((found)) || usage_error "no cluster named $only"
   case $format in
     json) print_json ;;
     text) print_text ;;

@@ -193,6 +193,82 @@ as_user() {
       LD_LIBRARY_PATH="$PGHOME/lib" PATH="$PGHOME/bin:$PATH" "$@"
   fi
 }
+# retention_plan OURS SNAPSHOTS ORIGINS: "keep|prune<TAB>name<TAB>why" for each snapshot named
+# OURS<UTC time> (OURS: dataset@prefix), by the keep counts KEEP_HOURLY ... KEEP_YEARLY.
+# SNAPSHOTS: `name<TAB>userrefs` lines, oldest first; ORIGINS: one clone origin per line.
+retention_plan() {
+  awk -F '\t' -v ours="$1" -v kh="$KEEP_HOURLY" -v kd="$KEEP_DAILY" \
+    -v kw="$KEEP_WEEKLY" -v km="$KEEP_MONTHLY" -v ky="$KEEP_YEARLY" '
+    # days since 1970-01-01 of a civil date (H. Hinnant): ISO weeks without a date command
+    function days(y, m, d,   era, yoe, doy, doe) {
+      y -= (m <= 2)
+      era = int((y >= 0 ? y : y - 399) / 400)
+      yoe = y - era * 400
+      doy = int((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
+      doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy
+      return era * 146097 + doe - 719468
+    }
+    # (not FNR == NR: with no clones at all that would swallow the snapshot list)
+    FILENAME == ARGV[1] { cloned[$1] = 1; next }
+    {
+      if (index($1, ours) != 1) next
+      stamp = substr($1, length(ours) + 1)
+      if (length(stamp) != 16 || stamp !~ /^[0-9]+T[0-9]+Z$/) next
+      n++; name[n] = $1; refs[n] = $2; st[n] = stamp
+    }
+    END {
+      split("hourly daily weekly monthly yearly", period, " ")
+      limit["hourly"] = kh; limit["daily"] = kd; limit["weekly"] = kw
+      limit["monthly"] = km; limit["yearly"] = ky
+      for (i = n; i >= 1; i--) {
+        s = st[i]; y = substr(s, 1, 4); mo = substr(s, 5, 2); d = substr(s, 7, 2)
+        key["hourly"] = substr(s, 1, 8) substr(s, 10, 2)
+        key["daily"] = substr(s, 1, 8)
+        key["weekly"] = int((days(y + 0, mo + 0, d + 0) + 3) / 7)
+        key["monthly"] = substr(s, 1, 6)
+        key["yearly"] = y
+        why = ""
+        if (i == n) why = "newest"
+        for (p = 1; p <= 5; p++) {
+          per = period[p]
+          if (key[per] != last[per] && taken[per] < limit[per]) {
+            taken[per]++
+            why = why (why == "" ? "" : ",") per
+          }
+          last[per] = key[per]
+        }
+        if (name[i] in cloned) why = why (why == "" ? "" : ",") "has a clone"
+        if (refs[i] + 0 > 0) why = why (why == "" ? "" : ",") "held"
+        out[i] = (why == "" ? "prune\t" name[i] "\t-" : "keep\t" name[i] "\t" why)
+      }
+      for (i = 1; i <= n; i++) print out[i]
+    }' "$3" "$2"
+}
+
+# destroy_snapshots DATASET NAME...: our pruned snapshots of DATASET
+destroy_snapshots() {
+  local dataset=$1
+  shift
+  local -a names=("$@")
+  (("${#names[@]}")) || return 0
+  if zfs version >/dev/null 2>&1; then
+    # OpenZFS: one destroy for many snapshots (dataset@a,b,c), in batches for ARG_MAX
+    local start list name
+    for ((start = 0; start < ${#names[@]}; start += DESTROY_BATCH)); do
+      list=""
+      for name in "${names[@]:start:DESTROY_BATCH}"; do
+        list+=${list:+,}${name#*@}
+      done
+      run zfs destroy -d "$dataset@$list"
+    done
+  else
+    # older ZFS (zfs-fuse, ZoL 0.6) has no comma lists
+    for name in "${names[@]}"; do
+      run zfs destroy -d "$name"
+    done
+  fi
+}
+
 
 readonly DATASET=zp1/pg168121
 readonly ARCHIVE_DATASET=zp1/pg_arch/pg168121 ARCHIVE_KEEP=2
@@ -340,57 +416,6 @@ read_properties() {
   [[ $TLI =~ ^[0-9]{1,9}$ ]] || die "pg_controldata gave no timeline for $PGDATA"
 }
 
-# retention_plan SNAPSHOTS ORIGINS: "keep|prune<TAB>name<TAB>why" for each of our snapshots.
-# SNAPSHOTS: `name<TAB>userrefs` lines, oldest first; ORIGINS: one clone origin per line.
-retention_plan() {
-  awk -F '\t' -v ours="$DATASET@$PREFIX" -v kh="$KEEP_HOURLY" -v kd="$KEEP_DAILY" \
-    -v kw="$KEEP_WEEKLY" -v km="$KEEP_MONTHLY" -v ky="$KEEP_YEARLY" '
-    # days since 1970-01-01 of a civil date (H. Hinnant): ISO weeks without a date command
-    function days(y, m, d,   era, yoe, doy, doe) {
-      y -= (m <= 2)
-      era = int((y >= 0 ? y : y - 399) / 400)
-      yoe = y - era * 400
-      doy = int((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
-      doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy
-      return era * 146097 + doe - 719468
-    }
-    # (not FNR == NR: with no clones at all that would swallow the snapshot list)
-    FILENAME == ARGV[1] { cloned[$1] = 1; next }
-    {
-      if (index($1, ours) != 1) next
-      stamp = substr($1, length(ours) + 1)
-      if (length(stamp) != 16 || stamp !~ /^[0-9]+T[0-9]+Z$/) next
-      n++; name[n] = $1; refs[n] = $2; st[n] = stamp
-    }
-    END {
-      split("hourly daily weekly monthly yearly", period, " ")
-      limit["hourly"] = kh; limit["daily"] = kd; limit["weekly"] = kw
-      limit["monthly"] = km; limit["yearly"] = ky
-      for (i = n; i >= 1; i--) {
-        s = st[i]; y = substr(s, 1, 4); mo = substr(s, 5, 2); d = substr(s, 7, 2)
-        key["hourly"] = substr(s, 1, 8) substr(s, 10, 2)
-        key["daily"] = substr(s, 1, 8)
-        key["weekly"] = int((days(y + 0, mo + 0, d + 0) + 3) / 7)
-        key["monthly"] = substr(s, 1, 6)
-        key["yearly"] = y
-        why = ""
-        if (i == n) why = "newest"
-        for (p = 1; p <= 5; p++) {
-          per = period[p]
-          if (key[per] != last[per] && taken[per] < limit[per]) {
-            taken[per]++
-            why = why (why == "" ? "" : ",") per
-          }
-          last[per] = key[per]
-        }
-        if (name[i] in cloned) why = why (why == "" ? "" : ",") "has a clone"
-        if (refs[i] + 0 > 0) why = why (why == "" ? "" : ",") "held"
-        out[i] = (why == "" ? "prune\t" name[i] "\t-" : "keep\t" name[i] "\t" why)
-      }
-      for (i = 1; i <= n; i++) print out[i]
-    }' "$2" "$1"
-}
-
 # archive_plan SNAPSHOTS ORIGINS: "keep|prune<TAB>name<TAB>why" for each of our snapshots of the
 # archive dataset: the newest ARCHIVE_KEEP, and any with a clone or a hold (a replica's base)
 archive_plan() {
@@ -426,30 +451,6 @@ take_snapshots() {
     run zfs snapshot "$@" "$DATASET@$name"
     run zfs snapshot "$@" "$ARCHIVE_DATASET@$name"
     ARCHIVE_HOW="right after it (this zfs takes one snapshot a call)"
-  fi
-}
-
-# destroy_snapshots DATASET NAME...: our pruned snapshots of DATASET
-destroy_snapshots() {
-  local dataset=$1
-  shift
-  local -a names=("$@")
-  (("${#names[@]}")) || return 0
-  if zfs version >/dev/null 2>&1; then
-    # OpenZFS: one destroy for many snapshots (dataset@a,b,c), in batches for ARG_MAX
-    local start list name
-    for ((start = 0; start < ${#names[@]}; start += DESTROY_BATCH)); do
-      list=""
-      for name in "${names[@]:start:DESTROY_BATCH}"; do
-        list+=${list:+,}${name#*@}
-      done
-      run zfs destroy -d "$dataset@$list"
-    done
-  else
-    # older ZFS (zfs-fuse, ZoL 0.6) has no comma lists
-    for name in "${names[@]}"; do
-      run zfs destroy -d "$name"
-    done
   fi
 }
 
@@ -511,7 +512,7 @@ main() {
     printf '%s\t0\n' "$snapshot" >>"$listing"
   fi
   zfs list -H -t filesystem,volume -o origin -r "$POOL" | grep -v '^-$' >"$origins" || true
-  plan=$(retention_plan "$listing" "$origins")
+  plan=$(retention_plan "$DATASET@$PREFIX" "$listing" "$origins")
   local line action name why kept=0
   local -a doomed=()
   while IFS=$'\t' read -r action name why; do
